@@ -1,1 +1,21 @@
-//! placeholder
+//! zygote-monitor: the tiny per-task process that outlives the daemon.
+//!
+//! Each task gets one monitor (in the spirit of CRI-O's conmon). It is
+//! single-threaded, so it may clone the container; it is a subreaper, so
+//! it reaps the container and every process exec'd into it; it writes
+//! every exit status to disk before telling anyone; and it keeps a
+//! duplicate of each containerd connection that carried a request for its
+//! task, so killing or upgrading the daemon never closes containerd's
+//! connection (which containerd 1.6/1.7 would take as "the shim died").
+//!
+//! Modules: [`proto`] is the daemon↔monitor wire protocol, [`state`] the
+//! files on disk, [`stdio`] containerd's stdio URIs, [`pump`] the copy loops,
+//! [`monitor`] the event loop itself.
+
+pub mod monitor;
+pub mod proto;
+pub mod pump;
+pub mod state;
+pub mod stdio;
+
+pub use monitor::run;

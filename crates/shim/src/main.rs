@@ -1,1 +1,59 @@
-fn main() {}
+//! `containerd-shim-zygote-v1`, runtime type `io.containerd.zygote.v1`.
+//!
+//! Four modes, one binary:
+//! * `start` / `delete` (containerd's shim protocol, parsed by the
+//!   `containerd-shim` crate): see [`shim`].
+//! * `__daemon <dir>`: the per-node daemon (`zygote-daemon`).
+//! * `__monitor <task dir>`: a per-task monitor (`zygote-monitor`); it is
+//!   dispatched before any thread exists, so it stays single-threaded.
+
+mod shim;
+
+use std::path::Path;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("__monitor") if args.len() == 3 => {
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter()).init();
+            std::process::exit(zygote_monitor::run(Path::new(&args[2])));
+        }
+        Some("__daemon") if args.len() == 3 => std::process::exit(daemon(Path::new(&args[2]))),
+        _ => shim::main(),
+    }
+}
+
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("ZYGOTE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+fn daemon(dir: &Path) -> i32 {
+    let _ = nix::unistd::setsid();
+    let _ = std::fs::create_dir_all(dir);
+    let log = match std::fs::OpenOptions::new().create(true).append(true).open(zygote_daemon::paths::log(dir)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("zygote daemon: cannot open log in {}: {e}", dir.display());
+            return 1;
+        }
+    };
+    tracing_subscriber::fmt().with_writer(std::sync::Mutex::new(log)).with_ansi(false).with_env_filter(filter()).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start tokio");
+            return 1;
+        }
+    };
+    match rt.block_on(zygote_daemon::run(dir)) {
+        Ok(zygote_daemon::Outcome::AlreadyRunning) => {
+            tracing::debug!("another daemon holds the lock");
+            0
+        }
+        Ok(zygote_daemon::Outcome::Stopped) => 0,
+        Err(e) => {
+            tracing::error!(error = %zygote_daemon::error::chain(&e), "daemon failed");
+            1
+        }
+    }
+}

@@ -1,1 +1,194 @@
-fn main() {}
+//! `bench`: zygote vs runc-v2 through a real containerd, interleaved.
+//!
+//! ```text
+//! bench --address <containerd.sock> --image <ref> --state-dir <ZYGOTE_STATE_DIR> [-n 30] [--tasks 10]
+//! ```
+//! Prints, for `ctr run --rm <image> /bin/true`: medians and p90 for each
+//! runtime (runs alternate so both see the same machine noise) and the
+//! ratio; the daemon's own Create→exec figures (from its timings.jsonl);
+//! the daemon's idle RSS and the memory each running task costs (daemon
+//! growth plus the task's monitor PSS), next to runc-v2's shim PSS.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+const RUNC: &str = "io.containerd.runc.v2";
+const ZYGOTE: &str = "io.containerd.zygote.v1";
+
+struct Args {
+    address: String,
+    image: String,
+    state_dir: PathBuf,
+    n: usize,
+    tasks: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args { address: String::new(), image: String::new(), state_dir: PathBuf::new(), n: 30, tasks: 10 };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().with_context(|| format!("{k} needs a value"));
+        match k.as_str() {
+            "--address" => a.address = v()?,
+            "--image" => a.image = v()?,
+            "--state-dir" => a.state_dir = v()?.into(),
+            "-n" => a.n = v()?.parse().context("-n")?,
+            "--tasks" => a.tasks = v()?.parse().context("--tasks")?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if a.address.is_empty() || a.image.is_empty() || a.state_dir.as_os_str().is_empty() {
+        bail!("usage: bench --address SOCK --image REF --state-dir DIR [-n N] [--tasks K]");
+    }
+    Ok(a)
+}
+
+fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
+    let out = Command::new("ctr").arg("--address").arg(&a.address).args(args).output().context("run ctr")?;
+    Ok(out)
+}
+
+fn run_true(a: &Args, runtime: &str, id: &str) -> Result<f64> {
+    let t = Instant::now();
+    let out = ctr(a, &["run", "--rm", "--runtime", runtime, &a.image, id, "/bin/true"])?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if !out.status.success() {
+        bail!("{runtime} run {id} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(ms)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[(((v.len() - 1) as f64) * p).round() as usize]
+}
+
+fn daemon_dir(state: &Path) -> Result<PathBuf> {
+    for e in std::fs::read_dir(state).with_context(|| format!("read {}", state.display()))? {
+        let p = e?.path();
+        if p.join("daemon.pid").exists() {
+            return Ok(p);
+        }
+    }
+    bail!("no running zygote daemon under {}", state.display())
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    field_kib(&s, key)
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    field_kib(&s, "Pss:")
+}
+
+fn field_kib(s: &str, key: &str) -> u64 {
+    s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Pids whose cmdline contains all of `needles`.
+fn pids_matching(needles: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if needles.iter().all(|n| cmd.contains(n)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn timings(dir: &Path, prefix: &str) -> Vec<(f64, f64, f64)> {
+    let s = std::fs::read_to_string(dir.join("timings.jsonl")).unwrap_or_default();
+    s.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["id"].as_str().is_some_and(|id| id.starts_with(prefix)))
+        .map(|v| {
+            let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN) / 1000.0;
+            (f("create_to_ready_us"), f("start_to_exec_us"), f("create_to_exec_us"))
+        })
+        .collect()
+}
+
+fn memory(a: &Args, dir: &Path) -> Result<()> {
+    let dpid: u32 = std::fs::read_to_string(dir.join("daemon.pid"))?.trim().parse()?;
+    let idle = status_kib(dpid, "VmRSS:");
+    let idle_pss = pss_kib(dpid);
+    let tag = format!("bm{}", std::process::id());
+    for rt in [ZYGOTE, RUNC] {
+        for i in 0..a.tasks {
+            let id = format!("{tag}-{}-{i}", if rt == RUNC { "r" } else { "z" });
+            let out = ctr(a, &["run", "-d", "--runtime", rt, &a.image, &id, "sleep", "600"])?;
+            if !out.status.success() {
+                bail!("start {id}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = status_kib(dpid, "VmRSS:");
+    let monitors: u64 = pids_matching(&["__monitor", &tag]).iter().map(|p| pss_kib(*p)).sum();
+    let shims: u64 = pids_matching(&["containerd-shim-runc-v2", &tag]).iter().map(|p| pss_kib(*p)).sum();
+    println!("\nmemory (KiB):");
+    println!("  zygote daemon idle: RSS {idle}, PSS {idle_pss}");
+    println!(
+        "  zygote per running task: daemon RSS growth {:.0} + monitor PSS {:.0} = {:.0}",
+        busy.saturating_sub(idle) as f64 / a.tasks as f64,
+        monitors as f64 / a.tasks as f64,
+        (busy.saturating_sub(idle) + monitors) as f64 / a.tasks as f64
+    );
+    println!("  runc-v2 per running task: shim PSS {:.0}", shims as f64 / a.tasks as f64);
+    for rt in ["r", "z"] {
+        for i in 0..a.tasks {
+            let id = format!("{tag}-{rt}-{i}");
+            let _ = ctr(a, &["task", "kill", "-s", "KILL", &id]);
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for rt in ["r", "z"] {
+        for i in 0..a.tasks {
+            let id = format!("{tag}-{rt}-{i}");
+            let _ = ctr(a, &["task", "delete", &id]);
+            let _ = ctr(a, &["container", "delete", &id]);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let a = parse_args()?;
+    let tag = format!("b{}", std::process::id());
+    // Warm-up: daemon start, page cache, snapshotter.
+    run_true(&a, ZYGOTE, &format!("{tag}-wz"))?;
+    run_true(&a, RUNC, &format!("{tag}-wr"))?;
+    let (mut z, mut r) = (Vec::new(), Vec::new());
+    for i in 0..a.n {
+        r.push(run_true(&a, RUNC, &format!("{tag}-r{i}"))?);
+        z.push(run_true(&a, ZYGOTE, &format!("{tag}-z{i}"))?);
+    }
+    let (rm, zm) = (pct(&mut r, 0.5), pct(&mut z, 0.5));
+    println!("ctr run --rm {} /bin/true, {} runs each, interleaved:", a.image, a.n);
+    println!("  runc-v2 : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
+    println!("  zygote  : median {zm:7.1} ms   p90 {:7.1} ms", pct(&mut z, 0.9));
+    println!("  ratio runc/zygote (median): {:.2}x", rm / zm);
+    let dir = daemon_dir(&a.state_dir)?;
+    let t = timings(&dir, &format!("{tag}-z"));
+    if !t.is_empty() {
+        let mut c: Vec<f64> = t.iter().map(|x| x.0).collect();
+        let mut s: Vec<f64> = t.iter().map(|x| x.1).collect();
+        let mut e: Vec<f64> = t.iter().map(|x| x.2).collect();
+        println!("shim-level (daemon timestamps, {} tasks):", t.len());
+        println!("  Create received -> container ready at exec barrier: median {:.2} ms", pct(&mut c, 0.5));
+        println!("  Start received -> user process exec'd:             median {:.2} ms", pct(&mut s, 0.5));
+        println!("  Create received -> user process exec'd:            median {:.2} ms (includes containerd's gap between Create and Start)", pct(&mut e, 0.5));
+    }
+    memory(&a, &dir)
+}

@@ -1,0 +1,112 @@
+//! Re-adoption: a restarted daemon takes over the tasks it finds on disk.
+//!
+//! For each `tasks/<id>/` it connects to the monitor's socket and asks for a
+//! snapshot; the reply carries the containerd connections the monitor kept
+//! open for us, and each is spliced into our own ttrpc server through a
+//! local connection, so containerd never noticed the daemon was gone.
+//! Exits that happened while no daemon ran are published now (once: the
+//! `exit-published` marker says whether the old daemon already did).
+
+use std::collections::HashSet;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use zygote_monitor::proto::{Reply, Request};
+use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
+use zygote_runtime::cgroups::Cgroup;
+
+use crate::daemon::Daemon;
+use crate::monitor_client::MonitorClient;
+use crate::paths;
+use crate::task::Task;
+
+impl Daemon {
+    pub async fn adopt_all(self: &Arc<Self>) {
+        let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else { return };
+        let mut seen = HashSet::new();
+        for e in entries.flatten() {
+            let dir = e.path();
+            match self.adopt_one(&dir, &mut seen).await {
+                Ok(()) => {}
+                Err(why) => warn!(dir = %dir.display(), why, "cannot adopt task"),
+            }
+        }
+    }
+
+    async fn adopt_one(self: &Arc<Self>, dir: &Path, seen: &mut HashSet<u64>) -> Result<(), String> {
+        let cfg: TaskConfig = match state::read(&dir.join(state::TASK_FILE)) {
+            Ok(c) => c,
+            Err(e) => {
+                // A Create that died half-way: nothing to serve, nothing to keep.
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(e.to_string());
+            }
+        };
+        let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| e.to_string())?;
+        let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| e.to_string())?;
+        let task = Arc::new(Task::new(cfg.clone(), dir.to_path_buf(), cgroup));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let snap: Snapshot = match MonitorClient::connect(&dir.join(state::MONITOR_SOCKET), tx).await {
+            Ok(m) => match m.call(&Request::Hello, &[]).await {
+                Ok((Reply::Snapshot { snapshot }, fds)) => {
+                    *task.monitor.lock().expect("monitor lock") = Some(m);
+                    for fd in fds {
+                        let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+                        task.adopted.lock().expect("adopted lock").insert(ino);
+                        if seen.insert(ino) {
+                            self.proxy(fd);
+                        }
+                    }
+                    snapshot
+                }
+                other => return Err(format!("unexpected hello reply {other:?}")),
+            },
+            Err(e) => {
+                warn!(id = %cfg.id, error = %e, "monitor unreachable; using its last state");
+                state::read(&dir.join(state::STATE_FILE)).map_err(|e| e.to_string())?
+            }
+        };
+        task.apply_snapshot(&snap);
+        let has_monitor = task.monitor().is_some();
+        self.tasks.write().expect("tasks lock").insert(cfg.id.clone(), task.clone());
+        if has_monitor {
+            self.watch(task.clone(), rx);
+        } else if snap.init.status != Status::Stopped {
+            let now = state::wall_ns();
+            task.update("", |p| {
+                p.state.status = Status::Stopped;
+                p.state.exit_status = Some(255);
+                p.state.exited_at_ns = Some(now);
+            });
+        }
+        let init = task.proc("").expect("init after snapshot");
+        if init.state.status == Status::Stopped && !dir.join(state::EXIT_PUBLISHED).exists() {
+            self.publish_exit(&task, None, init.state.pid, init.state.exit_status.unwrap_or(255), init.state.exited_at_ns.unwrap_or_else(state::wall_ns));
+        }
+        for (id, p) in &snap.execs {
+            if p.status == Status::Stopped {
+                self.publish_exit(&task, Some(id), p.pid, p.exit_status.unwrap_or(255), p.exited_at_ns.unwrap_or(0));
+            }
+        }
+        info!(id = %cfg.id, pid = init.state.pid, status = ?init.state.status, "adopted task");
+        Ok(())
+    }
+
+    /// Serves a containerd connection inherited from a previous daemon by
+    /// splicing it into a fresh connection to our own socket.
+    fn proxy(&self, fd: OwnedFd) {
+        let sock = paths::socket(&self.dir);
+        tokio::spawn(async move {
+            let std_stream = std::os::unix::net::UnixStream::from(fd);
+            if std_stream.set_nonblocking(true).is_err() {
+                return;
+            }
+            let Ok(mut outer) = tokio::net::UnixStream::from_std(std_stream) else { return };
+            let Ok(mut inner) = tokio::net::UnixStream::connect(&sock).await else { return };
+            let _ = tokio::io::copy_bidirectional(&mut outer, &mut inner).await;
+        });
+    }
+}

@@ -1,0 +1,305 @@
+//! Create, Start, Delete, State and Wait: the task lifecycle.
+//!
+//! The path of a Create: validate the id and `config.json`, mount the rootfs
+//! from the request, write `task.json`, spawn the monitor (which creates the
+//! cgroup and clones the container up to its exec barrier), record the
+//! result. Any failure undoes every earlier step before the error returns.
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim_protos::api::{
+    CreateTaskRequest, CreateTaskResponse, DeleteResponse, StateResponse, Status as ApiStatus, WaitResponse,
+};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecStarted, TaskIO, TaskStart};
+use containerd_shim_protos::topics;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use zygote_monitor::proto::{self, Reply, Request};
+use zygote_monitor::state::{self, ProcState, Status, StdioPaths, TaskConfig};
+use zygote_runtime::cgroups::Cgroup;
+use zygote_runtime::mounts::{self, RootfsMount};
+
+use crate::daemon::{timestamp, Daemon};
+use crate::error::DaemonError;
+use crate::monitor_client::{self, MonitorClient};
+use crate::paths;
+use crate::task::{ProcInfo, Task};
+
+/// Container ids become directory names: keep them boring.
+pub fn validate_id(id: &str) -> Result<(), DaemonError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(DaemonError::InvalidArgument(format!("invalid task id {id:?}: use letters, digits, '.', '_' and '-'")))
+    }
+}
+
+/// Removes a half-created task's leftovers.
+fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
+    if mounted {
+        if let Err(e) = mounts::unmount_rootfs(rootfs) {
+            warn!(rootfs = %rootfs.display(), error = %e, "cannot unmount rootfs");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+impl Daemon {
+    pub async fn create(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd) -> Result<CreateTaskResponse, DaemonError> {
+        let received = state::monotonic_ns();
+        validate_id(&req.id)?;
+        if !req.checkpoint.is_empty() {
+            return Err(DaemonError::Unimplemented("restoring from a checkpoint"));
+        }
+        if self.tasks.read().expect("tasks lock").contains_key(&req.id) || !self.creating.lock().expect("creating lock").insert(req.id.clone()) {
+            return Err(DaemonError::AlreadyExists(req.id.clone()));
+        }
+        let r = self.create_inner(req, namespace, conn, received).await;
+        self.creating.lock().expect("creating lock").remove(&req.id);
+        r
+    }
+
+    async fn create_inner(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd, received: i64) -> Result<CreateTaskResponse, DaemonError> {
+        let bundle = PathBuf::from(&req.bundle);
+        let spec = zygote_runtime::spec::load(&bundle)?;
+        let cgroup = Cgroup::from_spec(&spec, &req.id)?;
+        let dir = paths::task(&self.dir, &req.id);
+        let (rootfs, mounted) = if req.rootfs.is_empty() {
+            let r = zygote_runtime::spec::resolve_rootfs(&bundle, &spec);
+            if !r.is_dir() {
+                return Err(DaemonError::InvalidArgument(format!("rootfs {} does not exist", r.display())));
+            }
+            (r, false)
+        } else {
+            let target = bundle.join("rootfs");
+            std::fs::create_dir_all(&target).map_err(DaemonError::io(format!("create {}", target.display())))?;
+            let ms: Vec<RootfsMount> = req
+                .rootfs
+                .iter()
+                .map(|m| RootfsMount { fstype: m.type_.clone(), source: m.source.clone(), options: m.options.clone() })
+                .collect();
+            mounts::mount_rootfs(&ms, &target).map_err(|e| DaemonError::InvalidArgument(crate::error::chain(&e)))?;
+            (target, true)
+        };
+        let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+        let cfg = TaskConfig {
+            id: req.id.clone(),
+            namespace,
+            bundle,
+            rootfs: rootfs.clone(),
+            rootfs_mounted: mounted,
+            stdio: stdio.clone(),
+            ttrpc_address: self.ttrpc_address.clone(),
+            daemon_dir: self.dir.clone(),
+            exe: self.exe.clone(),
+        };
+        let spawned = self.spawn_monitor(&dir, &cfg).await;
+        let (client, rx, pid, at_ns) = match spawned {
+            Ok(x) => x,
+            Err(e) => {
+                undo(&dir, &rootfs, mounted);
+                return Err(e);
+            }
+        };
+        let task = Arc::new(Task::new(cfg, dir, cgroup));
+        *task.monitor.lock().expect("monitor lock") = Some(client);
+        task.state.lock().expect("state lock").init =
+            Some(ProcInfo { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, stdio });
+        self.tasks.write().expect("tasks lock").insert(req.id.clone(), task.clone());
+        self.watch(task.clone(), rx);
+        self.adopt_connection(&task, conn).await;
+        *task.created_ns.lock().expect("created lock") = Some((received, at_ns));
+        let ev = TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: Some(TaskIO { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal, ..Default::default() }).into(),
+            checkpoint: req.checkpoint.clone(),
+            pid: pid as u32,
+            ..Default::default()
+        };
+        self.publish(&task, topics::TASK_CREATE_EVENT_TOPIC, Box::new(ev));
+        info!(id = %req.id, pid, us = (at_ns - received) / 1000, "created");
+        Ok(CreateTaskResponse { pid: pid as u32, ..Default::default() })
+    }
+
+    async fn spawn_monitor(&self, dir: &Path, cfg: &TaskConfig) -> Result<(MonitorClient, mpsc::UnboundedReceiver<crate::monitor_client::Incoming>, i32, i64), DaemonError> {
+        std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
+        state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
+        let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
+        monitor_client::spawn(&self.exe, dir, theirs).map_err(DaemonError::io("spawn monitor"))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = MonitorClient::new(ours, tx).map_err(DaemonError::io("monitor socket"))?;
+        match client.first_reply().await {
+            Ok(Reply::Pid { pid, at_ns }) => Ok((client, rx, pid, at_ns)),
+            Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
+            Ok(other) => Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
+            Err(source) => {
+                let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+                Err(DaemonError::FailedPrecondition(format!("monitor failed before creating the container: {source}: {}", log.trim())))
+            }
+        }
+    }
+
+    pub async fn start(&self, id: &str, exec_id: &str) -> Result<u32, DaemonError> {
+        let task = self.get(id)?;
+        let Some(m) = task.monitor() else { return Err(DaemonError::FailedPrecondition(format!("task {id} has no monitor"))) };
+        let started = state::monotonic_ns();
+        let order = task.lifecycle.lock().await;
+        let exec = (!exec_id.is_empty()).then(|| exec_id.to_string());
+        let (reply, _) = m.call(&Request::Start { exec_id: exec.clone() }, &[]).await.map_err(|source| DaemonError::MonitorGone { id: id.into(), source })?;
+        let (pid, at_ns) = match reply {
+            Reply::Pid { pid, at_ns } => (pid, at_ns),
+            Reply::Error { kind, message } => return Err(DaemonError::Monitor { id: id.into(), kind, message }),
+            other => return Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
+        };
+        task.update(exec_id, |p| {
+            if p.state.status == Status::Created {
+                p.state.status = Status::Running;
+            }
+        });
+        match exec {
+            None => {
+                let ev = TaskStart { container_id: id.into(), pid: pid as u32, ..Default::default() };
+                self.publish(&task, topics::TASK_START_EVENT_TOPIC, Box::new(ev));
+                self.record_timing(&task, started, at_ns);
+            }
+            Some(e) => {
+                let ev = TaskExecStarted { container_id: id.into(), exec_id: e, pid: pid as u32, ..Default::default() };
+                self.publish(&task, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(ev));
+            }
+        }
+        drop(order);
+        Ok(pid as u32)
+    }
+
+    /// One line per started task: where the time between Create and exec went.
+    fn record_timing(&self, task: &Task, start_received: i64, exec_ns: i64) {
+        let Some((create_received, created)) = *task.created_ns.lock().expect("created lock") else { return };
+        let line = serde_json::json!({
+            "id": task.cfg.id,
+            "create_to_ready_us": (created - create_received) / 1000,
+            "start_to_exec_us": (exec_ns - start_received) / 1000,
+            "create_to_exec_us": (exec_ns - create_received) / 1000,
+        });
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(paths::timings(&self.dir)) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    pub fn state(&self, id: &str, exec_id: &str) -> Result<StateResponse, DaemonError> {
+        let task = self.get(id)?;
+        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        let status = match p.state.status {
+            Status::Created => ApiStatus::CREATED,
+            Status::Running if exec_id.is_empty() && task.is_paused() => ApiStatus::PAUSED,
+            Status::Running => ApiStatus::RUNNING,
+            Status::Stopped => ApiStatus::STOPPED,
+        };
+        Ok(StateResponse {
+            id: if exec_id.is_empty() { id.into() } else { exec_id.into() },
+            bundle: task.cfg.bundle.display().to_string(),
+            pid: p.state.pid as u32,
+            status: status.into(),
+            stdin: p.stdio.stdin,
+            stdout: p.stdio.stdout,
+            stderr: p.stdio.stderr,
+            terminal: p.stdio.terminal,
+            exit_status: p.state.exit_status.unwrap_or(0) as u32,
+            exited_at: p.state.exited_at_ns.map(timestamp).into(),
+            exec_id: exec_id.into(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn wait(&self, id: &str, exec_id: &str) -> Result<WaitResponse, DaemonError> {
+        let task = self.get(id)?;
+        let mut rx = task.changed.subscribe();
+        loop {
+            let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+            if p.state.status == Status::Stopped {
+                return Ok(WaitResponse {
+                    exit_status: p.state.exit_status.unwrap_or(0) as u32,
+                    exited_at: p.state.exited_at_ns.map(timestamp).into(),
+                    ..Default::default()
+                });
+            }
+            if rx.changed().await.is_err() {
+                return Err(DaemonError::NotFound(id.into()));
+            }
+        }
+    }
+
+    pub async fn delete(&self, id: &str, exec_id: &str) -> Result<DeleteResponse, DaemonError> {
+        let task = self.get(id)?;
+        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        if p.state.status == Status::Running {
+            return Err(DaemonError::FailedPrecondition(format!("cannot delete running process {}", if exec_id.is_empty() { id } else { exec_id })));
+        }
+        let monitor = task.monitor();
+        if !exec_id.is_empty() {
+            if let Some(m) = &monitor {
+                let _ = m.call(&Request::DeleteExec { exec_id: exec_id.into() }, &[]).await;
+            }
+            task.state.lock().expect("state lock").execs.remove(exec_id);
+        } else {
+            task.deleting.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(m) = &monitor {
+                if let Err(e) = m.call(&Request::Destroy, &[]).await {
+                    warn!(id, error = %e, "monitor did not confirm destroy");
+                }
+            } else {
+                crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);
+            }
+            // Read the final status (a Created task was killed by Destroy).
+            let snap: Option<zygote_monitor::state::Snapshot> = state::read(&task.dir.join(state::STATE_FILE)).ok();
+            if let Some(s) = &snap {
+                task.apply_snapshot(s);
+            }
+            if task.cfg.rootfs_mounted {
+                if let Err(e) = mounts::unmount_rootfs(&task.cfg.rootfs) {
+                    warn!(id, error = %e, "cannot unmount rootfs");
+                }
+            }
+            let _ = std::fs::remove_dir_all(&task.dir);
+            self.tasks.write().expect("tasks lock").remove(id);
+            task.notify();
+        }
+        let p = task.proc(exec_id).unwrap_or(p);
+        let exit_status = p.state.exit_status.unwrap_or(if p.state.status == Status::Stopped { 0 } else { 137 }) as u32;
+        let exited_at = p.state.exited_at_ns.unwrap_or_else(state::wall_ns);
+        if exec_id.is_empty() {
+            let ev = TaskDelete {
+                container_id: id.into(),
+                pid: p.state.pid as u32,
+                exit_status,
+                exited_at: Some(timestamp(exited_at)).into(),
+                id: id.into(),
+                ..Default::default()
+            };
+            self.publish(&task, topics::TASK_DELETE_EVENT_TOPIC, Box::new(ev));
+        }
+        Ok(DeleteResponse { pid: p.state.pid as u32, exit_status, exited_at: Some(timestamp(exited_at)).into(), ..Default::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_validated() {
+        assert!(validate_id("abc-123_x.y").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "x\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The daemon's end of a monitor's control socket.
+//!
+//! Spawning a monitor: `std::process::Command` (fork+exec, safe from this
+//! multi-threaded process; the only pre-exec work is `dup2` of the control
+//! socket onto fd 3, which is async-signal-safe). Talking to it: requests
+//! are serialised by a mutex, one reply per request; events flow to the
+//! task's event channel from a reader task.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tracing::debug;
+use zygote_monitor::proto::{self, Event, Message, ProtoError, Reply, Request};
+
+struct Inner {
+    fd: AsyncFd<OwnedFd>,
+    pending: std::sync::Mutex<Option<oneshot::Sender<(Reply, Vec<OwnedFd>)>>>,
+    serial: Mutex<()>,
+}
+
+/// A live control connection to one monitor.
+#[derive(Clone)]
+pub struct MonitorClient {
+    inner: Arc<Inner>,
+}
+
+/// What the reader task delivers besides replies.
+#[derive(Debug)]
+pub enum Incoming {
+    Event(Event),
+    /// The control socket closed: the monitor is gone.
+    Closed,
+}
+
+impl MonitorClient {
+    /// Wraps a connected SEQPACKET socket and starts its reader task.
+    pub fn new(fd: OwnedFd, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
+        zygote_monitor::pump::set_nonblocking(&fd)?;
+        // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
+        // refers to the same socket until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
+        let inner = Arc::new(Inner { fd, pending: Default::default(), serial: Mutex::new(()) });
+        let reader = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                match recv(&reader.fd).await {
+                    Ok((Message::Reply { reply }, fds)) => {
+                        if let Some(tx) = reader.pending.lock().expect("pending lock").take() {
+                            let _ = tx.send((reply, fds));
+                        }
+                    }
+                    Ok((Message::Event { event }, _)) => {
+                        let _ = events.send(Incoming::Event(event));
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "monitor connection closed");
+                        reader.pending.lock().expect("pending lock").take();
+                        let _ = events.send(Incoming::Closed);
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(MonitorClient { inner })
+    }
+
+    /// Connects to a running monitor's socket (re-adoption).
+    pub async fn connect(path: &Path, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
+        use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
+        connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+        Self::new(fd, events)
+    }
+
+    /// Waits for the reply a freshly spawned monitor sends unasked (the
+    /// result of creating the container).
+    pub async fn first_reply(&self) -> Result<Reply, ProtoError> {
+        let _g = self.inner.serial.lock().await;
+        self.await_reply(None).await.map(|(r, _)| r)
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<(Reply, Vec<OwnedFd>), ProtoError> {
+        let _g = self.inner.serial.lock().await;
+        self.await_reply(Some((req, fds))).await
+    }
+
+    async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<(Reply, Vec<OwnedFd>), ProtoError> {
+        let (tx, rx) = oneshot::channel();
+        *self.inner.pending.lock().expect("pending lock") = Some(tx);
+        if let Some((req, fds)) = req {
+            loop {
+                let mut guard = self.inner.fd.writable().await.map_err(|e| ProtoError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+                match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io)) {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => return Err(from_io(e)),
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+        rx.await.map_err(|_| ProtoError::Closed)
+    }
+}
+
+fn to_io(e: ProtoError) -> std::io::Error {
+    match e {
+        ProtoError::Io(nix::Error::EAGAIN) => std::io::ErrorKind::WouldBlock.into(),
+        ProtoError::Io(n) => std::io::Error::from_raw_os_error(n as i32),
+        other => std::io::Error::other(other),
+    }
+}
+
+fn from_io(e: std::io::Error) -> ProtoError {
+    match e.raw_os_error() {
+        Some(n) => ProtoError::Io(nix::Error::from_raw(n)),
+        None => ProtoError::Closed,
+    }
+}
+
+async fn recv(fd: &AsyncFd<OwnedFd>) -> Result<(Message, Vec<OwnedFd>), ProtoError> {
+    loop {
+        let mut guard = fd.readable().await.map_err(from_io)?;
+        match guard.try_io(|fd| proto::recv::<Message>(fd.get_ref().as_fd()).map_err(to_io)) {
+            Ok(Ok(m)) => return Ok(m),
+            Ok(Err(e)) => return Err(from_io(e)),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Spawns `exe __monitor <task_dir>` with its control socket on fd 3,
+/// stdout/stderr appended to `<task_dir>/monitor.log`. The child handle is
+/// dropped: tokio's orphan reaper collects the monitor when it exits, and
+/// the monitor (after setsid) outlives us if we die.
+pub fn spawn(exe: &Path, task_dir: &Path, control: OwnedFd) -> std::io::Result<u32> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(task_dir.join("monitor.log"))?;
+    let raw = control.as_raw_fd();
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("__monitor")
+        .arg(task_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(false);
+    // SAFETY: runs between fork and exec in the child of a multi-threaded
+    // process; it calls only dup2 (async-signal-safe), with a descriptor that
+    // stays open in the parent until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(control);
+    Ok(child.id().unwrap_or(0))
+}

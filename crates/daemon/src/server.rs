@@ -1,0 +1,85 @@
+//! Running the daemon: the single-instance lock, the ttrpc listener,
+//! re-adoption of tasks left by a previous daemon, and graceful stop.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim_protos::shim_async::create_task;
+use containerd_shim_protos::ttrpc::r#async::Server;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+use crate::daemon::Daemon;
+use crate::error::DaemonError;
+use crate::paths;
+use crate::service::Service;
+
+/// Written by `start` next to the socket: what a daemon restarted by a
+/// monitor needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonConfig {
+    pub ttrpc_address: String,
+}
+
+pub fn config_path(dir: &Path) -> PathBuf {
+    dir.join("daemon.json")
+}
+
+/// Outcome of [`run`].
+pub enum Outcome {
+    /// Another daemon already holds the lock.
+    AlreadyRunning,
+    /// Stopped by a signal.
+    Stopped,
+}
+
+/// Runs the daemon for `dir` until SIGTERM/SIGINT.
+pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
+    std::fs::create_dir_all(paths::tasks(dir)).map_err(DaemonError::io(format!("create {}", dir.display())))?;
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths::lock(dir))
+        .map_err(DaemonError::io("open daemon.lock"))?;
+    let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err(_) => return Ok(Outcome::AlreadyRunning),
+    };
+    let cfg: DaemonConfig = zygote_monitor::state::read(&config_path(dir))?;
+    std::fs::write(paths::pid_file(dir), std::process::id().to_string()).map_err(DaemonError::io("write daemon.pid"))?;
+    let sock = paths::socket(dir);
+    let _ = std::fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(DaemonError::io(format!("bind {}", sock.display())))?;
+    // After an in-place upgrade /proc/self/exe reads "<path> (deleted)":
+    // monitors must run the binary now at that path.
+    let exe = std::env::current_exe().map_err(DaemonError::io("current_exe"))?;
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)").to_string());
+    let daemon = Arc::new(Daemon::new(dir, exe, cfg.ttrpc_address));
+    let service = Service { daemon: daemon.clone() };
+    let mut server = Server::new()
+        .set_domain_unix()
+        .add_listener(listener.as_raw_fd())
+        .map_err(|e| DaemonError::io("ttrpc listener")(std::io::Error::other(e)))?
+        .register_service(create_task(Arc::new(service)));
+    // The server owns the descriptor now.
+    std::mem::forget(listener);
+    server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
+    daemon.adopt_all().await;
+    info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
+
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::io("signal"))?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    info!(tasks = daemon.task_count(), "stopping; running tasks stay with their monitors");
+    server.shutdown().await.ok();
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(paths::pid_file(dir));
+    Ok(Outcome::Stopped)
+}

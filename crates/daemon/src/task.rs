@@ -1,0 +1,115 @@
+//! One task as the daemon sees it: its static config, the last known state
+//! of its processes, its monitor connection, and the waiters on its exits.
+//!
+//! The monitor is the source of truth (it writes `state.json` before it
+//! reports anything); this struct is the daemon's cache of it, updated from
+//! replies and events, and rebuilt from a `Hello` snapshot on re-adoption.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+use zygote_monitor::state::{ProcState, Snapshot, Status, StdioPaths, TaskConfig};
+use zygote_runtime::cgroups::Cgroup;
+
+use crate::monitor_client::MonitorClient;
+
+/// A process (init or exec) and its stdio.
+#[derive(Debug, Clone)]
+pub struct ProcInfo {
+    pub state: ProcState,
+    pub stdio: StdioPaths,
+}
+
+#[derive(Debug, Default)]
+pub struct TaskState {
+    pub init: Option<ProcInfo>,
+    pub execs: HashMap<String, ProcInfo>,
+    pub paused: bool,
+}
+
+pub struct Task {
+    pub cfg: TaskConfig,
+    pub dir: PathBuf,
+    pub cgroup: std::sync::Arc<Cgroup>,
+    pub monitor: Mutex<Option<MonitorClient>>,
+    pub state: Mutex<TaskState>,
+    /// Bumped whenever a process changes state; `Wait` watches it.
+    pub changed: watch::Sender<u64>,
+    /// Held while a Start is in flight so a fast exit's TaskExit is
+    /// published after the TaskStart it follows.
+    pub lifecycle: tokio::sync::Mutex<()>,
+    /// Inodes of containerd connections already handed to the monitor.
+    pub adopted: Mutex<HashSet<u64>>,
+    /// (Create received, container ready) on CLOCK_MONOTONIC, for timings.
+    pub created_ns: Mutex<Option<(i64, i64)>>,
+    /// Set when Delete began: the monitor's exit is expected.
+    pub deleting: std::sync::atomic::AtomicBool,
+}
+
+impl Task {
+    pub fn new(cfg: TaskConfig, dir: PathBuf, cgroup: Cgroup) -> Self {
+        Task {
+            cfg,
+            dir,
+            cgroup: std::sync::Arc::new(cgroup),
+            monitor: Mutex::new(None),
+            state: Mutex::new(TaskState::default()),
+            changed: watch::channel(0).0,
+            lifecycle: tokio::sync::Mutex::new(()),
+            adopted: Mutex::new(HashSet::new()),
+            created_ns: Mutex::new(None),
+            deleting: Default::default(),
+        }
+    }
+
+    pub fn monitor(&self) -> Option<MonitorClient> {
+        self.monitor.lock().expect("monitor lock").clone()
+    }
+
+    pub fn notify(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Looks up a process; `None` or `""` is the init.
+    pub fn proc(&self, exec_id: &str) -> Option<ProcInfo> {
+        let st = self.state.lock().expect("state lock");
+        if exec_id.is_empty() {
+            st.init.clone()
+        } else {
+            st.execs.get(exec_id).cloned()
+        }
+    }
+
+    pub fn update<R>(&self, exec_id: &str, f: impl FnOnce(&mut ProcInfo) -> R) -> Option<R> {
+        let mut st = self.state.lock().expect("state lock");
+        let p = if exec_id.is_empty() { st.init.as_mut() } else { st.execs.get_mut(exec_id) };
+        let r = p.map(f);
+        drop(st);
+        self.notify();
+        r
+    }
+
+    /// Replaces the cached state with a monitor snapshot (re-adoption).
+    pub fn apply_snapshot(&self, snap: &Snapshot) {
+        let mut st = self.state.lock().expect("state lock");
+        let stdio = self.cfg.stdio.clone();
+        st.init = Some(ProcInfo { state: snap.init.clone(), stdio });
+        let old = std::mem::take(&mut st.execs);
+        for (id, ps) in &snap.execs {
+            let stdio = old.get(id).map(|p| p.stdio.clone()).unwrap_or_default();
+            st.execs.insert(id.clone(), ProcInfo { state: ps.clone(), stdio });
+        }
+        drop(st);
+        self.notify();
+    }
+
+    pub fn init_status(&self) -> Option<Status> {
+        self.state.lock().expect("state lock").init.as_ref().map(|p| p.state.status)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.state.lock().expect("state lock").paused
+    }
+}

@@ -1,0 +1,568 @@
+//! The monitor's event loop.
+//!
+//! Started by the daemon as `containerd-shim-zygote-v1 __monitor <task dir>`
+//! with the control socket on fd 3. It creates the container (stopped at its
+//! exec barrier), answers the daemon's requests, reaps every child, records
+//! exits in `state.json` before reporting them, pumps stdio, watches for OOM
+//! kills, and restarts the daemon if the daemon dies. It exits only after
+//! the daemon's `Destroy` (or when creation failed).
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tracing::{debug, info, warn};
+use zygote_runtime::cgroups::Cgroup;
+use zygote_runtime::container::{self, ContainerConfig, Pending};
+
+use crate::proto::{self, ErrorKind, Event, Message, Reply, Request};
+use crate::state::{self, ProcState, Snapshot, Status, TaskConfig};
+use crate::stdio::{self, ProcessIo};
+
+/// The descriptor the daemon hands the control socket on.
+pub const CONTROL_FD: RawFd = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("listen on {path}")]
+    Listen { path: PathBuf, #[source] source: nix::Error },
+    #[error("control socket")]
+    Proto(#[from] proto::ProtoError),
+}
+
+struct Proc {
+    state: ProcState,
+    pending: Option<Pending>,
+    io: ProcessIo,
+    /// Readable when the process exits: wakes the loop to reap it at once.
+    pidfd: Option<OwnedFd>,
+}
+
+impl Proc {
+    fn new(pid: i32, pending: Pending, io: ProcessIo) -> Self {
+        let pidfd = pidfd_open(pid).map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep")).ok();
+        Proc { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, pending: Some(pending), io, pidfd }
+    }
+}
+
+/// `pidfd_open(2)`: a descriptor that polls readable when `pid` exits.
+fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
+    // descriptor or -1; no memory is shared with the kernel.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    nix::errno::Errno::result(fd)?;
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+struct Monitor {
+    dir: PathBuf,
+    cfg: TaskConfig,
+    container: ContainerConfig,
+    cgroup: Cgroup,
+    /// The container has its own pid namespace (so the kernel kills the rest
+    /// when init dies); otherwise we kill the cgroup like runc-v2 does.
+    private_pidns: bool,
+    control: Option<OwnedFd>,
+    listener: OwnedFd,
+    conns: Vec<(u64, OwnedFd)>,
+    init: Proc,
+    execs: BTreeMap<String, Proc>,
+    oom_fd: Option<OwnedFd>,
+    oom_kills: u64,
+    log_binaries: Vec<Pid>,
+    daemon_lost: Option<(Instant, Duration)>,
+}
+
+/// Runs a monitor for the task in `dir`. Returns the process exit code.
+/// Must be called in a fresh, single-threaded process.
+pub fn run(dir: &Path) -> i32 {
+    // SAFETY: fd 3 is the control socket the daemon passed us; if it is not
+    // open the first send fails and we exit.
+    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    let _ = nix::unistd::setsid();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        warn!(error = %e, "cannot become a subreaper");
+    }
+    match create(dir, &control) {
+        Ok(mut m) => {
+            m.control = Some(control);
+            m.run_loop();
+            0
+        }
+        Err((kind, message)) => {
+            let _ = proto::send(control.as_fd(), &Message::Reply { reply: Reply::Error { kind, message } }, &[]);
+            1
+        }
+    }
+}
+
+fn err_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)> {
+    let internal = |e: &dyn std::error::Error| (ErrorKind::Internal, err_text(e));
+    let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).map_err(|e| internal(&e))?;
+    let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, err_text(&e)))?;
+    let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, err_text(&e)))?;
+    let private_pidns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()))
+        .unwrap_or(false);
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
+    let container = ContainerConfig { id: cfg.id.clone(), bundle: cfg.bundle.clone(), rootfs: cfg.rootfs.clone(), spec };
+    let listener = listen(&dir.join(state::MONITOR_SOCKET)).map_err(|e| internal(&e))?;
+    let (stdio, mut io) = stdio::prepare(&cfg.stdio, &cfg.id, &cfg.namespace).map_err(|e| internal(&e))?;
+    let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
+    if let Err(e) = cgroup.create(resources.as_ref()) {
+        let _ = cgroup.remove();
+        return Err((ErrorKind::InvalidArgument, err_text(&e)));
+    }
+    let mut pending = match container::create_container(&container, &cgroup, stdio) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = cgroup.remove();
+            for pid in &log_binaries {
+                let _ = waitpid(*pid, None);
+            }
+            return Err((ErrorKind::FailedPrecondition, err_text(&e)));
+        }
+    };
+    if let Some(master) = pending.pty_master.take() {
+        io.attach_master(master).map_err(|e| internal(&e))?;
+    }
+    let pid = pending.pid;
+    let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
+    let oom_kills = cgroup.oom_kill_count().unwrap_or(0);
+    let m = Monitor {
+        dir: dir.to_path_buf(),
+        cfg,
+        container,
+        cgroup,
+        private_pidns,
+        control: None,
+        listener,
+        conns: Vec::new(),
+        init: Proc::new(pid, pending, io),
+        execs: BTreeMap::new(),
+        oom_fd,
+        oom_kills,
+        log_binaries,
+        daemon_lost: None,
+    };
+    m.persist();
+    let reply = Reply::Pid { pid, at_ns: state::monotonic_ns() };
+    proto::send(control.as_fd(), &Message::Reply { reply }, &[]).map_err(|e| internal(&e))?;
+    Ok(m)
+}
+
+fn listen(path: &Path) -> Result<OwnedFd, MonitorError> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let err = |source| MonitorError::Listen { path: path.into(), source };
+    let _ = std::fs::remove_file(path);
+    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+        .map_err(err)?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
+    listen(&fd, Backlog::new(8).map_err(err)?).map_err(err)?;
+    Ok(fd)
+}
+
+#[derive(Clone)]
+enum Token {
+    Control,
+    Listener,
+    Oom,
+    Child,
+    Pump(Option<String>, usize),
+}
+
+impl Monitor {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { init: self.init.state.clone(), execs: self.execs.iter().map(|(k, v)| (k.clone(), v.state.clone())).collect() }
+    }
+
+    /// Writes state.json; an exit status is on disk before it is reported.
+    fn persist(&self) {
+        if let Err(e) = state::write_atomic(&self.dir.join(state::STATE_FILE), &self.snapshot()) {
+            warn!(error = %e, "cannot write state");
+        }
+    }
+
+    fn send(&mut self, msg: &Message, fds: &[RawFd]) {
+        let Some(c) = &self.control else { return };
+        if proto::send(c.as_fd(), msg, fds).is_err() {
+            self.lose_daemon();
+        }
+    }
+
+    fn lose_daemon(&mut self) {
+        if self.control.take().is_some() {
+            info!(id = %self.cfg.id, "daemon connection lost");
+            self.daemon_lost = Some((Instant::now() + Duration::from_millis(50), Duration::from_millis(500)));
+        }
+    }
+
+    fn run_loop(&mut self) {
+        loop {
+            let (mut fds, tokens) = self.poll_set();
+            let timeout = if self.daemon_lost.is_some() { 100 } else { 1000 };
+            // SAFETY: `fds` is a valid, initialised array of pollfd for its whole
+            // length, and every descriptor in it stays open during the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n > 0 {
+                for (pfd, tok) in fds.iter().zip(tokens) {
+                    if pfd.revents != 0 {
+                        if self.handle(tok) {
+                            return;
+                        }
+                    }
+                }
+            }
+            self.reap();
+            self.check_oom_v2();
+            self.maybe_restart_daemon();
+        }
+    }
+
+    fn poll_set(&self) -> (Vec<libc::pollfd>, Vec<Token>) {
+        let mut fds = Vec::new();
+        let mut tokens = Vec::new();
+        let mut add = |fd: RawFd, ev: i16, t: Token| {
+            fds.push(libc::pollfd { fd, events: ev, revents: 0 });
+            tokens.push(t);
+        };
+        if let Some(c) = &self.control {
+            add(c.as_raw_fd(), libc::POLLIN, Token::Control);
+        }
+        add(self.listener.as_raw_fd(), libc::POLLIN, Token::Listener);
+        if let Some(o) = &self.oom_fd {
+            add(o.as_raw_fd(), libc::POLLIN, Token::Oom);
+        }
+        let procs = std::iter::once((None, &self.init)).chain(self.execs.iter().map(|(k, v)| (Some(k.clone()), v)));
+        for (key, p) in procs {
+            if let (Some(fd), Status::Created | Status::Running) = (&p.pidfd, p.state.status) {
+                add(fd.as_raw_fd(), libc::POLLIN, Token::Child);
+            }
+            let pumps = p.io.stdin.iter().chain(p.io.output.iter());
+            for (i, pump) in pumps.enumerate() {
+                if let Some((fd, ev)) = pump.interest() {
+                    add(fd, ev.bits(), Token::Pump(key.clone(), i));
+                }
+            }
+        }
+        (fds, tokens)
+    }
+
+    /// Returns true when the monitor should exit.
+    fn handle(&mut self, tok: Token) -> bool {
+        match tok {
+            Token::Control => {
+                let Some(c) = &self.control else { return false };
+                match proto::recv::<Request>(c.as_fd()) {
+                    Ok((req, fds)) => return self.request(req, fds),
+                    Err(proto::ProtoError::Io(nix::Error::EAGAIN)) => {}
+                    Err(_) => self.lose_daemon(),
+                }
+            }
+            Token::Listener => {
+                if let Ok(fd) = nix::sys::socket::accept4(self.listener.as_raw_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC) {
+                    // SAFETY: accept4 returned a new descriptor we now own.
+                    self.control = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+                    self.daemon_lost = None;
+                    info!(id = %self.cfg.id, "daemon connected");
+                }
+            }
+            Token::Child => self.reap(),
+            Token::Oom => {
+                let mut b = [0u8; 8];
+                if let Some(o) = &self.oom_fd {
+                    let _ = nix::unistd::read(o.as_raw_fd(), &mut b);
+                }
+                self.send(&Message::Event { event: Event::Oom }, &[]);
+            }
+            Token::Pump(key, i) => {
+                let p = match &key {
+                    None => Some(&mut self.init),
+                    Some(k) => self.execs.get_mut(k),
+                };
+                if let Some(p) = p {
+                    if let Some(pump) = p.io.pumps_mut().nth(i) {
+                        pump.step();
+                    }
+                    if p.io.output.as_ref().is_some_and(|o| o.done()) {
+                        p.io.output = None;
+                    }
+                    if p.io.stdin.as_ref().is_some_and(|o| o.done()) {
+                        p.io.stdin = None;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn proc_mut(&mut self, exec_id: &Option<String>) -> Result<&mut Proc, Reply> {
+        match exec_id {
+            None => Ok(&mut self.init),
+            Some(id) => self.execs.get_mut(id).ok_or_else(|| Reply::Error { kind: ErrorKind::NotFound, message: format!("process {id} not found") }),
+        }
+    }
+
+    fn request(&mut self, req: Request, fds: Vec<OwnedFd>) -> bool {
+        debug!(?req, "request");
+        let mut out_fds = Vec::new();
+        let mut exit = false;
+        let reply = match req {
+            Request::Hello => {
+                out_fds = self.conns.iter().map(|(_, f)| f.as_raw_fd()).collect();
+                Reply::Snapshot { snapshot: self.snapshot() }
+            }
+            Request::AdoptConnection => {
+                for fd in fds {
+                    let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+                    if !self.conns.iter().any(|(i, _)| *i == ino) {
+                        self.conns.push((ino, fd));
+                    }
+                }
+                Reply::Ok
+            }
+            Request::Start { exec_id } => self.start(&exec_id),
+            Request::Kill { exec_id, signal, all } => self.kill(&exec_id, signal, all),
+            Request::Exec { exec_id, process, stdio } => self.exec(exec_id, &process, &stdio),
+            Request::CloseStdin { exec_id } => match self.proc_mut(&exec_id) {
+                Ok(p) => {
+                    p.io.close_stdin();
+                    Reply::Ok
+                }
+                Err(r) => r,
+            },
+            Request::Resize { exec_id, width, height } => match self.proc_mut(&exec_id) {
+                Ok(p) => match p.io.resize(width, height) {
+                    Ok(()) => Reply::Ok,
+                    Err(e) => Reply::Error { kind: ErrorKind::Internal, message: format!("resize pty: {e}") },
+                },
+                Err(r) => r,
+            },
+            Request::DeleteExec { exec_id } => match self.execs.get(&exec_id) {
+                None => Reply::Error { kind: ErrorKind::NotFound, message: format!("process {exec_id} not found") },
+                Some(p) if p.state.status == Status::Running => {
+                    Reply::Error { kind: ErrorKind::FailedPrecondition, message: format!("cannot delete running process {exec_id}") }
+                }
+                Some(_) => {
+                    self.execs.remove(&exec_id);
+                    self.persist();
+                    Reply::Ok
+                }
+            },
+            Request::Destroy => {
+                self.destroy();
+                exit = true;
+                Reply::Ok
+            }
+        };
+        self.send(&Message::Reply { reply }, &out_fds);
+        exit
+    }
+
+    fn start(&mut self, exec_id: &Option<String>) -> Reply {
+        if exec_id.is_some() && self.init.state.status == Status::Stopped {
+            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "container is not running".into() };
+        }
+        let p = match self.proc_mut(exec_id) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let Some(pending) = p.pending.take() else {
+            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "process already started".into() };
+        };
+        let pid = p.state.pid;
+        match pending.start() {
+            Ok(()) => {
+                if p.state.status == Status::Created {
+                    p.state.status = Status::Running;
+                }
+                self.persist();
+                Reply::Pid { pid, at_ns: state::monotonic_ns() }
+            }
+            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: err_text(&e) },
+        }
+    }
+
+    fn kill(&mut self, exec_id: &Option<String>, signal: i32, all: bool) -> Reply {
+        let sig = match Signal::try_from(signal) {
+            Ok(s) => s,
+            Err(_) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: format!("invalid signal {signal}") },
+        };
+        let p = match self.proc_mut(exec_id) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if p.state.status == Status::Stopped {
+            return Reply::Error { kind: ErrorKind::NotFound, message: "process already finished".into() };
+        }
+        let pid = Pid::from_raw(p.state.pid);
+        if all && exec_id.is_none() {
+            if let Err(e) = self.cgroup.kill_all(sig) {
+                warn!(error = %e, "kill all through the cgroup failed; signalling init only");
+            }
+        }
+        match kill(pid, sig) {
+            Ok(()) => Reply::Ok,
+            Err(nix::Error::ESRCH) if all => Reply::Ok,
+            Err(nix::Error::ESRCH) => Reply::Error { kind: ErrorKind::NotFound, message: "process already finished".into() },
+            Err(e) => Reply::Error { kind: ErrorKind::Internal, message: format!("kill {pid}: {e}") },
+        }
+    }
+
+    fn exec(&mut self, exec_id: String, process: &oci_spec::runtime::Process, paths: &state::StdioPaths) -> Reply {
+        if self.execs.contains_key(&exec_id) {
+            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: format!("process {exec_id} already exists") };
+        }
+        if self.init.state.status != Status::Running {
+            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "container is not running".into() };
+        }
+        let (stdio, mut io) = match stdio::prepare(paths, &self.cfg.id, &self.cfg.namespace) {
+            Ok(x) => x,
+            Err(e) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: err_text(&e) },
+        };
+        self.log_binaries.extend(io.log_binary);
+        match container::exec_process(&self.container, self.init.state.pid, &self.cgroup, process, stdio) {
+            Ok(mut pending) => {
+                if let Some(master) = pending.pty_master.take() {
+                    if let Err(e) = io.attach_master(master) {
+                        return Reply::Error { kind: ErrorKind::Internal, message: format!("pty: {e}") };
+                    }
+                }
+                let pid = pending.pid;
+                self.execs.insert(exec_id, Proc::new(pid, pending, io));
+                self.persist();
+                Reply::Pid { pid, at_ns: state::monotonic_ns() }
+            }
+            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: err_text(&e) },
+        }
+    }
+
+    /// Reaps every exited child and reports the ones we track.
+    fn reap(&mut self) {
+        loop {
+            let st = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(st) => st,
+            };
+            let (pid, code) = match st {
+                WaitStatus::Exited(pid, c) => (pid, c),
+                WaitStatus::Signaled(pid, sig, _) => (pid, 128 + sig as i32),
+                _ => continue,
+            };
+            self.record_exit(pid.as_raw(), code);
+        }
+    }
+
+    fn record_exit(&mut self, pid: i32, code: i32) {
+        let now = state::wall_ns();
+        let key = if self.init.state.pid == pid && self.init.state.status != Status::Stopped {
+            None
+        } else if let Some((k, _)) = self.execs.iter().find(|(_, p)| p.state.pid == pid && p.state.status != Status::Stopped) {
+            Some(k.clone())
+        } else {
+            self.log_binaries.retain(|p| p.as_raw() != pid);
+            return;
+        };
+        if key.is_none() {
+            self.check_oom_v2();
+            if !self.private_pidns {
+                let _ = self.cgroup.kill_all(Signal::SIGKILL);
+            }
+        }
+        let p = self.proc_mut(&key).expect("tracked process");
+        p.state.status = Status::Stopped;
+        p.state.exit_status = Some(code);
+        p.state.exited_at_ns = Some(now);
+        p.pending = None;
+        p.pidfd = None;
+        info!(id = %self.cfg.id, exec = ?key, pid, code, "process exited");
+        self.persist();
+        let event = Event::Exited { exec_id: key, pid, status: code, exited_at_ns: now };
+        self.send(&Message::Event { event }, &[]);
+    }
+
+    /// cgroup v2 has no OOM eventfd: compare the oom_kill counter.
+    fn check_oom_v2(&mut self) {
+        if self.oom_fd.is_some() {
+            return;
+        }
+        if let Ok(n) = self.cgroup.oom_kill_count() {
+            if n > self.oom_kills {
+                self.oom_kills = n;
+                self.send(&Message::Event { event: Event::Oom }, &[]);
+            }
+        }
+    }
+
+    fn maybe_restart_daemon(&mut self) {
+        let Some((when, backoff)) = self.daemon_lost else { return };
+        if Instant::now() < when {
+            return;
+        }
+        info!(id = %self.cfg.id, "restarting the zygote daemon");
+        let r = std::process::Command::new(&self.cfg.exe)
+            .arg("__daemon")
+            .arg(&self.cfg.daemon_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Err(e) = r {
+            warn!(error = %e, "cannot restart the daemon");
+        }
+        self.daemon_lost = Some((Instant::now() + backoff, (backoff * 2).min(Duration::from_secs(30))));
+    }
+
+    /// Delete: nothing of the task may survive.
+    fn destroy(&mut self) {
+        if self.init.state.status != Status::Stopped {
+            let _ = self.cgroup.kill_all(Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(self.init.state.pid), Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.init.state.status != Status::Stopped && Instant::now() < deadline {
+                match waitpid(Pid::from_raw(self.init.state.pid), None) {
+                    Ok(WaitStatus::Exited(_, c)) => self.record_exit(self.init.state.pid, c),
+                    Ok(WaitStatus::Signaled(_, s, _)) => self.record_exit(self.init.state.pid, 128 + s as i32),
+                    Err(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        for pid in std::mem::take(&mut self.log_binaries) {
+            let _ = waitpid(pid, None);
+        }
+        for _ in 0..50 {
+            match self.cgroup.remove() {
+                Ok(()) => break,
+                Err(e) => {
+                    debug!(error = %e, "cgroup not removable yet");
+                    let _ = self.cgroup.kill_all(Signal::SIGKILL);
+                    self.reap();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = std::fs::remove_file(self.dir.join(state::MONITOR_SOCKET));
+    }
+}

@@ -1,0 +1,174 @@
+//! The daemon ↔ monitor wire protocol.
+//!
+//! One JSON document per datagram over an `AF_UNIX`/`SOCK_SEQPACKET` socket,
+//! so message boundaries come for free and file descriptors (containerd
+//! connections) ride along as `SCM_RIGHTS`. The daemon sends [`Request`]s
+//! one at a time; the monitor answers each with exactly one
+//! [`Message::Reply`] and may interleave [`Message::Event`]s at any time.
+//! The very first message a freshly spawned monitor sends is the reply to
+//! the implicit "create" (a [`Reply::Pid`] or a [`Reply::Error`]).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::state::{Snapshot, StdioPaths};
+
+/// Largest datagram we accept (an exec's process spec with a big env fits).
+pub const MAX_MESSAGE: usize = 256 * 1024;
+/// Most descriptors carried by one message.
+pub const MAX_FDS: usize = 64;
+
+/// Daemon → monitor.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Report the full state; the reply carries every containerd connection
+    /// the monitor holds, for a restarted daemon to serve again.
+    Hello,
+    /// Release the exec barrier of the init (`exec_id: None`) or an exec.
+    Start { exec_id: Option<String> },
+    /// Signal a process; `all` signals every process in the container.
+    Kill { exec_id: Option<String>, signal: i32, all: bool },
+    /// Create an exec'd process, stopped at its barrier.
+    Exec { exec_id: String, process: Box<oci_spec::runtime::Process>, stdio: StdioPaths },
+    /// Close the write side of a process's stdin (containerd's CloseIO).
+    CloseStdin { exec_id: Option<String> },
+    /// Resize a process's terminal.
+    Resize { exec_id: Option<String>, width: u32, height: u32 },
+    /// Forget a stopped exec.
+    DeleteExec { exec_id: String },
+    /// Keep the attached descriptor (a containerd connection) open.
+    AdoptConnection,
+    /// The task is deleted: kill what is left, remove the cgroup, exit.
+    Destroy,
+}
+
+/// Monitor → daemon.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    Reply { reply: Reply },
+    Event { event: Event },
+}
+
+/// The answer to one [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    /// A process was created or started; `at_ns` is CLOCK_MONOTONIC when
+    /// that happened (for the daemon's latency figures).
+    Pid { pid: i32, at_ns: i64 },
+    Snapshot { snapshot: Snapshot },
+    Error { kind: ErrorKind, message: String },
+}
+
+/// What went wrong, coarse enough to map onto ttrpc status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    NotFound,
+    InvalidArgument,
+    FailedPrecondition,
+    Internal,
+}
+
+/// Things that happen on their own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Exited { exec_id: Option<String>, pid: i32, status: i32, exited_at_ns: i64 },
+    Oom,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("monitor channel closed")]
+    Closed,
+    #[error("monitor channel i/o")]
+    Io(#[from] nix::Error),
+    #[error("malformed monitor message")]
+    Json(#[from] serde_json::Error),
+    #[error("monitor message of {0} bytes is too large")]
+    TooLarge(usize),
+}
+
+/// Sends one message with optional descriptors attached.
+pub fn send<T: Serialize>(fd: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), ProtoError> {
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_MESSAGE {
+        return Err(ProtoError::TooLarge(body.len()));
+    }
+    let iov = [IoSlice::new(&body)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => return Err(ProtoError::Closed),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives one message and the descriptors attached to it. Returns
+/// `Err(Closed)` at end of stream; `Err(Io(EAGAIN))` on a non-blocking
+/// socket with nothing to read.
+pub fn recv<T: DeserializeOwned>(fd: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), ProtoError> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let (len, fds) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        for r in raw {
+                            // SAFETY: the kernel just installed `r` in our fd table
+                            // for this message; nobody else owns it.
+                            fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+                        }
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::ECONNRESET) => return Err(ProtoError::Closed),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if len == 0 {
+        return Err(ProtoError::Closed);
+    }
+    Ok((serde_json::from_slice(&buf[..len])?, fds))
+}
+
+/// A connected SEQPACKET pair, both ends close-on-exec.
+pub fn pair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn round_trip_with_fds() {
+        let (a, b) = pair().unwrap();
+        let (x, _y) = pair().unwrap();
+        let req = Request::Kill { exec_id: Some("e1".into()), signal: 15, all: false };
+        send(a.as_fd(), &req, &[x.as_raw_fd()]).unwrap();
+        let (got, fds): (Request, _) = recv(b.as_fd()).unwrap();
+        assert!(matches!(got, Request::Kill { signal: 15, all: false, .. }));
+        assert_eq!(fds.len(), 1);
+        drop(a);
+        assert!(matches!(recv::<Request>(b.as_fd()), Err(ProtoError::Closed)));
+    }
+}

@@ -1,0 +1,297 @@
+//! containerd's stdio for one process: FIFOs, `file://`, `binary://`, TTY.
+//!
+//! What runc-v2 does, and what we do:
+//! * stdout/stderr FIFO: opened `O_RDWR` (never blocks, whether or not a
+//!   reader is attached yet) and handed to the process itself: no copy, and
+//!   output keeps flowing if the monitor is busy.
+//! * stdin FIFO: copied by the monitor into a pipe. Like runc-v2, the monitor
+//!   also holds a *write* end of the FIFO, so the process sees EOF only after
+//!   CloseIO (which drops that end) and containerd's own writer has closed.
+//! * `file:///path`: the file (created, appended to) is the process's output.
+//! * `binary:///path?k=v`: the logging binary is started with the read ends
+//!   of the stdout/stderr pipes as fds 3 and 4 and a readiness pipe as fd 5,
+//!   with `CONTAINER_ID`/`CONTAINER_NAMESPACE` set; we wait until it closes
+//!   fd 5 before the process is created (runc-v2's contract).
+//! * terminal: the container allocates its pty; the monitor copies the
+//!   stdin FIFO into the master and the master into the stdout FIFO.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use zygote_runtime::container::Stdio;
+
+use crate::pump::Pump;
+use crate::state::StdioPaths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StdioError {
+    #[error("open {what} {path}")]
+    Open { what: &'static str, path: PathBuf, #[source] source: nix::Error },
+    #[error("pipe for {0}")]
+    Pipe(&'static str, #[source] nix::Error),
+    #[error("invalid stdio uri {0:?}")]
+    BadUri(String),
+    #[error("start logging binary {path}")]
+    Binary { path: PathBuf, #[source] source: std::io::Error },
+    #[error("logging binary {0} failed to signal readiness")]
+    BinaryNotReady(PathBuf),
+}
+
+/// Where one output stream goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    None,
+    Fifo(PathBuf),
+    File(PathBuf),
+    Binary { path: PathBuf, args: Vec<String> },
+}
+
+fn parse(uri: &str) -> Result<Target, StdioError> {
+    if uri.is_empty() {
+        return Ok(Target::None);
+    }
+    if let Some(rest) = uri.strip_prefix("binary://") {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if !path.starts_with('/') {
+            return Err(StdioError::BadUri(uri.into()));
+        }
+        let mut args = Vec::new();
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            args.push(percent_decode(k));
+            if !v.is_empty() {
+                args.push(percent_decode(v));
+            }
+        }
+        return Ok(Target::Binary { path: PathBuf::from(percent_decode(path)), args });
+    }
+    if let Some(rest) = uri.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(StdioError::BadUri(uri.into()));
+        }
+        return Ok(Target::File(PathBuf::from(percent_decode(rest))));
+    }
+    let path = uri.strip_prefix("fifo://").unwrap_or(uri);
+    if !path.starts_with('/') {
+        return Err(StdioError::BadUri(uri.into()));
+    }
+    Ok(Target::Fifo(PathBuf::from(path)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn open_path(what: &'static str, path: &Path, flags: OFlag) -> Result<OwnedFd, StdioError> {
+    if flags.contains(OFlag::O_CREAT) {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+    }
+    open(path, flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))
+        .map(|raw| {
+            // SAFETY: `open` returned a fresh descriptor that nothing else owns.
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }
+        })
+        .map_err(|source| StdioError::Open { what, path: path.into(), source })
+}
+
+fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), StdioError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| StdioError::Pipe(what, e))
+}
+
+/// The monitor's side of one process's stdio.
+#[derive(Default)]
+pub struct ProcessIo {
+    /// stdin FIFO → process (pipe or pty master).
+    pub stdin: Option<Pump>,
+    /// pty master → stdout FIFO.
+    pub output: Option<Pump>,
+    /// pty master, kept for resizes.
+    pub master: Option<OwnedFd>,
+    /// Our write end of the stdin FIFO, dropped on CloseIO.
+    stdin_writer: Option<OwnedFd>,
+    /// Descriptors waiting for the pty master (terminal mode).
+    tty_stdin: Option<OwnedFd>,
+    tty_stdout: Option<OwnedFd>,
+    /// The logging binary, reaped by the monitor's sweep.
+    pub log_binary: Option<Pid>,
+}
+
+impl ProcessIo {
+    /// Wires the container's pty master to the FIFOs (terminal mode).
+    pub fn attach_master(&mut self, master: OwnedFd) -> nix::Result<()> {
+        if let Some(stdin) = self.tty_stdin.take() {
+            self.stdin = Some(Pump::new(stdin, master.try_clone().map_err(|_| nix::Error::EBADF)?)?);
+        }
+        if let Some(out) = self.tty_stdout.take() {
+            self.output = Some(Pump::new(master.try_clone().map_err(|_| nix::Error::EBADF)?, out)?);
+        }
+        self.master = Some(master);
+        Ok(())
+    }
+
+    /// Sets the terminal size (ResizePty).
+    pub fn resize(&self, width: u32, height: u32) -> nix::Result<()> {
+        let Some(m) = &self.master else { return Ok(()) };
+        set_winsize(m.as_fd(), width, height)
+    }
+
+    /// CloseIO: drop our writer; the process sees EOF once containerd's
+    /// writer is closed too and buffered input drained.
+    pub fn close_stdin(&mut self) {
+        self.stdin_writer = None;
+    }
+
+    pub fn pumps_mut(&mut self) -> impl Iterator<Item = &mut Pump> {
+        self.stdin.iter_mut().chain(self.output.iter_mut())
+    }
+}
+
+/// TIOCSWINSZ on a pty master.
+fn set_winsize(fd: std::os::fd::BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<()> {
+    let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: `fd` is a valid open descriptor for the duration of the call and
+    // `ws` is a properly initialised winsize that the kernel only reads.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// Opens everything for one process. Returns what the process gets and
+/// what the monitor keeps.
+pub fn prepare(paths: &StdioPaths, id: &str, namespace: &str) -> Result<(Stdio, ProcessIo), StdioError> {
+    let mut io = ProcessIo::default();
+    let stdin_fifo = match parse(&paths.stdin)? {
+        Target::Fifo(p) => {
+            let r = open_path("stdin fifo", &p, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+            io.stdin_writer = Some(open_path("stdin fifo", &p, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?);
+            Some(r)
+        }
+        Target::None => None,
+        _ => return Err(StdioError::BadUri(paths.stdin.clone())),
+    };
+    if paths.terminal {
+        io.tty_stdin = stdin_fifo;
+        io.tty_stdout = match parse(&paths.stdout)? {
+            Target::Fifo(p) => Some(open_path("stdout fifo", &p, OFlag::O_RDWR)?),
+            Target::File(p) => Some(open_path("stdout file", &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
+            Target::None => None,
+            Target::Binary { .. } => return Err(StdioError::BadUri(paths.stdout.clone())),
+        };
+        return Ok((Stdio::Terminal, io));
+    }
+    let stdin = match stdin_fifo {
+        Some(fifo) => {
+            let (r, w) = pipe("stdin")?;
+            io.stdin = Some(Pump::new(fifo, w).map_err(|e| StdioError::Pipe("stdin", e))?);
+            Some(r)
+        }
+        None => None,
+    };
+    let (stdout, stderr) = match (parse(&paths.stdout)?, parse(&paths.stderr)?) {
+        (Target::Binary { path, args }, _) | (_, Target::Binary { path, args }) => {
+            let (out, err, pid) = start_log_binary(&path, &args, id, namespace)?;
+            io.log_binary = Some(pid);
+            (Some(out), Some(err))
+        }
+        (o, e) => (open_output("stdout", o)?, open_output("stderr", e)?),
+    };
+    Ok((Stdio::Fds { stdin, stdout, stderr }, io))
+}
+
+fn open_output(what: &'static str, t: Target) -> Result<Option<OwnedFd>, StdioError> {
+    Ok(match t {
+        Target::None => None,
+        Target::Fifo(p) => Some(open_path(what, &p, OFlag::O_RDWR)?),
+        Target::File(p) => Some(open_path(what, &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
+        Target::Binary { .. } => unreachable!("handled by the caller"),
+    })
+}
+
+/// Starts a `binary://` logger. Called only from the single-threaded
+/// monitor, so `pre_exec` may do more than async-signal-safe work; it only
+/// calls `dup2` anyway.
+fn start_log_binary(path: &Path, args: &[String], id: &str, ns: &str) -> Result<(OwnedFd, OwnedFd, Pid), StdioError> {
+    let (out_r, out_w) = pipe("log stdout")?;
+    let (err_r, err_w) = pipe("log stderr")?;
+    let (ready_r, ready_w) = pipe("log readiness")?;
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = std::process::Command::new(path);
+    cmd.args(args)
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", ns)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // dup2, which is async-signal-safe; the fds it names are open in the parent
+    // until `spawn` returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| StdioError::Binary { path: path.into(), source })?;
+    drop((out_r, err_r, ready_w));
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(ready_r.as_raw_fd(), &mut b) {
+            Ok(_) => break,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return Err(StdioError::BinaryNotReady(path.into())),
+        }
+    }
+    Ok((out_w, err_w, Pid::from_raw(child.id() as i32)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_containerd_uris() {
+        assert_eq!(parse("").unwrap(), Target::None);
+        assert_eq!(parse("/run/x/stdout").unwrap(), Target::Fifo("/run/x/stdout".into()));
+        assert_eq!(parse("fifo:///a/b").unwrap(), Target::Fifo("/a/b".into()));
+        assert_eq!(parse("file:///var/log/c%20d.log").unwrap(), Target::File("/var/log/c d.log".into()));
+        assert_eq!(
+            parse("binary:///usr/bin/logger?id=abc&debug").unwrap(),
+            Target::Binary { path: "/usr/bin/logger".into(), args: vec!["id".into(), "abc".into(), "debug".into()] }
+        );
+        assert!(parse("relative/path").is_err());
+        assert!(parse("file://relative").is_err());
+    }
+
+    #[test]
+    fn file_output_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/out.log");
+        let paths = StdioPaths { stdout: format!("file://{}", p.display()), ..Default::default() };
+        let (stdio, _io) = prepare(&paths, "id", "ns").unwrap();
+        let Stdio::Fds { stdout: Some(fd), stdin: None, stderr: None } = stdio else { panic!("unexpected") };
+        nix::unistd::write(&fd, b"x").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+    }
+}

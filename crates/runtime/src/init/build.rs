@@ -1,0 +1,362 @@
+//! Building an [`InitPlan`] from a spec, in the parent, before cloning.
+//!
+//! Namespace files are opened here, the seccomp filter is compiled here,
+//! capability sets and rlimits are clamped here (with a `tracing` warning)
+//! to what this process can grant — root on this host lacks
+//! `CAP_SYS_RESOURCE`, and we never fail for that, like containerd's
+//! `restrict_oom_score_adj`.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::resource::{getrlimit, Resource};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Capabilities, LinuxNamespaceType, PosixRlimitType, Process, Spec};
+
+use super::devices::default_devices;
+use super::plan::{CapsPlan, InitPlan, NamespacePlan, NsJoin, ProcessPlan, RlimitPlan, StdioPlan};
+use super::rootfs_plan::build_rootfs_plan;
+use crate::error::{Context, RuntimeError};
+
+/// PATH used to resolve `args[0]` when `process.env` has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Plan for a container's init process (`create_container`).
+pub fn container_plan(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    stdio: StdioPlan,
+) -> Result<InitPlan, RuntimeError> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidSpec("process is required".into()))?;
+    let namespaces = container_namespaces(spec)?;
+    let has_mount_ns = namespaces.clone_flags.contains(CloneFlags::CLONE_NEWNS)
+        || namespaces
+            .join_in_child
+            .iter()
+            .chain(&namespaces.join_before_clone)
+            .any(|j| j.kind == CloneFlags::CLONE_NEWNS);
+    if !has_mount_ns {
+        return Err(RuntimeError::InvalidSpec(
+            "linux.namespaces: a mount namespace is required".into(),
+        ));
+    }
+    let user_ns = namespaces.new_user_ns()
+        || namespaces
+            .join_before_clone
+            .iter()
+            .any(|j| j.kind == CloneFlags::CLONE_NEWUSER);
+    let cgroup_ns = namespaces.unshare_cgroup
+        || namespaces
+            .join_in_child
+            .iter()
+            .chain(&namespaces.join_before_clone)
+            .any(|j| j.kind == CloneFlags::CLONE_NEWCGROUP);
+    let rootfs_plan = build_rootfs_plan(
+        spec,
+        bundle,
+        rootfs,
+        process.cwd(),
+        user_ns,
+        cgroup_ns,
+        default_devices(),
+    )?;
+    Ok(InitPlan {
+        namespaces,
+        rootfs: Some(rootfs_plan),
+        process: process_plan(process)?,
+        stdio,
+        seccomp: compile_seccomp(spec)?,
+    })
+}
+
+/// Plan for a process exec'd into the running container whose init is
+/// `init_pid`: every namespace of `init_pid` that differs from ours is joined
+/// before forking (pid requires it), nothing is created, no rootfs setup.
+pub fn exec_plan(
+    spec: &Spec,
+    init_pid: i32,
+    process: &Process,
+    stdio: StdioPlan,
+) -> Result<InitPlan, RuntimeError> {
+    // user first (joining it grants the capabilities needed for the rest),
+    // mnt last (after it, /proc paths would resolve in the container).
+    const ORDER: &[(&str, CloneFlags)] = &[
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let mut namespaces = NamespacePlan::default();
+    for (name, kind) in ORDER {
+        let target = PathBuf::from(format!("/proc/{init_pid}/ns/{name}"));
+        let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+        let t = std::fs::metadata(&target).ctx(|| format!("stat {}", target.display()))?;
+        let o = std::fs::metadata(&ours).ctx(|| format!("stat {}", ours.display()))?;
+        if (t.dev(), t.ino()) == (o.dev(), o.ino()) {
+            continue;
+        }
+        namespaces.join_before_clone.push(NsJoin {
+            kind: *kind,
+            fd: open_ns(&target)?,
+            path: target,
+        });
+    }
+    Ok(InitPlan {
+        namespaces,
+        rootfs: None,
+        process: process_plan(process)?,
+        stdio,
+        seccomp: compile_seccomp(spec)?,
+    })
+}
+
+fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::CompiledSeccomp>, RuntimeError> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Ok(Some(crate::seccomp::compile(s)?)),
+        None => Ok(None),
+    }
+}
+
+fn open_ns(path: &Path) -> Result<OwnedFd, RuntimeError> {
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map(|fd| {
+            // SAFETY: `open` just returned this descriptor; nothing else owns it.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        })
+        .ctx(|| format!("open namespace {}", path.display()))
+}
+
+fn container_namespaces(spec: &Spec) -> Result<NamespacePlan, RuntimeError> {
+    let linux = spec.linux().as_ref();
+    let list = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let mut plan = NamespacePlan::default();
+    let mut paths = Vec::new();
+    let mut has_uts = false;
+    for ns in &list {
+        let kind = CloneFlags::from_bits_retain(ns.typ() as i32);
+        has_uts |= ns.typ() == LinuxNamespaceType::Uts;
+        match ns.path() {
+            None => match ns.typ() {
+                LinuxNamespaceType::Cgroup => plan.unshare_cgroup = true,
+                _ => plan.clone_flags |= kind,
+            },
+            Some(path) => paths.push((ns.typ(), kind, path.clone())),
+        }
+    }
+    let new_user = plan.new_user_ns();
+    // user first, mnt last, in both lists.
+    paths.sort_by_key(|(t, _, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    for (typ, kind, path) in paths {
+        let join = NsJoin {
+            kind,
+            fd: open_ns(&path)?,
+            path,
+        };
+        let before = matches!(typ, LinuxNamespaceType::User | LinuxNamespaceType::Pid) || new_user;
+        if before {
+            plan.join_before_clone.push(join);
+        } else {
+            plan.join_in_child.push(join);
+        }
+    }
+    if new_user {
+        plan.become_root = true;
+        plan.uid_mappings = linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default();
+        plan.gid_mappings = linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default();
+        if plan.uid_mappings.is_empty() || plan.gid_mappings.is_empty() {
+            return Err(RuntimeError::InvalidSpec(
+                "linux.uidMappings and linux.gidMappings are required for a new user namespace"
+                    .into(),
+            ));
+        }
+    }
+    if has_uts {
+        plan.hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+        plan.domainname = spec.domainname().clone().filter(|h| !h.is_empty());
+    }
+    Ok(plan)
+}
+
+/// Credentials, caps, rlimits, argv/env of `process`, clamped to what this
+/// process can grant.
+pub fn process_plan(process: &Process) -> Result<ProcessPlan, RuntimeError> {
+    let args = process.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .cloned()
+        .ok_or_else(|| RuntimeError::InvalidSpec("process.args must not be empty".into()))?;
+    let cstr = |field: &str, s: &str| {
+        CString::new(s.as_bytes())
+            .map_err(|_| RuntimeError::InvalidSpec(format!("{field} contains a NUL byte")))
+    };
+    let args = args
+        .iter()
+        .map(|a| cstr("process.args", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env_list = process.env().clone().unwrap_or_default();
+    let env = env_list
+        .iter()
+        .map(|e| cstr("process.env", e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let search_path = env_list
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let user = process.user();
+    let console_size = match (process.terminal(), process.console_size()) {
+        (Some(true), Some(b)) if b.height() > 0 && b.width() > 0 => Some((
+            b.height().min(u16::MAX as u64) as u16,
+            b.width().min(u16::MAX as u64) as u16,
+        )),
+        _ => None,
+    };
+    Ok(ProcessPlan {
+        arg0,
+        args,
+        env,
+        search_path,
+        cwd: process.cwd().clone(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask().unwrap_or(0o022),
+        caps: caps_plan(process)?,
+        rlimits: rlimits_plan(process)?,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        console_size,
+    })
+}
+
+fn caps_plan(process: &Process) -> Result<CapsPlan, RuntimeError> {
+    let Some(c) = process.capabilities() else {
+        // Like runc: no capabilities object means an empty set everywhere.
+        return Ok(CapsPlan::default());
+    };
+    // What we can grant: our own bounding set (inherited by the child).
+    let available = caps::read(None, caps::CapSet::Bounding)
+        .map_err(|e| RuntimeError::Setup(format!("read bounding capability set: {e}")))?
+        .iter()
+        .fold(0u64, |m, c| m | c.bitmask());
+    let mask = |field: &str, set: &Option<Capabilities>| -> Result<u64, RuntimeError> {
+        let mut bits = 0u64;
+        let mut dropped = Vec::new();
+        for cap in set.iter().flatten() {
+            let name = format!("CAP_{cap}");
+            let parsed = caps::Capability::from_str(&name).map_err(|_| {
+                RuntimeError::InvalidSpec(format!(
+                    "process.capabilities.{field}: unknown capability {name}"
+                ))
+            })?;
+            if available & parsed.bitmask() == 0 {
+                dropped.push(name);
+            } else {
+                bits |= parsed.bitmask();
+            }
+        }
+        if !dropped.is_empty() {
+            dropped.sort();
+            tracing::warn!(
+                set = field,
+                capabilities = ?dropped,
+                "capabilities not in this runtime's bounding set are not granted"
+            );
+        }
+        Ok(bits)
+    };
+    Ok(CapsPlan {
+        bounding: mask("bounding", c.bounding())?,
+        effective: mask("effective", c.effective())?,
+        permitted: mask("permitted", c.permitted())?,
+        inheritable: mask("inheritable", c.inheritable())?,
+        ambient: mask("ambient", c.ambient())?,
+    })
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> (&'static str, Resource) {
+    use PosixRlimitType as T;
+    match t {
+        T::RlimitCpu => ("RLIMIT_CPU", Resource::RLIMIT_CPU),
+        T::RlimitFsize => ("RLIMIT_FSIZE", Resource::RLIMIT_FSIZE),
+        T::RlimitData => ("RLIMIT_DATA", Resource::RLIMIT_DATA),
+        T::RlimitStack => ("RLIMIT_STACK", Resource::RLIMIT_STACK),
+        T::RlimitCore => ("RLIMIT_CORE", Resource::RLIMIT_CORE),
+        T::RlimitRss => ("RLIMIT_RSS", Resource::RLIMIT_RSS),
+        T::RlimitNproc => ("RLIMIT_NPROC", Resource::RLIMIT_NPROC),
+        T::RlimitNofile => ("RLIMIT_NOFILE", Resource::RLIMIT_NOFILE),
+        T::RlimitMemlock => ("RLIMIT_MEMLOCK", Resource::RLIMIT_MEMLOCK),
+        T::RlimitAs => ("RLIMIT_AS", Resource::RLIMIT_AS),
+        T::RlimitLocks => ("RLIMIT_LOCKS", Resource::RLIMIT_LOCKS),
+        T::RlimitSigpending => ("RLIMIT_SIGPENDING", Resource::RLIMIT_SIGPENDING),
+        T::RlimitMsgqueue => ("RLIMIT_MSGQUEUE", Resource::RLIMIT_MSGQUEUE),
+        T::RlimitNice => ("RLIMIT_NICE", Resource::RLIMIT_NICE),
+        T::RlimitRtprio => ("RLIMIT_RTPRIO", Resource::RLIMIT_RTPRIO),
+        T::RlimitRttime => ("RLIMIT_RTTIME", Resource::RLIMIT_RTTIME),
+    }
+}
+
+fn rlimits_plan(process: &Process) -> Result<Vec<RlimitPlan>, RuntimeError> {
+    let mut out = Vec::new();
+    for r in process.rlimits().iter().flatten() {
+        let (name, resource) = rlimit_resource(r.typ());
+        let (mut soft, mut hard) = (r.soft(), r.hard());
+        if soft > hard {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "process.rlimits {name}: soft limit {soft} exceeds hard limit {hard}"
+            )));
+        }
+        // The child inherits our limits; raising a hard limit needs
+        // CAP_SYS_RESOURCE, which we may lack: clamp instead of failing.
+        let (_, cur_hard) = getrlimit(resource).ctx(|| format!("getrlimit {name}"))?;
+        if hard > cur_hard && !has_sys_resource() {
+            tracing::warn!(
+                rlimit = name,
+                requested_hard = hard,
+                current_hard = cur_hard,
+                "cannot raise hard rlimit without CAP_SYS_RESOURCE; clamping to the current hard limit"
+            );
+            hard = cur_hard;
+            soft = soft.min(hard);
+        }
+        out.push(RlimitPlan {
+            name,
+            resource,
+            soft,
+            hard,
+        });
+    }
+    Ok(out)
+}
+
+fn has_sys_resource() -> bool {
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false)
+}

@@ -1,0 +1,110 @@
+//! Resolving `args[0]` like runc (Go's `exec.LookPath`, run inside the
+//! container after the credentials are switched) and the final barrier:
+//! report ready, wait for go, late seccomp, `execve`.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::unistd::{execve, faccessat, AccessFlags};
+
+use super::plan::{InitPlan, ProcessPlan};
+use super::process::Prepared;
+use super::sync::{Message, SyncChannel};
+use crate::error::RuntimeError;
+use crate::sys;
+
+/// Go-style (lowercase) text of an errno, as in `stat /x: no such file or directory`.
+fn errno_text(errno: Errno) -> String {
+    let desc = errno.desc();
+    let mut c = desc.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Go's `findExecutable`: a non-directory the caller may execute.
+fn check_executable(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
+            return Err(format!("stat {}: {}", path.display(), errno_text(errno)));
+        }
+    };
+    if meta.is_dir() {
+        return Err(errno_text(Errno::EISDIR));
+    }
+    match faccessat(
+        None,
+        path,
+        AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    ) {
+        Ok(()) => Ok(()),
+        Err(errno) => Err(errno_text(errno)),
+    }
+}
+
+/// Resolve `args[0]`: used as is when it contains a `/`, otherwise searched
+/// in the `PATH` of `process.env` (or the default PATH when it has none).
+/// Errors read like runc's: `exec: "foo": executable file not found in $PATH`.
+pub fn lookup(p: &ProcessPlan) -> Result<CString, RuntimeError> {
+    let name = &p.arg0;
+    let to_c = |path: &Path| {
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| RuntimeError::Exec {
+            name: name.clone(),
+            reason: "contains a NUL byte".into(),
+        })
+    };
+    if name.contains('/') {
+        check_executable(Path::new(name)).map_err(|reason| RuntimeError::Exec {
+            name: name.clone(),
+            reason,
+        })?;
+        return to_c(Path::new(name));
+    }
+    for dir in p.search_path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = PathBuf::from(dir).join(name);
+        if check_executable(&candidate).is_ok() {
+            return to_c(&candidate);
+        }
+    }
+    Err(RuntimeError::Exec {
+        name: name.clone(),
+        reason: "executable file not found in $PATH".into(),
+    })
+}
+
+/// Report ready, wait for the parent's go, apply seccomp if it was deferred
+/// (no_new_privs set: the filter then goes in last so it need not allow the
+/// setup syscalls) and exec. Only returns on failure.
+pub fn barrier_and_exec(
+    plan: &InitPlan,
+    prepared: &Prepared,
+    chan: &SyncChannel,
+) -> Result<Infallible, RuntimeError> {
+    chan.send(&Message::Ready)?;
+    chan.wait_for(&Message::Go)?;
+    if let (Some(filter), true) = (&plan.seccomp, plan.process.no_new_privileges) {
+        filter.apply()?;
+    }
+    // Nothing but 0-2 may leak into the container process; the sync socket
+    // is already close-on-exec, so EOF tells the parent exec happened.
+    sys::mark_cloexec_from(3).map_err(|errno| RuntimeError::Sys {
+        context: "mark descriptors close-on-exec".into(),
+        errno,
+    })?;
+    let errno = match execve(&prepared.path, &plan.process.args, &plan.process.env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    Err(RuntimeError::Sys {
+        context: format!("exec {}", prepared.path.to_string_lossy()),
+        errno,
+    })
+}

@@ -1,0 +1,76 @@
+//! The container-init sequence: what the cloned child does between `clone3`
+//! and `execve`, as explicit ordered [`Phase`]s over a precomputed
+//! [`InitPlan`].
+//!
+//! The parent ([`crate::container`]) builds the plan with [`build`], clones
+//! the child with the plan's namespace flags, does its own part (id maps,
+//! cgroup, oom_score_adj) and sends `Continue`; the child then calls
+//! [`run`] from [`Phase::Namespaces`]. Every phase only relies on the
+//! documented preconditions, so a process that reached them another way can
+//! enter halfway: a warm zygote, already cloned into fresh pid/mount/uts/ipc
+//! (net, cgroup) namespaces and placed in its cgroup, receives a task, builds
+//! or receives the task's `InitPlan` (its `namespaces` then only lists joins
+//! by path such as a network namespace) and calls
+//! `run(&plan, Phase::Namespaces, &chan)` — or `Phase::Rootfs` when nothing
+//! is left to join. The sync protocol from `Ready` onwards is identical.
+//!
+//! All of this runs in a single-threaded process that was forked from the
+//! (single-threaded) monitor; allocation is fine, threads are not.
+
+pub mod build;
+mod cgroupfs;
+mod devices;
+mod exec;
+pub mod fs;
+pub mod namespaces;
+pub mod plan;
+mod process;
+mod rootfs;
+pub mod rootfs_plan;
+mod spec_mounts;
+pub mod sync;
+
+use std::convert::Infallible;
+
+pub use plan::{InitPlan, StdioPlan};
+pub use sync::{Message, SyncChannel};
+
+use crate::error::RuntimeError;
+
+/// The ordered phases of the child side. Entering at a phase means all
+/// earlier phases' effects are already in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Become root in a new user namespace (ids mapped by the parent), join
+    /// namespaces given by path (user first), unshare the cgroup namespace,
+    /// set host and domain name. Pre: in the namespaces `clone3` created,
+    /// already in the container's cgroup.
+    Namespaces,
+    /// Mount propagation, rootfs bind, spec mounts, devices, `pivot_root`,
+    /// sysctls, read-only/masked paths, read-only root. Pre: in the target
+    /// mount namespace (skipped when the plan has no rootfs: exec).
+    Rootfs,
+    /// Session and stdio/tty, rlimits, no_new_privs, early seccomp,
+    /// credentials and capabilities, umask, cwd, executable lookup. Pre: `/`
+    /// is the container's root.
+    Process,
+}
+
+/// Run the init sequence from phase `from` to the exec barrier, then wait
+/// for the parent's `Go` and `execve`. Returns only on failure; the caller
+/// reports the error on `chan` and `_exit`s.
+///
+/// Must only be called in a single-threaded process that will never return
+/// to other work (the cloned child, a zygote).
+pub fn run(plan: &InitPlan, from: Phase, chan: &SyncChannel) -> Result<Infallible, RuntimeError> {
+    if from <= Phase::Namespaces {
+        namespaces::enter(&plan.namespaces)?;
+    }
+    if from <= Phase::Rootfs {
+        if let Some(rootfs) = &plan.rootfs {
+            rootfs::setup(rootfs)?;
+        }
+    }
+    let prepared = process::prepare(plan, chan)?;
+    exec::barrier_and_exec(plan, &prepared, chan)
+}

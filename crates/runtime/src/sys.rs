@@ -1,0 +1,232 @@
+//! Raw system calls that nix does not wrap (or does not wrap the way the
+//! init sequence needs them).
+//!
+//! Every function here is a small, named wrapper around exactly one kernel
+//! interface; every `unsafe` block carries a `// SAFETY:` comment listing the
+//! invariants it relies on. Everything else in the crate uses nix.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+/// `struct clone_args` from `<linux/sched.h>` (version 2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Fork the calling process with `clone3(2)`, creating the namespaces in
+/// `flags` (only `CLONE_NEW*` flags make sense here) for the child. The child
+/// gets `SIGCHLD` as exit signal, a copy of the address space and continues
+/// on the same stack, exactly like `fork(2)`. Falls back to `clone(2)` with a
+/// NULL stack on kernels without `clone3`.
+///
+/// # Safety
+///
+/// Same contract as [`nix::unistd::fork`]: the calling process must be
+/// single-threaded. Additionally glibc's fork handlers do not run, so the
+/// child must not rely on state they would reset (the cached TID in the
+/// thread descriptor is stale: no `raise`/`pthread_kill`/`abort` in the child;
+/// the init code exits with `_exit` and never panics across this boundary).
+pub unsafe fn clone3_fork(flags: CloneFlags) -> nix::Result<ForkResult> {
+    let mut args = CloneArgs {
+        flags: flags.bits() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size we
+    // pass; stack is 0 so the child runs on a copy of our stack (fork
+    // semantics); no pointers (pidfd, tids, set_tid) are given, so the kernel
+    // writes nothing into our memory. The caller guarantees we are
+    // single-threaded, which makes a fork-like clone sound.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    let ret = if ret == -1 && Errno::last() == Errno::ENOSYS {
+        // SAFETY: raw clone(2) with a NULL stack and no CLONE_VM/SETTLS/*TID
+        // flags behaves like fork(2); argument order is the x86_64/generic
+        // one (flags, stack, parent_tid, child_tid, tls) and all pointers are
+        // NULL. Single-threadedness is guaranteed by the caller.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags.bits() as libc::c_long) | libc::SIGCHLD as libc::c_long,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        }
+    } else {
+        ret
+    };
+    match Errno::result(ret)? {
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as libc::pid_t),
+        }),
+    }
+}
+
+/// Make `fd` (a terminal) the controlling terminal of the calling process,
+/// which must be a session leader without one (`ioctl(TIOCSCTTY, 0)`).
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0 = do not steal) and
+    // touches no memory of ours; `fd` is a valid open descriptor for the
+    // duration of the call because it is borrowed.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
+    Errno::result(ret).map(drop)
+}
+
+/// Open the slave side of the pseudo-terminal whose master is `master`
+/// without a path lookup (`ioctl(TIOCGPTPEER)`, Linux ≥ 4.13). The returned
+/// descriptor is `O_RDWR | O_NOCTTY | O_CLOEXEC`.
+pub fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags as integer argument and returns
+    // a new file descriptor; `master` is valid for the duration of the call.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let fd = Errno::result(ret)?;
+    // SAFETY: on success the ioctl returned a fresh descriptor that nothing
+    // else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Set the window size of terminal `fd` (`ioctl(TIOCSWINSZ)`).
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `struct winsize` through the pointer, which
+    // points to a live, initialised local; `fd` is valid while borrowed.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Set `FD_CLOEXEC` on every descriptor `>= first` (`close_range(2)` with
+/// `CLOSE_RANGE_CLOEXEC`, Linux ≥ 5.11), so nothing but stdio leaks into the
+/// container process while the descriptors stay usable until `execve`.
+pub fn mark_cloexec_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor
+    // flags, it closes nothing and touches no memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Set the effective, permitted and inheritable capability sets of the
+/// calling thread in one `capset(2)` call (bit `n` = capability `n`).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    let (e0, e1) = split(effective);
+    let (p0, p1) = split(permitted);
+    let (i0, i1) = split(inheritable);
+    let data = [
+        Data {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        Data {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ];
+    // SAFETY: version 3 capset reads one header and an array of two data
+    // structs, both live and initialised locals with the kernel's layout.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Reset every signal disposition to `SIG_DFL` and unblock all signals.
+///
+/// The monitor may block signals (signalfd), install handlers or ignore
+/// `SIGPIPE` (the Rust runtime does); ignored dispositions and the signal
+/// mask survive `execve`, so the container process must not inherit them.
+pub fn reset_signals() -> nix::Result<()> {
+    let dfl = signal::SigAction::new(
+        SigHandler::SigDfl,
+        signal::SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL never runs user code; the process is
+        // single-threaded (we are in the freshly cloned child) so no handler
+        // can be racing with this change.
+        unsafe { signal::sigaction(sig, &dfl) }?;
+    }
+    signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Set the NIS domain name of the calling process's UTS namespace
+/// (`setdomainname(2)`; nix only wraps `sethostname`).
+pub fn set_domainname(name: &str) -> nix::Result<()> {
+    let bytes = name.as_bytes();
+    // SAFETY: the pointer and length describe the live `bytes` slice, which
+    // the kernel only reads; no NUL terminator is needed.
+    let ret = unsafe { libc::setdomainname(bytes.as_ptr().cast(), bytes.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Terminate the calling process immediately with `code`, without running
+/// atexit handlers or flushing stdio buffers inherited from the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) has no preconditions; it never returns and skips
+    // atexit handlers and stdio flushing on purpose (the buffers belong to
+    // the parent we were forked from).
+    unsafe { libc::_exit(code) }
+}
