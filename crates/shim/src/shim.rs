@@ -69,6 +69,11 @@ impl Shim for ZygoteShim {
         zygote_monitor::state::write_atomic(&zygote_daemon::server::config_path(&dir), &cfg).map_err(shim_err)?;
         let sock = paths::socket(&dir);
         let address = format!("unix://{}", sock.display());
+        // containerd reads <bundle>/address to reconnect after it restarts;
+        // shims write it themselves.
+        let addr_file = self.bundle.join("address");
+        let tmp = self.bundle.join(".address.tmp");
+        std::fs::write(&tmp, &address).and_then(|()| std::fs::rename(&tmp, &addr_file)).map_err(shim_err)?;
         if answers(&sock) {
             return Ok(address);
         }
