@@ -86,13 +86,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |source| StateError::Io { path: path.to_path_buf(), source }
 }
 
-/// Writes `value` as JSON to `path` atomically.
+/// Writes `value` as JSON to `path` atomically (temp file + rename).
+///
+/// No fsync: these files must survive the death of a process, which the
+/// page cache guarantees; after a machine crash the containers they
+/// describe are gone too (and `/run` is a tmpfs anyway).
 pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     let body = serde_json::to_vec(value).map_err(|source| StateError::Json { path: path.into(), source })?;
     let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(&body).map_err(io_err(&tmp))?;
-    f.sync_data().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
