@@ -15,9 +15,12 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::debug;
 use zygote_monitor::proto::{self, Event, Message, ProtoError, Reply, Request};
 
+/// A reply and the descriptors that came with it.
+type Answer = (Reply, Vec<OwnedFd>);
+
 struct Inner {
     fd: AsyncFd<OwnedFd>,
-    pending: std::sync::Mutex<Option<oneshot::Sender<(Reply, Vec<OwnedFd>)>>>,
+    pending: std::sync::Mutex<Option<oneshot::Sender<Answer>>>,
     serial: Mutex<()>,
 }
 
@@ -83,12 +86,12 @@ impl MonitorClient {
     }
 
     /// Sends a request and waits for its reply.
-    pub async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<(Reply, Vec<OwnedFd>), ProtoError> {
+    pub async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Answer, ProtoError> {
         let _g = self.inner.serial.lock().await;
         self.await_reply(Some((req, fds))).await
     }
 
-    async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<(Reply, Vec<OwnedFd>), ProtoError> {
+    async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<Answer, ProtoError> {
         let (tx, rx) = oneshot::channel();
         *self.inner.pending.lock().expect("pending lock") = Some(tx);
         if let Some((req, fds)) = req {

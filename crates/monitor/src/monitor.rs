@@ -227,10 +227,8 @@ impl Monitor {
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n > 0 {
                 for (pfd, tok) in fds.iter().zip(tokens) {
-                    if pfd.revents != 0 {
-                        if self.handle(tok) {
-                            return;
-                        }
+                    if pfd.revents != 0 && self.handle(tok) {
+                        return;
                     }
                 }
             }

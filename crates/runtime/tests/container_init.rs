@@ -99,8 +99,8 @@ fn cwd_is_created_and_used() {
 }
 
 #[test]
-fn env_is_exactly_process_env() {
-    let out = isolated("env_is_exactly_process_env", |tmp| {
+fn env_is_process_env_plus_home() {
+    let out = isolated("env_is_process_env_plus_home", |tmp| {
         TestContainer::new(tmp, "env", &["env"], |spec| {
             set_process(spec, |p| {
                 p.set_env(Some(vec!["PATH=/bin".into(), "FOO=bar baz".into()]));
@@ -110,7 +110,8 @@ fn env_is_exactly_process_env() {
     });
     let mut lines: Vec<&str> = out.stdout.lines().collect();
     lines.sort();
-    assert_eq!(lines, ["FOO=bar baz", "PATH=/bin"], "{out:?}");
+    // Like runc, HOME is added when missing, from the rootfs's /etc/passwd.
+    assert_eq!(lines, ["FOO=bar baz", "HOME=/root", "PATH=/bin"], "{out:?}");
 }
 
 #[test]

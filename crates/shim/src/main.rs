@@ -38,7 +38,15 @@ fn daemon(dir: &Path) -> i32 {
         }
     };
     tracing_subscriber::fmt().with_writer(std::sync::Mutex::new(log)).with_ansi(false).with_env_filter(filter()).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // Few threads, and idle blocking threads go away quickly: the daemon's
+    // footprint should not depend on what it did a minute ago.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_keep_alive(std::time::Duration::from_secs(2))
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start tokio");

@@ -51,7 +51,8 @@ fn write_if_changed(path: &Path, body: &[u8]) -> Result<()> {
     if std::fs::read(path).is_ok_and(|b| b == body) {
         return Ok(());
     }
-    let tmp = path.with_extension("tmp");
+    // Per-process temp name: concurrent `start`s race on the same file.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, body).and_then(|()| std::fs::rename(&tmp, path)).with_context(|| format!("write {}", path.display()))
 }
 

@@ -235,7 +235,16 @@ impl Cgroup {
         }
         tracing::debug!(cgroup = %self.path.display(), version = ?self.version(), "cgroup created");
         if let Some(r) = resources {
-            resources::apply(self, r)?;
+            let mut r = r.clone();
+            if matches!(self.layout, Layout::V1(_)) {
+                // Written once here, with runc's defaults; apply() below
+                // (shared with Update) leaves devices alone without rules.
+                resources::v1_create_devices(self, Some(&r))?;
+                r.set_devices(None);
+            }
+            resources::apply(self, &r)?;
+        } else if matches!(self.layout, Layout::V1(_)) {
+            resources::v1_create_devices(self, None)?;
         }
         Ok(())
     }

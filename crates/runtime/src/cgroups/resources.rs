@@ -238,6 +238,30 @@ fn v1_blkio(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
     Ok(())
 }
 
+/// Devices every container may use whatever its spec says, appended after
+/// the spec's rules exactly like runc's `AllowedDevices`: mknod of any
+/// device (the node is useless without rw), the standard character devices,
+/// the pty devices and tun.
+const DEFAULT_ALLOWED: &[&str] = &[
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm",
+    "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
+];
+
+/// At creation on v1: deny all unless the spec has device rules (runc's
+/// default), then the spec's rules, then [`DEFAULT_ALLOWED`].
+pub(super) fn v1_create_devices(cg: &Cgroup, r: Option<&LinuxResources>) -> Result<()> {
+    let Ok(dir) = cg.controller_dir("devices") else { return Ok(()) };
+    let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
+    if rules.is_empty() {
+        fs::write(&dir.join("devices.deny"), "a *:* rwm")?;
+    }
+    v1_devices(&dir, rules)?;
+    for line in DEFAULT_ALLOWED {
+        fs::write(&dir.join("devices.allow"), line)?;
+    }
+    Ok(())
+}
+
 /// Writes device rules in order to `devices.allow` / `devices.deny`.
 fn v1_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     for rule in rules {

@@ -72,7 +72,7 @@ pub fn container_plan(
     Ok(InitPlan {
         namespaces,
         rootfs: Some(rootfs_plan),
-        process: process_plan(process)?,
+        process: process_plan(process, rootfs)?,
         stdio,
         seccomp: compile_seccomp(spec)?,
     })
@@ -116,7 +116,7 @@ pub fn exec_plan(
     Ok(InitPlan {
         namespaces,
         rootfs: None,
-        process: process_plan(process)?,
+        process: process_plan(process, &Path::new("/proc").join(init_pid.to_string()).join("root"))?,
         stdio,
         seccomp: compile_seccomp(spec)?,
     })
@@ -202,7 +202,10 @@ fn container_namespaces(spec: &Spec) -> Result<NamespacePlan, RuntimeError> {
 
 /// Credentials, caps, rlimits, argv/env of `process`, clamped to what this
 /// process can grant.
-pub fn process_plan(process: &Process) -> Result<ProcessPlan, RuntimeError> {
+///
+/// Like runc, `HOME` is added when `process.env` lacks it: the home of the
+/// process's uid in the container's `/etc/passwd`, or `/`.
+pub fn process_plan(process: &Process, rootfs: &Path) -> Result<ProcessPlan, RuntimeError> {
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args
         .first()
@@ -216,7 +219,10 @@ pub fn process_plan(process: &Process) -> Result<ProcessPlan, RuntimeError> {
         .iter()
         .map(|a| cstr("process.args", a))
         .collect::<Result<Vec<_>, _>>()?;
-    let env_list = process.env().clone().unwrap_or_default();
+    let mut env_list = process.env().clone().unwrap_or_default();
+    if !env_list.iter().any(|e| e.starts_with("HOME=")) {
+        env_list.push(format!("HOME={}", home_dir(rootfs, process.user().uid())));
+    }
     let env = env_list
         .iter()
         .map(|e| cstr("process.env", e))
@@ -359,4 +365,31 @@ fn has_sys_resource() -> bool {
         caps::Capability::CAP_SYS_RESOURCE,
     )
     .unwrap_or(false)
+}
+
+/// The home directory of `uid` in `<rootfs>/etc/passwd`, `/` if unknown.
+/// The file is opened without following a symlink at `etc` or `passwd`, so
+/// a container cannot point the lookup at a host file.
+fn home_dir(rootfs: &Path, uid: u32) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let etc = rootfs.join("etc");
+    let is_dir = std::fs::symlink_metadata(&etc).is_ok_and(|m| m.is_dir());
+    let mut text = String::new();
+    let read = is_dir
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(etc.join("passwd"))
+            .and_then(|f| f.take(1 << 20).read_to_string(&mut text))
+            .is_ok();
+    if read {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 6 && f[2].parse::<u32>() == Ok(uid) && !f[5].is_empty() {
+                return f[5].to_string();
+            }
+        }
+    }
+    "/".to_string()
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Install what the zygote build and integration tests need on Debian 12.
+# Idempotent: apt is only touched when a package is missing
+# (ZYGOTE_FORCE_APT=1 forces apt-get update + install anyway).
+set -euo pipefail
+
+die() {
+	echo "install-deps.sh: error: $*" >&2
+	exit 1
+}
+
+log() {
+	echo "install-deps.sh: $*" >&2
+}
+
+# containerd/runc/ctr: the real runtime stack compared against.
+# umoci, busybox-static, jq: building the local test image (no registry here).
+# bsdutils: `script` for the --tty tests; util-linux: mount tools/setsid;
+# procps, iproute2: debugging; gcc/libc6-dev/pkg-config: the Rust linker.
+readonly PACKAGES=(
+	containerd
+	runc
+	umoci
+	busybox-static
+	jq
+	bsdutils
+	util-linux
+	coreutils
+	procps
+	iproute2
+	tar
+	gcc
+	libc6-dev
+	pkg-config
+)
+
+[[ ${EUID} -eq 0 ]] || die "must run as root (apt-get install, containerd); re-run with sudo"
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script supports Debian/Ubuntu only"
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status="$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null || true)"
+	if [[ ${status} != installed ]]; then
+		missing+=("${pkg}")
+	fi
+done
+
+if [[ ${#missing[@]} -gt 0 || ${ZYGOTE_FORCE_APT:-0} == 1 ]]; then
+	log "installing: ${missing[*]:-(forced) ${PACKAGES[*]}}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update || die "apt-get update failed"
+	if [[ ${#missing[@]} -eq 0 ]]; then
+		missing=("${PACKAGES[@]}")
+	fi
+	apt-get install -y --no-install-recommends "${missing[@]}" ||
+		die "apt-get install failed for: ${missing[*]}"
+else
+	log "all packages already installed"
+fi
+
+# Verify what we rely on really is there now.
+for tool in containerd ctr runc umoci jq script setsid timeout; do
+	command -v "${tool}" >/dev/null 2>&1 || die "${tool} not found on PATH after installing packages"
+done
+[[ -x /bin/busybox ]] || die "/bin/busybox missing (package busybox-static)"
+if command -v file >/dev/null 2>&1 && file -L /bin/busybox | grep -q 'dynamically linked'; then
+	die "/bin/busybox is dynamically linked; the busybox-static package is required"
+fi
+
+# The Rust toolchain is not installed here (rustup is expected).
+if ! command -v cargo >/dev/null 2>&1; then
+	if [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
+		die "cargo is not on PATH but exists in ${HOME:-/root}/.cargo/bin: add it to PATH (source ~/.cargo/env)"
+	fi
+	die "cargo not found: install the Rust toolchain with rustup (https://rustup.rs) first"
+fi
+log "cargo: $(cargo --version)"
+log "containerd: $(containerd --version)"
+log "runc: $(runc --version | head -n1)"
+log "ok"

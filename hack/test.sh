@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# THE test command: builds zygote, starts a private containerd, imports a
+# locally built busybox image and runs the whole workspace test suite (unit
+# tests + integration tests comparing zygote with runc through ctr).
+#
+# Usage:
+#   hack/test.sh                          # everything
+#   hack/test.sh [CARGO_TEST_ARGS...] [-- HARNESS_ARGS...]
+#       e.g. hack/test.sh -p zygote-integration-tests --test basic -- exit_codes
+#       (CARGO_TEST_ARGS replace the default "--workspace")
+#
+# Environment:
+#   ZYGOTE_TEST_RUNTIMES   runtimes the integration tests exercise: "runc,zygote"
+#                          (default), "runc" or "zygote"
+#   ZYGOTE_TEST_THREADS    test threads per test binary (default 2)
+#   ZYGOTE_SKIP_INSTALL=1  do not run hack/install-deps.sh
+#   ZYGOTE_TEST_KEEP=1     leave the private containerd running afterwards
+#   ZYGOTE_CACHE_DIR       where the image is cached (default /var/tmp/zygote-cache)
+#   ZYGOTE_BIN_DIR         where containerd-shim-zygote-v1 is (default target/release)
+#
+# Exit code: the result of cargo test (non-zero if setup failed).
+set -euo pipefail
+
+hack_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_dir="$(cd "${hack_dir}/.." && pwd)"
+cd "${repo_dir}"
+
+readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
+export ZYGOTE_BIN_DIR="${ZYGOTE_BIN_DIR:-${repo_dir}/target/release}"
+
+start_time=${SECONDS}
+step() {
+	echo
+	echo "=== hack/test.sh: $* ($((SECONDS - start_time))s)"
+}
+
+die() {
+	echo "hack/test.sh: error: $*" >&2
+	exit 1
+}
+
+cargo_args=()
+harness_args=()
+seen_dashes=0
+for arg in "$@"; do
+	if [[ ${seen_dashes} -eq 0 && ${arg} == -- ]]; then
+		seen_dashes=1
+		continue
+	fi
+	if [[ ${seen_dashes} -eq 0 ]]; then
+		cargo_args+=("${arg}")
+	else
+		harness_args+=("${arg}")
+	fi
+done
+if [[ ${#cargo_args[@]} -eq 0 ]]; then
+	cargo_args=(--workspace)
+fi
+
+[[ ${EUID} -eq 0 ]] || die "must run as root (containerd, runc, mounts, cgroups)"
+
+if [[ ${ZYGOTE_SKIP_INSTALL:-0} != 1 ]]; then
+	step "installing dependencies"
+	"${hack_dir}/install-deps.sh"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
+
+step "building (cargo build --release --workspace)"
+cargo build --release --workspace
+
+step "building the busybox test image"
+"${hack_dir}/build-image.sh" "${CACHE_DIR}/image"
+# shellcheck disable=SC1091
+source "${CACHE_DIR}/image/image.env"
+
+# The containerd dir must be on a real filesystem (overlayfs upper/work dirs),
+# and short enough for unix socket paths (108 bytes).
+mkdir -p /var/tmp
+ctrd_dir="$(mktemp -d /var/tmp/zt.XXXXXX)"
+export ZYGOTE_STATE_DIR="${ctrd_dir}/zygote"
+# A namespace of our own: containers land in the cgroups /<namespace>/<id>,
+# so concurrent runs on one machine do not see each other's cgroups.
+NAMESPACE="${ZYGOTE_TEST_NAMESPACE:-zygote-test-${ctrd_dir##*.}}"
+test_log="${CACHE_DIR}/last-test.log"
+
+result=1
+summary_printed=0
+print_logs() {
+	echo "--- last 80 lines of ${ctrd_dir}/containerd.log ---"
+	tail -n 80 "${ctrd_dir}/containerd.log" 2>/dev/null || true
+	local f
+	shopt -s nullglob
+	for f in "${ZYGOTE_STATE_DIR}"/*/daemon.log; do
+		echo "--- last 80 lines of ${f} ---"
+		tail -n 80 "${f}" || true
+	done
+	shopt -u nullglob
+}
+stopped=0
+stop_containerd() {
+	[[ ${stopped} -eq 0 ]] || return 0
+	stopped=1
+	if [[ ${ZYGOTE_TEST_KEEP:-0} == 1 ]]; then
+		echo "hack/test.sh: ZYGOTE_TEST_KEEP=1: containerd left running in ${ctrd_dir}" >&2
+		echo "hack/test.sh: stop it with: hack/containerd.sh stop ${ctrd_dir}" >&2
+	else
+		"${hack_dir}/containerd.sh" stop "${ctrd_dir}" || echo "hack/test.sh: warning: cleanup of ${ctrd_dir} failed" >&2
+	fi
+}
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [[ ${summary_printed} -eq 0 ]]; then
+		result=${rc}
+		[[ ${result} -ne 0 ]] || result=1
+		echo "hack/test.sh: setup failed or interrupted (exit ${rc})" >&2
+		print_logs >&2
+	fi
+	stop_containerd
+	exit "${result}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "starting a private containerd in ${ctrd_dir}"
+"${hack_dir}/containerd.sh" start "${ctrd_dir}"
+
+step "importing ${IMAGE_REF} into namespace ${NAMESPACE}"
+ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images import \
+	--base-name "${IMAGE_BASE_NAME}" "${IMAGE_TAR}"
+ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images ls -q | grep -qxF "${IMAGE_REF}" ||
+	die "image ${IMAGE_REF} not found after import"
+
+export ZYGOTE_TEST_CONTAINERD_DIR="${ctrd_dir}"
+export ZYGOTE_TEST_ADDRESS="${ctrd_dir}/containerd.sock"
+export ZYGOTE_TEST_IMAGE="${IMAGE_REF}"
+export ZYGOTE_TEST_ROOTFS="${IMAGE_ROOTFS}"
+export ZYGOTE_TEST_NAMESPACE="${NAMESPACE}"
+export ZYGOTE_HACK_DIR="${hack_dir}"
+export ZYGOTE_TEST_RUNTIMES="${ZYGOTE_TEST_RUNTIMES:-runc,zygote}"
+
+step "running tests (runtimes: ${ZYGOTE_TEST_RUNTIMES})"
+set +e
+cargo test --release --no-fail-fast "${cargo_args[@]}" -- --test-threads="${ZYGOTE_TEST_THREADS:-2}" "${harness_args[@]}" 2>&1 |
+	tee "${test_log}"
+result=${PIPESTATUS[0]}
+set -e
+
+# Totals over all test binaries ("test result: ok. 6 passed; 0 failed; ...").
+read -r total_passed total_failed total_ignored < <(
+	sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p' "${test_log}" |
+		awk '{ p += $1; f += $2; i += $3 } END { print p + 0, f + 0, i + 0 }'
+)
+mapfile -t failed_tests < <(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "${test_log}")
+
+if [[ ${result} -ne 0 ]]; then
+	print_logs
+fi
+step "stopping containerd and cleaning up"
+stop_containerd
+echo
+echo "=== hack/test.sh summary (runtimes: ${ZYGOTE_TEST_RUNTIMES}, $((SECONDS - start_time))s, log: ${test_log})"
+if [[ ${#failed_tests[@]} -gt 0 ]]; then
+	echo "failed tests:"
+	printf '  %s\n' "${failed_tests[@]}"
+fi
+if [[ ${result} -eq 0 ]]; then
+	echo "=== hack/test.sh: PASSED"
+else
+	echo "=== hack/test.sh: FAILED (cargo test exited ${result})"
+fi
+echo "summary: ${total_passed} passed, ${total_failed} failed, ${total_ignored} skipped"
+summary_printed=1

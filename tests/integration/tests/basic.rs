@@ -1,0 +1,681 @@
+//! Basic task behaviour through `ctr`, zygote side by side with runc.
+//!
+//! Every test runs its scenario under each runtime (`both`/`both_expect`) and
+//! compares what ctr observed: exit codes, output, status transitions.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::Duration;
+
+use zygote_integration_tests::*;
+
+/// Plain `ctr run --rm` exit codes.
+#[test]
+fn exit_codes() {
+    let cases: &[(&str, &[&str], i32)] = &[
+        ("true", &["true"], 0),
+        ("exit3", &["sh", "-c", "exit 3"], 3),
+        ("exit255", &["sh", "-c", "exit 255"], 255),
+        // A nonzero status above 128 that is NOT a signal death.
+        ("exit143", &["sh", "-c", "exit 143"], 143),
+    ];
+    let expected: Vec<(String, i32)> = cases.iter().map(|(n, _, c)| (n.to_string(), *c)).collect();
+    both_expect("exit codes", expected, |rt| {
+        let ctr = Ctr::new();
+        cases
+            .iter()
+            .map(|(name, cmd, _)| {
+                let c = Container::new(&format!("exit-{name}"), rt);
+                let out = ctr.run_rm(rt, c.id(), &[], cmd);
+                (name.to_string(), out.code())
+            })
+            .collect::<Vec<_>>()
+    });
+}
+
+/// A process that dies of a signal is reported as 128+signal.  A container's
+/// pid 1 cannot be killed by a signal from inside its own pid namespace (and
+/// ignores SIGTERM without a handler), so these containers join the pid
+/// namespace of a host `sleep`: their `sh` is an ordinary process there.
+#[test]
+fn exit_codes_signal_death() {
+    both_expect("signal death exit codes", (137, 143), |rt| {
+        let ctr = Ctr::new();
+        let host = HostProcess::sleeper();
+        let pidns = format!("pid:{}", host.ns_path("pid"));
+        let c9 = Container::new("sigdeath-kill", rt);
+        let k = ctr.run_rm(
+            rt,
+            c9.id(),
+            &["--with-ns", &pidns],
+            &["sh", "-c", "kill -9 $$; echo survived"],
+        );
+        let c15 = Container::new("sigdeath-term", rt);
+        let t = ctr.run_rm(
+            rt,
+            c15.id(),
+            &["--with-ns", &pidns],
+            &["sh", "-c", "kill -TERM $$; echo survived"],
+        );
+        assert!(!k.stdout.contains("survived"), "{}", k.describe());
+        assert!(!t.stdout.contains("survived"), "{}", t.describe());
+        (k.code(), t.code())
+    });
+}
+
+/// `ctr task kill -s SIGKILL` on an attached `ctr run --rm`: ctr exits 137.
+#[test]
+fn exit_code_after_task_kill_sigkill() {
+    both_expect("ctr task kill -s SIGKILL", 137, |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("kill9", rt);
+        let bg = ctr.spawn(&run_args(rt, c.id(), true, &[], &["sleep", "100"]));
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()])
+            .assert_success();
+        bg.wait(Duration::from_secs(30)).code()
+    });
+}
+
+/// `ctr task kill -s SIGTERM` on an attached `ctr run --rm` whose `sleep` is
+/// not pid 1 (shared host pid namespace): ctr exits 143.
+#[test]
+fn exit_code_after_task_kill_sigterm() {
+    both_expect("ctr task kill -s SIGTERM", 143, |rt| {
+        let ctr = Ctr::new();
+        let host = HostProcess::sleeper();
+        let pidns = format!("pid:{}", host.ns_path("pid"));
+        let c = Container::new("kill15", rt);
+        let bg = ctr.spawn(&run_args(
+            rt,
+            c.id(),
+            true,
+            &["--with-ns", &pidns],
+            &["sleep", "100"],
+        ));
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        ctr.run(&["task", "kill", "-s", "SIGTERM", c.id()])
+            .assert_success();
+        bg.wait(Duration::from_secs(30)).code()
+    });
+}
+
+/// stdout and stderr arrive separately and intact.
+#[test]
+fn stdout_and_stderr() {
+    let expected = (0, "out\nmore out\n".to_string(), "err\n".to_string());
+    both_expect("stdout/stderr", expected, |rt| {
+        let c = Container::new("stdio", rt);
+        let out = Ctr::new().run_rm(
+            rt,
+            c.id(),
+            &[],
+            &["sh", "-c", "echo out; echo err >&2; echo more out"],
+        );
+        (out.code(), out.stdout, out.stderr)
+    });
+}
+
+/// A larger output (~1 MiB) is delivered completely.
+#[test]
+fn large_output() {
+    both_expect("1 MiB of stdout", (0, 1_048_576usize), |rt| {
+        let c = Container::new("bigout", rt);
+        let out = Ctr::new().run_rm(
+            rt,
+            c.id(),
+            &[],
+            &["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x"],
+        );
+        (out.code(), out.stdout.len())
+    });
+}
+
+/// `--env` and the environment the runtime adds (compared as a sorted list).
+#[test]
+fn environment() {
+    let env = both("env", |rt| {
+        let c = Container::new("env", rt);
+        let out = Ctr::new().run_rm(
+            rt,
+            c.id(),
+            &["--env", "FOO=bar", "--env", "EMPTY="],
+            &["env"],
+        );
+        let mut lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+        lines.sort();
+        (out.code(), lines)
+    });
+    assert_eq!(env.0, 0);
+    assert!(env.1.contains(&"FOO=bar".to_string()), "{env:?}");
+    assert!(env.1.contains(&"EMPTY=".to_string()), "{env:?}");
+    assert!(
+        env.1
+            .iter()
+            .any(|l| l.starts_with("PATH=") && l.contains("/bin")),
+        "{env:?}"
+    );
+}
+
+/// `--cwd`.
+#[test]
+fn working_directory() {
+    both_expect("cwd", (0, "/tmp\n".to_string()), |rt| {
+        let c = Container::new("cwd", rt);
+        let out = Ctr::new().run_rm(rt, c.id(), &["--cwd", "/tmp"], &["pwd"]);
+        (out.code(), out.stdout)
+    });
+}
+
+/// process.user from the spec (ctr 1.6 `run` has no --user flag, so this
+/// uses `ctr run --config` with uid/gid 1000).
+#[test]
+fn user_from_spec() {
+    let expected = (
+        0,
+        "uid=1000(user) gid=1000(user)\n".to_string(),
+        "1000 1000\n".to_string(),
+    );
+    both_expect("process.user 1000:1000", expected, |rt| {
+        let c = Container::new("user", rt);
+        let b = ConfigBundle::new(c.id(), &["sh", "-c", "id; id -u >&2; id -g >&2"], |s| {
+            s["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000 });
+        });
+        let out = Ctr::new().run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt.name(),
+            "--config",
+            &b.config_str(),
+            c.id(),
+        ]);
+        let ids = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ") + "\n";
+        (out.code(), out.stdout, ids)
+    });
+}
+
+/// Additional gids from the spec.
+#[test]
+fn user_additional_gids() {
+    both_expect("additionalGids", (0, "1000 0 65534\n".to_string()), |rt| {
+        let c = Container::new("gids", rt);
+        let b = ConfigBundle::new(c.id(), &["id", "-G"], |s| {
+            s["process"]["user"] =
+                serde_json::json!({ "uid": 1000, "gid": 1000, "additionalGids": [0, 65534] });
+        });
+        let out = Ctr::new().run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt.name(),
+            "--config",
+            &b.config_str(),
+            c.id(),
+        ]);
+        (out.code(), out.stdout)
+    });
+}
+
+/// `ctr run -t` gets a pty as stdin/stdout; the exit code still comes through.
+#[test]
+fn tty() {
+    let expected = (0, "/dev/pts/0\n".to_string(), 6, true);
+    both_expect("tty", expected, |rt| {
+        let ctr = Ctr::new();
+        let c1 = Container::new("tty", rt);
+        let a = ctr.run_tty(&run_args(rt, c1.id(), true, &["-t"], &["tty"]));
+        let c2 = Container::new("tty-exit", rt);
+        let b = ctr.run_tty(&run_args(
+            rt,
+            c2.id(),
+            true,
+            &["-t"],
+            &[
+                "sh",
+                "-c",
+                "test -t 0 && test -t 1 && echo is-a-tty; exit 6",
+            ],
+        ));
+        let b_out = normalize_tty(&b.stdout);
+        (
+            a.code(),
+            normalize_tty(&a.stdout),
+            b.code(),
+            b_out.contains("is-a-tty"),
+        )
+    });
+}
+
+/// Data piped into `ctr run` reaches the container's stdin, and EOF closes it.
+///
+/// ctr 1.6 races: if its stdin hits EOF before the task is created, it never
+/// closes the container's stdin.  So stdin is closed only once the task runs.
+#[test]
+fn stdin_piped() {
+    both_expect(
+        "stdin",
+        (0, "hello\nworld\n".to_string(), "2\n".to_string()),
+        |rt| {
+            let ctr = Ctr::new();
+            let c = Container::new("stdin", rt);
+            let mut bg = ctr.spawn_with_stdin(&run_args(
+                rt,
+                c.id(),
+                true,
+                &[],
+                &["sh", "-c", "cat; cat /dev/null"],
+            ));
+            bg.write_stdin(b"hello\n");
+            ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+            thread::sleep(Duration::from_millis(300));
+            bg.write_stdin(b"world\n");
+            bg.close_stdin();
+            let out = bg.wait(Duration::from_secs(30));
+
+            let c2 = Container::new("stdin-wc", rt);
+            let mut bg2 = ctr.spawn_with_stdin(&run_args(rt, c2.id(), true, &[], &["wc", "-l"]));
+            bg2.write_stdin(b"a\nb\n");
+            ctr.wait_status(c2.id(), "RUNNING", Duration::from_secs(20));
+            thread::sleep(Duration::from_millis(300));
+            bg2.close_stdin();
+            let out2 = bg2.wait(Duration::from_secs(30));
+            assert_eq!(out2.code(), 0, "{}", out2.describe());
+            (out.code(), out.stdout, out2.stdout.trim_start().to_string())
+        },
+    );
+}
+
+/// `ctr task exec`: output, exit code, --user, --cwd, and an exec of a
+/// missing binary failing.
+#[test]
+fn exec() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Obs {
+        out: (i32, String, String),
+        user: (i32, String),
+        cwd: (i32, String),
+        missing_fails: bool,
+        missing_mentions_name: bool,
+        init_still_running: bool,
+    }
+    let obs = both("ctr task exec", |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("exec", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let a = ctr.run(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            c.id(),
+            "sh",
+            "-c",
+            "echo exo; echo exe >&2; exit 4",
+        ]);
+        let u = ctr.run(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e2",
+            "--user",
+            "1000:1000",
+            c.id(),
+            "id",
+        ]);
+        let w = ctr.run(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e3",
+            "--cwd",
+            "/etc",
+            c.id(),
+            "pwd",
+        ]);
+        let m = ctr.run(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e4",
+            c.id(),
+            "/bin/no-such-binary-zt",
+        ]);
+        let running = ctr.task(c.id()).map(|t| t.status) == Some("RUNNING".to_string());
+        Obs {
+            out: (a.code(), a.stdout, a.stderr),
+            user: (u.code(), u.stdout),
+            cwd: (w.code(), w.stdout),
+            missing_fails: !m.success() && !m.timed_out,
+            missing_mentions_name: m.stderr.contains("no-such-binary-zt"),
+            init_still_running: running,
+        }
+    });
+    assert_eq!(obs.out, (4, "exo\n".to_string(), "exe\n".to_string()));
+    assert_eq!(
+        obs.user,
+        (
+            0,
+            "uid=1000(user) gid=1000(user) groups=1000(user)\n".to_string()
+        )
+    );
+    assert_eq!(obs.cwd, (0, "/etc\n".to_string()));
+    assert!(
+        obs.missing_fails && obs.missing_mentions_name && obs.init_still_running,
+        "{obs:?}"
+    );
+}
+
+/// Several execs at once in one container.
+#[test]
+fn exec_concurrent() {
+    let expected: Vec<(i32, String)> = (0..5).map(|i| (i, format!("exec-{i}\n"))).collect();
+    both_expect("5 concurrent execs", expected, |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("execs", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let bgs: Vec<_> = (0..5)
+            .map(|i| {
+                let script = format!("sleep 0.2; echo exec-{i}; exit {i}");
+                ctr.spawn(&[
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    &format!("x{i}"),
+                    c.id(),
+                    "sh",
+                    "-c",
+                    &script,
+                ])
+            })
+            .collect();
+        bgs.into_iter()
+            .map(|b| {
+                let o = b.wait(Duration::from_secs(60));
+                (o.code(), o.stdout)
+            })
+            .collect::<Vec<_>>()
+    });
+}
+
+/// `ctr task kill -s SIGUSR1` reaches a handler in the init process.
+#[test]
+fn kill_sigusr1() {
+    both_expect("SIGUSR1", (10, true), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("usr1", rt);
+        let script = "trap 'echo got-usr1; exit 10' USR1; echo ready; while :; do sleep 0.1; done";
+        let mut bg = ctr.spawn(&run_args(rt, c.id(), true, &[], &["sh", "-c", script]));
+        assert!(
+            bg.wait_for_stdout("ready", Duration::from_secs(20)),
+            "never ready: {:?}",
+            bg.stderr_so_far()
+        );
+        ctr.run(&["task", "kill", "-s", "SIGUSR1", c.id()])
+            .assert_success();
+        let out = bg.wait(Duration::from_secs(30));
+        (out.code(), out.stdout.contains("got-usr1"))
+    });
+}
+
+/// `ctr task kill -s SIGKILL` on a detached task: STOPPED, exit status 137.
+#[test]
+fn kill_sigkill_detached() {
+    let _ = both_expect("SIGKILL detached", ("STOPPED".to_string(), Ok(137)), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("kill-d", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()])
+            .assert_success();
+        let t = ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(20));
+        (t.status, ctr.delete_task_exit_status(c.id()))
+    });
+}
+
+/// `ctr task kill -a` signals every process of the container.
+#[test]
+fn kill_all() {
+    let _ = both_expect("kill --all", ("STOPPED".to_string(), Ok(137)), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("kill-a", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sh", "-c", "sleep 60 & sleep 61 & wait"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        ctr.run(&["task", "kill", "-a", "-s", "SIGKILL", c.id()])
+            .assert_success();
+        let t = ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(20));
+        (t.status, ctr.delete_task_exit_status(c.id()))
+    });
+}
+
+/// pause / resume show in `ctr task ls`, and a paused task does not run.
+#[test]
+fn pause_resume() {
+    let expected = (
+        vec![
+            "RUNNING".to_string(),
+            "PAUSED".to_string(),
+            "RUNNING".to_string(),
+        ],
+        true,
+        true,
+    );
+    both_expect("pause/resume", expected, |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("pause", rt);
+        // The task counts up in a file; while paused the count must not move.
+        ctr.run_detached(
+            rt,
+            c.id(),
+            &[],
+            &[
+                "sh",
+                "-c",
+                "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+            ],
+        );
+        let mut states = vec![
+            ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20))
+                .status,
+        ];
+        thread::sleep(Duration::from_millis(300));
+        ctr.run(&["task", "pause", c.id()]).assert_success();
+        states.push(ctr.task(c.id()).expect("task").status);
+        let pid = ctr.task_pid(c.id());
+        let read =
+            || std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n")).unwrap_or_default();
+        let before = read();
+        thread::sleep(Duration::from_millis(500));
+        let frozen = read() == before;
+        ctr.run(&["task", "resume", c.id()]).assert_success();
+        states.push(ctr.task(c.id()).expect("task").status);
+        thread::sleep(Duration::from_millis(500));
+        let moving = read() != before;
+        (states, frozen, moving)
+    });
+}
+
+/// `ctr task ps` lists the init pid (and the children).
+#[test]
+fn task_ps() {
+    both_expect("ctr task ps", (0, true, 3), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("ps", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sh", "-c", "sleep 60 & sleep 61 & wait"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        thread::sleep(Duration::from_millis(300));
+        let pid = ctr.task_pid(c.id());
+        let out = ctr.run(&["task", "ps", c.id()]);
+        let pids: Vec<u32> = out
+            .stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        (out.code(), pids.contains(&pid), pids.len())
+    });
+}
+
+/// `ctr task metrics` works and reports memory usage.
+#[test]
+fn task_metrics() {
+    both_expect("ctr task metrics", (0, true, true), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("metrics", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let out = ctr.run(&["task", "metrics", c.id()]);
+        let usage = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("memory.usage_in_bytes") || l.starts_with("memory.usage "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok());
+        (
+            out.code(),
+            usage.is_some_and(|u| u > 0),
+            out.stdout.contains("pids.current"),
+        )
+    });
+}
+
+/// `--read-only` rootfs.
+#[test]
+fn read_only_rootfs() {
+    both_expect("--read-only", (1, true, 0), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("ro", rt);
+        let out = ctr.run_rm(rt, c.id(), &["--read-only"], &["touch", "/x"]);
+        let c2 = Container::new("rw", rt);
+        let rw = ctr.run_rm(rt, c2.id(), &[], &["touch", "/x"]);
+        (
+            out.code(),
+            out.stderr.contains("Read-only file system"),
+            rw.code(),
+        )
+    });
+}
+
+/// `--memory-limit` with a memory hog: 137 and a /tasks/oom event.
+#[test]
+fn memory_limit_oom() {
+    both_expect("OOM", (137, true, Some(137)), |rt| {
+        let events = Events::start();
+        let c = Container::new("oom", rt);
+        let out = Ctr::new().run_rm(
+            rt,
+            c.id(),
+            &["--memory-limit", "20000000"],
+            &["sh", "-c", "x=0123456789; while :; do x=$x$x; done"],
+        );
+        let oom = events
+            .wait_for(c.id(), "/tasks/oom", Duration::from_secs(10))
+            .is_some();
+        (
+            out.code(),
+            oom,
+            events.exit_status(c.id(), Duration::from_secs(10)),
+        )
+    });
+}
+
+/// `--net-host` sees the host's interfaces; the default gets only `lo`.
+#[test]
+fn network_host_and_private() {
+    let host: BTreeSet<String> =
+        net_dev_interfaces(&std::fs::read_to_string("/proc/net/dev").expect("/proc/net/dev"));
+    let lo: BTreeSet<String> = ["lo".to_string()].into();
+    both_expect("--net-host", (0, host.clone(), 0, lo.clone()), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("nethost", rt);
+        let a = ctr.run_rm(rt, c.id(), &["--net-host"], &["cat", "/proc/net/dev"]);
+        let c2 = Container::new("netpriv", rt);
+        let b = ctr.run_rm(rt, c2.id(), &[], &["cat", "/proc/net/dev"]);
+        (
+            a.code(),
+            net_dev_interfaces(&a.stdout),
+            b.code(),
+            net_dev_interfaces(&b.stdout),
+        )
+    });
+}
+
+/// `--with-ns network:<path>` joins that network namespace.
+#[test]
+fn with_ns_network() {
+    both_expect("--with-ns network", (0, true), |rt| {
+        let host = HostProcess::sleeper();
+        let expected = ns_link(&host.pid().to_string(), "net");
+        let c = Container::new("withns", rt);
+        let out = Ctr::new().run_rm(
+            rt,
+            c.id(),
+            &["--with-ns", &format!("network:{}", host.ns_path("net"))],
+            &["readlink", "/proc/self/ns/net"],
+        );
+        (out.code(), out.stdout.trim() == expected)
+    });
+}
+
+/// Hostname and basic namespace isolation (own pid namespace: init is pid 1).
+#[test]
+fn namespaces_basics() {
+    both_expect("pid 1 and mounts", (0, "1\n".to_string()), |rt| {
+        let c = Container::new("pid1", rt);
+        let out = Ctr::new().run_rm(rt, c.id(), &[], &["sh", "-c", "echo $$"]);
+        (out.code(), out.stdout)
+    });
+}
+
+/// The process runs in the cgroup ctr asked for (`/<namespace>/<id>`).
+#[test]
+fn cgroup_placement() {
+    both_expect("cgroup", (0, true), |rt| {
+        let c = Container::new("cg", rt);
+        let out = Ctr::new().run_rm(rt, c.id(), &[], &["cat", "/proc/self/cgroup"]);
+        let want = format!("/{}/{}", env().namespace, c.id());
+        // runc (no cgroup namespace on cgroup v1) shows the full path.
+        let ok = out
+            .stdout
+            .lines()
+            .any(|l| l.contains(":memory:") && l.ends_with(&want));
+        (out.code(), ok)
+    });
+}
+
+/// After `ctr run --rm` nothing is left for the container.
+#[test]
+fn no_leftovers_after_rm() {
+    both_expect("leftovers after run --rm", (0, true), |rt| {
+        let c = Container::new("clean", rt);
+        let out = Ctr::new().run_rm(rt, c.id(), &[], &["true"]);
+        assert_no_leftovers(c.id());
+        (out.code(), true)
+    });
+}
+
+/// The leftover detectors really see a live container (so that "no
+/// leftovers" elsewhere means something), and see nothing once it is gone.
+#[test]
+fn leftover_detectors_see_a_live_container() {
+    both_expect("leftover detectors", (true, true, true, true, true), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("detect", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let l = leftovers(c.id());
+        eprintln!("{rt:?} live container: {l:#?}");
+        let seen = (
+            !l.mounts.is_empty(),
+            !l.cgroups.is_empty(),
+            !l.fifos_and_sockets.is_empty(),
+            !l.state_dirs.is_empty(),
+        );
+        let id = c.id().to_string();
+        drop(c);
+        assert_no_leftovers(&id);
+        (seen.0, seen.1, seen.2, seen.3, true)
+    });
+}
