@@ -3,6 +3,7 @@
 //! UNIMPLEMENTED (the generated defaults would answer NOT_FOUND).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use containerd_shim_protos::api::*;
@@ -33,11 +34,20 @@ fn namespace_of(ctx: &TtrpcContext, bundle: &str) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-fn log_err<T>(method: &str, id: &str, r: Result<T, DaemonError>) -> ttrpc::Result<T> {
-    r.map_err(|e| {
-        debug!(method, id, error = %crate::error::chain(&e), "request failed");
-        e.into()
-    })
+/// Logs the request's outcome and duration (debug level) and converts the
+/// error at the RPC edge.
+fn done<T>(method: &str, id: &str, start: Instant, r: Result<T, DaemonError>) -> ttrpc::Result<T> {
+    let us = start.elapsed().as_micros() as u64;
+    match r {
+        Ok(v) => {
+            debug!(method, id, us, "request done");
+            Ok(v)
+        }
+        Err(e) => {
+            debug!(method, id, us, error = %crate::error::chain(&e), "request failed");
+            Err(e.into())
+        }
+    }
 }
 
 impl Service {
@@ -51,44 +61,51 @@ impl Service {
 #[async_trait]
 impl TaskService for Service {
     async fn state(&self, ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("state", &req.id, self.daemon.state(&req.id, &req.exec_id))
+        done("state", &req.id, t, self.daemon.state(&req.id, &req.exec_id))
     }
 
     async fn create(&self, ctx: &TtrpcContext, req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
+        let t = Instant::now();
         let ns = namespace_of(ctx, &req.bundle);
         let r = self.daemon.create(&req, ns, ctx.fd).await;
         if let Err(e) = &r {
             warn!(id = %req.id, error = %crate::error::chain(e), "create failed");
         }
-        r.map_err(Into::into)
+        done("create", &req.id, t, r)
     }
 
     async fn start(&self, ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        let pid = log_err("start", &req.id, self.daemon.start(&req.id, &req.exec_id).await)?;
+        let pid = done("start", &req.id, t, self.daemon.start(&req.id, &req.exec_id).await)?;
         Ok(StartResponse { pid, ..Default::default() })
     }
 
     async fn delete(&self, ctx: &TtrpcContext, req: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("delete", &req.id, self.daemon.delete(&req.id, &req.exec_id).await)
+        done("delete", &req.id, t, self.daemon.delete(&req.id, &req.exec_id).await)
     }
 
     async fn pids(&self, ctx: &TtrpcContext, req: PidsRequest) -> ttrpc::Result<PidsResponse> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        let processes = log_err("pids", &req.id, self.daemon.pids(&req.id).await)?;
+        let processes = done("pids", &req.id, t, self.daemon.pids(&req.id).await)?;
         Ok(PidsResponse { processes, ..Default::default() })
     }
 
     async fn pause(&self, ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("pause", &req.id, self.daemon.pause(&req.id, true).await).map(|_| Empty::new())
+        done("pause", &req.id, t, self.daemon.pause(&req.id, true).await).map(|_| Empty::new())
     }
 
     async fn resume(&self, ctx: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("resume", &req.id, self.daemon.pause(&req.id, false).await).map(|_| Empty::new())
+        done("resume", &req.id, t, self.daemon.pause(&req.id, false).await).map(|_| Empty::new())
     }
 
     async fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
@@ -96,38 +113,45 @@ impl TaskService for Service {
     }
 
     async fn kill(&self, ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("kill", &req.id, self.daemon.kill(&req.id, &req.exec_id, req.signal, req.all).await).map(|_| Empty::new())
+        done("kill", &req.id, t, self.daemon.kill(&req.id, &req.exec_id, req.signal, req.all).await).map(|_| Empty::new())
     }
 
     async fn exec(&self, ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("exec", &req.id, self.daemon.exec(&req).await).map(|_| Empty::new())
+        done("exec", &req.id, t, self.daemon.exec(&req).await).map(|_| Empty::new())
     }
 
     async fn resize_pty(&self, ctx: &TtrpcContext, req: ResizePtyRequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("resize_pty", &req.id, self.daemon.resize(&req).await).map(|_| Empty::new())
+        done("resize_pty", &req.id, t, self.daemon.resize(&req).await).map(|_| Empty::new())
     }
 
     async fn close_io(&self, ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("close_io", &req.id, self.daemon.close_io(&req.id, &req.exec_id, req.stdin).await).map(|_| Empty::new())
+        done("close_io", &req.id, t, self.daemon.close_io(&req.id, &req.exec_id, req.stdin).await).map(|_| Empty::new())
     }
 
     async fn update(&self, ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("update", &req.id, self.daemon.update(&req.id, &req.resources).await).map(|_| Empty::new())
+        done("update", &req.id, t, self.daemon.update(&req.id, &req.resources).await).map(|_| Empty::new())
     }
 
     async fn wait(&self, ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        log_err("wait", &req.id, self.daemon.wait(&req.id, &req.exec_id).await)
+        done("wait", &req.id, t, self.daemon.wait(&req.id, &req.exec_id).await)
     }
 
     async fn stats(&self, ctx: &TtrpcContext, req: StatsRequest) -> ttrpc::Result<StatsResponse> {
+        let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        let stats = log_err("stats", &req.id, self.daemon.stats(&req.id).await)?;
+        let stats = done("stats", &req.id, t, self.daemon.stats(&req.id).await)?;
         Ok(StatsResponse { stats: Some(stats).into(), ..Default::default() })
     }
 
