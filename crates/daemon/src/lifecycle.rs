@@ -55,6 +55,9 @@ impl Daemon {
     pub async fn create(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd) -> Result<CreateTaskResponse, DaemonError> {
         let received = state::monotonic_ns();
         validate_id(&req.id)?;
+        // Overlap the kernel's cgroup-migration grace period with the
+        // monitor's start-up (see `prime_migration`).
+        tokio::task::spawn_blocking(|| zygote_runtime::cgroups::prime_migration(std::process::id()));
         if !req.checkpoint.is_empty() {
             return Err(DaemonError::Unimplemented("restoring from a checkpoint"));
         }
