@@ -148,16 +148,11 @@ pub fn spawn(exe: &Path, task_dir: &Path, control: OwnedFd) -> std::io::Result<u
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(false);
-    // SAFETY: runs between fork and exec in the child of a multi-threaded
-    // process; it calls only dup2 (async-signal-safe), with a descriptor that
-    // stays open in the parent until spawn returns.
+    // SAFETY: the hook runs between fork and exec in the child of this
+    // multi-threaded process and only calls dup2 (async-signal-safe), with a
+    // descriptor that stays open in the parent until spawn returns.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || zygote_monitor::sys::dup2_all(&[(raw, zygote_monitor::sys::CONTROL_FD)]));
     }
     let child = cmd.spawn()?;
     drop(control);

@@ -10,12 +10,13 @@
 //!
 //! Modules: [`proto`] is the daemon↔monitor wire protocol, [`state`] the
 //! files on disk, [`stdio`] containerd's stdio URIs, [`pump`] the copy loops,
-//! [`monitor`] the event loop itself.
+//! [`monitor`] the event loop itself, [`sys`] its raw syscalls.
 
 pub mod monitor;
 pub mod proto;
 pub mod pump;
 pub mod state;
 pub mod stdio;
+pub mod sys;
 
 pub use monitor::run;

@@ -8,7 +8,7 @@
 //! the daemon's `Destroy` (or when creation failed).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,9 +22,8 @@ use zygote_runtime::container::{self, ContainerConfig, Pending};
 use crate::proto::{self, ErrorKind, Event, Message, Reply, Request};
 use crate::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use crate::stdio::{self, ProcessIo};
+use crate::sys;
 
-/// The descriptor the daemon hands the control socket on.
-pub const CONTROL_FD: RawFd = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -46,20 +45,11 @@ struct Proc {
 
 impl Proc {
     fn new(pid: i32, pending: Pending, io: ProcessIo) -> Self {
-        let pidfd = pidfd_open(pid).map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep")).ok();
+        let pidfd = sys::pidfd_open(pid).map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep")).ok();
         Proc { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, pending: Some(pending), io, pidfd }
     }
 }
 
-/// `pidfd_open(2)`: a descriptor that polls readable when `pid` exits.
-fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
-    // descriptor or -1; no memory is shared with the kernel.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    nix::errno::Errno::result(fd)?;
-    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
 
 struct Monitor {
     dir: PathBuf,
@@ -83,9 +73,7 @@ struct Monitor {
 /// Runs a monitor for the task in `dir`. Returns the process exit code.
 /// Must be called in a fresh, single-threaded process.
 pub fn run(dir: &Path) -> i32 {
-    // SAFETY: fd 3 is the control socket the daemon passed us; if it is not
-    // open the first send fails and we exit.
-    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    let control = sys::take_control_fd();
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         warn!(error = %e, "cannot become a subreaper");
@@ -222,9 +210,7 @@ impl Monitor {
         loop {
             let (mut fds, tokens) = self.poll_set();
             let timeout = if self.daemon_lost.is_some() { 100 } else { 1000 };
-            // SAFETY: `fds` is a valid, initialised array of pollfd for its whole
-            // length, and every descriptor in it stays open during the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            let n = sys::poll(&mut fds, timeout);
             if n > 0 {
                 for (pfd, tok) in fds.iter().zip(tokens) {
                     if pfd.revents != 0 && self.handle(tok) {
@@ -279,9 +265,8 @@ impl Monitor {
                 }
             }
             Token::Listener => {
-                if let Ok(fd) = nix::sys::socket::accept4(self.listener.as_raw_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC) {
-                    // SAFETY: accept4 returned a new descriptor we now own.
-                    self.control = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+                if let Ok(fd) = sys::accept(self.listener.as_fd()) {
+                    self.control = Some(fd);
                     self.daemon_lost = None;
                     info!(id = %self.cfg.id, "daemon connected");
                 }

@@ -9,7 +9,7 @@
 //! the implicit "create" (a [`Reply::Pid`] or a [`Reply::Error`]).
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -131,7 +131,7 @@ pub fn recv<T: DeserializeOwned>(fd: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>)
                         for r in raw {
                             // SAFETY: the kernel just installed `r` in our fd table
                             // for this message; nobody else owns it.
-                            fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+                            fds.push(unsafe { crate::sys::own(r) });
                         }
                     }
                 }

@@ -109,7 +109,7 @@ fn open_path(what: &'static str, path: &Path, flags: OFlag) -> Result<OwnedFd, S
     open(path, flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))
         .map(|raw| {
             // SAFETY: `open` returned a fresh descriptor that nothing else owns.
-            unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }
+            unsafe { crate::sys::own(raw) }
         })
         .map_err(|source| StdioError::Open { what, path: path.into(), source })
 }
@@ -152,7 +152,7 @@ impl ProcessIo {
     /// Sets the terminal size (ResizePty).
     pub fn resize(&self, width: u32, height: u32) -> nix::Result<()> {
         let Some(m) = &self.master else { return Ok(()) };
-        set_winsize(m.as_fd(), width, height)
+        crate::sys::set_winsize(m.as_fd(), width, height)
     }
 
     /// CloseIO: drop our writer; the process sees EOF once containerd's
@@ -164,15 +164,6 @@ impl ProcessIo {
     pub fn pumps_mut(&mut self) -> impl Iterator<Item = &mut Pump> {
         self.stdin.iter_mut().chain(self.output.iter_mut())
     }
-}
-
-/// TIOCSWINSZ on a pty master.
-fn set_winsize(fd: std::os::fd::BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<()> {
-    let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: `fd` is a valid open descriptor for the duration of the call and
-    // `ws` is a properly initialised winsize that the kernel only reads.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    nix::errno::Errno::result(rc).map(drop)
 }
 
 /// Opens everything for one process. Returns what the process gets and
@@ -240,18 +231,12 @@ fn start_log_binary(path: &Path, args: &[String], id: &str, ns: &str) -> Result<
         .env("CONTAINER_NAMESPACE", ns)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // dup2, which is async-signal-safe; the fds it names are open in the parent
+    let pairs = [(fds[0], 3), (fds[1], 4), (fds[2], 5)];
+    // SAFETY: the hook runs in the forked child before exec and only calls
+    // dup2 (async-signal-safe); the fds it names stay open in the parent
     // until `spawn` returns.
     unsafe {
-        cmd.pre_exec(move || {
-            for (i, fd) in fds.iter().enumerate() {
-                if libc::dup2(*fd, 3 + i as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || crate::sys::dup2_all(&pairs));
     }
     let child = cmd.spawn().map_err(|source| StdioError::Binary { path: path.into(), source })?;
     drop((out_r, err_r, ready_w));
