@@ -67,8 +67,11 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
         .register_service(create_task(Arc::new(service)));
     // The server owns the descriptor now.
     std::mem::forget(listener);
-    server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
+    // Re-adopt before serving: a request for a task we have not adopted yet
+    // would be answered NOT_FOUND. The proxies' connections wait in the
+    // listener's backlog meanwhile.
     daemon.adopt_all().await;
+    server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
     info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;

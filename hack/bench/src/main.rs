@@ -152,11 +152,16 @@ fn memory(a: &Args, dir: &Path) -> Result<()> {
             let _ = ctr(a, &["task", "kill", "-s", "KILL", &id]);
         }
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
     for rt in ["r", "z"] {
         for i in 0..a.tasks {
             let id = format!("{tag}-{rt}-{i}");
-            let _ = ctr(a, &["task", "delete", &id]);
+            // `task delete` fails until the kill has landed: retry briefly.
+            for _ in 0..50 {
+                if ctr(a, &["task", "delete", &id])?.status.success() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             let _ = ctr(a, &["container", "delete", &id]);
         }
     }
