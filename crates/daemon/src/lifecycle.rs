@@ -193,7 +193,12 @@ impl Daemon {
             "create_to_exec_us": (exec_ns - create_received) / 1000,
         });
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(paths::timings(&self.dir)) {
+        let path = paths::timings(&self.dir);
+        // Bounded: keep one previous generation of at most 1 MiB.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1 << 20) {
+            let _ = std::fs::rename(&path, path.with_extension("jsonl.1"));
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
             let _ = writeln!(f, "{line}");
         }
     }
