@@ -36,9 +36,15 @@ pub fn daemon_dir(state_root: &Path, ttrpc_address: &str) -> PathBuf {
     state_root.join(format!("{:016x}", fnv1a(ttrpc_address)))
 }
 
-/// The state root from the environment.
+/// The state root from the environment, made absolute (the daemon and the
+/// monitors run with `/` as their working directory).
 pub fn state_root() -> PathBuf {
-    std::env::var_os(STATE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    let p = std::env::var_os(STATE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|c| c.join(&p)).unwrap_or(p)
+    }
 }
 
 pub fn socket(dir: &Path) -> PathBuf {

@@ -68,6 +68,8 @@ struct Monitor {
     oom_kills: u64,
     log_binaries: Vec<Pid>,
     daemon_lost: Option<(Instant, Duration)>,
+    /// Some exited process still holds an output FIFO waiting for a reader.
+    lingering: bool,
 }
 
 /// Runs a monitor for the task in `dir`. Returns the process exit code.
@@ -116,7 +118,8 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
     let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
     let container = ContainerConfig { id: cfg.id.clone(), bundle: cfg.bundle.clone(), rootfs: cfg.rootfs.clone(), spec };
     let listener = listen(&dir.join(state::MONITOR_SOCKET)).map_err(|e| internal(&e))?;
-    let (stdio, mut io) = stdio::prepare(&cfg.stdio, &cfg.id, &cfg.namespace).map_err(|e| internal(&e))?;
+    let owner = stdio::Owner { id: &cfg.id, namespace: &cfg.namespace, bundle: &cfg.bundle };
+    let (stdio, mut io) = stdio::prepare(&cfg.stdio, &owner).map_err(|e| internal(&e))?;
     let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
     if let Err(e) = cgroup.create(resources.as_ref()) {
         let _ = cgroup.remove();
@@ -153,6 +156,7 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
         oom_kills,
         log_binaries,
         daemon_lost: None,
+        lingering: false,
     };
     m.persist();
     let reply = Reply::Pid { pid, at_ns: state::monotonic_ns() };
@@ -209,7 +213,7 @@ impl Monitor {
     fn run_loop(&mut self) {
         loop {
             let (mut fds, tokens) = self.poll_set();
-            let timeout = if self.daemon_lost.is_some() { 100 } else { 1000 };
+            let timeout = if self.lingering { 20 } else if self.daemon_lost.is_some() { 100 } else { 1000 };
             let n = sys::poll(&mut fds, timeout);
             if n > 0 {
                 for (pfd, tok) in fds.iter().zip(tokens) {
@@ -219,9 +223,20 @@ impl Monitor {
                 }
             }
             self.reap();
+            self.release_outputs();
             self.check_oom_v2();
             self.maybe_restart_daemon();
         }
+    }
+
+    /// Lets go of exited processes' output FIFOs once containerd reads them.
+    fn release_outputs(&mut self) {
+        let mut lingering = false;
+        let procs = std::iter::once(&mut self.init).chain(self.execs.values_mut());
+        for p in procs.filter(|p| p.state.status == Status::Stopped) {
+            lingering |= p.io.release_outputs();
+        }
+        self.lingering = lingering;
     }
 
     fn poll_set(&self) -> (Vec<libc::pollfd>, Vec<Token>) {
@@ -420,7 +435,8 @@ impl Monitor {
         if self.init.state.status != Status::Running {
             return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "container is not running".into() };
         }
-        let (stdio, mut io) = match stdio::prepare(paths, &self.cfg.id, &self.cfg.namespace) {
+        let owner = stdio::Owner { id: &self.cfg.id, namespace: &self.cfg.namespace, bundle: &self.cfg.bundle };
+        let (stdio, mut io) = match stdio::prepare(paths, &owner) {
             Ok(x) => x,
             Err(e) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: err_text(&e) },
         };

@@ -114,6 +114,11 @@ fn open_path(what: &'static str, path: &Path, flags: OFlag) -> Result<OwnedFd, S
         .map_err(|source| StdioError::Open { what, path: path.into(), source })
 }
 
+fn unsafe_own(raw: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: only called on a descriptor `open` just returned.
+    unsafe { crate::sys::own(raw) }
+}
+
 fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), StdioError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| StdioError::Pipe(what, e))
 }
@@ -134,6 +139,19 @@ pub struct ProcessIo {
     tty_stdout: Option<OwnedFd>,
     /// The logging binary, reaped by the monitor's sweep.
     pub log_binary: Option<Pid>,
+    /// Our own references to output FIFOs, see [`ProcessIo::release_outputs`].
+    linger: Vec<Linger>,
+}
+
+/// A reference to an output FIFO that keeps its buffered data alive.
+///
+/// A FIFO's buffer is discarded when its last descriptor closes. containerd's
+/// reader may open the FIFO after a short-lived process already wrote and
+/// exited (runc-v2 avoids this by blocking until the reader is there), so
+/// the monitor holds one reference until it has seen a reader.
+struct Linger {
+    path: PathBuf,
+    _fd: OwnedFd,
 }
 
 impl ProcessIo {
@@ -161,14 +179,37 @@ impl ProcessIo {
         self.stdin_writer = None;
     }
 
+    /// After the process exited: drop our references to output FIFOs that
+    /// have a reader (it now holds the data and will see EOF). Returns true
+    /// while some still wait for a reader.
+    pub fn release_outputs(&mut self) -> bool {
+        if self.output.is_some() {
+            return true;
+        }
+        self.linger.retain(|l| {
+            let has_reader = open(&l.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+                .map(|raw| drop(unsafe_own(raw)))
+                .is_ok();
+            !has_reader
+        });
+        !self.linger.is_empty()
+    }
+
     pub fn pumps_mut(&mut self) -> impl Iterator<Item = &mut Pump> {
         self.stdin.iter_mut().chain(self.output.iter_mut())
     }
 }
 
+/// Who the stdio belongs to (for `binary://` loggers).
+pub struct Owner<'a> {
+    pub id: &'a str,
+    pub namespace: &'a str,
+    pub bundle: &'a Path,
+}
+
 /// Opens everything for one process. Returns what the process gets and
 /// what the monitor keeps.
-pub fn prepare(paths: &StdioPaths, id: &str, namespace: &str) -> Result<(Stdio, ProcessIo), StdioError> {
+pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessIo), StdioError> {
     let mut io = ProcessIo::default();
     let stdin_fifo = match parse(&paths.stdin)? {
         Target::Fifo(p) => {
@@ -182,7 +223,12 @@ pub fn prepare(paths: &StdioPaths, id: &str, namespace: &str) -> Result<(Stdio, 
     if paths.terminal {
         io.tty_stdin = stdin_fifo;
         io.tty_stdout = match parse(&paths.stdout)? {
-            Target::Fifo(p) => Some(open_path("stdout fifo", &p, OFlag::O_RDWR)?),
+            Target::Fifo(p) => {
+                let fd = open_path("stdout fifo", &p, OFlag::O_RDWR)?;
+                let keep = fd.try_clone().map_err(|e| StdioError::Pipe("stdout fifo", nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))))?;
+                io.linger.push(Linger { path: p, _fd: keep });
+                Some(fd)
+            }
             Target::File(p) => Some(open_path("stdout file", &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
             Target::None => None,
             Target::Binary { .. } => return Err(StdioError::BadUri(paths.stdout.clone())),
@@ -199,19 +245,24 @@ pub fn prepare(paths: &StdioPaths, id: &str, namespace: &str) -> Result<(Stdio, 
     };
     let (stdout, stderr) = match (parse(&paths.stdout)?, parse(&paths.stderr)?) {
         (Target::Binary { path, args }, _) | (_, Target::Binary { path, args }) => {
-            let (out, err, pid) = start_log_binary(&path, &args, id, namespace)?;
+            let (out, err, pid) = start_log_binary(&path, &args, owner)?;
             io.log_binary = Some(pid);
             (Some(out), Some(err))
         }
-        (o, e) => (open_output("stdout", o)?, open_output("stderr", e)?),
+        (o, e) => (open_output("stdout", o, &mut io)?, open_output("stderr", e, &mut io)?),
     };
     Ok((Stdio::Fds { stdin, stdout, stderr }, io))
 }
 
-fn open_output(what: &'static str, t: Target) -> Result<Option<OwnedFd>, StdioError> {
+fn open_output(what: &'static str, t: Target, io: &mut ProcessIo) -> Result<Option<OwnedFd>, StdioError> {
     Ok(match t {
         Target::None => None,
-        Target::Fifo(p) => Some(open_path(what, &p, OFlag::O_RDWR)?),
+        Target::Fifo(p) => {
+            let fd = open_path(what, &p, OFlag::O_RDWR)?;
+            let keep = fd.try_clone().map_err(|e| StdioError::Pipe(what, nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))))?;
+            io.linger.push(Linger { path: p, _fd: keep });
+            Some(fd)
+        }
         Target::File(p) => Some(open_path(what, &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
         Target::Binary { .. } => unreachable!("handled by the caller"),
     })
@@ -220,17 +271,22 @@ fn open_output(what: &'static str, t: Target) -> Result<Option<OwnedFd>, StdioEr
 /// Starts a `binary://` logger. Called only from the single-threaded
 /// monitor, so `pre_exec` may do more than async-signal-safe work; it only
 /// calls `dup2` anyway.
-fn start_log_binary(path: &Path, args: &[String], id: &str, ns: &str) -> Result<(OwnedFd, OwnedFd, Pid), StdioError> {
+fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(OwnedFd, OwnedFd, Pid), StdioError> {
     let (out_r, out_w) = pipe("log stdout")?;
     let (err_r, err_w) = pipe("log stderr")?;
     let (ready_r, ready_w) = pipe("log readiness")?;
     let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
     let mut cmd = std::process::Command::new(path);
+    // runc-v2's environment for loggers: exactly these two variables; cwd
+    // is the bundle.
     cmd.args(args)
-        .env("CONTAINER_ID", id)
-        .env("CONTAINER_NAMESPACE", ns)
+        .env_clear()
+        .env("CONTAINER_ID", owner.id)
+        .env("CONTAINER_NAMESPACE", owner.namespace)
+        .current_dir(owner.bundle)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let pairs = [(fds[0], 3), (fds[1], 4), (fds[2], 5)];
     // SAFETY: the hook runs in the forked child before exec and only calls
     // dup2 (async-signal-safe); the fds it names stay open in the parent
@@ -274,7 +330,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/out.log");
         let paths = StdioPaths { stdout: format!("file://{}", p.display()), ..Default::default() };
-        let (stdio, _io) = prepare(&paths, "id", "ns").unwrap();
+        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
+        let (stdio, _io) = prepare(&paths, &owner).unwrap();
         let Stdio::Fds { stdout: Some(fd), stdin: None, stderr: None } = stdio else { panic!("unexpected") };
         nix::unistd::write(&fd, b"x").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"x");

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{self, SigSet, SigmaskHow};
 use nix::unistd::{ForkResult, Pid};
 
 /// `struct clone_args` from `<linux/sched.h>` (version 2, 88 bytes).
@@ -195,19 +195,32 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<(
 /// `SIGPIPE` (the Rust runtime does); ignored dispositions and the signal
 /// mask survive `execve`, so the container process must not inherit them.
 pub fn reset_signals() -> nix::Result<()> {
-    let dfl = signal::SigAction::new(
-        SigHandler::SigDfl,
-        signal::SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in Signal::iterator() {
-        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+    /// The kernel's `struct sigaction` for rt_sigaction(2) (x86_64/aarch64
+    /// layout: handler, flags, restorer, mask).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    // Every signal, real-time ones included: an ignored disposition survives
+    // execve, our own process ignores SIGPIPE (Rust's runtime) and may
+    // inherit other ignored signals, including 32/33 that the C library's
+    // wrappers refuse to touch; hence the raw system call.
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL never runs user code; the process is
-        // single-threaded (we are in the freshly cloned child) so no handler
-        // can be racing with this change.
-        unsafe { signal::sigaction(sig, &dfl) }?;
+        // SAFETY: rt_sigaction reads `dfl`, a valid kernel sigaction that lives
+        // across the call, and writes nothing (old action pointer is NULL).
+        // Installing SIG_DFL never runs user code, and this freshly cloned
+        // child is single-threaded, so no handler can race with the change.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null::<u8>(), 8usize)
+        };
+        Errno::result(rc)?;
     }
     signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }

@@ -15,6 +15,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("__monitor") if args.len() == 3 => {
+            let _ = std::env::set_current_dir("/");
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter()).init();
             std::process::exit(zygote_monitor::run(Path::new(&args[2])));
         }
@@ -29,6 +30,8 @@ fn filter() -> tracing_subscriber::EnvFilter {
 
 fn daemon(dir: &Path) -> i32 {
     let _ = nix::unistd::setsid();
+    // Do not pin the directory we were started in (a task's bundle).
+    let _ = std::env::set_current_dir("/");
     let _ = std::fs::create_dir_all(dir);
     let log = match std::fs::OpenOptions::new().create(true).append(true).open(zygote_daemon::paths::log(dir)) {
         Ok(f) => f,

@@ -247,6 +247,50 @@ fn tty() {
     });
 }
 
+/// Waits (up to 10 s) until `stty size` differs from `$1`, then prints
+/// `size=<rows> <cols>`; the size is left in `$s`.  A pty's size is 0x0 (and
+/// busybox `stty size` fails) until ctr's first ResizePty arrives, which ctr
+/// sends only after Start, so a container must poll for it.
+const WAIT_SIZE: &str = r#"w() { i=0; s=$1; while [ "$s" = "$1" ] && [ $i -lt 200 ]; do sleep 0.05; s=$(stty size 2>/dev/null); i=$((i+1)); done; echo "size=$s"; }"#;
+
+/// ResizePty: `ctr run -t` passes its terminal's size (set with `stty` on the
+/// pty of `script`) to the container's pty, and a later resize of that
+/// terminal (SIGWINCH to ctr) too.
+#[test]
+fn tty_size_and_resize() {
+    let expected = (0, vec!["size=33 77".to_string(), "size=40 100".to_string()]);
+    both_expect("ResizePty", expected, |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("tty-resize", rt);
+        let script = format!("{WAIT_SIZE}; w \"\"; w \"$s\"");
+        let args = run_args(rt, c.id(), true, &["-t"], &["sh", "-c", &script]);
+        // `tty` tells which pty ctr runs on, to resize it from here.
+        let mut bg =
+            Background::spawn(ctr.tty_command("stty rows 33 cols 77 && tty", &args), false);
+        assert!(
+            bg.wait_for_stdout("size=33 77", Duration::from_secs(30)),
+            "never saw the first size: {:?} {:?}",
+            bg.stdout_so_far(),
+            bg.stderr_so_far()
+        );
+        let pty = normalize_tty(&bg.stdout_so_far())
+            .lines()
+            .find(|l| l.starts_with("/dev/pts/"))
+            .unwrap_or_else(|| panic!("no pty path in {:?}", bg.stdout_so_far()))
+            .to_string();
+        let mut stty = std::process::Command::new("stty");
+        stty.args(["-F", &pty, "rows", "40", "cols", "100"]);
+        run_cmd(stty, Duration::from_secs(10)).assert_success();
+        let out = bg.wait(Duration::from_secs(30));
+        let sizes: Vec<String> = normalize_tty(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("size="))
+            .map(str::to_string)
+            .collect();
+        (out.code(), sizes)
+    });
+}
+
 /// Data piped into `ctr run` reaches the container's stdin, and EOF closes it.
 ///
 /// ctr 1.6 races: if its stdin hits EOF before the task is created, it never
@@ -367,6 +411,86 @@ fn exec() {
     );
 }
 
+/// `ctr task exec -t`: the exec'd process gets a pty of its own (stdin,
+/// stdout and stderr) with ctr's terminal size (ResizePty of an exec), its
+/// output and exit code come through, and the init keeps running.
+#[test]
+fn exec_tty() {
+    let expected = (
+        5,
+        "size=22 61\n/dev/pts/0\nall-tty\nto-err\n".to_string(),
+        "RUNNING".to_string(),
+    );
+    both_expect("ctr task exec -t", expected, |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("exec-tty", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let script = format!(
+            "{WAIT_SIZE}; w \"\"; tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; echo to-err >&2; exit 5"
+        );
+        let out = run_cmd(
+            ctr.tty_command(
+                "stty rows 22 cols 61",
+                &[
+                    "task",
+                    "exec",
+                    "-t",
+                    "--exec-id",
+                    "t1",
+                    c.id(),
+                    "sh",
+                    "-c",
+                    &script,
+                ],
+            ),
+            Duration::from_secs(60),
+        );
+        let status = ctr.task(c.id()).map(|t| t.status).unwrap_or_default();
+        (out.code(), normalize_tty(&out.stdout), status)
+    });
+}
+
+/// CloseIO of an exec: data piped into `ctr task exec` reaches the process'
+/// stdin, and ctr's EOF closes it (`cat` ends).  ctr only closes the stdin
+/// once the exec exists (see `stdin_piped`), so EOF comes after "ready".
+#[test]
+fn exec_stdin_close() {
+    let expected = (
+        0,
+        "ready\nhello\nworld\neof-seen\n".to_string(),
+        "RUNNING".to_string(),
+    );
+    both_expect("exec stdin + CloseIO", expected, |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("exec-stdin", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let mut bg = ctr.spawn_with_stdin(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "in1",
+            c.id(),
+            "sh",
+            "-c",
+            "echo ready; cat; echo eof-seen",
+        ]);
+        bg.write_stdin(b"hello\n");
+        assert!(
+            bg.wait_for_stdout("ready", Duration::from_secs(20)),
+            "exec never ready: {:?}",
+            bg.stderr_so_far()
+        );
+        thread::sleep(Duration::from_millis(300));
+        bg.write_stdin(b"world\n");
+        bg.close_stdin();
+        let out = bg.wait(Duration::from_secs(30));
+        let status = ctr.task(c.id()).map(|t| t.status).unwrap_or_default();
+        (out.code(), out.stdout, status)
+    });
+}
+
 /// Several execs at once in one container.
 #[test]
 fn exec_concurrent() {
@@ -398,6 +522,45 @@ fn exec_concurrent() {
             })
             .collect::<Vec<_>>()
     });
+}
+
+/// Container processes (init and exec) start with no signal blocked and none
+/// ignored, whatever the runtime's own processes do with their signals.
+#[test]
+fn signal_dispositions() {
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n".to_string();
+    both_expect(
+        "signal mask and ignored signals",
+        (clean.clone(), clean),
+        |rt| {
+            let ctr = Ctr::new();
+            let c = Container::new("sigmask", rt);
+            let show = [
+                "sh",
+                "-c",
+                "grep -E '^Sig(Blk|Ign):' /proc/self/status; sleep 60",
+            ];
+            let mut bg = ctr.spawn(&run_args(rt, c.id(), true, &[], &show));
+            assert!(
+                bg.wait_for_stdout("SigIgn", Duration::from_secs(20)),
+                "init printed nothing: {:?}",
+                bg.stderr_so_far()
+            );
+            let exec = ctr.run(&[
+                "task",
+                "exec",
+                "--exec-id",
+                "sig",
+                c.id(),
+                "grep",
+                "-E",
+                "^Sig(Blk|Ign):",
+                "/proc/self/status",
+            ]);
+            exec.assert_success();
+            (bg.stdout_so_far(), exec.stdout)
+        },
+    );
 }
 
 /// `ctr task kill -s SIGUSR1` reaches a handler in the init process.
@@ -539,6 +702,129 @@ fn task_metrics() {
             out.stdout.contains("pids.current"),
         )
     });
+}
+
+/// The task's file `v1` of cgroup v1 controller `controller`, or `v2` on
+/// cgroup v2 (the cgroup ctr asks for: `/<namespace>/<id>`), trimmed.
+fn task_cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
+    let ns = &env().namespace;
+    let base = std::path::Path::new("/sys/fs/cgroup");
+    let path = if base.join("cgroup.controllers").exists() {
+        base.join(ns).join(id).join(v2)
+    } else {
+        base.join(controller).join(ns).join(id).join(v1)
+    };
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
+}
+
+/// containerd's `Tasks.Update` for task `id`: ctr 1.6 has no `task update`,
+/// so this sends what containerd sends to the shim (`UpdateTaskRequest`, the
+/// OCI `LinuxResources` as JSON in an `Any`) over ttrpc to the address in the
+/// task's bundle, with the namespace in the ttrpc metadata.
+fn shim_update(bundle_of: &str, id: &str, resources: &serde_json::Value) -> Result<(), String> {
+    use containerd_shim_protos::{api, protobuf, ttrpc, Client, TaskClient};
+    let address = std::fs::read_to_string(bundle_dir(bundle_of).join("address"))
+        .map_err(|e| format!("read the shim address of {bundle_of}: {e}"))?;
+    let client = Client::connect(address.trim())
+        .map_err(|e| format!("connect to {}: {e}", address.trim()))?;
+    let task = TaskClient::new(client);
+    let mut ctx = ttrpc::context::with_duration(Duration::from_secs(20));
+    ctx.add(
+        "containerd-namespace-ttrpc".to_string(),
+        env().namespace.clone(),
+    );
+    let any = protobuf::well_known_types::any::Any {
+        type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".to_string(),
+        value: serde_json::to_vec(resources).expect("serialize resources"),
+        ..Default::default()
+    };
+    let req = api::UpdateTaskRequest {
+        id: id.to_string(),
+        resources: protobuf::MessageField::some(any),
+        ..Default::default()
+    };
+    task.update(ctx, &req).map(|_| ()).map_err(|e| match e {
+        // The ttrpc status code first: "NOT_FOUND: <message>".
+        ttrpc::Error::RpcStatus(s) => format!("{:?}: {}", s.code(), s.message),
+        e => format!("update {id}: {e}"),
+    })
+}
+
+/// Update of a running task's resources (what `ctr task update
+/// --memory-limit` does in later ctr versions): the new memory limit and
+/// CPU quota land in the task's cgroup, the task keeps running, and an
+/// Update for an unknown task id fails with NOT_FOUND.
+#[test]
+fn update_resources() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Obs {
+        memory_before: String,
+        update: Result<(), String>,
+        memory_after: String,
+        cpu_after: (String, String),
+        status: String,
+        /// ttrpc status code of an Update for an unknown task id.
+        unknown_id_code: String,
+    }
+    let obs = both("Update (resources)", |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("update", rt);
+        ctr.run_detached(
+            rt,
+            c.id(),
+            &["--memory-limit", "100000000"],
+            &["sleep", "60"],
+        );
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let memory = || task_cgroup_file(c.id(), "memory", "memory.limit_in_bytes", "memory.max");
+        let memory_before = memory();
+        let update = shim_update(
+            c.id(),
+            c.id(),
+            &serde_json::json!({
+                "memory": { "limit": 67108864 },
+                "cpu": { "quota": 20000, "period": 100000 },
+            }),
+        );
+        let cpu_after = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            let max = task_cgroup_file(c.id(), "cpu", "", "cpu.max");
+            let mut f = max.split_whitespace().map(str::to_string);
+            (f.next().unwrap_or_default(), f.next().unwrap_or_default())
+        } else {
+            (
+                task_cgroup_file(c.id(), "cpu", "cpu.cfs_quota_us", ""),
+                task_cgroup_file(c.id(), "cpu", "cpu.cfs_period_us", ""),
+            )
+        };
+        let unknown = shim_update(
+            c.id(),
+            "zt-no-such-task",
+            &serde_json::json!({ "memory": { "limit": 67108864 } }),
+        );
+        eprintln!("{rt:?}: update of an unknown task: {unknown:?}");
+        Obs {
+            memory_before,
+            update,
+            memory_after: memory(),
+            cpu_after,
+            status: ctr.task(c.id()).map(|t| t.status).unwrap_or_default(),
+            unknown_id_code: match unknown {
+                Ok(()) => "Ok".to_string(),
+                Err(e) => e.split(':').next().unwrap_or_default().to_string(),
+            },
+        }
+    });
+    assert_eq!(obs.update, Ok(()), "{obs:?}");
+    assert_eq!(obs.memory_after, "67108864", "{obs:?}");
+    assert_eq!(
+        obs.cpu_after,
+        ("20000".to_string(), "100000".to_string()),
+        "{obs:?}"
+    );
+    assert_eq!(obs.status, "RUNNING", "{obs:?}");
+    assert_eq!(obs.unknown_id_code, "NOT_FOUND", "{obs:?}");
 }
 
 /// `--read-only` rootfs.
