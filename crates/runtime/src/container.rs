@@ -283,11 +283,29 @@ fn spawn(
         write_id_map(pid, "uid_map", &plan.namespaces.uid_mappings)?;
         write_id_map(pid, "gid_map", &plan.namespaces.gid_mappings)?;
     }
-    cgroup.add_task(pid.as_raw())?;
-    if let Some(adj) = oom_score_adj {
-        set_oom_score_adj(pid, adj)?;
-    }
+    // The child starts its setup now; moving it into its cgroup (slow on
+    // cgroup v1) overlaps with that, and `Placed` tells it when it is done.
     parent.send(&Message::Continue)?;
+    let placed = cgroup
+        .add_task(pid.as_raw())
+        .map_err(RuntimeError::from)
+        .and_then(|()| oom_score_adj.map_or(Ok(()), |adj| set_oom_score_adj(pid, adj)));
+    if let Err(e) = placed {
+        // The child may have failed (and exited) on its own meanwhile, which
+        // is what made placing it fail: its own report is the better error.
+        let status = guard.finish();
+        loop {
+            match parent.recv() {
+                Ok(Some((Message::Error(text), _))) => return Err(RuntimeError::Container(text)),
+                Ok(Some(_)) => continue,
+                _ => break,
+            }
+        }
+        tracing::debug!(container = id, %status, "child ended while being placed");
+        return Err(e);
+    }
+    // A child that already failed has closed its end; its Error is read below.
+    let _ = parent.send(&Message::Placed);
     let mut pty_master = None;
     loop {
         match parent.recv()? {

@@ -88,6 +88,7 @@ pub fn barrier_and_exec(
     prepared: &Prepared,
     chan: &SyncChannel,
 ) -> Result<Infallible, RuntimeError> {
+    chan.ensure_placed()?;
     chan.send(&Message::Ready)?;
     chan.wait_for(&Message::Go)?;
     if let (Some(filter), true) = (&plan.seccomp, plan.process.no_new_privileges) {

@@ -3,12 +3,14 @@
 //! [`InitPlan`].
 //!
 //! The parent ([`crate::container`]) builds the plan with [`build`], clones
-//! the child with the plan's namespace flags, does its own part (id maps,
-//! cgroup, oom_score_adj) and sends `Continue`; the child then calls
-//! [`run`] from [`Phase::Namespaces`]. Every phase only relies on the
+//! the child with the plan's namespace flags, writes id maps and sends
+//! `Continue`; the child then calls [`run`] from [`Phase::Namespaces`] while
+//! the parent places it in its cgroup (`Placed`, awaited by the child before
+//! anything cgroup-dependent). Every phase only relies on the
 //! documented preconditions, so a process that reached them another way can
 //! enter halfway: a warm zygote, already cloned into fresh pid/mount/uts/ipc
-//! (net, cgroup) namespaces and placed in its cgroup, receives a task, builds
+//! (net, cgroup) namespaces and placed in its cgroup (its channel's
+//! `Placed` already consumed), receives a task, builds
 //! or receives the task's `InitPlan` (its `namespaces` then only lists joins
 //! by path such as a network namespace) and calls
 //! `run(&plan, Phase::Namespaces, &chan)` — or `Phase::Rootfs` when nothing
@@ -64,11 +66,14 @@ pub enum Phase {
 /// to other work (the cloned child, a zygote).
 pub fn run(plan: &InitPlan, from: Phase, chan: &SyncChannel) -> Result<Infallible, RuntimeError> {
     if from <= Phase::Namespaces {
+        if plan.namespaces.unshare_cgroup {
+            chan.ensure_placed()?;
+        }
         namespaces::enter(&plan.namespaces)?;
     }
     if from <= Phase::Rootfs {
         if let Some(rootfs) = &plan.rootfs {
-            rootfs::setup(rootfs)?;
+            rootfs::setup(rootfs, &|| chan.ensure_placed())?;
         }
     }
     let prepared = process::prepare(plan, chan)?;

@@ -28,16 +28,17 @@ fn none() -> Option<&'static str> {
 }
 
 /// Run the whole rootfs phase. Precondition: the process is in the mount
-/// namespace the container will use (a fresh one, normally).
-pub fn setup(plan: &RootfsPlan) -> Result<(), RuntimeError> {
+/// namespace the container will use (a fresh one, normally). `placed` is
+/// called before the first step that needs the process in its cgroup.
+pub fn setup(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     // Device nodes and directories get exactly the modes the spec asks for.
     let old_umask = umask(Mode::empty());
-    let result = setup_inner(plan);
+    let result = setup_inner(plan, placed);
     umask(old_umask);
     result
 }
 
-fn setup_inner(plan: &RootfsPlan) -> Result<(), RuntimeError> {
+fn setup_inner(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     mount(none(), "/", none(), plan.root_propagation, none())
         .ctx(|| format!("set propagation {:?} on /", plan.root_propagation))?;
     if plan.root_propagation.contains(MsFlags::MS_SHARED) {
@@ -52,7 +53,7 @@ fn setup_inner(plan: &RootfsPlan) -> Result<(), RuntimeError> {
     )
     .ctx(|| format!("bind rootfs {} onto itself", plan.rootfs.display()))?;
     let root = Root::open(&plan.rootfs)?;
-    mount_all(&root, plan)?;
+    mount_all(&root, plan, placed)?;
     if plan.setup_dev {
         create_devices(&root, plan)?;
         create_dev_symlinks(&root)?;

@@ -15,9 +15,11 @@ use super::plan::{MountKind, MountPlan, RootfsPlan};
 use crate::error::{Context, RuntimeError};
 
 /// Mount every spec mount in order.
-pub fn mount_all(root: &Root, plan: &RootfsPlan) -> Result<(), RuntimeError> {
+/// `placed` is called before anything that needs the process to be in its
+/// cgroup already (the cgroup mount).
+pub fn mount_all(root: &Root, plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     for m in &plan.mounts {
-        mount_one(root, plan, m)?;
+        mount_one(root, plan, m, placed)?;
     }
     Ok(())
 }
@@ -36,7 +38,7 @@ fn none() -> Option<&'static str> {
     None
 }
 
-fn mount_one(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(), RuntimeError> {
+fn mount_one(root: &Root, plan: &RootfsPlan, m: &MountPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     match m.kind {
         MountKind::Bind { recursive } => {
             let src = m.source.as_deref().unwrap_or(Path::new(""));
@@ -60,7 +62,10 @@ fn mount_one(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(), Runtim
                     .map_err(|e| prefix(e, &describe(m)))?;
             }
         }
-        MountKind::Cgroup => cgroupfs::mount_cgroup(root, plan, m)?,
+        MountKind::Cgroup => {
+            placed()?;
+            cgroupfs::mount_cgroup(root, plan, m)?
+        }
         MountKind::Filesystem => {
             let target = root.mkdir_all(&m.destination, Mode::from_bits_truncate(0o755))?;
             let fstype = m.fstype.as_deref().unwrap_or("none");

@@ -11,10 +11,14 @@
 //! Protocol (child → parent unless noted):
 //! 1. `ChildPid(pid)` — only from an intermediate process (the parent knows
 //!    the pid directly otherwise);
-//! 2. parent → child `Continue` once id maps, cgroup and oom_score_adj are set;
-//! 3. any number of `Warning(text)` (the parent logs them);
-//! 4. `PtyMaster` with the master fd attached, for `Stdio::Terminal`;
-//! 5. `Ready`, then parent → child `Go`, then EOF (exec'd) or `Error(text)`.
+//! 2. parent → child `Continue` once id maps are written; the child starts
+//!    its setup while the parent moves it into its cgroup;
+//! 3. parent → child `Placed` once cgroup and oom_score_adj are set: the
+//!    child waits for it (`ensure_placed`) before anything that depends on
+//!    its cgroup (cgroup namespace, cgroup mount) and before `Ready`;
+//! 4. any number of `Warning(text)` (the parent logs them);
+//! 5. `PtyMaster` with the master fd attached, for `Stdio::Terminal`;
+//! 6. `Ready`, then parent → child `Go`, then EOF (exec'd) or `Error(text)`.
 //!
 //! `Error(text)` may replace any child message; the child then `_exit(1)`s.
 
@@ -39,6 +43,8 @@ pub enum Message {
     ChildPid(i32),
     /// Parent → child: setup on the parent side is done, carry on.
     Continue,
+    /// Parent → child: the child is in its cgroup (and its oom_score_adj is set).
+    Placed,
     /// Child → parent: something was clamped or ignored; log it.
     Warning(String),
     /// Child → parent: the pty master is attached as `SCM_RIGHTS`.
@@ -55,6 +61,8 @@ pub enum Message {
 #[derive(Debug)]
 pub struct SyncChannel {
     fd: OwnedFd,
+    /// Child side: the parent's `Placed` has been received.
+    placed: std::cell::Cell<bool>,
 }
 
 impl SyncChannel {
@@ -70,13 +78,13 @@ impl SyncChannel {
             context: "create sync socketpair".into(),
             errno,
         })?;
-        Ok((SyncChannel { fd: a }, SyncChannel { fd: b }))
+        Ok((SyncChannel { fd: a, placed: Default::default() }, SyncChannel { fd: b, placed: Default::default() }))
     }
 
     /// Wrap an already connected `SOCK_SEQPACKET` socket (e.g. a zygote's
     /// control channel).
     pub fn from_fd(fd: OwnedFd) -> SyncChannel {
-        SyncChannel { fd }
+        SyncChannel { fd, placed: Default::default() }
     }
 
     /// The raw descriptor (kept open across the child's setup).
@@ -189,6 +197,19 @@ impl SyncChannel {
         Ok(Some((msg, fd)))
     }
 
+    /// Child side: make sure the parent has put us in our cgroup (its
+    /// `Placed`), waiting for it the first time. The parent moves the child
+    /// while the child already builds its rootfs: on cgroup v1 that move
+    /// waits for an RCU grace period (~12 ms), which this hides. Anything
+    /// that depends on cgroup membership calls this first.
+    pub fn ensure_placed(&self) -> Result<(), RuntimeError> {
+        if !self.placed.get() {
+            self.wait_for(&Message::Placed)?;
+            self.placed.set(true);
+        }
+        Ok(())
+    }
+
     /// Child side: block until the parent sends `expected`. EOF or any other
     /// message is an error (the parent went away or the protocol broke).
     pub fn wait_for(&self, expected: &Message) -> Result<(), RuntimeError> {
@@ -219,6 +240,7 @@ impl Message {
         match self {
             Message::ChildPid(_) => "child-pid",
             Message::Continue => "continue",
+            Message::Placed => "placed",
             Message::Warning(_) => "warning",
             Message::PtyMaster => "pty-master",
             Message::Ready => "ready",
