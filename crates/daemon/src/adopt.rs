@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+
+/// How long one monitor may take to answer a restarted daemon.
+const ADOPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 use zygote_monitor::proto::{Reply, Request};
 use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
@@ -24,19 +27,37 @@ use crate::paths;
 use crate::task::Task;
 
 impl Daemon {
+    /// Adopts every task on disk, concurrently, each bounded in time so one
+    /// stuck monitor cannot keep the daemon from serving the others.
     pub async fn adopt_all(self: &Arc<Self>) {
         let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else { return };
-        let mut seen = HashSet::new();
+        let mut set = tokio::task::JoinSet::new();
         for e in entries.flatten() {
-            let dir = e.path();
-            match self.adopt_one(&dir, &mut seen).await {
-                Ok(()) => {}
+            let (this, dir) = (self.clone(), e.path());
+            set.spawn(async move {
+                let r = tokio::time::timeout(ADOPT_TIMEOUT, this.adopt_one(&dir)).await;
+                (dir, r.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_TIMEOUT:?}"))))
+            });
+        }
+        let mut seen = HashSet::new();
+        while let Some(joined) = set.join_next().await {
+            let Ok((dir, r)) = joined else { continue };
+            match r {
+                Ok(conns) => {
+                    for fd in conns {
+                        let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+                        if seen.insert(ino) {
+                            self.proxy(fd);
+                        }
+                    }
+                }
                 Err(why) => warn!(dir = %dir.display(), why, "cannot adopt task"),
             }
         }
     }
 
-    async fn adopt_one(self: &Arc<Self>, dir: &Path, seen: &mut HashSet<u64>) -> Result<(), String> {
+    /// Adopts one task; returns the containerd connections its monitor kept.
+    async fn adopt_one(self: &Arc<Self>, dir: &Path) -> Result<Vec<OwnedFd>, String> {
         let cfg: TaskConfig = match state::read(&dir.join(state::TASK_FILE)) {
             Ok(c) => c,
             Err(e) => {
@@ -49,17 +70,16 @@ impl Daemon {
         let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| e.to_string())?;
         let task = Arc::new(Task::new(cfg.clone(), dir.to_path_buf(), cgroup));
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut conns = Vec::new();
         let snap: Snapshot = match MonitorClient::connect(&dir.join(state::MONITOR_SOCKET), tx).await {
             Ok(m) => match m.call(&Request::Hello, &[]).await {
                 Ok((Reply::Snapshot { snapshot }, fds)) => {
                     *task.monitor.lock().expect("monitor lock") = Some(m);
-                    for fd in fds {
+                    for fd in &fds {
                         let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
                         task.adopted.lock().expect("adopted lock").insert(ino);
-                        if seen.insert(ino) {
-                            self.proxy(fd);
-                        }
                     }
+                    conns = fds;
                     snapshot
                 }
                 other => return Err(format!("unexpected hello reply {other:?}")),
@@ -70,6 +90,10 @@ impl Daemon {
             }
         };
         task.apply_snapshot(&snap);
+        // A paused task stays paused across our restart.
+        if task.cgroup.is_frozen().unwrap_or(false) {
+            task.state.lock().expect("state lock").paused = true;
+        }
         let has_monitor = task.monitor().is_some();
         self.tasks.write().expect("tasks lock").insert(cfg.id.clone(), task.clone());
         if has_monitor {
@@ -92,11 +116,16 @@ impl Daemon {
             }
         }
         info!(id = %cfg.id, pid = init.state.pid, status = ?init.state.status, "adopted task");
-        Ok(())
+        Ok(conns)
     }
 
     /// Serves a containerd connection inherited from a previous daemon by
     /// splicing it into a fresh connection to our own socket.
+    ///
+    /// The containerd side is never shut down (no `shutdown(2)`, which would
+    /// act on the socket itself and reach containerd even though monitors
+    /// still hold it): when we stop, we only drop our descriptor, and the
+    /// next daemon picks the connection up again from the monitors.
     fn proxy(&self, fd: OwnedFd) {
         let sock = paths::socket(&self.dir);
         tokio::spawn(async move {
@@ -106,7 +135,32 @@ impl Daemon {
             }
             let Ok(mut outer) = tokio::net::UnixStream::from_std(std_stream) else { return };
             let Ok(mut inner) = tokio::net::UnixStream::connect(&sock).await else { return };
-            let _ = tokio::io::copy_bidirectional(&mut outer, &mut inner).await;
+            // Borrowed halves: unlike owned ones, dropping them shuts nothing down.
+            let (mut outer_r, mut outer_w) = outer.split();
+            let (mut inner_r, mut inner_w) = inner.split();
+            // Requests: containerd → us; replies: us → containerd. Whichever
+            // direction ends first ends the splice; nothing is shut down.
+            tokio::select! {
+                _ = copy(&mut outer_r, &mut inner_w) => {},
+                _ = copy(&mut inner_r, &mut outer_w) => {},
+            }
         });
+    }
+}
+
+/// Copies until end of input or an error, without ever shutting down `w`.
+async fn copy<R, W>(r: &mut R, w: &mut W) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
     }
 }

@@ -64,9 +64,17 @@ impl Daemon {
         if self.tasks.read().expect("tasks lock").contains_key(&req.id) || !self.creating.lock().expect("creating lock").insert(req.id.clone()) {
             return Err(DaemonError::AlreadyExists(req.id.clone()));
         }
-        let r = self.create_inner(req, namespace, conn, received).await;
-        self.creating.lock().expect("creating lock").remove(&req.id);
-        r
+        // Run to completion even if containerd drops the request (its
+        // connection closing cancels the handler): a half-done Create must
+        // either finish or undo itself, never stop in between.
+        let (this, req) = (self.clone(), req.clone());
+        tokio::spawn(async move {
+            let r = this.create_inner(&req, namespace, conn, received).await;
+            this.creating.lock().expect("creating lock").remove(&req.id);
+            r
+        })
+        .await
+        .map_err(|e| DaemonError::io("create task")(std::io::Error::other(e)))?
     }
 
     async fn create_inner(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd, received: i64) -> Result<CreateTaskResponse, DaemonError> {
@@ -258,11 +266,18 @@ impl Daemon {
                 let _ = m.call(&Request::DeleteExec { exec_id: exec_id.into() }, &[]).await;
             }
             task.state.lock().expect("state lock").execs.remove(exec_id);
+            // A Wait on this exec must see it gone.
+            task.notify();
         } else {
             task.deleting.store(true, std::sync::atomic::Ordering::SeqCst);
             if let Some(m) = &monitor {
-                if let Err(e) = m.call(&Request::Destroy, &[]).await {
-                    warn!(id, error = %e, "monitor did not confirm destroy");
+                match tokio::time::timeout(std::time::Duration::from_secs(30), m.call(&Request::Destroy, &[])).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => warn!(id, error = %e, "monitor did not confirm destroy"),
+                    Err(_) => {
+                        warn!(id, "monitor did not answer destroy in 30 s; cleaning up without it");
+                        crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);
+                    }
                 }
             } else {
                 crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);

@@ -136,7 +136,11 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
         }
     };
     if let Some(master) = pending.pty_master.take() {
-        io.attach_master(master).map_err(|e| internal(&e))?;
+        if let Err(e) = io.attach_master(master) {
+            drop(pending);
+            let _ = cgroup.remove();
+            return Err(internal(&e));
+        }
     }
     let pid = pending.pid;
     let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
@@ -160,7 +164,11 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
     };
     m.persist();
     let reply = Reply::Pid { pid, at_ns: state::monotonic_ns() };
-    proto::send(control.as_fd(), &Message::Reply { reply }, &[]).map_err(|e| internal(&e))?;
+    if let Err(e) = proto::send(control.as_fd(), &Message::Reply { reply }, &[]) {
+        // The daemon died mid-Create. Keep the container: a restarted daemon
+        // adopts it, or containerd's `shim delete` destroys it.
+        warn!(error = %e, "daemon gone before the create reply");
+    }
     Ok(m)
 }
 
@@ -281,6 +289,9 @@ impl Monitor {
             }
             Token::Listener => {
                 if let Ok(fd) = sys::accept(self.listener.as_fd()) {
+                    if self.control.is_some() {
+                        return self.serve_oneshot(fd);
+                    }
                     self.control = Some(fd);
                     self.daemon_lost = None;
                     info!(id = %self.cfg.id, "daemon connected");
@@ -313,6 +324,23 @@ impl Monitor {
             }
         }
         false
+    }
+
+    /// A second client while the daemon is attached (containerd's `shim
+    /// delete`): answer its one request on its own connection, keeping the
+    /// daemon's. Returns true when the monitor should exit.
+    fn serve_oneshot(&mut self, fd: OwnedFd) -> bool {
+        use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+        let _ = setsockopt(&fd, ReceiveTimeout, &nix::sys::time::TimeVal::new(2, 0));
+        let Ok((req, fds)) = proto::recv::<Request>(fd.as_fd()) else { return false };
+        info!(id = %self.cfg.id, ?req, "request from a second client");
+        let daemon = self.control.replace(fd);
+        let exit = self.request(req, fds);
+        if daemon.is_some() {
+            self.control = daemon;
+            self.daemon_lost = None;
+        }
+        exit
     }
 
     fn proc_mut(&mut self, exec_id: &Option<String>) -> Result<&mut Proc, Reply> {
@@ -533,24 +561,37 @@ impl Monitor {
         self.daemon_lost = Some((Instant::now() + backoff, (backoff * 2).min(Duration::from_secs(30))));
     }
 
+    /// Reaps until `done` holds or `limit` passes (never blocks in waitpid).
+    fn reap_until(&mut self, limit: Duration, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(self) && Instant::now() < deadline {
+            self.reap();
+            if !done(self) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     /// Delete: nothing of the task may survive.
     fn destroy(&mut self) {
+        // A frozen process cannot die: thaw first (a paused task can be deleted).
+        let _ = self.cgroup.thaw();
         if self.init.state.status != Status::Stopped {
             let _ = self.cgroup.kill_all(Signal::SIGKILL);
             let _ = kill(Pid::from_raw(self.init.state.pid), Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.init.state.status != Status::Stopped && Instant::now() < deadline {
-                match waitpid(Pid::from_raw(self.init.state.pid), None) {
-                    Ok(WaitStatus::Exited(_, c)) => self.record_exit(self.init.state.pid, c),
-                    Ok(WaitStatus::Signaled(_, s, _)) => self.record_exit(self.init.state.pid, 128 + s as i32),
-                    Err(_) => break,
-                    _ => {}
-                }
-            }
+            self.reap_until(Duration::from_secs(10), |m| m.init.state.status == Status::Stopped);
         }
-        for pid in std::mem::take(&mut self.log_binaries) {
-            let _ = waitpid(pid, None);
+        // Loggers get what is left of the output, then SIGTERM, then SIGKILL
+        // (runc-v2 does the same).
+        self.reap_until(Duration::from_millis(200), |m| m.log_binaries.is_empty());
+        for pid in &self.log_binaries {
+            let _ = kill(*pid, Signal::SIGTERM);
         }
+        self.reap_until(Duration::from_secs(2), |m| m.log_binaries.is_empty());
+        for pid in &self.log_binaries {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        self.reap_until(Duration::from_secs(1), |m| m.log_binaries.is_empty());
         for _ in 0..50 {
             match self.cgroup.remove() {
                 Ok(()) => break,

@@ -52,9 +52,10 @@ impl Pump {
         }
     }
 
-    /// Does whatever progress is possible without blocking.
+    /// Makes progress without blocking, at most a few buffers' worth, so a
+    /// fast producer cannot keep the monitor's loop from its other work.
     pub fn step(&mut self) {
-        loop {
+        for _ in 0..8 {
             if self.pos < self.buf.len() {
                 let Some(dst) = &self.dst else { return };
                 match nix::unistd::write(dst, &self.buf[self.pos..]) {
@@ -91,6 +92,11 @@ impl Pump {
                     self.src = None;
                 }
             }
+        }
+        // Out of budget: a finished pump must not wait for a poll that has
+        // nothing left to watch.
+        if self.src.is_none() && self.pos >= self.buf.len() {
+            self.dst = None;
         }
     }
 }

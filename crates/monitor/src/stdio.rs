@@ -148,10 +148,33 @@ pub struct ProcessIo {
 /// A FIFO's buffer is discarded when its last descriptor closes. containerd's
 /// reader may open the FIFO after a short-lived process already wrote and
 /// exited (runc-v2 avoids this by blocking until the reader is there), so
-/// the monitor holds one reference until it has seen a reader.
+/// the monitor holds one write-only reference until it has seen a reader.
+/// Write-only matters: an `O_RDWR` descriptor would itself count as the
+/// reader the probe looks for.
 struct Linger {
     path: PathBuf,
     _fd: OwnedFd,
+}
+
+impl Linger {
+    /// Called right after the FIFO was opened `O_RDWR` (which is a reader),
+    /// so a non-blocking write-only open succeeds.
+    fn open(what: &'static str, path: PathBuf) -> Result<Self, StdioError> {
+        let fd = open_path(what, &path, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?;
+        Ok(Linger { path, _fd: fd })
+    }
+
+    /// True when someone holds the FIFO open for reading (or it is gone).
+    fn has_reader(&self) -> bool {
+        match open(&self.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(raw) => {
+                drop(unsafe_own(raw));
+                true
+            }
+            Err(nix::Error::ENXIO) => false,
+            Err(_) => true,
+        }
+    }
 }
 
 impl ProcessIo {
@@ -186,12 +209,7 @@ impl ProcessIo {
         if self.output.is_some() {
             return true;
         }
-        self.linger.retain(|l| {
-            let has_reader = open(&l.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-                .map(|raw| drop(unsafe_own(raw)))
-                .is_ok();
-            !has_reader
-        });
+        self.linger.retain(|l| !l.has_reader());
         !self.linger.is_empty()
     }
 
@@ -225,8 +243,7 @@ pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessI
         io.tty_stdout = match parse(&paths.stdout)? {
             Target::Fifo(p) => {
                 let fd = open_path("stdout fifo", &p, OFlag::O_RDWR)?;
-                let keep = fd.try_clone().map_err(|e| StdioError::Pipe("stdout fifo", nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))))?;
-                io.linger.push(Linger { path: p, _fd: keep });
+                io.linger.push(Linger::open("stdout fifo", p)?);
                 Some(fd)
             }
             Target::File(p) => Some(open_path("stdout file", &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
@@ -259,8 +276,7 @@ fn open_output(what: &'static str, t: Target, io: &mut ProcessIo) -> Result<Opti
         Target::None => None,
         Target::Fifo(p) => {
             let fd = open_path(what, &p, OFlag::O_RDWR)?;
-            let keep = fd.try_clone().map_err(|e| StdioError::Pipe(what, nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))))?;
-            io.linger.push(Linger { path: p, _fd: keep });
+            io.linger.push(Linger::open(what, p)?);
             Some(fd)
         }
         Target::File(p) => Some(open_path(what, &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
@@ -296,13 +312,12 @@ fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(
     }
     let child = cmd.spawn().map_err(|source| StdioError::Binary { path: path.into(), source })?;
     drop((out_r, err_r, ready_w));
-    let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(ready_r.as_raw_fd(), &mut b) {
-            Ok(_) => break,
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => return Err(StdioError::BinaryNotReady(path.into())),
-        }
+    // Ready = it wrote to or closed fd 5. Bounded, so a broken logger cannot
+    // hang the monitor.
+    let mut pfd = [libc::pollfd { fd: ready_r.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    if crate::sys::poll(&mut pfd, 10_000) == 0 {
+        let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        return Err(StdioError::BinaryNotReady(path.into()));
     }
     Ok((out_w, err_w, Pid::from_raw(child.id() as i32)))
 }
