@@ -142,6 +142,10 @@ impl SyncChannel {
     pub fn recv(&self) -> Result<Option<(Message, Option<OwnedFd>)>, RuntimeError> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+        // A peer that exits with our message unread in its queue makes the
+        // kernel report ECONNRESET once, ahead of what the peer sent before
+        // exiting (typically its Error): take the report and read on.
+        let mut reset_seen = false;
         let (len, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match socket::recvmsg::<()>(
@@ -181,6 +185,10 @@ impl SyncChannel {
                     break (r.bytes, fd);
                 }
                 Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) if !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
                 Err(errno) => {
                     return Err(RuntimeError::Sys {
                         context: "receive on sync socket".into(),
