@@ -107,12 +107,12 @@ impl Daemon {
             });
         }
         let init = task.proc("").expect("init after snapshot");
-        if init.state.status == Status::Stopped && !dir.join(state::EXIT_PUBLISHED).exists() {
+        if init.state.status == Status::Stopped && !dir.join(state::exit_marker(None)).exists() {
             self.publish_exit(&task, None, init.state.pid, init.state.exit_status.unwrap_or(255), init.state.exited_at_ns.unwrap_or_else(state::wall_ns));
         }
         for (id, p) in &snap.execs {
-            if p.status == Status::Stopped {
-                self.publish_exit(&task, Some(id), p.pid, p.exit_status.unwrap_or(255), p.exited_at_ns.unwrap_or(0));
+            if p.status == Status::Stopped && !dir.join(state::exit_marker(Some(id))).exists() {
+                self.publish_exit(&task, Some(id), p.pid, p.exit_status.unwrap_or(255), p.exited_at_ns.unwrap_or_else(state::wall_ns));
             }
         }
         info!(id = %cfg.id, pid = init.state.pid, status = ?init.state.status, "adopted task");

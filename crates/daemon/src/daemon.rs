@@ -94,7 +94,11 @@ impl Daemon {
                         task.update(&key, |p| {
                             p.state = ProcState { pid, status: Status::Stopped, exit_status: Some(status), exited_at_ns: Some(exited_at_ns) };
                         });
-                        this.publish_exit(&task, exec_id.as_deref(), pid, status, exited_at_ns);
+                        // During Delete, Delete itself publishes the exit,
+                        // before TaskDelete.
+                        if !task.deleting.load(std::sync::atomic::Ordering::SeqCst) {
+                            this.publish_exit(&task, exec_id.as_deref(), pid, status, exited_at_ns);
+                        }
                     }
                     Incoming::Event(Event::Oom) => {
                         info!(id = %task.cfg.id, "oom kill");
@@ -120,9 +124,7 @@ impl Daemon {
             ..Default::default()
         };
         self.publish(task, topics::TASK_EXIT_EVENT_TOPIC, Box::new(ev));
-        if exec_id.is_none() {
-            let _ = std::fs::write(task.dir.join(state::EXIT_PUBLISHED), b"");
-        }
+        let _ = std::fs::write(task.dir.join(state::exit_marker(exec_id)), b"");
     }
 
     /// The monitor died (it never should): what it persisted is the truth;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use containerd_shim_protos::api::{
     CreateTaskRequest, CreateTaskResponse, DeleteResponse, StateResponse, Status as ApiStatus, WaitResponse,
 };
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecStarted, TaskIO, TaskStart};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecStarted, TaskExit, TaskIO, TaskStart};
 use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -296,10 +296,25 @@ impl Daemon {
             self.tasks.write().expect("tasks lock").remove(id);
             task.notify();
         }
+        let was_stopped = p.state.status == Status::Stopped;
         let p = task.proc(exec_id).unwrap_or(p);
         let exit_status = p.state.exit_status.unwrap_or(if p.state.status == Status::Stopped { 0 } else { 137 }) as u32;
         let exited_at = p.state.exited_at_ns.unwrap_or_else(state::wall_ns);
         if exec_id.is_empty() {
+            if !was_stopped {
+                // A created-but-never-started task dies in Delete: its exit
+                // goes out here, ahead of TaskDelete (the watcher stays quiet
+                // while `deleting` is set).
+                let ev = TaskExit {
+                    container_id: id.into(),
+                    id: id.into(),
+                    pid: p.state.pid as u32,
+                    exit_status,
+                    exited_at: Some(timestamp(exited_at)).into(),
+                    ..Default::default()
+                };
+                self.publish(&task, topics::TASK_EXIT_EVENT_TOPIC, Box::new(ev));
+            }
             let ev = TaskDelete {
                 container_id: id.into(),
                 pid: p.state.pid as u32,

@@ -6,7 +6,8 @@
 //!   (write to a temp file, fsync, rename) on every state change, so an exit
 //!   status is on disk before anybody is told about it.
 //! * `monitor.sock`: the monitor's listening socket, for a restarted daemon.
-//! * `exit-published`: marker the daemon writes once TaskExit went out.
+//! * `exit-published[.<exec id>]`: markers the daemon writes once a
+//!   TaskExit was queued for containerd.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +19,15 @@ pub const TASK_FILE: &str = "task.json";
 pub const STATE_FILE: &str = "state.json";
 pub const MONITOR_SOCKET: &str = "monitor.sock";
 pub const EXIT_PUBLISHED: &str = "exit-published";
+
+/// The marker for one process: `exit-published` for the init,
+/// `exit-published.<exec id>` for an exec.
+pub fn exit_marker(exec_id: Option<&str>) -> String {
+    match exec_id {
+        None => EXIT_PUBLISHED.to_string(),
+        Some(e) => format!("{EXIT_PUBLISHED}.{e}"),
+    }
+}
 
 /// containerd's stdio for one process, as given in Create or Exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
