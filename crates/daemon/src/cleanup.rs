@@ -18,6 +18,13 @@ use zygote_runtime::cgroups::Cgroup;
 
 /// Kills and removes everything of a task that has no monitor.
 pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup) {
+    remove_cgroup(cgroup);
+    release_files(cfg, dir);
+}
+
+/// Kills whatever is left in the cgroup and removes it (retrying while the
+/// processes drain).
+fn remove_cgroup(cgroup: &Cgroup) {
     for _ in 0..50 {
         let _ = cgroup.kill_all(Signal::SIGKILL);
         match cgroup.remove() {
@@ -25,6 +32,10 @@ pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup) {
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// Unmounts the rootfs we mounted and removes the task directory.
+fn release_files(cfg: &TaskConfig, dir: &Path) {
     if cfg.rootfs_mounted {
         if let Err(e) = zygote_runtime::mounts::unmount_rootfs(&cfg.rootfs) {
             warn!(id = %cfg.id, error = %e, "cannot unmount rootfs");
@@ -70,21 +81,12 @@ pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
     let before: Option<Snapshot> = state::read(&dir.join(state::STATE_FILE)).ok();
     if !destroy_via_monitor(&dir) {
         let cgroup = zygote_runtime::spec::load(&cfg.bundle).ok().and_then(|s| Cgroup::from_spec(&s, id).ok());
-        match cgroup {
-            Some(cg) => orphan(&cfg, &dir, &cg),
-            None => {
-                if cfg.rootfs_mounted {
-                    let _ = zygote_runtime::mounts::unmount_rootfs(&cfg.rootfs);
-                }
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+        if let Some(cg) = cgroup {
+            remove_cgroup(&cg);
         }
     }
     let after: Option<Snapshot> = state::read(&dir.join(state::STATE_FILE)).ok().or(before);
-    if cfg.rootfs_mounted {
-        let _ = zygote_runtime::mounts::unmount_rootfs(&cfg.rootfs);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    release_files(&cfg, &dir);
     let snap = after?;
     let (status, at) = match snap.init.status {
         Status::Stopped => (snap.init.exit_status.unwrap_or(255), snap.init.exited_at_ns.unwrap_or_else(state::wall_ns)),

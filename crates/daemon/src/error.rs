@@ -57,16 +57,7 @@ impl DaemonError {
 }
 
 /// Full cause chain, the way containerd shows it to the user.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
+pub use zygote_monitor::proto::error_chain as chain;
 
 impl From<DaemonError> for ttrpc::Error {
     fn from(e: DaemonError) -> Self {

@@ -93,22 +93,12 @@ pub fn run(dir: &Path) -> i32 {
     }
 }
 
-fn err_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
 
 fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)> {
-    let internal = |e: &dyn std::error::Error| (ErrorKind::Internal, err_text(e));
+    let internal = |e: &dyn std::error::Error| (ErrorKind::Internal, proto::error_chain(e));
     let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).map_err(|e| internal(&e))?;
-    let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, err_text(&e)))?;
-    let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, err_text(&e)))?;
+    let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
+    let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
     let private_pidns = spec
         .linux()
         .as_ref()
@@ -123,7 +113,7 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
     let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
     if let Err(e) = cgroup.create(resources.as_ref()) {
         let _ = cgroup.remove();
-        return Err((ErrorKind::InvalidArgument, err_text(&e)));
+        return Err((ErrorKind::InvalidArgument, proto::error_chain(&e)));
     }
     let mut pending = match container::create_container(&container, &cgroup, stdio) {
         Ok(p) => p,
@@ -132,7 +122,7 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
             for pid in &log_binaries {
                 let _ = waitpid(*pid, None);
             }
-            return Err((ErrorKind::FailedPrecondition, err_text(&e)));
+            return Err((ErrorKind::FailedPrecondition, proto::error_chain(&e)));
         }
     };
     if let Some(master) = pending.pty_master.take() {
@@ -426,7 +416,7 @@ impl Monitor {
                 self.persist();
                 Reply::Pid { pid, at_ns: state::monotonic_ns() }
             }
-            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: err_text(&e) },
+            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: proto::error_chain(&e) },
         }
     }
 
@@ -466,7 +456,7 @@ impl Monitor {
         let owner = stdio::Owner { id: &self.cfg.id, namespace: &self.cfg.namespace, bundle: &self.cfg.bundle };
         let (stdio, mut io) = match stdio::prepare(paths, &owner) {
             Ok(x) => x,
-            Err(e) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: err_text(&e) },
+            Err(e) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: proto::error_chain(&e) },
         };
         self.log_binaries.extend(io.log_binary);
         match container::exec_process(&self.container, self.init.state.pid, &self.cgroup, process, stdio) {
@@ -481,7 +471,7 @@ impl Monitor {
                 self.persist();
                 Reply::Pid { pid, at_ns: state::monotonic_ns() }
             }
-            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: err_text(&e) },
+            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: proto::error_chain(&e) },
         }
     }
 

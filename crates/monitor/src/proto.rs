@@ -96,6 +96,19 @@ pub enum ProtoError {
     TooLarge(usize),
 }
 
+/// An error and its causes as one line (`a: b: c`), the form error texts
+/// take on this channel and, in the end, in containerd's messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 /// Sends one message with optional descriptors attached.
 pub fn send<T: Serialize>(fd: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), ProtoError> {
     let body = serde_json::to_vec(msg)?;

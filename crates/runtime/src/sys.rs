@@ -48,11 +48,11 @@ pub unsafe fn clone3_fork(flags: CloneFlags) -> nix::Result<ForkResult> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    // SAFETY: `args` is a valid, fully initialised clone_args of the size we
-    // pass; stack is 0 so the child runs on a copy of our stack (fork
-    // semantics); no pointers (pidfd, tids, set_tid) are given, so the kernel
-    // writes nothing into our memory. The caller guarantees we are
-    // single-threaded, which makes a fork-like clone sound.
+    // Stack 0 gives fork semantics (the child runs on a copy of our stack);
+    // no pointers (pidfd, tids, set_tid) are given, so the kernel writes
+    // nothing into our memory.
+    // SAFETY: `args` is a fully initialised clone_args of the size passed, and
+    // the caller guarantees we are single-threaded (fork-like clone is sound).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -61,10 +61,10 @@ pub unsafe fn clone3_fork(flags: CloneFlags) -> nix::Result<ForkResult> {
         )
     };
     let ret = if ret == -1 && Errno::last() == Errno::ENOSYS {
-        // SAFETY: raw clone(2) with a NULL stack and no CLONE_VM/SETTLS/*TID
-        // flags behaves like fork(2); argument order is the x86_64/generic
-        // one (flags, stack, parent_tid, child_tid, tls) and all pointers are
-        // NULL. Single-threadedness is guaranteed by the caller.
+        // Argument order is the x86_64/generic one (flags, stack, parent_tid,
+        // child_tid, tls); all pointers are NULL.
+        // SAFETY: clone(2) with a NULL stack and no CLONE_VM/SETTLS/*TID flags
+        // behaves like fork(2); the caller guarantees we are single-threaded.
         unsafe {
             libc::syscall(
                 libc::SYS_clone,
@@ -213,10 +213,10 @@ pub fn reset_signals() -> nix::Result<()> {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: rt_sigaction reads `dfl`, a valid kernel sigaction that lives
-        // across the call, and writes nothing (old action pointer is NULL).
         // Installing SIG_DFL never runs user code, and this freshly cloned
         // child is single-threaded, so no handler can race with the change.
+        // SAFETY: rt_sigaction only reads `dfl`, a valid kernel sigaction alive
+        // across the call; the old-action pointer is NULL, so nothing is written.
         let rc = unsafe {
             libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null::<u8>(), 8usize)
         };

@@ -290,7 +290,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
         tracing::warn!(
             arch = native_name,
             syscalls = ?unknown,
-            "seccomp: skipping syscalls unknown on this architecture"
+            "seccomp: ignoring syscalls unknown on this architecture (like runc)"
         );
     }
 

@@ -154,8 +154,8 @@ fn run_as_monitor(body: fn(&Path) -> Outcome) -> ! {
                 Err(_) => (String::from("scenario panicked\n"), 1),
             };
             write_all_fd1(line.as_bytes());
-            // SAFETY: _exit never returns; skipping atexit handlers is
-            // intended in a forked child.
+            // SAFETY: _exit never returns; in a forked child the parent's
+            // atexit handlers must not run.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
