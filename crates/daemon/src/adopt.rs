@@ -22,7 +22,7 @@ use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 use crate::daemon::Daemon;
-use crate::monitor_client::MonitorClient;
+use zygote_monitor::client::MonitorClient;
 use crate::paths;
 use crate::task::Task;
 

@@ -16,7 +16,7 @@ use zygote_monitor::state::{self, ProcState, Snapshot, Status};
 
 use crate::error::DaemonError;
 use crate::events::Events;
-use crate::monitor_client::Incoming;
+use zygote_monitor::client::Incoming;
 use crate::task::Task;
 
 pub struct Daemon {
@@ -29,6 +29,10 @@ pub struct Daemon {
     /// Ids with a Create in flight.
     pub creating: std::sync::Mutex<HashSet<String>>,
     pub events: Events,
+    /// The configuration's profiles, their security, the seccomp cache.
+    pub profiles: crate::profiles::Profiles,
+    /// Warm zygotes per profile.
+    pub pools: std::sync::Arc<zygote_pool::PoolSet>,
 }
 
 pub fn timestamp(ns: i64) -> Timestamp {
@@ -40,6 +44,13 @@ pub fn timestamp(ns: i64) -> Timestamp {
 
 impl Daemon {
     pub fn new(dir: &Path, exe: PathBuf, ttrpc_address: String) -> Self {
+        let profiles = crate::profiles::Profiles::load();
+        // Only cgroup v1 can rename a cgroup into place at claim time.
+        let pre_place = matches!(
+            zygote_runtime::cgroups::Layout::detect().map(|l| l.version()),
+            Ok(zygote_runtime::cgroups::CgroupVersion::V1)
+        );
+        let exe_for_pools = exe.clone();
         Daemon {
             dir: dir.to_path_buf(),
             exe,
@@ -47,6 +58,8 @@ impl Daemon {
             tasks: RwLock::new(HashMap::new()),
             creating: Default::default(),
             events: Events::start(),
+            pools: zygote_pool::PoolSet::new(exe_for_pools, dir, pre_place, profiles.pool_specs()),
+            profiles,
         }
     }
 

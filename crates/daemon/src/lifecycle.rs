@@ -1,9 +1,14 @@
 //! Create, Start, Delete, State and Wait: the task lifecycle.
 //!
-//! The path of a Create: validate the id and `config.json`, mount the rootfs
-//! from the request, write `task.json`, spawn the monitor (which creates the
-//! cgroup and clones the container up to its exec barrier), record the
-//! result. Any failure undoes every earlier step before the error returns.
+//! The path of a Create: validate the id and `config.json`, resolve the
+//! profile (annotation, runtime options, default) and its security, mount
+//! the rootfs from the request, write `task.json`, then either claim a warm
+//! zygote of the profile (which takes over its pre-placed cgroup and runs
+//! the rest of the init sequence) or, when the spec does not fit a zygote
+//! or the pool is empty, spawn a monitor that creates the cgroup and clones
+//! the container (the cold path; the reason is counted). Either way the
+//! container ends at its exec barrier. Any failure undoes every earlier
+//! step before the error returns.
 
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -16,14 +21,14 @@ use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecStart
 use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use zygote_monitor::proto::{self, Reply, Request};
+use zygote_monitor::proto::{self, CreateDetail, Reply, Request};
 use zygote_monitor::state::{self, ProcState, Status, StdioPaths, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 use zygote_runtime::mounts::{self, RootfsMount};
 
 use crate::daemon::{timestamp, Daemon};
 use crate::error::DaemonError;
-use crate::monitor_client::{self, MonitorClient};
+use zygote_monitor::client::{self as monitor_client, MonitorClient};
 use crate::paths;
 use crate::task::{ProcInfo, Task};
 
@@ -41,6 +46,10 @@ pub fn validate_id(id: &str) -> Result<(), DaemonError> {
     }
 }
 
+/// A monitor serving a new task: its connection, its events, the
+/// container's pid, when it was ready, and how it was created.
+type Spawned = (MonitorClient, mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>, i32, i64, CreateDetail);
+
 /// Removes a half-created task's leftovers.
 fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
     if mounted {
@@ -55,9 +64,6 @@ impl Daemon {
     pub async fn create(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd) -> Result<CreateTaskResponse, DaemonError> {
         let received = state::monotonic_ns();
         validate_id(&req.id)?;
-        // Overlap the kernel's cgroup-migration grace period with the
-        // monitor's start-up (see `prime_migration`).
-        tokio::task::spawn_blocking(|| zygote_runtime::cgroups::prime_migration(std::process::id()));
         if !req.checkpoint.is_empty() {
             return Err(DaemonError::Unimplemented("restoring from a checkpoint"));
         }
@@ -71,6 +77,10 @@ impl Daemon {
         tokio::spawn(async move {
             let r = this.create_inner(&req, namespace, conn, received).await;
             this.creating.lock().expect("creating lock").remove(&req.id);
+            // Refill only now: a zygote's birth moves it into a cgroup, which
+            // holds the kernel's cgroup_mutex through an RCU grace period and
+            // would stall this Create's cgroup rename.
+            this.pools.settled();
             r
         })
         .await
@@ -81,6 +91,8 @@ impl Daemon {
         let bundle = PathBuf::from(&req.bundle);
         let spec = zygote_runtime::spec::load(&bundle)?;
         let cgroup = Cgroup::from_spec(&spec, &req.id)?;
+        let options = req.options.as_ref().map(|a| (a.type_url.as_str(), a.value.as_slice()));
+        let resolved = self.profiles.resolve(&spec, options)?;
         let dir = paths::task(&self.dir, &req.id);
         let (rootfs, mounted) = if req.rootfs.is_empty() {
             let r = zygote_runtime::spec::resolve_rootfs(&bundle, &spec);
@@ -110,9 +122,36 @@ impl Daemon {
             ttrpc_address: self.ttrpc_address.clone(),
             daemon_dir: self.dir.clone(),
             exe: self.exe.clone(),
+            profile: resolved.profile.clone(),
+            resources: resolved.resources,
+            security: Some(resolved.security),
         };
-        let spawned = self.spawn_monitor(&dir, &cfg).await;
-        let (client, rx, pid, at_ns) = match spawned {
+        if let Some(parent) = cgroup.path().parent() {
+            self.pools.learn_parent(&cfg.profile, parent);
+        }
+        let warm = match zygote_runtime::init::build::zygote_misfit(&spec, resolved.clone_flags) {
+            Some(reason) => Err(reason),
+            None => self.pools.claim(&cfg.profile),
+        };
+        tracing::debug!(id = %req.id, us = (state::monotonic_ns() - received) / 1000, warm = warm.is_ok(), "create: rootfs mounted, task.json next");
+        let spawned = match warm {
+            Ok(w) => match self.claim_zygote(&dir, &cfg, w).await {
+                Err(DaemonError::MonitorGone { .. }) => {
+                    self.pools.fallback(&cfg.profile, "zygote_lost");
+                    self.spawn_monitor(&dir, &cfg).await
+                }
+                other => other,
+            },
+            Err(reason) => {
+                self.pools.fallback(&cfg.profile, reason);
+                // Overlap the kernel's cgroup-migration grace period with the
+                // monitor's start-up (see `prime_migration`). Only here: it
+                // holds cgroup_mutex, which a warm claim's rename needs.
+                tokio::task::spawn_blocking(|| zygote_runtime::cgroups::prime_migration(std::process::id()));
+                self.spawn_monitor(&dir, &cfg).await
+            }
+        };
+        let (client, rx, pid, at_ns, detail) = match spawned {
             Ok(x) => x,
             Err(e) => {
                 undo(&dir, &rootfs, mounted);
@@ -127,6 +166,7 @@ impl Daemon {
         self.watch(task.clone(), rx);
         self.adopt_connection(&task, conn).await;
         *task.created_ns.lock().expect("created lock") = Some((received, at_ns));
+        *task.create_detail.lock().expect("detail lock") = Some(detail);
         let ev = TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -141,15 +181,28 @@ impl Daemon {
         Ok(CreateTaskResponse { pid: pid as u32, ..Default::default() })
     }
 
-    async fn spawn_monitor(&self, dir: &Path, cfg: &TaskConfig) -> Result<(MonitorClient, mpsc::UnboundedReceiver<crate::monitor_client::Incoming>, i32, i64), DaemonError> {
+    /// Hands the task in `dir` to a warm zygote. `MonitorGone` means the
+    /// zygote died before answering (the caller then takes the cold path).
+    async fn claim_zygote(&self, dir: &Path, cfg: &TaskConfig, w: zygote_pool::Warm) -> Result<Spawned, DaemonError> {
+        std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
+        state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
+        match w.client.call(&Request::Claim { dir: dir.to_path_buf() }, &[]).await {
+            Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((w.client, w.events, pid, at_ns, detail)),
+            Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
+            Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!("unexpected zygote reply {other:?}"))),
+            Err(source) => Err(DaemonError::MonitorGone { id: cfg.id.clone(), source }),
+        }
+    }
+
+    async fn spawn_monitor(&self, dir: &Path, cfg: &TaskConfig) -> Result<Spawned, DaemonError> {
         std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
         let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
-        monitor_client::spawn(&self.exe, dir, theirs).map_err(DaemonError::io("spawn monitor"))?;
+        monitor_client::spawn(&self.exe, &["__monitor".as_ref(), dir.as_os_str()], &dir.join("monitor.log"), theirs).map_err(DaemonError::io("spawn monitor"))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(DaemonError::io("monitor socket"))?;
         match client.first_reply().await {
-            Ok(Reply::Pid { pid, at_ns }) => Ok((client, rx, pid, at_ns)),
+            Ok(Reply::Created { pid, at_ns, detail }) => Ok((client, rx, pid, at_ns, detail)),
             Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
             Ok(other) => Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
             Err(source) => {
@@ -194,8 +247,14 @@ impl Daemon {
     /// One line per started task: where the time between Create and exec went.
     fn record_timing(&self, task: &Task, start_received: i64, exec_ns: i64) {
         let Some((create_received, created)) = *task.created_ns.lock().expect("created lock") else { return };
+        let detail = task.create_detail.lock().expect("detail lock").clone().unwrap_or_default();
         let line = serde_json::json!({
             "id": task.cfg.id,
+            "profile": task.cfg.profile,
+            "path": if detail.warm { "warm" } else { "cold" },
+            "cgroup_renamed": detail.cgroup_renamed,
+            "security_us": detail.security_us,
+            "zygote_age_ms": if detail.warm { (create_received - detail.zygote_born_ns).max(0) / 1_000_000 } else { 0 },
             "create_to_ready_us": (created - create_received) / 1000,
             "start_to_exec_us": (exec_ns - start_received) / 1000,
             "create_to_exec_us": (exec_ns - create_received) / 1000,

@@ -71,6 +71,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     // would be answered NOT_FOUND. The proxies' connections wait in the
     // listener's backlog meanwhile.
     daemon.adopt_all().await;
+    daemon.pools.start();
     server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
     info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
 
@@ -82,6 +83,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     }
     info!(tasks = daemon.task_count(), "stopping; running tasks stay with their monitors");
     server.shutdown().await.ok();
+    daemon.pools.drain().await;
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(paths::pid_file(dir));
     Ok(Outcome::Stopped)

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use zygote_monitor::state::{ProcState, Snapshot, Status, StdioPaths, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
-use crate::monitor_client::MonitorClient;
+use zygote_monitor::client::MonitorClient;
 
 /// A process (init or exec) and its stdio.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct Task {
     pub adopted: Mutex<HashSet<u64>>,
     /// (Create received, container ready) on CLOCK_MONOTONIC, for timings.
     pub created_ns: Mutex<Option<(i64, i64)>>,
+    /// How the container was created (warm or cold, ...), for timings.
+    pub create_detail: Mutex<Option<zygote_monitor::proto::CreateDetail>>,
     /// Set when Delete began: the monitor's exit is expected.
     pub deleting: std::sync::atomic::AtomicBool,
 }
@@ -60,6 +62,7 @@ impl Task {
             lifecycle: tokio::sync::Mutex::new(()),
             adopted: Mutex::new(HashSet::new()),
             created_ns: Mutex::new(None),
+            create_detail: Mutex::new(None),
             deleting: Default::default(),
         }
     }

@@ -8,15 +8,19 @@
 //! task, so killing or upgrading the daemon never closes containerd's
 //! connection (which containerd 1.6/1.7 would take as "the shim died").
 //!
-//! Modules: [`proto`] is the daemon↔monitor wire protocol, [`state`] the
+//! Modules: [`proto`] is the daemon↔monitor wire protocol, [`client`] the
+//! daemon's end of it, [`state`] the
 //! files on disk, [`stdio`] containerd's stdio URIs, [`pump`] the copy loops,
-//! [`monitor`] the event loop itself, [`sys`] its raw syscalls.
+//! [`monitor`] the event loop itself, [`zygote`] a warm zygote waiting to
+//! become a task's monitor, [`sys`] its raw syscalls.
 
+pub mod client;
 pub mod monitor;
 pub mod proto;
 pub mod pump;
 pub mod state;
 pub mod stdio;
 pub mod sys;
+pub mod zygote;
 
 pub use monitor::run;

@@ -18,12 +18,13 @@ use nix::unistd::Pid;
 use tracing::{debug, info, warn};
 use zygote_runtime::cgroups::Cgroup;
 use zygote_runtime::container::{self, ContainerConfig, Pending};
+use zygote_runtime::security::Security;
+use zygote_runtime::zygote::{Zygote, ZygoteTask};
 
-use crate::proto::{self, ErrorKind, Event, Message, Reply, Request};
+use crate::proto::{self, CreateDetail, ErrorKind, Event, Message, Reply, Request};
 use crate::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use crate::stdio::{self, ProcessIo};
 use crate::sys;
-
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -80,7 +81,21 @@ pub fn run(dir: &Path) -> i32 {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         warn!(error = %e, "cannot become a subreaper");
     }
-    match create(dir, &control) {
+    serve(dir, control, Source::Cold)
+}
+
+/// Where the container's process comes from.
+pub enum Source {
+    /// Cloned now by this monitor.
+    Cold,
+    /// A warm zygote's child, and the cgroup it was placed in in advance.
+    Warm { zygote: Zygote, pool: Option<Cgroup>, born_ns: i64 },
+}
+
+/// Creates the task in `dir` from `source`, answers the create, and runs
+/// the event loop. Returns the process exit code.
+pub fn serve(dir: &Path, control: OwnedFd, source: Source) -> i32 {
+    match create(dir, &control, source) {
         Ok(mut m) => {
             m.control = Some(control);
             m.run_loop();
@@ -93,9 +108,10 @@ pub fn run(dir: &Path) -> i32 {
     }
 }
 
-
-fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)> {
+fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (ErrorKind, String)> {
     let internal = |e: &dyn std::error::Error| (ErrorKind::Internal, proto::error_chain(e));
+    let t0 = Instant::now();
+    let stage = |what: &str| debug!(us = t0.elapsed().as_micros() as u64, "create: {what}");
     let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).map_err(|e| internal(&e))?;
     let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
     let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
@@ -105,25 +121,82 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
         .and_then(|l| l.namespaces().as_ref())
         .map(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()))
         .unwrap_or(false);
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
-    let container = ContainerConfig { id: cfg.id.clone(), bundle: cfg.bundle.clone(), rootfs: cfg.rootfs.clone(), spec };
+    let resources = cfg.resources.clone().or_else(|| spec.linux().as_ref().and_then(|l| l.resources().clone()));
+    let security = match &cfg.security {
+        Some(s) => s.clone(),
+        None => Security::from_spec(&spec).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?,
+    };
+    let container = ContainerConfig { id: cfg.id.clone(), bundle: cfg.bundle.clone(), rootfs: cfg.rootfs.clone(), spec, security };
     let listener = listen(&dir.join(state::MONITOR_SOCKET)).map_err(|e| internal(&e))?;
     let owner = stdio::Owner { id: &cfg.id, namespace: &cfg.namespace, bundle: &cfg.bundle };
     let (stdio, mut io) = stdio::prepare(&cfg.stdio, &owner).map_err(|e| internal(&e))?;
     let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
-    if let Err(e) = cgroup.create(resources.as_ref()) {
+    stage("spec, listener and stdio ready");
+    let failed = |e: &dyn std::error::Error, kind| {
         let _ = cgroup.remove();
-        return Err((ErrorKind::InvalidArgument, proto::error_chain(&e)));
-    }
-    let mut pending = match container::create_container(&container, &cgroup, stdio) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = cgroup.remove();
-            for pid in &log_binaries {
-                let _ = waitpid(*pid, None);
-            }
-            return Err((ErrorKind::FailedPrecondition, proto::error_chain(&e)));
+        for pid in &log_binaries {
+            let _ = waitpid(*pid, None);
         }
+        (kind, proto::error_chain(e))
+    };
+    let oom_adj = container.spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    let mut detail = CreateDetail::default();
+    let created = match source {
+        Source::Cold => {
+            if let Err(e) = cgroup.create(resources.as_ref()) {
+                return Err(failed(&e, ErrorKind::InvalidArgument));
+            }
+            container::create_container(&container, &cgroup, stdio)
+        }
+        Source::Warm { zygote, pool, born_ns } => {
+            detail.warm = true;
+            detail.zygote_born_ns = born_ns;
+            let renamed = match &pool {
+                Some(p) => cgroup.create_by_rename(p, resources.as_ref()),
+                None => Ok(false),
+            };
+            detail.cgroup_renamed = matches!(renamed, Ok(true));
+            stage("cgroup renamed");
+            let made = match renamed {
+                Ok(true) => Ok(()),
+                Ok(false) => cgroup.create(resources.as_ref()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = made {
+                if let Some(p) = &pool {
+                    let _ = p.remove();
+                }
+                return Err(failed(&e, ErrorKind::InvalidArgument));
+            }
+            let task = ZygoteTask {
+                id: cfg.id.clone(),
+                bundle: cfg.bundle.clone(),
+                rootfs: cfg.rootfs.clone(),
+                terminal: cfg.stdio.terminal,
+                security: container.security.clone(),
+            };
+            let renamed = detail.cgroup_renamed;
+            let r = zygote.serve(&task, stdio, |pid| {
+                if !renamed {
+                    cgroup.add_task(pid)?;
+                }
+                match oom_adj {
+                    Some(adj) => container::set_oom_score_adj(Pid::from_raw(pid), adj),
+                    None => Ok(()),
+                }
+            });
+            if let (false, Some(p)) = (renamed, &pool) {
+                if let Err(e) = p.remove() {
+                    warn!(cgroup = %p.path().display(), error = %e, "cannot remove the zygote's pool cgroup");
+                }
+            }
+            r
+        }
+    };
+    stage("container at its barrier");
+    let mut pending = match created {
+        Ok(p) => p,
+        Err(e) => return Err(failed(&e, ErrorKind::FailedPrecondition)),
     };
     if let Some(master) = pending.pty_master.take() {
         if let Err(e) = io.attach_master(master) {
@@ -132,6 +205,7 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
             return Err(internal(&e));
         }
     }
+    detail.security_us = pending.security_us;
     let pid = pending.pid;
     let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
     let oom_kills = cgroup.oom_kill_count().unwrap_or(0);
@@ -153,7 +227,7 @@ fn create(dir: &Path, control: &OwnedFd) -> Result<Monitor, (ErrorKind, String)>
         lingering: false,
     };
     m.persist();
-    let reply = Reply::Pid { pid, at_ns: state::monotonic_ns() };
+    let reply = Reply::Created { pid, at_ns: state::monotonic_ns(), detail };
     if let Err(e) = proto::send(control.as_fd(), &Message::Reply { reply }, &[]) {
         // The daemon died mid-Create. Keep the container: a restarted daemon
         // adopts it, or containerd's `shim delete` destroys it.
@@ -391,6 +465,7 @@ impl Monitor {
                 exit = true;
                 Reply::Ok
             }
+            Request::Claim { .. } => Reply::Error { kind: ErrorKind::FailedPrecondition, message: "this monitor already serves a task".into() },
         };
         self.send(&Message::Reply { reply }, &out_fds);
         exit

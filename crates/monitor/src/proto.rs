@@ -6,7 +6,9 @@
 //! one at a time; the monitor answers each with exactly one
 //! [`Message::Reply`] and may interleave [`Message::Event`]s at any time.
 //! The very first message a freshly spawned monitor sends is the reply to
-//! the implicit "create" (a [`Reply::Pid`] or a [`Reply::Error`]).
+//! the implicit "create" (a [`Reply::Created`] or a [`Reply::Error`]). A
+//! warm zygote's first message is a [`Reply::Pid`] (its child is waiting);
+//! the reply to its [`Request::Claim`] is then the create reply.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -44,6 +46,9 @@ pub enum Request {
     AdoptConnection,
     /// The task is deleted: kill what is left, remove the cgroup, exit.
     Destroy,
+    /// To a warm zygote: become the monitor of the task in `dir` (its
+    /// `task.json` is written); the reply is the create reply.
+    Claim { dir: std::path::PathBuf },
 }
 
 /// Monitor → daemon.
@@ -63,7 +68,23 @@ pub enum Reply {
     /// that happened (for the daemon's latency figures).
     Pid { pid: i32, at_ns: i64 },
     Snapshot { snapshot: Snapshot },
+    /// The container of a Create is at its exec barrier.
+    Created { pid: i32, at_ns: i64, detail: CreateDetail },
     Error { kind: ErrorKind, message: String },
+}
+
+/// How a container was created (for the daemon's figures and counters).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateDetail {
+    /// Served by a warm zygote (false: cloned on the spot).
+    pub warm: bool,
+    /// The zygote's pre-placed cgroup was renamed into the task's (no
+    /// migration on the critical path).
+    pub cgroup_renamed: bool,
+    /// Microseconds the child spent installing Landlock and seccomp.
+    pub security_us: u64,
+    /// CLOCK_MONOTONIC when the zygote was born (warm only), for its age.
+    pub zygote_born_ns: i64,
 }
 
 /// What went wrong, coarse enough to map onto ttrpc status codes.

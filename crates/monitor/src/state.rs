@@ -56,6 +56,17 @@ pub struct TaskConfig {
     pub daemon_dir: PathBuf,
     /// The shim binary, used by a monitor to restart a dead daemon.
     pub exe: PathBuf,
+    /// The profile the task was created with.
+    #[serde(default)]
+    pub profile: String,
+    /// `linux.resources` with the profile's defaults filled in; the spec's
+    /// own when `None`.
+    #[serde(default)]
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// Seccomp compiled by the daemon (spec and profile) and the profile's
+    /// Landlock policy; `None` means "compile the spec's filter here".
+    #[serde(default)]
+    pub security: Option<zygote_runtime::security::Security>,
 }
 
 /// Lifecycle of one process.

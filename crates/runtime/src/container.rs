@@ -27,6 +27,7 @@ use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, RuntimeError};
 use crate::init::{self, build, fs::own, InitPlan, Message, Phase, StdioPlan, SyncChannel};
+use crate::security::Security;
 use crate::sys;
 
 /// What the runtime needs to know about a container.
@@ -40,6 +41,8 @@ pub struct ContainerConfig {
     pub rootfs: PathBuf,
     /// The validated spec.
     pub spec: Spec,
+    /// Compiled seccomp and prepared Landlock for every process of it.
+    pub security: Security,
 }
 
 /// Standard I/O of a new process.
@@ -70,6 +73,9 @@ pub struct Pending {
     pub pid: i32,
     /// The pty master for [`Stdio::Terminal`].
     pub pty_master: Option<OwnedFd>,
+    /// Microseconds the child spent installing Landlock and seccomp so far
+    /// ([`Pending::start`] adds a late filter's time).
+    pub security_us: u64,
     chan: SyncChannel,
 }
 
@@ -79,11 +85,12 @@ impl Pending {
     /// happened) or `Err` with the child's error text if exec failed — the
     /// child has then exited and the caller reaps it. Dropping a `Pending`
     /// without starting it makes the child exit with status 1.
-    pub fn start(self) -> Result<(), RuntimeError> {
+    pub fn start(mut self) -> Result<(), RuntimeError> {
         self.chan.send(&Message::Go)?;
         loop {
             match self.chan.recv()? {
                 None => return Ok(()),
+                Some((Message::SecurityTime(us), _)) => self.security_us += us,
                 Some((Message::Error(text), _)) => return Err(RuntimeError::Container(text)),
                 Some((Message::Warning(text), _)) => {
                     tracing::warn!(pid = self.pid, "container process: {text}")
@@ -112,7 +119,7 @@ pub fn create_container(
     cgroup: &Cgroup,
     stdio: Stdio,
 ) -> Result<Pending, RuntimeError> {
-    let plan = build::container_plan(&cfg.spec, &cfg.bundle, &cfg.rootfs, stdio_plan(stdio)?)?;
+    let plan = build::container_plan(&cfg.spec, &cfg.bundle, &cfg.rootfs, stdio_plan(stdio)?, &cfg.security)?;
     let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     spawn(&cfg.id, plan, cgroup, oom)
 }
@@ -134,7 +141,7 @@ pub fn exec_process(
     process: &Process,
     stdio: Stdio,
 ) -> Result<Pending, RuntimeError> {
-    let plan = build::exec_plan(&cfg.spec, init_pid, process, stdio_plan(stdio)?)?;
+    let plan = build::exec_plan(init_pid, process, stdio_plan(stdio)?, &cfg.security)?;
     if plan.namespaces.join_before_clone.is_empty() {
         return Err(RuntimeError::Setup(format!(
             "process {init_pid} shares all namespaces with the caller; refusing to exec outside a container"
@@ -145,7 +152,7 @@ pub fn exec_process(
 
 /// Refuse to fork from a multi-threaded process: the child of such a fork
 /// may inherit locks held by other threads (one procfs read, ~20µs).
-fn ensure_single_threaded() -> Result<(), RuntimeError> {
+pub(crate) fn ensure_single_threaded() -> Result<(), RuntimeError> {
     let status =
         std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status".into())?;
     let threads = status
@@ -161,7 +168,7 @@ fn ensure_single_threaded() -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn stdio_plan(stdio: Stdio) -> Result<StdioPlan, RuntimeError> {
+pub(crate) fn stdio_plan(stdio: Stdio) -> Result<StdioPlan, RuntimeError> {
     match stdio {
         Stdio::Terminal => Ok(StdioPlan::Terminal),
         Stdio::Fds {
@@ -184,7 +191,8 @@ fn stdio_plan(stdio: Stdio) -> Result<StdioPlan, RuntimeError> {
 }
 
 /// Kills and reaps the child unless disarmed (error paths).
-struct ChildGuard(Option<Pid>);
+#[derive(Debug)]
+pub(crate) struct ChildGuard(pub(crate) Option<Pid>);
 
 impl ChildGuard {
     fn disarm(mut self) {
@@ -192,7 +200,7 @@ impl ChildGuard {
     }
 
     /// Kill, reap and describe how the child ended.
-    fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         match self.0.take() {
             Some(pid) => reap(pid, true),
             None => String::new(),
@@ -208,7 +216,7 @@ impl Drop for ChildGuard {
     }
 }
 
-fn reap(pid: Pid, kill_first: bool) -> String {
+pub(crate) fn reap(pid: Pid, kill_first: bool) -> String {
     if kill_first {
         let _ = kill(pid, Signal::SIGKILL);
     }
@@ -306,7 +314,19 @@ fn spawn(
     }
     // A child that already failed has closed its end; its Error is read below.
     let _ = parent.send(&Message::Placed);
+    await_ready(id, pid, parent, guard)
+}
+
+/// Collect the child's warnings, pty master and security time until it is
+/// `Ready` at the exec barrier (shared by the cold and the warm path).
+pub(crate) fn await_ready(
+    id: &str,
+    pid: Pid,
+    parent: SyncChannel,
+    guard: ChildGuard,
+) -> Result<Pending, RuntimeError> {
     let mut pty_master = None;
+    let mut security_us = 0;
     loop {
         match parent.recv()? {
             Some((Message::Warning(text), _)) => {
@@ -317,6 +337,7 @@ fn spawn(
                 )
             }
             Some((Message::PtyMaster, Some(fd))) => pty_master = Some(fd),
+            Some((Message::SecurityTime(us), _)) => security_us += us,
             Some((Message::Ready, _)) => break,
             Some((Message::Error(text), _)) => {
                 drop(guard);
@@ -345,6 +366,7 @@ fn spawn(
     Ok(Pending {
         pid: pid.as_raw(),
         pty_master,
+        security_us,
         chan: parent,
     })
 }
@@ -359,7 +381,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Report `result` (an error or a panic) to the parent and exit.
-fn report_and_exit(
+pub(crate) fn report_and_exit(
     result: std::thread::Result<Result<Infallible, RuntimeError>>,
     chan: &SyncChannel,
 ) -> ! {
@@ -416,7 +438,7 @@ fn write_id_map(pid: Pid, file: &str, mappings: &[LinuxIdMapping]) -> Result<(),
 /// Write `/proc/<pid>/oom_score_adj`. Without `CAP_SYS_RESOURCE` the value
 /// cannot be lowered; like containerd's `restrict_oom_score_adj` we then
 /// keep the current (higher) value and warn instead of failing.
-fn set_oom_score_adj(pid: Pid, adj: i32) -> Result<(), RuntimeError> {
+pub fn set_oom_score_adj(pid: Pid, adj: i32) -> Result<(), RuntimeError> {
     let path = format!("/proc/{pid}/oom_score_adj");
     match std::fs::write(&path, adj.to_string()) {
         Ok(()) => Ok(()),

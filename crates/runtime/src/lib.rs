@@ -13,7 +13,9 @@ pub mod error;
 pub mod init;
 pub mod mounts;
 pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod sys;
+pub mod zygote;
 
 pub use error::RuntimeError;

@@ -732,6 +732,7 @@ fn multi_threaded_caller_is_refused() {
         id: "mt".into(),
         bundle: tmp.path().into(),
         rootfs,
+        security: zygote_runtime::security::Security::default(),
         spec,
     };
     let stdio = Stdio::Fds {

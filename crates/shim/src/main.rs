@@ -6,6 +6,8 @@
 //! * `__daemon <dir>`: the per-node daemon (`zygote-daemon`).
 //! * `__monitor <task dir>`: a per-task monitor (`zygote-monitor`); it is
 //!   dispatched before any thread exists, so it stays single-threaded.
+//! * `__zygote <json>`: a warm zygote of the daemon's pool, which becomes a
+//!   task's monitor when claimed (single-threaded too).
 
 mod shim;
 
@@ -18,6 +20,11 @@ fn main() {
             let _ = std::env::set_current_dir("/");
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter()).init();
             std::process::exit(zygote_monitor::run(Path::new(&args[2])));
+        }
+        Some("__zygote") if args.len() == 3 => {
+            let _ = std::env::set_current_dir("/");
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter()).init();
+            std::process::exit(zygote_monitor::zygote::run(&args[2]));
         }
         Some("__daemon") if args.len() == 3 => std::process::exit(daemon(Path::new(&args[2]))),
         _ => shim::main(),

@@ -5,7 +5,8 @@
 //! finding the hierarchies ([`Layout`]), creating the directory in each of
 //! them, applying and updating `linux.resources`, moving processes in,
 //! listing, freezing, signalling them, OOM accounting and notification,
-//! statistics, and removal.
+//! statistics, and removal — and, for warm zygotes, taking over a cgroup
+//! prepared in advance by renaming it ([`Cgroup::create_by_rename`]).
 //!
 //! It works directly on cgroupfs files rather than through `cgroups-rs`:
 //! cgroups-rs 0.3 fixes the v2 root at `/sys/fs/cgroup` and reads the v1
@@ -215,6 +216,38 @@ impl Cgroup {
         res
     }
 
+    /// Takes over `pool`'s directories as this cgroup's by renaming them
+    /// (cgroup v1 allows a rename within the same parent; the processes in
+    /// it stay, so nothing migrates and no RCU grace period is waited for),
+    /// then applies `resources` like [`Cgroup::create`]. Returns `Ok(false)`
+    /// without changing anything when a rename is not possible (different
+    /// parent, target exists, cgroup v2): the caller then creates the
+    /// cgroup and moves the process.
+    pub fn create_by_rename(&self, pool: &Cgroup, resources: Option<&LinuxResources>) -> Result<bool> {
+        if !matches!(self.layout, Layout::V1(_)) || self.path.parent() != pool.path.parent() {
+            return Ok(false);
+        }
+        let pairs: Vec<(PathBuf, PathBuf)> = pool.dirs().into_iter().zip(self.dirs()).collect();
+        if pairs.iter().any(|(_, to)| to.exists()) {
+            return Ok(false);
+        }
+        for (i, (from, to)) in pairs.iter().enumerate() {
+            if let Err(e) = std::fs::rename(from, to) {
+                tracing::debug!(from = %from.display(), to = %to.display(), error = %e, "cgroup rename refused");
+                for (from, to) in pairs[..i].iter() {
+                    let _ = std::fs::rename(to, from);
+                }
+                return Ok(false);
+            }
+        }
+        let res = self.configure(resources);
+        if let Err(err) = &res {
+            tracing::warn!(cgroup = %self.path.display(), error = %err, "cgroup configuration failed, cleaning up");
+            let _ = self.remove();
+        }
+        res.map(|()| true)
+    }
+
     fn create_inner(&self, resources: Option<&LinuxResources>) -> Result<()> {
         match &self.layout {
             Layout::V1(hiers) => {
@@ -234,6 +267,11 @@ impl Cgroup {
             }
         }
         tracing::debug!(cgroup = %self.path.display(), version = ?self.version(), "cgroup created");
+        self.configure(resources)
+    }
+
+    /// Device rules (v1) and `resources` on an existing directory.
+    fn configure(&self, resources: Option<&LinuxResources>) -> Result<()> {
         if let Some(r) = resources {
             let mut r = r.clone();
             if matches!(self.layout, Layout::V1(_)) {

@@ -22,6 +22,7 @@ use super::devices::default_devices;
 use super::plan::{CapsPlan, InitPlan, NamespacePlan, NsJoin, ProcessPlan, RlimitPlan, StdioPlan};
 use super::rootfs_plan::build_rootfs_plan;
 use crate::error::{Context, RuntimeError};
+use crate::security::Security;
 
 /// PATH used to resolve `args[0]` when `process.env` has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -32,6 +33,7 @@ pub fn container_plan(
     bundle: &Path,
     rootfs: &Path,
     stdio: StdioPlan,
+    security: &Security,
 ) -> Result<InitPlan, RuntimeError> {
     let process = spec
         .process()
@@ -74,7 +76,8 @@ pub fn container_plan(
         rootfs: Some(rootfs_plan),
         process: process_plan(process, rootfs)?,
         stdio,
-        seccomp: compile_seccomp(spec)?,
+        seccomp: security.seccomp.clone(),
+        landlock: security.landlock.clone(),
     })
 }
 
@@ -82,10 +85,10 @@ pub fn container_plan(
 /// `init_pid`: every namespace of `init_pid` that differs from ours is joined
 /// before forking (pid requires it), nothing is created, no rootfs setup.
 pub fn exec_plan(
-    spec: &Spec,
     init_pid: i32,
     process: &Process,
     stdio: StdioPlan,
+    security: &Security,
 ) -> Result<InitPlan, RuntimeError> {
     // user first (joining it grants the capabilities needed for the rest),
     // mnt last (after it, /proc paths would resolve in the container).
@@ -118,15 +121,68 @@ pub fn exec_plan(
         rootfs: None,
         process: process_plan(process, &Path::new("/proc").join(init_pid.to_string()).join("root"))?,
         stdio,
-        seccomp: compile_seccomp(spec)?,
+        seccomp: security.seccomp.clone(),
+        landlock: security.landlock.clone(),
     })
 }
 
-fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::CompiledSeccomp>, RuntimeError> {
-    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Ok(Some(crate::seccomp::compile(s)?)),
-        None => Ok(None),
+/// Why a spec cannot be served by a zygote whose namespaces `pre` already
+/// exist (it then takes the cold path). `None` when it can.
+pub fn zygote_misfit(spec: &Spec, pre: CloneFlags) -> Option<&'static str> {
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let find = |t: LinuxNamespaceType| list.iter().find(|n| n.typ() == t);
+    if find(LinuxNamespaceType::User).is_some() {
+        return Some("user_namespace");
     }
+    match find(LinuxNamespaceType::Pid) {
+        Some(n) if n.path().is_some() => return Some("join_pid_namespace"),
+        Some(_) if !pre.contains(CloneFlags::CLONE_NEWPID) => return Some("zygote_without_pid_namespace"),
+        None if pre.contains(CloneFlags::CLONE_NEWPID) => return Some("host_pid_namespace"),
+        _ => {}
+    }
+    None
+}
+
+/// Plan for a warm zygote, already cloned into the namespaces `pre`, to
+/// serve a container: the cold plan with its namespace part rewritten.
+/// Namespaces the spec wants new but the zygote lacks are unshared in the
+/// child; namespaces the zygote has but the spec does not want are left by
+/// joining `host_ns` (the zygote parent's own, opened before cloning);
+/// joins by path stay joins. Fails if [`zygote_misfit`] says so.
+pub fn zygote_plan(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    stdio: StdioPlan,
+    security: &Security,
+    pre: CloneFlags,
+    host_ns: &[(CloneFlags, OwnedFd)],
+) -> Result<InitPlan, RuntimeError> {
+    if let Some(reason) = zygote_misfit(spec, pre) {
+        return Err(RuntimeError::Setup(format!("a zygote cannot serve this spec: {reason}")));
+    }
+    let mut plan = container_plan(spec, bundle, rootfs, stdio, security)?;
+    let ns = &mut plan.namespaces;
+    let joined = |kind: CloneFlags, ns: &NamespacePlan| ns.join_in_child.iter().any(|j| j.kind == kind);
+    let mut leave = Vec::new();
+    for (kind, fd) in host_ns {
+        if pre.contains(*kind) && !ns.clone_flags.contains(*kind) && !joined(*kind, ns) {
+            leave.push(NsJoin {
+                kind: *kind,
+                fd: fd.try_clone().ctx(|| "duplicate a namespace descriptor".into())?,
+                path: PathBuf::from(format!("<the zygote parent's {} namespace>", super::namespaces::ns_name(*kind))),
+            });
+        }
+    }
+    leave.append(&mut ns.join_in_child);
+    ns.join_in_child = leave;
+    ns.unshare_in_child = ns.clone_flags.difference(pre);
+    ns.clone_flags = pre;
+    Ok(plan)
 }
 
 fn open_ns(path: &Path) -> Result<OwnedFd, RuntimeError> {

@@ -92,7 +92,9 @@ pub fn barrier_and_exec(
     chan.send(&Message::Ready)?;
     chan.wait_for(&Message::Go)?;
     if let (Some(filter), true) = (&plan.seccomp, plan.process.no_new_privileges) {
+        let started = std::time::Instant::now();
         filter.apply()?;
+        let _ = chan.send(&Message::SecurityTime(started.elapsed().as_micros() as u64));
     }
     // Nothing but 0-2 may leak into the container process; the sync socket
     // is already close-on-exec, so EOF tells the parent exec happened.

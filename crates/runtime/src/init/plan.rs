@@ -18,6 +18,8 @@ use nix::sys::resource::Resource;
 use nix::sys::stat::SFlag;
 use oci_spec::runtime::LinuxIdMapping;
 
+use zygote_policy::PreparedLandlock;
+
 use crate::seccomp::CompiledSeccomp;
 
 /// Everything the child side of the init sequence needs.
@@ -31,8 +33,11 @@ pub struct InitPlan {
     pub process: ProcessPlan,
     /// What becomes fds 0, 1 and 2.
     pub stdio: StdioPlan,
-    /// The container's seccomp filter, compiled in the parent.
+    /// The container's seccomp filter, compiled before the task's critical
+    /// path (see [`crate::security`]).
     pub seccomp: Option<CompiledSeccomp>,
+    /// The profile's Landlock policy, applied after all mounts.
+    pub landlock: Option<PreparedLandlock>,
 }
 
 /// A namespace to join by path, with its file opened in the parent.
@@ -59,6 +64,11 @@ pub struct NamespacePlan {
     pub join_before_clone: Vec<NsJoin>,
     /// Joined by the child in [`super::Phase::Namespaces`].
     pub join_in_child: Vec<NsJoin>,
+    /// Unshared by the child in [`super::Phase::Namespaces`], after the
+    /// joins: a warm zygote creates here what it did not create in advance
+    /// (always the mount namespace, so it sees the mounts made since it was
+    /// born). Empty on the cold path, where `clone3` creates everything.
+    pub unshare_in_child: CloneFlags,
     /// `setresuid/setresgid(0)` after the parent wrote the id maps of a new
     /// user namespace.
     pub become_root: bool,
@@ -80,6 +90,7 @@ impl Default for NamespacePlan {
             clone_flags: CloneFlags::empty(),
             join_before_clone: Vec::new(),
             join_in_child: Vec::new(),
+            unshare_in_child: CloneFlags::empty(),
             become_root: false,
             unshare_cgroup: false,
             hostname: None,

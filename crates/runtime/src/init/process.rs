@@ -37,6 +37,16 @@ pub fn prepare(plan: &InitPlan, chan: &SyncChannel) -> Result<Prepared, RuntimeE
     setsid().ctx(|| "setsid".into())?;
     setup_stdio(&plan.stdio, p, chan)?;
     set_rlimits(p, chan)?;
+    let started = std::time::Instant::now();
+    if let Some(landlock) = &plan.landlock {
+        // After every mount (paths resolve in the container's root), before
+        // seccomp (whose filter may not allow the landlock syscalls) and
+        // while still privileged (restrict_self needs CAP_SYS_ADMIN or
+        // no_new_privs).
+        for w in landlock.apply().map_err(|e| RuntimeError::Setup(format!("landlock: {e}")))? {
+            chan.warn(format!("landlock: {w}"));
+        }
+    }
     if p.no_new_privileges {
         prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
     }
@@ -44,6 +54,9 @@ pub fn prepare(plan: &InitPlan, chan: &SyncChannel) -> Result<Prepared, RuntimeE
         // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, which
         // the process may lose below: install it now (runc does the same).
         filter.apply()?;
+    }
+    if plan.landlock.is_some() || plan.seccomp.is_some() {
+        let _ = chan.send(&Message::SecurityTime(started.elapsed().as_micros() as u64));
     }
     set_credentials(p)?;
     umask(Mode::from_bits_truncate(p.umask));

@@ -21,6 +21,11 @@
 //! 6. `Ready`, then parent → child `Go`, then EOF (exec'd) or `Error(text)`.
 //!
 //! `Error(text)` may replace any child message; the child then `_exit(1)`s.
+//!
+//! A warm zygote ([`crate::zygote`]) receives its task first: parent →
+//! child `Fd` ×0–3 (stdio attached) then `Task(json)`; `Placed` follows once
+//! its cgroup is final, and the protocol continues from step 4. The child
+//! also reports `SecurityTime` (Landlock + seccomp installation time).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -55,6 +60,15 @@ pub enum Message {
     Go,
     /// Child → parent: setup failed; the text says what and why.
     Error(String),
+    /// Parent → warm zygote: one standard I/O descriptor is attached (sent
+    /// before [`Message::Task`], in fd order 0, 1, 2).
+    Fd,
+    /// Parent → warm zygote: the task to serve, as JSON
+    /// ([`crate::zygote::ZygoteTask`]).
+    Task(String),
+    /// Child → parent: microseconds spent installing Landlock and seccomp
+    /// (sent before `Ready`, and again after `Go` for a late filter).
+    SecurityTime(u64),
 }
 
 /// One end of the sync socketpair.
@@ -254,6 +268,9 @@ impl Message {
             Message::Ready => "ready",
             Message::Go => "go",
             Message::Error(_) => "error",
+            Message::Fd => "fd",
+            Message::Task(_) => "task",
+            Message::SecurityTime(_) => "security-time",
         }
     }
 }

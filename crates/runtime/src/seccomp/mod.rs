@@ -71,6 +71,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
     LinuxSyscall,
@@ -146,7 +147,69 @@ impl std::fmt::Debug for CompiledSeccomp {
     }
 }
 
+/// Wire form of [`CompiledSeccomp`]: each instruction packed into a `u64`
+/// (`code << 48 | jt << 40 | jf << 32 | k`), so a filter compiled once in the
+/// daemon travels to the monitor and the container child in `task.json`.
+#[derive(Serialize, Deserialize)]
+struct WireSeccomp {
+    programs: Vec<Vec<u64>>,
+    flags: u64,
+}
+
+impl Serialize for CompiledSeccomp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let programs = self
+            .programs
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|i| {
+                        (u64::from(i.code) << 48)
+                            | (u64::from(i.jt) << 40)
+                            | (u64::from(i.jf) << 32)
+                            | u64::from(i.k)
+                    })
+                    .collect()
+            })
+            .collect();
+        WireSeccomp { programs, flags: self.flags as u64 }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CompiledSeccomp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WireSeccomp::deserialize(d)?;
+        if w.programs.iter().any(|p| p.is_empty() || p.len() > 4096) {
+            return Err(serde::de::Error::custom("seccomp program of 0 or more than 4096 instructions"));
+        }
+        let programs = w
+            .programs
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|&v| libc::sock_filter {
+                        code: (v >> 48) as u16,
+                        jt: (v >> 40) as u8,
+                        jf: (v >> 32) as u8,
+                        k: v as u32,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(CompiledSeccomp { programs, flags: w.flags as libc::c_ulong })
+    }
+}
+
 impl CompiledSeccomp {
+    /// `self`'s programs followed by `other`'s: installing both stacks the
+    /// filters, so a syscall gets the most restrictive of their verdicts
+    /// (a profile's additions can only tighten the spec's filter).
+    pub fn stacked(mut self, other: &CompiledSeccomp) -> CompiledSeccomp {
+        self.programs.extend(other.programs.iter().cloned());
+        self.flags |= other.flags;
+        self
+    }
+
     /// Number of instructions of each program, in install order.
     pub fn program_lengths(&self) -> Vec<usize> {
         self.programs.iter().map(Vec::len).collect()

@@ -1,4 +1,5 @@
-//! The daemon's end of a monitor's control socket.
+//! The daemon's end of a monitor's (or a warm zygote's) control socket.
+//! Used by the multi-threaded daemon and its pool, never by a monitor.
 //!
 //! Spawning a monitor: `std::process::Command` (fork+exec, safe from this
 //! multi-threaded process; the only pre-exec work is `dup2` of the control
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::debug;
-use zygote_monitor::proto::{self, Event, Message, ProtoError, Reply, Request};
+use crate::proto::{self, Event, Message, ProtoError, Reply, Request};
 
 /// A reply and the descriptors that came with it.
 type Answer = (Reply, Vec<OwnedFd>);
@@ -41,7 +42,7 @@ pub enum Incoming {
 impl MonitorClient {
     /// Wraps a connected SEQPACKET socket and starts its reader task.
     pub fn new(fd: OwnedFd, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
-        zygote_monitor::pump::set_nonblocking(&fd)?;
+        crate::pump::set_nonblocking(&fd)?;
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
         // refers to the same socket until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
@@ -134,16 +135,16 @@ async fn recv(fd: &AsyncFd<OwnedFd>) -> Result<(Message, Vec<OwnedFd>), ProtoErr
     }
 }
 
-/// Spawns `exe __monitor <task_dir>` with its control socket on fd 3,
-/// stdout/stderr appended to `<task_dir>/monitor.log`. The child handle is
-/// dropped: tokio's orphan reaper collects the monitor when it exits, and
-/// the monitor (after setsid) outlives us if we die.
-pub fn spawn(exe: &Path, task_dir: &Path, control: OwnedFd) -> std::io::Result<u32> {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(task_dir.join("monitor.log"))?;
+/// Spawns `exe <args>` with its control socket on fd 3 and stdout/stderr
+/// appended to `log` (a monitor: `__monitor <task dir>`; a zygote:
+/// `__zygote <json>`). The child handle is dropped: tokio's orphan reaper
+/// collects the process when it exits, and (after setsid) it outlives us
+/// if we die.
+pub fn spawn(exe: &Path, args: &[&std::ffi::OsStr], log: &Path, control: OwnedFd) -> std::io::Result<u32> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let raw = control.as_raw_fd();
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("__monitor")
-        .arg(task_dir)
+    cmd.args(args)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -152,7 +153,7 @@ pub fn spawn(exe: &Path, task_dir: &Path, control: OwnedFd) -> std::io::Result<u
     // multi-threaded process and only calls dup2 (async-signal-safe), with a
     // descriptor that stays open in the parent until spawn returns.
     unsafe {
-        cmd.pre_exec(move || zygote_monitor::sys::dup2_all(&[(raw, zygote_monitor::sys::CONTROL_FD)]));
+        cmd.pre_exec(move || crate::sys::dup2_all(&[(raw, crate::sys::CONTROL_FD)]));
     }
     let child = cmd.spawn()?;
     drop(control);

@@ -1,0 +1,184 @@
+//! Profiles at run time: the configuration loaded at start, each profile's
+//! Landlock policy negotiated once against the kernel's ABI, the seccomp
+//! cache (BPF compiled once per distinct spec filter + profile filter,
+//! keyed by their sha256), and [`Profiles::resolve`], which turns a Create
+//! request into the profile, security and resources of the task.
+//!
+//! A configuration that fails to load does not stop the daemon: every
+//! Create then fails with the load error (which names the file, profile and
+//! field), and tasks already running are unaffected.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxResources, Spec};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+use zygote_policy::{Config, Mode, PreparedLandlock, Profile, SeccompMode};
+use zygote_pool::sizing::Bounds;
+use zygote_pool::PoolSpec;
+use zygote_runtime::seccomp::{self, CompiledSeccomp};
+use zygote_runtime::security::Security;
+
+use crate::error::DaemonError;
+
+/// What a Create needs from the task's profile.
+pub struct Resolved {
+    pub profile: String,
+    pub security: Security,
+    /// `linux.resources` with the profile's defaults; `None`: the spec's.
+    pub resources: Option<LinuxResources>,
+    /// Namespaces the profile's zygotes create in advance.
+    pub clone_flags: CloneFlags,
+}
+
+pub struct Profiles {
+    config: Result<Config, String>,
+    landlock: HashMap<String, Option<PreparedLandlock>>,
+    seccomp: Mutex<HashMap<[u8; 32], Option<CompiledSeccomp>>>,
+}
+
+impl Profiles {
+    /// Loads the configuration (`$ZYGOTE_CONFIG`, `/etc/zygote/config.toml`
+    /// or the built-in default) and negotiates every Landlock policy.
+    pub fn load() -> Profiles {
+        let config = Config::load(None).map_err(|e| zygote_monitor::proto::error_chain(&e));
+        let abi = zygote_policy::abi_version();
+        let mut landlock = HashMap::new();
+        match &config {
+            Ok(c) => {
+                for (name, p) in &c.profiles {
+                    let prepared = match &p.landlock {
+                        None => None,
+                        Some(l) => match l.prepare(abi) {
+                            Ok(x) => Some(x),
+                            Err(e) => {
+                                // Validated at load; the kernel changing under
+                                // us is the only way here. Refuse the profile.
+                                warn!(profile = %name, error = %e, "landlock policy unusable");
+                                continue;
+                            }
+                        },
+                    };
+                    landlock.insert(name.clone(), prepared);
+                }
+                let source = c.source.as_ref().map_or("built-in".into(), |p| p.display().to_string());
+                info!(%source, profiles = c.profiles.len(), landlock_abi = abi, "configuration loaded");
+            }
+            Err(e) => warn!(error = %e, "configuration unusable: every Create will fail until it is fixed and the daemon restarted"),
+        }
+        Profiles { config, landlock, seccomp: Mutex::new(HashMap::new()) }
+    }
+
+    /// One pool per namespace-mode profile.
+    pub fn pool_specs(&self) -> Vec<PoolSpec> {
+        let Ok(c) = &self.config else { return Vec::new() };
+        c.profiles
+            .values()
+            .filter(|p| p.mode == Mode::Namespace)
+            .map(|p| PoolSpec {
+                profile: p.name.clone(),
+                clone_flags: (p.clone_flags() & zygote_runtime::zygote::PRECREATABLE).bits(),
+                bounds: Bounds { min: p.pool.min as usize, initial: p.pool.initial as usize, max: p.pool.max as usize },
+                max_age: p.pool.max_age,
+            })
+            .collect()
+    }
+
+    /// Picks the task's profile (annotation, then runtime options, then the
+    /// default) and derives its security and resources.
+    pub fn resolve(&self, spec: &Spec, options: Option<(&str, &[u8])>) -> Result<Resolved, DaemonError> {
+        let config = self.config.as_ref().map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
+        let bad = |e: zygote_policy::PolicyError| DaemonError::InvalidArgument(zygote_monitor::proto::error_chain(&e));
+        let from_options = match options {
+            Some((type_url, value)) => zygote_policy::profile_from_options(type_url, value).map_err(bad)?,
+            None => None,
+        };
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let profile = config.select(&annotations, from_options.as_deref()).map_err(bad)?;
+        if profile.mode == Mode::Wasm {
+            return Err(DaemonError::FailedPrecondition(format!(
+                "profile \"{}\" has mode wasm, which this version of zygote does not serve yet",
+                profile.name
+            )));
+        }
+        let landlock = self.landlock.get(&profile.name).cloned().ok_or_else(|| {
+            DaemonError::FailedPrecondition(format!("profile \"{}\": its Landlock policy cannot be enforced on this kernel", profile.name))
+        })?;
+        Ok(Resolved {
+            profile: profile.name.clone(),
+            security: Security { seccomp: self.seccomp_for(spec, profile)?, landlock },
+            resources: with_defaults(spec, profile),
+            clone_flags: profile.clone_flags() & zygote_runtime::zygote::PRECREATABLE,
+        })
+    }
+
+    /// The spec's filter combined with the profile's, compiled at most once
+    /// per distinct pair.
+    fn seccomp_for(&self, spec: &Spec, profile: &Profile) -> Result<Option<CompiledSeccomp>, DaemonError> {
+        let own = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&own).unwrap_or_default());
+        h.update(b"\0");
+        h.update(serde_json::to_vec(&profile.seccomp).unwrap_or_default());
+        let key: [u8; 32] = h.finalize().into();
+        if let Some(hit) = self.seccomp.lock().expect("seccomp cache").get(&key) {
+            return Ok(hit.clone());
+        }
+        let compile = |s: &oci_spec::runtime::LinuxSeccomp, what: &str| {
+            seccomp::compile(s).map_err(|e| DaemonError::InvalidArgument(format!("{what}: {}", zygote_monitor::proto::error_chain(&e))))
+        };
+        let spec_filter = match &own {
+            Some(s) => Some(compile(s, "linux.seccomp")?),
+            None => None,
+        };
+        let compiled = match &profile.seccomp {
+            None => spec_filter,
+            Some(p) => {
+                let extra = compile(&p.filter, &format!("profile \"{}\" seccomp", profile.name))?;
+                match (p.mode, spec_filter) {
+                    (SeccompMode::Replace, _) | (SeccompMode::Add, None) => Some(extra),
+                    (SeccompMode::Add, Some(base)) => Some(base.stacked(&extra)),
+                }
+            }
+        };
+        let mut cache = self.seccomp.lock().expect("seccomp cache");
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// The spec's resources with the profile's defaults where the spec has
+/// none; `None` when the profile has no defaults (use the spec's as is).
+fn with_defaults(spec: &Spec, profile: &Profile) -> Option<LinuxResources> {
+    let d = profile.resources;
+    if d.memory_limit_bytes.is_none() && d.pids_limit.is_none() && d.cpu_shares.is_none() {
+        return None;
+    }
+    // Merged on the JSON form: oci-spec's structs have no setters for all
+    // of these fields, and only absent values are filled in.
+    let r = spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
+    let mut v = serde_json::to_value(&r).ok()?;
+    let mut fill = |section: &str, key: &str, value: serde_json::Value| {
+        let obj = v.as_object_mut()?;
+        let sec = obj.entry(section).or_insert_with(|| serde_json::json!({}));
+        let sec = sec.as_object_mut()?;
+        sec.entry(key).or_insert(value);
+        Some(())
+    };
+    if let Some(limit) = d.memory_limit_bytes {
+        fill("memory", "limit", limit.into());
+    }
+    if let Some(limit) = d.pids_limit {
+        fill("pids", "limit", limit.into());
+    }
+    if let Some(shares) = d.cpu_shares {
+        fill("cpu", "shares", shares.into());
+    }
+    let r: LinuxResources = serde_json::from_value(v).ok()?;
+    Some(r)
+}

@@ -1,0 +1,153 @@
+//! A warm zygote's monitor: `containerd-shim-zygote-v1 __zygote <json>`.
+//!
+//! The daemon's pool spawns it with its control socket on fd 3 and a
+//! [`ZygoteConfig`] as argument. It clones the zygote child into the
+//! profile's namespaces ([`Zygote::spawn`]); when the pool names a cgroup
+//! parent (where the profile's tasks' cgroups were last created) it also
+//! puts the child in a pool cgroup `<parent>/zygote@<pid>` in advance, so a
+//! claim renames that cgroup instead of migrating the process (the slow
+//! part of a cold Create on cgroup v1). It then reports [`Reply::Pid`] and
+//! waits. On [`Request::Claim`] it becomes that task's ordinary monitor
+//! ([`monitor::serve`] with [`Source::Warm`]).
+//!
+//! If the child dies, or the daemon closes the socket (it stopped, was
+//! killed, or discarded this zygote), it kills the child, removes the pool
+//! cgroup and exits: no zygote outlives its daemon, and a damaged one is
+//! never handed out (the daemon sees the socket close and replaces it).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+use zygote_runtime::cgroups::{Cgroup, Layout};
+use zygote_runtime::zygote::Zygote;
+
+use crate::monitor::{self, Source};
+use crate::proto::{self, ErrorKind, Message, Reply, Request};
+use crate::state;
+use crate::sys;
+
+/// What the pool asks of one zygote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZygoteConfig {
+    /// Profile name (for logs).
+    pub profile: String,
+    /// `CLONE_NEW*` bits created in advance.
+    pub clone_flags: i32,
+    /// Cgroup parent to pre-place the child under (e.g. `/default`).
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+/// Runs a zygote; returns the process exit code. Must be called in a
+/// fresh, single-threaded process.
+pub fn run(config_json: &str) -> i32 {
+    let control = sys::take_control_fd();
+    let _ = nix::unistd::setsid();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        warn!(error = %e, "cannot become a subreaper");
+    }
+    let fail = |control: &OwnedFd, message: String| {
+        warn!("{message}");
+        let reply = Reply::Error { kind: ErrorKind::Internal, message };
+        let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
+        1
+    };
+    let cfg: ZygoteConfig = match serde_json::from_str(config_json) {
+        Ok(c) => c,
+        Err(e) => return fail(&control, format!("bad zygote config: {e}")),
+    };
+    let born_ns = state::monotonic_ns();
+    let zygote = match Zygote::spawn(CloneFlags::from_bits_retain(cfg.clone_flags)) {
+        Ok(z) => z,
+        Err(e) => return fail(&control, format!("spawn zygote: {}", proto::error_chain(&e))),
+    };
+    let pool = match &cfg.cgroup_parent {
+        Some(parent) => match place(parent, zygote.pid()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                drop(zygote);
+                return fail(&control, e);
+            }
+        },
+        None => None,
+    };
+    let reply = Reply::Pid { pid: zygote.pid(), at_ns: state::monotonic_ns() };
+    if proto::send(control.as_fd(), &Message::Reply { reply }, &[]).is_err() {
+        return discard(zygote, pool, "daemon gone");
+    }
+    match wait_for_claim(&control, &zygote) {
+        Ok(dir) => {
+            redirect_log(&dir);
+            info!(profile = %cfg.profile, pid = zygote.pid(), dir = %dir.display(), "zygote claimed");
+            monitor::serve(&dir, control, Source::Warm { zygote, pool, born_ns })
+        }
+        Err(why) => discard(zygote, pool, why),
+    }
+}
+
+/// Puts `pid` in a fresh `<parent>/zygote@<pid>` cgroup.
+fn place(parent: &Path, pid: i32) -> Result<Cgroup, String> {
+    let path = parent.join(format!("zygote@{pid}"));
+    let layout = Layout::detect().map_err(|e| proto::error_chain(&e))?;
+    let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
+    cg.create(None).map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;
+    if let Err(e) = cg.add_task(pid) {
+        let _ = cg.remove();
+        return Err(format!("place zygote in {}: {}", path.display(), proto::error_chain(&e)));
+    }
+    Ok(cg)
+}
+
+/// Blocks until the daemon claims the zygote (its task directory) or the
+/// zygote must go (the reason).
+fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'static str> {
+    let pidfd = sys::pidfd_open(zygote.pid()).map_err(|_| "pidfd_open failed")?;
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: control.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        if sys::poll(&mut fds, -1) == 0 {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            return Err("zygote child died");
+        }
+        match proto::recv::<Request>(control.as_fd()) {
+            Ok((Request::Claim { dir }, _)) if zygote.alive() => return Ok(dir),
+            Ok((Request::Claim { .. }, _)) => return Err("zygote child died"),
+            Ok((other, _)) => {
+                let message = format!("a waiting zygote only accepts a claim, not {other:?}");
+                let reply = Reply::Error { kind: ErrorKind::FailedPrecondition, message };
+                let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
+            }
+            Err(proto::ProtoError::Io(nix::Error::EAGAIN | nix::Error::EINTR)) => {}
+            Err(_) => return Err("daemon closed the zygote's socket"),
+        }
+    }
+}
+
+fn discard(zygote: Zygote, pool: Option<Cgroup>, why: &str) -> i32 {
+    info!(pid = zygote.pid(), why, "zygote discarded");
+    // Dropping the zygote kills and reaps its child.
+    drop(zygote);
+    if let Some(cg) = pool {
+        if let Err(e) = cg.remove() {
+            warn!(cgroup = %cg.path().display(), error = %e, "cannot remove the pool cgroup");
+        }
+    }
+    0
+}
+
+/// From the claim on, this process logs to the task's `monitor.log`.
+fn redirect_log(dir: &Path) {
+    let path = dir.join("monitor.log");
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(f) => {
+            let _ = sys::dup2_all(&[(f.as_raw_fd(), 1), (f.as_raw_fd(), 2)]);
+        }
+        Err(e) => warn!(path = %path.display(), error = %e, "cannot open the task's monitor log"),
+    }
+}

@@ -1,0 +1,175 @@
+//! zygote's config file and its profiles: where the file is found, what a
+//! profile holds, and which profile a task gets.
+//!
+//! The file is TOML, at `/etc/zygote/config.toml` unless `$ZYGOTE_CONFIG` or
+//! an explicit path says otherwise; without a file zygote uses the built-in
+//! `default` profile. Every table denies unknown fields. Format (see also
+//! `crates/policy/config.example.toml`, which the tests parse):
+//!
+//! ```toml
+//! default_profile = "default"      # optional; defaults to "default"
+//! [profiles.default]               # if no profile "default" is given, the built-in one is added
+//! mode = "namespace"               # "namespace" (default) | "wasm"
+//! namespaces = ["pid", "uts", "ipc", "net"]  # created in advance: pid, uts, ipc, net, mount, cgroup (not user)
+//! [profiles.default.pool]          # every field optional (built-in values shown)
+//! min = 0                          # 0 <= min <= initial <= max <= 256
+//! max = 8
+//! initial = 2
+//! max_age_secs = 600               # > 0
+//! [profiles.default.resources]     # defaults applied when the spec sets none
+//! memory_limit_bytes = 536870912   # optional, > 0
+//! pids_limit = 1024                # optional, > 0
+//! cpu_shares = 1024                # optional, 2..=262144
+//! [profiles.default.placement]     # optional: cpuset list syntax ("0-3,6")
+//! cpus = "0-1"
+//! mems = "0"
+//! [profiles.default.prefetch]      # optional
+//! files = ["/usr/lib/x.so"]        # absolute paths
+//! [profiles.locked.landlock]       # see the `landlock` module
+//! compatibility = "best_effort"    # or "required"
+//! fs = [ { path = "/bin", access = ["read", "execute"] } ]
+//! net_bind = [8080]                # absent = not restricted; [] = all denied
+//! net_connect = [80, 443]
+//! scope = ["abstract_unix_socket", "signal"]
+//! [profiles.locked.seccomp]
+//! mode = "add"                     # "add" (default, stacked on the spec's) | "replace"
+//! filter = { defaultAction = "SCMP_ACT_ALLOW", syscalls = [ { names = ["mkdir"], action = "SCMP_ACT_ERRNO", errnoRet = 1 } ] }
+//! ```
+//!
+//! Profile names match `[a-z0-9][a-z0-9_-]{0,62}`. A task's profile comes
+//! from the `zygote.dev/profile` annotation, else from the runtime options
+//! of the Create request (module `options`), else `default_profile`.
+
+pub(crate) mod parse;
+#[cfg(test)]
+mod select_tests;
+#[cfg(test)]
+mod tests;
+mod types;
+pub(crate) mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use types::{
+    Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy,
+};
+
+use crate::error::PolicyError;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/zygote/config.toml";
+pub const CONFIG_ENV: &str = "ZYGOTE_CONFIG";
+pub const PROFILE_ANNOTATION: &str = "zygote.dev/profile";
+pub const BUILTIN_PROFILE: &str = "default";
+
+/// The loaded config: every profile, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (`None` for the built-in config).
+    pub source: Option<PathBuf>,
+    pub default_profile: String,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+impl Config {
+    /// Load the config: explicit path > `$ZYGOTE_CONFIG` >
+    /// `/etc/zygote/config.toml` if it exists > built-in. An explicit or
+    /// `$ZYGOTE_CONFIG` path that does not exist is an error.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, PolicyError> {
+        let env = std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Self::load_from(explicit, env.as_deref(), Path::new(DEFAULT_CONFIG_PATH))
+    }
+
+    /// [`Config::load`] with the environment and default path passed in.
+    pub(crate) fn load_from(
+        explicit: Option<&Path>,
+        env: Option<&Path>,
+        default_path: &Path,
+    ) -> Result<Config, PolicyError> {
+        let (path, origin) = match (explicit, env) {
+            (Some(p), _) => (p, "an explicit path"),
+            (None, Some(p)) => (p, "$ZYGOTE_CONFIG"),
+            (None, None) => (default_path, ""),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && origin.is_empty() => {
+                tracing::debug!(path = %path.display(), "no config file, using the built-in profile");
+                return Ok(Config::builtin());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PolicyError::NotFound {
+                    path: path.to_path_buf(),
+                    origin,
+                })
+            }
+            Err(source) => {
+                return Err(PolicyError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let config = Config::from_toml(&text, Some(path))?;
+        tracing::info!(
+            path = %path.display(),
+            default_profile = %config.default_profile,
+            profiles = ?config.profiles.keys().collect::<Vec<_>>(),
+            "config loaded"
+        );
+        Ok(config)
+    }
+
+    /// Parse and validate a config file's text. `source` names the file in
+    /// errors. A `landlock` policy with `compatibility = "required"` is
+    /// checked against the running kernel's Landlock ABI.
+    pub fn from_toml(text: &str, source: Option<&Path>) -> Result<Config, PolicyError> {
+        parse::parse(text, source, crate::landlock::abi_version())
+    }
+
+    /// The config used when there is no file: one profile, `default`.
+    pub fn builtin() -> Config {
+        let profile = Profile::builtin();
+        Config {
+            source: None,
+            default_profile: BUILTIN_PROFILE.to_string(),
+            profiles: BTreeMap::from([(profile.name.clone(), profile)]),
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    /// Pick a task's profile: the `zygote.dev/profile` annotation first, then
+    /// the profile named by the runtime options, then `default_profile`.
+    pub fn select(
+        &self,
+        annotations: &HashMap<String, String>,
+        options_profile: Option<&str>,
+    ) -> Result<&Profile, PolicyError> {
+        let (name, source_of_choice) = if let Some(value) = annotations.get(PROFILE_ANNOTATION) {
+            validate::profile_name(value).map_err(|reason| PolicyError::BadAnnotation {
+                value: value.clone(),
+                reason,
+            })?;
+            (value.as_str(), "annotation zygote.dev/profile")
+        } else if let Some(name) = options_profile {
+            (name, "runtime options")
+        } else {
+            return Ok(self
+                .profiles
+                .get(&self.default_profile)
+                .expect("default_profile is validated at load"));
+        };
+        self.profiles
+            .get(name)
+            .ok_or_else(|| PolicyError::UnknownProfile {
+                name: name.to_string(),
+                source_of_choice,
+                known: self.profiles.keys().cloned().collect(),
+            })
+    }
+}

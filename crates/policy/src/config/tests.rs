@@ -1,0 +1,352 @@
+//! Tests of config parsing, defaults and validation messages.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::LinuxSeccompAction;
+
+use super::parse::parse;
+use super::*;
+use crate::landlock::Compatibility;
+
+const EXAMPLE: &str = include_str!("../../config.example.toml");
+const FILE: &str = "/etc/zygote/config.toml";
+
+/// Parse as if from `/etc/zygote/config.toml` on a kernel with Landlock ABI 7.
+fn load(text: &str) -> Result<Config, PolicyError> {
+    parse(text, Some(Path::new(FILE)), 7)
+}
+
+fn err(text: &str) -> String {
+    load(text).expect_err("config must be rejected").to_string()
+}
+
+#[test]
+fn builtin_default_profile() {
+    let c = Config::builtin();
+    assert_eq!(c.source, None);
+    assert_eq!(c.default_profile, "default");
+    assert_eq!(c.profiles.len(), 1);
+    let p = c.profile("default").unwrap();
+    assert_eq!(p.mode, Mode::Namespace);
+    assert_eq!(
+        p.namespaces,
+        [NsKind::Pid, NsKind::Uts, NsKind::Ipc, NsKind::Net]
+    );
+    assert_eq!(
+        (p.pool.min, p.pool.initial, p.pool.max, p.pool.max_age),
+        (0, 2, 8, Duration::from_secs(600))
+    );
+    assert_eq!(p.resources, ResourceDefaults::default());
+    assert!(p.placement.is_none() && p.prefetch.is_empty());
+    assert!(p.landlock.is_none() && p.seccomp.is_none());
+}
+
+#[test]
+fn example_file_parses() {
+    let c = load(EXAMPLE).unwrap();
+    assert_eq!(c.source.as_deref(), Some(Path::new(FILE)));
+    assert_eq!(
+        c.profiles.keys().collect::<Vec<_>>(),
+        ["default", "fast", "locked"]
+    );
+    assert_eq!(c.profile("default").unwrap(), &Profile::builtin());
+
+    let fast = c.profile("fast").unwrap();
+    assert_eq!(fast.namespaces.len(), 6);
+    assert_eq!(
+        (fast.pool.min, fast.pool.initial, fast.pool.max),
+        (2, 4, 16)
+    );
+    assert_eq!(fast.pool.max_age, Duration::from_secs(300));
+    assert_eq!(fast.resources.memory_limit_bytes, Some(536_870_912));
+    assert_eq!(fast.resources.pids_limit, Some(1024));
+    assert_eq!(fast.resources.cpu_shares, Some(1024));
+    let placement = fast.placement.as_ref().unwrap();
+    assert_eq!(placement.cpus.as_deref(), Some("0-1"));
+    assert_eq!(placement.mems.as_deref(), Some("0"));
+    assert_eq!(fast.prefetch.len(), 1);
+
+    let locked = c.profile("locked").unwrap();
+    assert_eq!(locked.pool, PoolBounds::default());
+    let ll = locked.landlock.as_ref().unwrap();
+    assert_eq!(ll.compatibility, Compatibility::BestEffort);
+    assert_eq!(ll.fs.len(), 4);
+    assert_eq!(ll.fs[2].path, Path::new("/tmp"));
+    assert_eq!(ll.fs[2].access, ["read", "write"]);
+    assert_eq!(ll.net_bind, Some(vec![8080]));
+    assert_eq!(ll.net_connect, Some(vec![80, 443]));
+    assert_eq!(ll.scope, ["abstract_unix_socket", "signal"]);
+    let sc = locked.seccomp.as_ref().unwrap();
+    assert_eq!(sc.mode, SeccompMode::Add);
+    assert_eq!(sc.filter.default_action(), LinuxSeccompAction::ScmpActAllow);
+    let rule = &sc.filter.syscalls().as_ref().unwrap()[0];
+    assert_eq!(rule.names(), &["mkdir", "mkdirat"]);
+    assert_eq!(rule.action(), LinuxSeccompAction::ScmpActErrno);
+    assert_eq!(rule.errno_ret(), Some(1));
+    // Every landlock policy of the example negotiates on this kernel.
+    ll.prepare(crate::landlock::abi_version()).unwrap();
+}
+
+#[test]
+fn empty_file_is_the_builtin_config() {
+    let c = load("").unwrap();
+    assert_eq!(c.default_profile, "default");
+    assert_eq!(c.profiles, Config::builtin().profiles);
+}
+
+#[test]
+fn builtin_default_is_added_and_can_be_overridden() {
+    let c = load("[profiles.a]\n").unwrap();
+    assert_eq!(c.profiles.keys().collect::<Vec<_>>(), ["a", "default"]);
+    assert_eq!(c.profile("a").unwrap().pool, PoolBounds::default());
+    let c = load(
+        "[profiles.default]\nmode = \"wasm\"\n[profiles.default.pool]\nmax = 3\ninitial = 1\n",
+    )
+    .unwrap();
+    let d = c.profile("default").unwrap();
+    assert_eq!(d.mode, Mode::Wasm);
+    assert_eq!((d.pool.min, d.pool.initial, d.pool.max), (0, 1, 3));
+}
+
+#[test]
+fn pool_errors_name_file_profile_and_field() {
+    let e = err("[profiles.fast.pool]\ninitial = 9\nmax = 8\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"fast\": pool.initial (9) is larger than pool.max (8)"
+    );
+    let e = err("[profiles.fast.pool]\nmin = 3\ninitial = 2\n");
+    assert!(
+        e.ends_with("pool.min (3) is larger than pool.initial (2)"),
+        "{e}"
+    );
+    let e = err("[profiles.fast.pool]\nmax = 257\ninitial = 2\n");
+    assert!(e.ends_with("pool.max (257) is larger than 256"), "{e}");
+    let e = err("[profiles.fast.pool]\nmax_age_secs = 0\n");
+    assert!(
+        e.contains("profile \"fast\": pool.max_age_secs (0) must be > 0"),
+        "{e}"
+    );
+    match load("[profiles.fast.pool]\ninitial = 9\n").unwrap_err() {
+        PolicyError::InvalidProfile { profile, field, .. } => {
+            assert_eq!((profile.as_str(), field.as_str()), ("fast", "pool.initial"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn syntax_errors_carry_file_line_and_column() {
+    let e = err("default_profile = \"default\"\n[profiles.a]\nmode = 'x\n");
+    assert!(
+        e.starts_with("/etc/zygote/config.toml: line 3, column 10: profile \"a\": mode: "),
+        "{e}"
+    );
+    let e = parse("a = = 1", None, 7).unwrap_err().to_string();
+    assert!(e.starts_with("<config>: line 1, column 5"), "{e}");
+}
+
+#[test]
+fn unknown_fields_are_reported_with_profile_and_position() {
+    let e = err("[profiles.fast]\n[profiles.fast.pool]\nmni = 1\n");
+    assert!(
+        e.starts_with("/etc/zygote/config.toml: line 3, column 1"),
+        "{e}"
+    );
+    assert!(e.contains("profile \"fast\": pool.mni"), "{e}");
+    assert!(e.contains("unknown field `mni`"), "{e}");
+    let e = err("[profiles.x]\nresources = { memory_limit = 5 }\n");
+    assert!(
+        e.contains("line 2") && e.contains("profile \"x\": resources"),
+        "{e}"
+    );
+    assert!(e.contains("unknown field `memory_limit`"), "{e}");
+    let e = err("defaultprofile = \"x\"\n");
+    assert!(
+        e.contains("line 1, column 1") && e.contains("unknown field `defaultprofile`"),
+        "{e}"
+    );
+    let e = err("[profiles.x.pool]\nmin = \"two\"\n");
+    assert!(
+        e.contains("profile \"x\": pool.min") && e.contains("invalid type"),
+        "{e}"
+    );
+    let e = err("[profiles.x]\nmode = \"vm\"\n");
+    assert!(
+        e.contains("profile \"x\": mode") && e.contains("unknown variant `vm`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn namespaces_are_checked() {
+    let e = err("[profiles.x]\nnamespaces = [\"pid\", \"user\"]\n");
+    assert!(e.contains("profile \"x\": namespaces"), "{e}");
+    assert!(e.contains("\"user\" is not allowed"), "{e}");
+    let e = err("[profiles.x]\nnamespaces = [\"mnt\"]\n");
+    assert!(e.contains("unknown namespace \"mnt\""), "{e}");
+    let e = err("[profiles.x]\nnamespaces = [\"pid\", \"net\", \"pid\"]\n");
+    assert!(
+        e.ends_with("profile \"x\": namespaces: \"pid\" is listed twice"),
+        "{e}"
+    );
+    let c = load("[profiles.x]\nnamespaces = []\n").unwrap();
+    assert!(c.profile("x").unwrap().namespaces.is_empty());
+}
+
+#[test]
+fn clone_flags() {
+    assert_eq!(NsKind::Mount.clone_flag(), CloneFlags::CLONE_NEWNS);
+    assert_eq!(NsKind::Cgroup.clone_flag(), CloneFlags::CLONE_NEWCGROUP);
+    assert_eq!(
+        Profile::builtin().clone_flags(),
+        CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWNET
+    );
+}
+
+#[test]
+fn default_profile_and_names() {
+    let e = err("default_profile = \"nope\"\n[profiles.a]\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: default_profile: profile \"nope\" is not defined \
+         (known profiles: a, default)"
+    );
+    let c = load("default_profile = \"a\"\n[profiles.a]\n").unwrap();
+    assert_eq!(c.default_profile, "a");
+    for bad in [
+        "Fast",
+        "-x",
+        "\"a.b\"",
+        "\"\"",
+        &format!("a{}", "b".repeat(63)),
+    ] {
+        let e = err(&format!("[profiles.{bad}]\n"));
+        assert!(e.contains("is not a valid profile name"), "{bad}: {e}");
+    }
+    load(&format!(
+        "[profiles.0{}]\n[profiles.a_b-c]\n",
+        "z".repeat(62)
+    ))
+    .unwrap();
+}
+
+#[test]
+fn resources_placement_prefetch_ranges() {
+    let e = err("[profiles.x.resources]\nmemory_limit_bytes = 0\n");
+    assert!(
+        e.ends_with("resources.memory_limit_bytes (0) must be > 0"),
+        "{e}"
+    );
+    let e = err("[profiles.x.resources]\npids_limit = -1\n");
+    assert!(e.ends_with("resources.pids_limit (-1) must be > 0"), "{e}");
+    let e = err("[profiles.x.resources]\ncpu_shares = 1\n");
+    assert!(
+        e.ends_with("resources.cpu_shares (1) must be in 2..=262144"),
+        "{e}"
+    );
+    load("[profiles.x.resources]\ncpu_shares = 262144\n").unwrap();
+    for (bad, why) in [
+        ("", "empty list"),
+        ("0-", "is not a number"),
+        ("3-1", "reversed"),
+        ("0,,1", "is not a number"),
+        ("a", "is not a number"),
+        ("9000", "larger than"),
+    ] {
+        let e = err(&format!("[profiles.x.placement]\ncpus = \"{bad}\"\n"));
+        assert!(
+            e.contains("profile \"x\": placement.cpus") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
+    load("[profiles.x.placement]\ncpus = \"0-3,5, 7-8\"\nmems = \"0\"\n").unwrap();
+    let e = err("[profiles.x.prefetch]\nfiles = [\"/a\", \"lib/x.so\"]\n");
+    assert!(
+        e.ends_with("prefetch.files[1]: \"lib/x.so\" is not an absolute path"),
+        "{e}"
+    );
+}
+
+#[test]
+fn landlock_is_validated_at_load() {
+    let e = err("[profiles.x.landlock]\nfs = [{ path = \"/a\", access = [\"read\"] }, { path = \"/b\", access = [\"wrte\"] }]\n");
+    assert!(
+        e.contains("profile \"x\": landlock.fs[1].access: unknown right \"wrte\""),
+        "{e}"
+    );
+    let e = err("[profiles.x.landlock]\nfs = [{ path = \"b\", access = [\"read\"] }]\n");
+    assert!(e.contains("landlock.fs[0].path"), "{e}");
+    let e = err("[profiles.x.landlock]\nnet_bind = [80, 0]\n");
+    assert!(e.contains("landlock.net_bind[1]: port 0"), "{e}");
+    let e = err("[profiles.x.landlock]\nnet_bind = [70000]\n");
+    assert!(
+        e.contains("profile \"x\": landlock") && e.contains("70000"),
+        "{e}"
+    );
+    let e = err("[profiles.x.landlock]\nscope = [\"signals\"]\n");
+    assert!(
+        e.contains("landlock.scope[0]: unknown scope \"signals\""),
+        "{e}"
+    );
+    let e = err("[profiles.x.landlock]\nfs = [{ path = \"/a\", acess = [\"read\"] }]\n");
+    assert!(e.contains("unknown field `acess`"), "{e}");
+}
+
+#[test]
+fn required_landlock_is_checked_against_the_kernel_abi() {
+    let text = "[profiles.x.landlock]\ncompatibility = \"required\"\n\
+                fs = [{ path = \"/dev\", access = [\"read\", \"ioctl_dev\"] }]\n";
+    let e = parse(text, Some(Path::new(FILE)), 4)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"x\": landlock.compatibility: \"required\", but \
+         fs[0].access right \"ioctl_dev\" needs Landlock ABI 5, the kernel has ABI 4"
+    );
+    parse(text, Some(Path::new(FILE)), 5).unwrap();
+    let best = text.replace("required", "best_effort");
+    parse(&best, Some(Path::new(FILE)), 1).unwrap();
+    // On this machine (ABI >= 6) the real check passes for every feature.
+    let all = "[profiles.x.landlock]\ncompatibility = \"required\"\n\
+               fs = [{ path = \"/\", access = [\"all\", \"refer\", \"ioctl_dev\"] }]\n\
+               net_bind = []\nnet_connect = [443]\nscope = [\"signal\", \"abstract_unix_socket\"]\n";
+    Config::from_toml(all, None).unwrap();
+}
+
+#[test]
+fn seccomp_is_validated_at_load() {
+    let e = err("[profiles.x.seccomp]\nfilter = { syscalls = [] }\n");
+    assert!(
+        e.contains("profile \"x\": seccomp") && e.contains("defaultAction"),
+        "{e}"
+    );
+    let e = err(
+        "[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscall = [] }\n",
+    );
+    assert!(e.contains("unknown field `filter.syscall`"), "{e}");
+    let e = err("[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscalls = [{ names = [\"a\"], action = \"SCMP_ACT_KILL\", errno = 1 }] }\n");
+    assert!(
+        e.contains("unknown field `filter.syscalls[0].errno`"),
+        "{e}"
+    );
+    let e = err("[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscalls = [{ names = [], action = \"SCMP_ACT_KILL\" }] }\n");
+    assert!(
+        e.ends_with("profile \"x\": seccomp.filter.syscalls[0].names: empty"),
+        "{e}"
+    );
+    let e = err(
+        "[profiles.x.seccomp]\nmode = \"stack\"\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\" }\n",
+    );
+    assert!(e.contains("unknown variant `stack`"), "{e}");
+    let c = load("[profiles.x.seccomp]\nmode = \"replace\"\nfilter = { defaultAction = \"SCMP_ACT_ERRNO\", defaultErrnoRet = 38 }\n").unwrap();
+    let sc = c.profile("x").unwrap().seccomp.as_ref().unwrap();
+    assert_eq!(sc.mode, SeccompMode::Replace);
+    assert_eq!(sc.filter.default_errno_ret(), Some(38));
+}

@@ -1,0 +1,275 @@
+//! The value types of a profile ([`Profile`] and its sections) and how each
+//! section is read from the config file (serde, unknown fields denied).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::LinuxSeccomp;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::landlock::LandlockPolicy;
+
+/// How a profile runs containers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Namespace,
+    Wasm,
+}
+
+/// A namespace a zygote creates in advance. There is deliberately no user
+/// namespace: its ID mapping comes from the task's spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NsKind {
+    Pid,
+    Uts,
+    Ipc,
+    Net,
+    Mount,
+    Cgroup,
+}
+
+impl NsKind {
+    pub const ALL: [NsKind; 6] = [
+        NsKind::Pid,
+        NsKind::Uts,
+        NsKind::Ipc,
+        NsKind::Net,
+        NsKind::Mount,
+        NsKind::Cgroup,
+    ];
+
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            NsKind::Pid => "pid",
+            NsKind::Uts => "uts",
+            NsKind::Ipc => "ipc",
+            NsKind::Net => "net",
+            NsKind::Mount => "mount",
+            NsKind::Cgroup => "cgroup",
+        }
+    }
+
+    /// The `clone`/`unshare` flag creating this namespace.
+    pub fn clone_flag(self) -> CloneFlags {
+        match self {
+            NsKind::Pid => CloneFlags::CLONE_NEWPID,
+            NsKind::Uts => CloneFlags::CLONE_NEWUTS,
+            NsKind::Ipc => CloneFlags::CLONE_NEWIPC,
+            NsKind::Net => CloneFlags::CLONE_NEWNET,
+            NsKind::Mount => CloneFlags::CLONE_NEWNS,
+            NsKind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        }
+    }
+
+    /// Parse a config-file name, with a specific message for `user`.
+    pub fn from_name(name: &str) -> Result<NsKind, String> {
+        if name == "user" {
+            return Err(
+                "\"user\" is not allowed: a user namespace cannot be created in \
+                        advance (its ID mapping comes from the task's spec)"
+                    .to_string(),
+            );
+        }
+        NsKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                format!("unknown namespace \"{name}\" (allowed: pid, uts, ipc, net, mount, cgroup)")
+            })
+    }
+}
+
+impl Serialize for NsKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for NsKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        NsKind::from_name(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Bounds of a profile's warm pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolBounds {
+    #[serde(default)]
+    pub min: u32,
+    #[serde(default = "PoolBounds::default_max")]
+    pub max: u32,
+    #[serde(default = "PoolBounds::default_initial")]
+    pub initial: u32,
+    /// A zygote older than this is replaced. File field: `max_age_secs`.
+    #[serde(
+        rename = "max_age_secs",
+        with = "secs",
+        default = "PoolBounds::default_max_age"
+    )]
+    pub max_age: Duration,
+}
+
+impl PoolBounds {
+    /// Upper limit of `max`.
+    pub const LIMIT: u32 = 256;
+
+    fn default_max() -> u32 {
+        8
+    }
+    fn default_initial() -> u32 {
+        2
+    }
+    fn default_max_age() -> Duration {
+        Duration::from_secs(600)
+    }
+}
+
+impl Default for PoolBounds {
+    fn default() -> Self {
+        PoolBounds {
+            min: 0,
+            max: Self::default_max(),
+            initial: Self::default_initial(),
+            max_age: Self::default_max_age(),
+        }
+    }
+}
+
+/// `Duration` as whole seconds.
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Resource limits applied when the task's spec sets none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDefaults {
+    #[serde(default)]
+    pub memory_limit_bytes: Option<i64>,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+}
+
+/// CPU / memory-node placement (cpuset list syntax, validated at load).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    #[serde(default)]
+    pub cpus: Option<String>,
+    #[serde(default)]
+    pub mems: Option<String>,
+}
+
+/// How a profile's seccomp filter combines with the spec's `linux.seccomp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompMode {
+    /// Installed on top of the spec's filter (both apply).
+    #[default]
+    Add,
+    /// Used instead of the spec's filter.
+    Replace,
+}
+
+/// A profile's seccomp filter, an OCI `LinuxSeccomp` in its JSON field names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeccompPolicy {
+    #[serde(default)]
+    pub mode: SeccompMode,
+    #[serde(deserialize_with = "strict_seccomp")]
+    pub filter: LinuxSeccomp,
+}
+
+/// Deserialize a `LinuxSeccomp`, rejecting field names oci-spec would ignore
+/// (it does not deny unknown fields itself).
+fn strict_seccomp<'de, D: Deserializer<'de>>(d: D) -> Result<LinuxSeccomp, D::Error> {
+    use serde::de::Error;
+    let input = serde_json::Value::deserialize(d)?;
+    let filter: LinuxSeccomp = serde_json::from_value(input.clone()).map_err(D::Error::custom)?;
+    let back = serde_json::to_value(&filter).map_err(D::Error::custom)?;
+    if let Some(path) = unknown_key(&input, &back, "filter") {
+        return Err(D::Error::custom(format!("unknown field `{path}`")));
+    }
+    Ok(filter)
+}
+
+/// The first object key of `input` that `known` (the same value after a
+/// round trip through the typed struct) lacks, as a dotted path.
+fn unknown_key(input: &serde_json::Value, known: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => i.iter().find_map(|(key, v)| match k.get(key) {
+            None => Some(format!("{at}.{key}")),
+            Some(kv) => unknown_key(v, kv, &format!("{at}.{key}")),
+        }),
+        (Value::Array(i), Value::Array(k)) => i
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(n, (iv, kv))| unknown_key(iv, kv, &format!("{at}[{n}]"))),
+        _ => None,
+    }
+}
+
+/// One profile, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub mode: Mode,
+    /// Namespaces the zygotes create in advance.
+    pub namespaces: Vec<NsKind>,
+    pub pool: PoolBounds,
+    pub resources: ResourceDefaults,
+    pub placement: Option<Placement>,
+    /// Files to read ahead (absolute paths).
+    pub prefetch: Vec<PathBuf>,
+    pub landlock: Option<LandlockPolicy>,
+    pub seccomp: Option<SeccompPolicy>,
+}
+
+impl Profile {
+    pub(crate) fn default_namespaces() -> Vec<NsKind> {
+        vec![NsKind::Pid, NsKind::Uts, NsKind::Ipc, NsKind::Net]
+    }
+
+    /// The built-in `default` profile.
+    pub fn builtin() -> Profile {
+        Profile {
+            name: super::BUILTIN_PROFILE.to_string(),
+            mode: Mode::Namespace,
+            namespaces: Self::default_namespaces(),
+            pool: PoolBounds::default(),
+            resources: ResourceDefaults::default(),
+            placement: None,
+            prefetch: Vec::new(),
+            landlock: None,
+            seccomp: None,
+        }
+    }
+
+    /// The union of the clone flags of [`Profile::namespaces`].
+    pub fn clone_flags(&self) -> CloneFlags {
+        self.namespaces
+            .iter()
+            .fold(CloneFlags::empty(), |acc, ns| acc | ns.clone_flag())
+    }
+}

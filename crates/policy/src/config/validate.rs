@@ -1,0 +1,146 @@
+//! Semantic checks of a parsed profile (ranges, cross-field rules, syntax of
+//! cpuset lists, paths, landlock and seccomp sections) and of profile names.
+//! Each error message starts with the field it is about.
+
+use std::collections::BTreeSet;
+
+use super::types::{PoolBounds, Profile};
+use crate::landlock::Compatibility;
+
+/// `[a-z0-9][a-z0-9_-]{0,62}`.
+pub(crate) fn profile_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && !name.starts_with(['_', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not a valid profile name (it must match [a-z0-9][a-z0-9_-]{{0,62}})"
+        ))
+    }
+}
+
+/// Validate a profile; `abi` is the running kernel's Landlock ABI.
+pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for ns in &p.namespaces {
+        if !seen.insert(*ns) {
+            return Err(format!("namespaces: \"{}\" is listed twice", ns.name()));
+        }
+    }
+    pool(&p.pool)?;
+
+    let r = &p.resources;
+    if let Some(v) = r.memory_limit_bytes.filter(|v| *v <= 0) {
+        return Err(format!("resources.memory_limit_bytes ({v}) must be > 0"));
+    }
+    if let Some(v) = r.pids_limit.filter(|v| *v <= 0) {
+        return Err(format!("resources.pids_limit ({v}) must be > 0"));
+    }
+    if let Some(v) = r.cpu_shares.filter(|v| !(2..=262_144).contains(v)) {
+        return Err(format!("resources.cpu_shares ({v}) must be in 2..=262144"));
+    }
+
+    if let Some(placement) = &p.placement {
+        for (field, value) in [("cpus", &placement.cpus), ("mems", &placement.mems)] {
+            if let Some(list) = value {
+                cpuset_list(list).map_err(|m| format!("placement.{field} ({list:?}): {m}"))?;
+            }
+        }
+    }
+    for (i, path) in p.prefetch.iter().enumerate() {
+        if !path.is_absolute() {
+            return Err(format!(
+                "prefetch.files[{i}]: {path:?} is not an absolute path"
+            ));
+        }
+    }
+
+    if let Some(landlock) = &p.landlock {
+        landlock.validate().map_err(|m| format!("landlock.{m}"))?;
+        if landlock.compatibility == Compatibility::Required {
+            landlock
+                .prepare(abi)
+                .map_err(|m| format!("landlock.compatibility: \"required\", but {m}"))?;
+        }
+    }
+
+    if let Some(seccomp) = &p.seccomp {
+        for (i, sc) in seccomp.filter.syscalls().iter().flatten().enumerate() {
+            if sc.names().is_empty() {
+                return Err(format!("seccomp.filter.syscalls[{i}].names: empty"));
+            }
+            if let Some(j) = sc.names().iter().position(|n| n.trim().is_empty()) {
+                return Err(format!(
+                    "seccomp.filter.syscalls[{i}].names[{j}]: empty name"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pool(b: &PoolBounds) -> Result<(), String> {
+    if b.max > PoolBounds::LIMIT {
+        return Err(format!(
+            "pool.max ({}) is larger than {}",
+            b.max,
+            PoolBounds::LIMIT
+        ));
+    }
+    if b.initial > b.max {
+        return Err(format!(
+            "pool.initial ({}) is larger than pool.max ({})",
+            b.initial, b.max
+        ));
+    }
+    if b.min > b.initial {
+        return Err(format!(
+            "pool.min ({}) is larger than pool.initial ({})",
+            b.min, b.initial
+        ));
+    }
+    if b.max_age.is_zero() {
+        return Err("pool.max_age_secs (0) must be > 0".to_string());
+    }
+    Ok(())
+}
+
+/// Largest CPU / node number accepted in a cpuset list (the kernel's
+/// `NR_CPUS` upper bound).
+const CPUSET_MAX: u32 = 8191;
+
+/// Linux cpuset list syntax: `0-3,5,7-8`.
+pub(crate) fn cpuset_list(list: &str) -> Result<(), String> {
+    if list.trim().is_empty() {
+        return Err("empty list".to_string());
+    }
+    for item in list.split(',') {
+        let item = item.trim();
+        let num = |s: &str| -> Result<u32, String> {
+            let n: u32 = s
+                .parse()
+                .map_err(|_| format!("\"{item}\" is not a number or range N-M"))?;
+            if n > CPUSET_MAX {
+                return Err(format!("{n} is larger than {CPUSET_MAX}"));
+            }
+            Ok(n)
+        };
+        match item.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (num(lo)?, num(hi)?);
+                if lo > hi {
+                    return Err(format!("range \"{item}\" is reversed"));
+                }
+            }
+            None => {
+                num(item)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Error types of the policy crate: [`PolicyError`] for loading the config,
+//! picking a profile and decoding runtime options, [`LandlockError`] for
+//! applying a Landlock ruleset in the container's init child.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// Loading or validating the config, selecting a profile, or decoding the
+/// runtime options of a Create request. Every message names where the
+/// problem is (file, profile, field, annotation or options origin).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A config path given explicitly or through `$ZYGOTE_CONFIG` does not exist.
+    #[error("{path}: config file not found (given by {origin})", path = path.display())]
+    NotFound { path: PathBuf, origin: &'static str },
+
+    /// A config file or runtime-options file could not be read.
+    #[error("{path}: cannot read: {source}", path = path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// TOML syntax or structure error (unknown field, wrong type, ...).
+    /// `location` is e.g. `line 4, column 1: profile "fast": pool.mni`.
+    #[error("{file}: {location}: {message}")]
+    Parse {
+        file: String,
+        location: String,
+        message: String,
+    },
+
+    /// A profile's value failed validation. `message` starts with the field,
+    /// e.g. `pool.initial (9) is larger than pool.max (8)`.
+    #[error("{file}: profile \"{profile}\": {message}")]
+    InvalidProfile {
+        file: String,
+        profile: String,
+        field: String,
+        message: String,
+    },
+
+    /// A top-level value failed validation (e.g. `default_profile`);
+    /// `message` starts with the field.
+    #[error("{file}: {message}")]
+    InvalidConfig {
+        file: String,
+        field: String,
+        message: String,
+    },
+
+    /// The `zygote.dev/profile` annotation does not hold a valid profile name.
+    #[error("annotation zygote.dev/profile=\"{value}\": {reason}")]
+    BadAnnotation { value: String, reason: String },
+
+    /// The task asks for a profile the config does not define.
+    #[error(
+        "{source_of_choice} selects profile \"{name}\", which is not configured (known profiles: {})",
+        known.join(", ")
+    )]
+    UnknownProfile {
+        name: String,
+        /// `"annotation zygote.dev/profile"` or `"runtime options"`.
+        source_of_choice: &'static str,
+        known: Vec<String>,
+    },
+
+    /// The runtime options of a Create request are malformed.
+    /// `origin` says which part: the protobuf message, `config_body`, or
+    /// `config_path <path>`.
+    #[error("runtime options ({origin}): {message}")]
+    Options { origin: String, message: String },
+}
+
+/// Applying a prepared Landlock ruleset failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    #[error("landlock_create_ruleset (ABI {abi}): {errno}")]
+    CreateRuleset { abi: u32, errno: Errno },
+
+    #[error("landlock: open {path} (O_PATH): {errno}", path = path.display())]
+    Open { path: PathBuf, errno: Errno },
+
+    #[error("landlock_add_rule {what}: {errno}")]
+    AddRule { what: String, errno: Errno },
+
+    #[error("landlock_restrict_self: {errno} (the caller needs no_new_privs or CAP_SYS_ADMIN)")]
+    RestrictSelf { errno: Errno },
+}

@@ -1,0 +1,214 @@
+//! The runtime options of a Create request: the protobuf `Any` containerd
+//! puts in `CreateTaskRequest.options`, and the profile it names.
+//!
+//! For runtimes other than runc, ctr (`--runtime-config-path`) and the CRI
+//! plugin (the RuntimeClass handler's options) send
+//! `runtimeoptions.v1.Options { type_url = 1, config_path = 2,
+//! config_body = 3 }`. zygote reads `config_body`, or else the file at
+//! `config_path`, as TOML holding one optional key: `profile = "name"`.
+//! The message is decoded by a small protobuf wire decoder (no generated
+//! code): unknown fields of every wire type are skipped, truncated input is
+//! an error.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::parse::toml_error;
+use crate::config::validate::profile_name;
+use crate::error::PolicyError;
+
+/// The message type zygote understands.
+pub const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
+const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+
+/// The profile named by a Create request's options, if any. Options of any
+/// other type (e.g. `containerd.runc.v1.Options`) or an empty type_url mean
+/// "no profile".
+pub fn profile_from_options(type_url: &str, value: &[u8]) -> Result<Option<String>, PolicyError> {
+    let name = type_url.strip_prefix(TYPE_URL_PREFIX).unwrap_or(type_url);
+    if name != RUNTIME_OPTIONS_TYPE {
+        if !type_url.is_empty() {
+            tracing::debug!(type_url, "runtime options of another type, no profile");
+        }
+        return Ok(None);
+    }
+    let msg = RuntimeOptions::decode(value).map_err(|message| PolicyError::Options {
+        origin: RUNTIME_OPTIONS_TYPE.to_string(),
+        message,
+    })?;
+    let (origin, text) = if !msg.config_body.is_empty() {
+        let text = String::from_utf8(msg.config_body).map_err(|_| PolicyError::Options {
+            origin: "config_body".into(),
+            message: "not valid UTF-8".into(),
+        })?;
+        ("config_body".to_string(), text)
+    } else if !msg.config_path.is_empty() {
+        let path = Path::new(&msg.config_path);
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        (format!("config_path {}", path.display()), text)
+    } else {
+        return Ok(None);
+    };
+    let opts: OptionsFile =
+        toml::from_str(&text).map_err(|e| match toml_error(&origin, &text, &e) {
+            PolicyError::Parse {
+                location, message, ..
+            } => PolicyError::Options {
+                origin: origin.clone(),
+                message: format!("{location}: {message}"),
+            },
+            other => other,
+        })?;
+    if let Some(name) = &opts.profile {
+        profile_name(name).map_err(|m| PolicyError::Options {
+            origin: origin.clone(),
+            message: format!("profile: {m}"),
+        })?;
+    }
+    tracing::debug!(%origin, profile = ?opts.profile, "runtime options read");
+    Ok(opts.profile)
+}
+
+/// The TOML carried by the options.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionsFile {
+    #[serde(default)]
+    profile: Option<String>,
+}
+
+/// `runtimeoptions.v1.Options`.
+#[derive(Debug, Default, PartialEq)]
+struct RuntimeOptions {
+    type_url: String,
+    config_path: String,
+    config_body: Vec<u8>,
+}
+
+const WIRE_VARINT: u64 = 0;
+const WIRE_I64: u64 = 1;
+const WIRE_LEN: u64 = 2;
+const WIRE_SGROUP: u64 = 3;
+const WIRE_EGROUP: u64 = 4;
+const WIRE_I32: u64 = 5;
+
+/// A cursor over protobuf wire-format bytes.
+struct Wire<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Wire<'a> {
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(format!("truncated varint at byte {}", self.pos));
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(format!("varint overflows 64 bits at byte {}", self.pos - 1));
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("varint longer than 10 bytes at byte {}", self.pos))
+    }
+
+    fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], String> {
+        let left = self.buf.len() - self.pos;
+        if n > left as u64 {
+            return Err(format!(
+                "truncated {what}: {n} bytes declared at byte {}, {left} left",
+                self.pos
+            ));
+        }
+        let bytes = &self.buf[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(bytes)
+    }
+
+    /// Returns (field number, wire type).
+    fn tag(&mut self) -> Result<(u64, u64), String> {
+        let at = self.pos;
+        let key = self.varint()?;
+        let field = key >> 3;
+        if field == 0 || field > u64::from(u32::MAX >> 3) {
+            return Err(format!("invalid field number {field} at byte {at}"));
+        }
+        Ok((field, key & 7))
+    }
+
+    /// Skip a field's value. A group is skipped up to its matching end tag.
+    fn skip(&mut self, field: u64, wire: u64) -> Result<(), String> {
+        match wire {
+            WIRE_VARINT => self.varint().map(drop),
+            WIRE_I64 => self.take(8, "fixed64").map(drop),
+            WIRE_LEN => {
+                let n = self.varint()?;
+                self.take(n, "length-delimited field").map(drop)
+            }
+            WIRE_I32 => self.take(4, "fixed32").map(drop),
+            WIRE_SGROUP => loop {
+                if self.pos >= self.buf.len() {
+                    return Err(format!("truncated group {field}: no end tag"));
+                }
+                let (f, w) = self.tag()?;
+                if w == WIRE_EGROUP {
+                    if f != field {
+                        return Err(format!("group {field} closed by end tag {f}"));
+                    }
+                    return Ok(());
+                }
+                self.skip(f, w)?;
+            },
+            WIRE_EGROUP => Err(format!("unexpected end-group tag for field {field}")),
+            other => Err(format!("invalid wire type {other} for field {field}")),
+        }
+    }
+}
+
+impl RuntimeOptions {
+    fn decode(buf: &[u8]) -> Result<RuntimeOptions, String> {
+        let mut w = Wire { buf, pos: 0 };
+        let mut out = RuntimeOptions::default();
+        while w.pos < buf.len() {
+            let (field, wire) = w.tag()?;
+            let name = match field {
+                1 => "type_url",
+                2 => "config_path",
+                3 => "config_body",
+                _ => {
+                    w.skip(field, wire)?;
+                    continue;
+                }
+            };
+            if wire != WIRE_LEN {
+                return Err(format!(
+                    "field {field} ({name}) has wire type {wire}, expected 2 (length-delimited)"
+                ));
+            }
+            let n = w.varint()?;
+            let bytes = w.take(n, name)?;
+            let text = || {
+                String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not valid UTF-8"))
+            };
+            match field {
+                1 => out.type_url = text()?,
+                2 => out.config_path = text()?,
+                _ => out.config_body = bytes.to_vec(),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[path = "options_tests.rs"]
+mod tests;

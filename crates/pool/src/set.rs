@@ -1,0 +1,310 @@
+//! The pools: one per profile, refilled by one background task.
+//!
+//! Locking: one `std::sync::Mutex` over all pools, never held across an
+//! `.await`; spawning runs in tasks of its own and reports back under the
+//! lock. The refill loop wakes when a Create finishes ([`PoolSet::settled`])
+//! and every 250 ms.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+use zygote_monitor::client::{self, Incoming, MonitorClient};
+use zygote_monitor::proto::{self, Reply};
+use zygote_monitor::zygote::ZygoteConfig;
+
+use crate::sizing::{Bounds, Demand};
+use crate::stats::{ProfileStats, Stats};
+
+/// Zygotes created at the same time, over all profiles (2-core nodes).
+const MAX_PARALLEL_SPAWNS: usize = 2;
+/// How long a zygote may take to report that it is waiting.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Refill period when nothing wakes the loop.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What the daemon's configuration says about one profile's pool.
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    pub profile: String,
+    /// `CLONE_NEW*` bits the zygotes create in advance.
+    pub clone_flags: i32,
+    pub bounds: Bounds,
+    pub max_age: Duration,
+}
+
+/// A warm zygote handed to a task: its control connection (send it
+/// `Request::Claim`), the receiver of its events, its child's pid.
+pub struct Warm {
+    pub client: MonitorClient,
+    pub events: mpsc::UnboundedReceiver<Incoming>,
+    pub pid: i32,
+    pub born: Instant,
+}
+
+impl Warm {
+    /// False once its control socket closed (the zygote exited).
+    fn alive(&mut self) -> bool {
+        match self.events.try_recv() {
+            Err(mpsc::error::TryRecvError::Empty) => true,
+            // A waiting zygote sends no events; anything else means trouble.
+            _ => false,
+        }
+    }
+}
+
+struct Pool {
+    spec: PoolSpec,
+    idle: VecDeque<Warm>,
+    spawning: usize,
+    demand: Demand,
+    parent: Option<PathBuf>,
+    stats: ProfileStats,
+    creation_us: VecDeque<u64>,
+    retry_at: Option<(Instant, Duration)>,
+}
+
+/// Every profile's pool.
+pub struct PoolSet {
+    exe: PathBuf,
+    log: PathBuf,
+    stats_path: PathBuf,
+    /// Pre-place zygotes in a pool cgroup (cgroup v1, where a claim can
+    /// rename it).
+    pre_place: bool,
+    pools: Mutex<BTreeMap<String, Pool>>,
+    wake: Notify,
+    stopping: AtomicBool,
+}
+
+impl PoolSet {
+    /// Pools for `specs`; zygotes are `exe __zygote`, logging to
+    /// `<dir>/zygotes.log`; counters go to `<dir>/pools.json`.
+    pub fn new(exe: PathBuf, dir: &Path, pre_place: bool, specs: Vec<PoolSpec>) -> Arc<PoolSet> {
+        let pools = specs
+            .into_iter()
+            .map(|spec| {
+                let pool = Pool {
+                    spec: spec.clone(),
+                    idle: VecDeque::new(),
+                    spawning: 0,
+                    demand: Demand::default(),
+                    parent: None,
+                    stats: ProfileStats::default(),
+                    creation_us: VecDeque::new(),
+                    retry_at: None,
+                };
+                (spec.profile, pool)
+            })
+            .collect();
+        Arc::new(PoolSet {
+            exe,
+            log: dir.join("zygotes.log"),
+            stats_path: dir.join("pools.json"),
+            pre_place,
+            pools: Mutex::new(pools),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Pool>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the background refill loop.
+    pub fn start(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move { this.refill_loop().await });
+    }
+
+    /// Takes a live warm zygote of `profile`, or says why not (the reason
+    /// a task then takes the cold path; the caller counts it with
+    /// [`PoolSet::fallback`]).
+    pub fn claim(&self, profile: &str) -> Result<Warm, &'static str> {
+        let mut pools = self.lock();
+        let Some(pool) = pools.get_mut(profile) else { return Err("pool_disabled") };
+        pool.demand.record(Instant::now());
+        if pool.spec.bounds.max == 0 {
+            return Err("pool_disabled");
+        }
+        while let Some(mut w) = pool.idle.pop_front() {
+            if w.alive() {
+                pool.stats.claimed += 1;
+                pool.stats.idle = pool.idle.len();
+                return Ok(w);
+            }
+            pool.stats.died += 1;
+        }
+        pool.stats.idle = 0;
+        Err("pool_empty")
+    }
+
+    /// A Create finished: refill now. (Not at claim time: a zygote's birth
+    /// moves it into its pool cgroup, which on cgroup v1 holds the kernel's
+    /// `cgroup_mutex` through an RCU grace period and would stall the
+    /// claiming task's own cgroup rename.)
+    pub fn settled(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Counts a task of `profile` that took the cold path.
+    pub fn fallback(&self, profile: &str, reason: &str) {
+        if let Some(pool) = self.lock().get_mut(profile) {
+            *pool.stats.fallbacks.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Where `profile`'s task cgroups are created (e.g. `/default`): new
+    /// zygotes are pre-placed next to them.
+    pub fn learn_parent(&self, profile: &str, parent: &Path) {
+        if !self.pre_place {
+            return;
+        }
+        if let Some(pool) = self.lock().get_mut(profile) {
+            if pool.parent.as_deref() != Some(parent) {
+                info!(profile, parent = %parent.display(), "zygotes will be pre-placed under this cgroup parent");
+                pool.parent = Some(parent.to_path_buf());
+            }
+        }
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> Stats {
+        Stats { profiles: self.lock().iter().map(|(k, p)| (k.clone(), p.stats.clone())).collect() }
+    }
+
+    /// Stops refilling and lets every idle zygote go (each kills its child
+    /// and exits when its socket closes); waits up to 3 s for them.
+    pub async fn drain(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let idle: Vec<Warm> = self.lock().values_mut().flat_map(|p| p.idle.drain(..)).collect();
+        let pids: Vec<i32> = idle.iter().map(|w| w.pid).collect();
+        drop(idle);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while pids.iter().any(|p| running(*p)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        info!(zygotes = pids.len(), "pools drained");
+        self.write_stats();
+    }
+
+    async fn refill_loop(self: Arc<Self>) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            for (profile, flags, parent) in self.plan_spawns() {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let r = this.spawn_one(&profile, flags, parent).await;
+                    this.spawned(&profile, r, started);
+                });
+            }
+            self.write_stats();
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// Sweeps dead and old zygotes, then decides what to spawn.
+    fn plan_spawns(&self) -> Vec<(String, i32, Option<PathBuf>)> {
+        let now = Instant::now();
+        let mut pools = self.lock();
+        let mut budget = MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
+        let mut out = Vec::new();
+        for (name, pool) in pools.iter_mut() {
+            let before = pool.idle.len();
+            pool.idle.retain_mut(|w| w.alive());
+            pool.stats.died += (before - pool.idle.len()) as u64;
+            let max_age = pool.spec.max_age;
+            let before = pool.idle.len();
+            pool.idle.retain(|w| now.duration_since(w.born) < max_age);
+            pool.stats.recycled += (before - pool.idle.len()) as u64;
+            let target = pool.demand.target(pool.spec.bounds, now);
+            pool.idle.truncate(target);
+            pool.stats.target = target;
+            pool.stats.idle = pool.idle.len();
+            if pool.retry_at.is_some_and(|(t, _)| now < t) {
+                continue;
+            }
+            let need = target.saturating_sub(pool.idle.len() + pool.spawning).min(budget);
+            budget -= need;
+            pool.spawning += need;
+            pool.stats.spawning = pool.spawning;
+            for _ in 0..need {
+                out.push((name.clone(), pool.spec.clone_flags, pool.parent.clone()));
+            }
+        }
+        out
+    }
+
+    async fn spawn_one(&self, profile: &str, clone_flags: i32, parent: Option<PathBuf>) -> Result<Warm, String> {
+        let born = Instant::now();
+        let (ours, theirs) = proto::pair().map_err(|e| format!("socketpair: {e}"))?;
+        let cfg = ZygoteConfig { profile: profile.to_string(), clone_flags, cgroup_parent: parent };
+        let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
+        client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
+            .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
+        let (tx, events) = mpsc::unbounded_channel();
+        let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
+        match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
+            Ok(Ok(Reply::Pid { pid, .. })) => Ok(Warm { client, events, pid, born }),
+            Ok(Ok(Reply::Error { message, .. })) => Err(message),
+            Ok(Ok(other)) => Err(format!("unexpected zygote reply {other:?}")),
+            Ok(Err(e)) => Err(format!("zygote exited before it was ready: {e}")),
+            Err(_) => Err("zygote not ready within 10 s".into()),
+        }
+    }
+
+    fn spawned(&self, profile: &str, r: Result<Warm, String>, started: Instant) {
+        let mut pools = self.lock();
+        let Some(pool) = pools.get_mut(profile) else { return };
+        pool.spawning = pool.spawning.saturating_sub(1);
+        pool.stats.spawning = pool.spawning;
+        match r {
+            Ok(w) if !self.stopping.load(Ordering::SeqCst) => {
+                let us = started.elapsed().as_micros() as u64;
+                debug!(profile, pid = w.pid, us, "zygote ready");
+                pool.creation_us.push_back(us);
+                if pool.creation_us.len() > 64 {
+                    pool.creation_us.pop_front();
+                }
+                let mut sorted: Vec<u64> = pool.creation_us.iter().copied().collect();
+                sorted.sort_unstable();
+                pool.stats.creation_us_p50 = sorted[sorted.len() / 2];
+                pool.stats.created += 1;
+                pool.retry_at = None;
+                pool.idle.push_back(w);
+                pool.stats.idle = pool.idle.len();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                pool.stats.spawn_failures += 1;
+                let backoff = pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| (b * 2).min(Duration::from_secs(30)));
+                warn!(profile, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create a zygote");
+                pool.retry_at = Some((Instant::now() + backoff, backoff));
+            }
+        }
+    }
+
+    fn write_stats(&self) {
+        let stats = self.stats();
+        if let Err(e) = zygote_monitor::state::write_atomic(&self.stats_path, &stats) {
+            debug!(error = %e, "cannot write pools.json");
+        }
+    }
+}
+
+/// True while `pid` exists and is not a zombie.
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,78 @@
+//! How many warm zygotes a profile should have right now.
+//!
+//! The target starts at the profile's `initial` and follows demand: the
+//! number of claims (served or not) in the last [`WINDOW`], so a burst grows
+//! the pool up to `max` and a quiet period shrinks it back to `initial`
+//! (never below `min`). Node pressure (PSI) joins this in a later issue.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How far back demand is remembered.
+pub const WINDOW: Duration = Duration::from_secs(10);
+
+/// Bounds from the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: usize,
+    pub initial: usize,
+    pub max: usize,
+}
+
+/// Recent claim times of one profile.
+#[derive(Debug, Default)]
+pub struct Demand {
+    claims: VecDeque<Instant>,
+}
+
+impl Demand {
+    /// Records one claim attempt at `now`.
+    pub fn record(&mut self, now: Instant) {
+        self.claims.push_back(now);
+        self.forget(now);
+    }
+
+    fn forget(&mut self, now: Instant) {
+        while self.claims.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+            self.claims.pop_front();
+        }
+    }
+
+    /// The target size at `now`.
+    pub fn target(&mut self, b: Bounds, now: Instant) -> usize {
+        self.forget(now);
+        b.initial.max(self.claims.len()).clamp(b.min, b.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: Bounds = Bounds { min: 1, initial: 2, max: 8 };
+
+    #[test]
+    fn idle_profile_keeps_initial() {
+        assert_eq!(Demand::default().target(B, Instant::now()), 2);
+    }
+
+    #[test]
+    fn burst_grows_to_max_and_decays() {
+        let mut d = Demand::default();
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            d.record(t0);
+        }
+        assert_eq!(d.target(B, t0), 8);
+        d.record(t0 + Duration::from_secs(5));
+        assert_eq!(d.target(B, t0 + Duration::from_secs(11)), 2);
+    }
+
+    #[test]
+    fn min_wins_over_a_smaller_initial() {
+        let b = Bounds { min: 3, initial: 0, max: 4 };
+        assert_eq!(Demand::default().target(b, Instant::now()), 3);
+        let off = Bounds { min: 0, initial: 0, max: 0 };
+        assert_eq!(Demand::default().target(off, Instant::now()), 0);
+    }
+}
