@@ -17,6 +17,11 @@
 #   ZYGOTE_TEST_KEEP=1     leave the private containerd running afterwards
 #   ZYGOTE_CACHE_DIR       where the image is cached (default /var/tmp/zygote-cache)
 #   ZYGOTE_BIN_DIR         where containerd-shim-zygote-v1 is (default target/release)
+#   ZYGOTE_TEST_COLD_PASS=0  skip the second (cold-path) pass of the integration tests
+#
+# The integration tests run twice: on the warm path (pools filled, config
+# tests/integration/config/warm.toml) and on the cold path (cold.toml, every
+# pool disabled), with the same assertions.
 #
 # Exit code: the result of cargo test (non-zero if setup failed).
 set -euo pipefail
@@ -123,6 +128,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The zygote daemon reads its profiles from here (containerd passes its
+# environment to the shim, and the shim to the daemon).
+export ZYGOTE_CONFIG="${repo_dir}/tests/integration/config/warm.toml"
 step "starting a private containerd in ${ctrd_dir}"
 "${hack_dir}/containerd.sh" start "${ctrd_dir}"
 
@@ -140,12 +148,44 @@ export ZYGOTE_TEST_NAMESPACE="${NAMESPACE}"
 export ZYGOTE_HACK_DIR="${hack_dir}"
 export ZYGOTE_TEST_RUNTIMES="${ZYGOTE_TEST_RUNTIMES:-runc,zygote}"
 
-step "running tests (runtimes: ${ZYGOTE_TEST_RUNTIMES})"
-set +e
-cargo test --release --no-fail-fast "${cargo_args[@]}" -- --test-threads="${ZYGOTE_TEST_THREADS:-2}" "${harness_args[@]}" 2>&1 |
-	tee "${test_log}"
-result=${PIPESTATUS[0]}
-set -e
+# Pass 1, warm path: the workspace under tests/integration/config/warm.toml
+# (pools filled). Pass 2, cold path: the integration tests again under
+# cold.toml (every pool disabled), same assertions. The zygote daemon is
+# stopped between passes so it reloads its configuration.
+: >"${test_log}"
+result=0
+run_pass() {
+	local path=$1
+	shift
+	step "running tests on the ${path} path (runtimes: ${ZYGOTE_TEST_RUNTIMES}, config ${ZYGOTE_CONFIG})"
+	set +e
+	ZYGOTE_TEST_PATH="${path}" cargo test --release --no-fail-fast "$@" -- \
+		--test-threads="${ZYGOTE_TEST_THREADS:-2}" "${harness_args[@]}" 2>&1 | tee -a "${test_log}"
+	local rc=${PIPESTATUS[0]}
+	set -e
+	[[ ${rc} -eq 0 ]] || result=${rc}
+}
+stop_zygote_daemon() {
+	local f pid
+	shopt -s nullglob
+	for f in "${ZYGOTE_STATE_DIR}"/*/daemon.pid; do
+		pid=$(cat "${f}")
+		kill -TERM "${pid}" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
+	done
+	shopt -u nullglob
+}
+run_pass warm "${cargo_args[@]}"
+if [[ ${ZYGOTE_TEST_COLD_PASS:-1} == 1 ]] && [[ " ${cargo_args[*]} " == *" --workspace "* || " ${cargo_args[*]} " == *"zygote-integration-tests"* ]]; then
+	stop_zygote_daemon
+	export ZYGOTE_CONFIG="${repo_dir}/tests/integration/config/cold.toml"
+	"${hack_dir}/containerd.sh" restart "${ctrd_dir}"
+	if [[ " ${cargo_args[*]} " == *" --workspace "* ]]; then
+		run_pass cold -p zygote-integration-tests
+	else
+		run_pass cold "${cargo_args[@]}"
+	fi
+fi
 
 # Totals over all test binaries ("test result: ok. 6 passed; 0 failed; ...").
 read -r total_passed total_failed total_ignored < <(

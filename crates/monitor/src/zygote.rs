@@ -38,6 +38,9 @@ pub struct ZygoteConfig {
     pub clone_flags: i32,
     /// Cgroup parent to pre-place the child under (e.g. `/default`).
     pub cgroup_parent: Option<PathBuf>,
+    /// The owning daemon's directory (shows in `ps`, tells nodes' zygotes
+    /// of different containerds apart).
+    pub daemon_dir: PathBuf,
 }
 
 /// Runs a zygote; returns the process exit code. Must be called in a

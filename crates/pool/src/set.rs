@@ -71,6 +71,7 @@ struct Pool {
 /// Every profile's pool.
 pub struct PoolSet {
     exe: PathBuf,
+    dir: PathBuf,
     log: PathBuf,
     stats_path: PathBuf,
     /// Pre-place zygotes in a pool cgroup (cgroup v1, where a claim can
@@ -103,6 +104,7 @@ impl PoolSet {
             .collect();
         Arc::new(PoolSet {
             exe,
+            dir: dir.to_path_buf(),
             log: dir.join("zygotes.log"),
             stats_path: dir.join("pools.json"),
             pre_place,
@@ -247,7 +249,7 @@ impl PoolSet {
     async fn spawn_one(&self, profile: &str, clone_flags: i32, parent: Option<PathBuf>) -> Result<Warm, String> {
         let born = Instant::now();
         let (ours, theirs) = proto::pair().map_err(|e| format!("socketpair: {e}"))?;
-        let cfg = ZygoteConfig { profile: profile.to_string(), clone_flags, cgroup_parent: parent };
+        let cfg = ZygoteConfig { profile: profile.to_string(), clone_flags, cgroup_parent: parent, daemon_dir: self.dir.clone() };
         let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
         client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;

@@ -16,6 +16,7 @@
 //! | `ZYGOTE_STATE_DIR`           | zygote daemon state root                          |
 //! | `ZYGOTE_HACK_DIR`            | `<repo>/hack` (for `containerd.sh restart`)       |
 //! | `ZYGOTE_TEST_RUNTIMES`       | `runc,zygote` (default), `runc` or `zygote`       |
+//! | `ZYGOTE_TEST_PATH`           | `warm` (pools filled) or `cold` (pools disabled): the path the zygote daemon's config makes tasks take |
 //!
 //! A missing variable is a test FAILURE (panic), never a silent skip.
 //!
@@ -28,6 +29,7 @@
 //! | `runtime`   | [`Runtime`], `ZYGOTE_TEST_RUNTIMES`, unique container ids         |
 //! | `compare`   | [`both`] / [`both_expect`]: side-by-side runs, [`exclusive`]      |
 //! | `command`   | host commands with timeouts: [`Output`], [`Background`]           |
+//! | `pools`     | the zygote daemon's `pools.json` and `timings.jsonl`, the test path |
 //! | `ctr`       | the `ctr` runner [`Ctr`], its output parsers, [`Container`]       |
 //! | `spec`      | `ctr run --config` bundles: [`ConfigBundle`]                      |
 //! | `events`    | `ctr events` in the background: [`Events`]                        |
@@ -40,6 +42,7 @@ mod ctr;
 mod env;
 mod events;
 mod leftovers;
+mod pools;
 mod process;
 mod runtime;
 mod spec;
@@ -50,6 +53,7 @@ pub use ctr::*;
 pub use env::*;
 pub use events::*;
 pub use leftovers::*;
+pub use pools::*;
 pub use process::*;
 pub use runtime::*;
 pub use spec::*;
