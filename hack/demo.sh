@@ -28,6 +28,8 @@ dir="$(mktemp -d /var/tmp/zygote-demo.XXXXXX)"
 cleanup() { "${hack_dir}/containerd.sh" stop "${dir}" || true; }
 trap cleanup EXIT
 
+# Profiles: "default" (warm pool) and "cold" (pool disabled), see the file.
+export ZYGOTE_CONFIG="${ZYGOTE_CONFIG:-${hack_dir}/bench/zygote.toml}"
 "${hack_dir}/containerd.sh" start "${dir}"
 ctr=(ctr --address "${dir}/containerd.sock")
 "${ctr[@]}" images import --base-name "${IMAGE_BASE_NAME}" "${IMAGE_TAR}" >/dev/null

@@ -3,9 +3,12 @@
 //! ```text
 //! bench --address <containerd.sock> --image <ref> --state-dir <ZYGOTE_STATE_DIR> [-n 30] [--tasks 10]
 //! ```
-//! Prints, for `ctr run --rm <image> /bin/true`: medians and p90 for each
-//! runtime (runs alternate so both see the same machine noise) and the
-//! ratio; the daemon's own Create→exec figures (from its timings.jsonl);
+//! Prints, for `ctr run --rm <image> /bin/true`: medians and p90 for runc-v2,
+//! zygote warm and zygote cold (runs alternate so all see the same machine
+//! noise; cold = profile `cold` of hack/bench/zygote.toml, pool disabled)
+//! and the ratios; the daemon's own Create→exec figures, warm and cold
+//! (from its timings.jsonl); a burst of `--burst` (50) concurrent runs, p50
+//! and p99, runc-v2 vs zygote; zygote creation time and PSS per warm zygote;
 //! the daemon's idle RSS and the memory each running task costs (daemon
 //! growth plus the task's monitor PSS), next to runc-v2's shim PSS.
 
@@ -15,19 +18,24 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+mod pool;
+
 const RUNC: &str = "io.containerd.runc.v2";
 const ZYGOTE: &str = "io.containerd.zygote.v1";
+/// Flags that send a zygote task down the cold path (hack/bench/zygote.toml).
+const COLD: &[&str] = &["--annotation", "zygote.dev/profile=cold"];
 
-struct Args {
-    address: String,
-    image: String,
+pub struct Args {
+    pub address: String,
+    pub image: String,
     state_dir: PathBuf,
     n: usize,
     tasks: usize,
+    burst: usize,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { address: String::new(), image: String::new(), state_dir: PathBuf::new(), n: 30, tasks: 10 };
+    let mut a = Args { address: String::new(), image: String::new(), state_dir: PathBuf::new(), n: 30, tasks: 10, burst: 50 };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
@@ -37,6 +45,7 @@ fn parse_args() -> Result<Args> {
             "--state-dir" => a.state_dir = v()?.into(),
             "-n" => a.n = v()?.parse().context("-n")?,
             "--tasks" => a.tasks = v()?.parse().context("--tasks")?,
+            "--burst" => a.burst = v()?.parse().context("--burst")?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -52,8 +61,15 @@ fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
 }
 
 fn run_true(a: &Args, runtime: &str, id: &str) -> Result<f64> {
+    run_true_with(a, runtime, id, &[])
+}
+
+fn run_true_with(a: &Args, runtime: &str, id: &str, extra: &[&str]) -> Result<f64> {
     let t = Instant::now();
-    let out = ctr(a, &["run", "--rm", "--runtime", runtime, &a.image, id, "/bin/true"])?;
+    let mut args = vec!["run", "--rm", "--runtime", runtime];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[&a.image, id, "/bin/true"]);
+    let out = ctr(a, &args)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     if !out.status.success() {
         bail!("{runtime} run {id} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -61,7 +77,7 @@ fn run_true(a: &Args, runtime: &str, id: &str) -> Result<f64> {
     Ok(ms)
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
+pub fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if v.is_empty() {
         return f64::NAN;
@@ -84,7 +100,7 @@ fn status_kib(pid: u32, key: &str) -> u64 {
     field_kib(&s, key)
 }
 
-fn pss_kib(pid: u32) -> u64 {
+pub fn pss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     field_kib(&s, "Pss:")
 }
@@ -94,7 +110,7 @@ fn field_kib(s: &str, key: &str) -> u64 {
 }
 
 /// Pids whose cmdline contains all of `needles`.
-fn pids_matching(needles: &[&str]) -> Vec<u32> {
+pub fn pids_matching(needles: &[&str]) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
@@ -174,26 +190,39 @@ fn main() -> Result<()> {
     // Warm-up: daemon start, page cache, snapshotter.
     run_true(&a, ZYGOTE, &format!("{tag}-wz"))?;
     run_true(&a, RUNC, &format!("{tag}-wr"))?;
-    let (mut z, mut r) = (Vec::new(), Vec::new());
+    run_true_with(&a, ZYGOTE, &format!("{tag}-wc"), COLD)?;
+    let (mut z, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..a.n {
         r.push(run_true(&a, RUNC, &format!("{tag}-r{i}"))?);
         z.push(run_true(&a, ZYGOTE, &format!("{tag}-z{i}"))?);
+        c.push(run_true_with(&a, ZYGOTE, &format!("{tag}-c{i}"), COLD)?);
     }
-    let (rm, zm) = (pct(&mut r, 0.5), pct(&mut z, 0.5));
+    let (rm, zm, cm) = (pct(&mut r, 0.5), pct(&mut z, 0.5), pct(&mut c, 0.5));
     println!("ctr run --rm {} /bin/true, {} runs each, interleaved:", a.image, a.n);
-    println!("  runc-v2 : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
-    println!("  zygote  : median {zm:7.1} ms   p90 {:7.1} ms", pct(&mut z, 0.9));
-    println!("  ratio runc/zygote (median): {:.2}x", rm / zm);
+    println!("  runc-v2     : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
+    println!("  zygote warm : median {zm:7.1} ms   p90 {:7.1} ms", pct(&mut z, 0.9));
+    println!("  zygote cold : median {cm:7.1} ms   p90 {:7.1} ms   (profile \"cold\": pool disabled)", pct(&mut c, 0.9));
+    println!("  ratio runc/zygote warm (median): {:.2}x; runc/zygote cold: {:.2}x", rm / zm, rm / cm);
     let dir = daemon_dir(&a.state_dir)?;
-    let t = timings(&dir, &format!("{tag}-z"));
-    if !t.is_empty() {
-        let mut c: Vec<f64> = t.iter().map(|x| x.0).collect();
+    for (label, prefix) in [("warm", format!("{tag}-z")), ("cold", format!("{tag}-c"))] {
+        let t = timings(&dir, &prefix);
+        if t.is_empty() {
+            continue;
+        }
+        let mut cr: Vec<f64> = t.iter().map(|x| x.0).collect();
         let mut s: Vec<f64> = t.iter().map(|x| x.1).collect();
         let mut e: Vec<f64> = t.iter().map(|x| x.2).collect();
-        println!("shim-level (daemon timestamps, {} tasks):", t.len());
-        println!("  Create received -> container ready at exec barrier: median {:.2} ms", pct(&mut c, 0.5));
+        println!("shim-level, {label} (daemon timestamps, {} tasks):", t.len());
+        println!("  Create received -> container ready at exec barrier: median {:.2} ms", pct(&mut cr, 0.5));
         println!("  Start received -> user process exec'd:             median {:.2} ms", pct(&mut s, 0.5));
         println!("  Create received -> user process exec'd:            median {:.2} ms (includes containerd's gap between Create and Start)", pct(&mut e, 0.5));
     }
+    println!("burst of {} concurrent ctr run --rm /bin/true:", a.burst);
+    let rb = pool::burst(&a, RUNC, &format!("{tag}-br"), a.burst, &[]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let zb = pool::burst(&a, ZYGOTE, &format!("{tag}-bz"), a.burst, &[]);
+    pool::print_burst("runc-v2", rb, a.burst);
+    pool::print_burst("zygote", zb, a.burst);
+    pool::zygote_figures(&dir)?;
     memory(&a, &dir)
 }
