@@ -77,10 +77,14 @@ impl Daemon {
         tokio::spawn(async move {
             let r = this.create_inner(&req, namespace, conn, received).await;
             this.creating.lock().expect("creating lock").remove(&req.id);
-            // Refill only now: a zygote's birth moves it into a cgroup, which
+            // Refill when the task is deleted (or now, if Create failed), not
+            // while it runs: a zygote's birth moves it into a cgroup, which
             // holds the kernel's cgroup_mutex through an RCU grace period and
-            // would stall this Create's cgroup rename.
-            this.pools.settled();
+            // would stall this task's cgroup rename or removal. The pool's
+            // 250 ms tick refills meanwhile for long-running tasks.
+            if r.is_err() {
+                this.pools.settled();
+            }
             r
         })
         .await
@@ -314,6 +318,15 @@ impl Daemon {
     }
 
     pub async fn delete(&self, id: &str, exec_id: &str) -> Result<DeleteResponse, DaemonError> {
+        let r = self.delete_inner(id, exec_id).await;
+        if exec_id.is_empty() {
+            // Refill now that this task's cgroup is gone (see `create`).
+            self.pools.settled();
+        }
+        r
+    }
+
+    async fn delete_inner(&self, id: &str, exec_id: &str) -> Result<DeleteResponse, DaemonError> {
         let task = self.get(id)?;
         let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         if p.state.status == Status::Running {

@@ -2,7 +2,7 @@
 //!
 //! Locking: one `std::sync::Mutex` over all pools, never held across an
 //! `.await`; spawning runs in tasks of its own and reports back under the
-//! lock. The refill loop wakes when a Create finishes ([`PoolSet::settled`])
+//! lock. The refill loop wakes when a task is deleted ([`PoolSet::settled`])
 //! and every 250 ms.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -146,10 +146,10 @@ impl PoolSet {
         Err("pool_empty")
     }
 
-    /// A Create finished: refill now. (Not at claim time: a zygote's birth
-    /// moves it into its pool cgroup, which on cgroup v1 holds the kernel's
-    /// `cgroup_mutex` through an RCU grace period and would stall the
-    /// claiming task's own cgroup rename.)
+    /// A task was deleted (or its Create failed): refill now. (Not at claim
+    /// time: a zygote's birth moves it into its pool cgroup, which on cgroup
+    /// v1 holds the kernel's `cgroup_mutex` through an RCU grace period and
+    /// would stall the claiming task's cgroup rename and removal.)
     pub fn settled(&self) {
         self.wake.notify_one();
     }

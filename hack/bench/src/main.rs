@@ -151,7 +151,15 @@ fn memory(a: &Args, dir: &Path) -> Result<()> {
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let busy = status_kib(dpid, "VmRSS:");
-    let monitors: u64 = pids_matching(&["__monitor", &tag]).iter().map(|p| pss_kib(*p)).sum();
+    // Cold tasks have a `__monitor`; warm ones are served by their claimed
+    // `__zygote`, whose child (the container) left the zygote's mount ns.
+    let own = dir.to_string_lossy().into_owned();
+    let mnt = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+    let claimed = pids_matching(&["__zygote", &own]).into_iter().filter(|z| {
+        let kids = std::fs::read_to_string(format!("/proc/{z}/task/{z}/children")).unwrap_or_default();
+        kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()).any(|k| mnt(k) != mnt(*z))
+    });
+    let monitors: u64 = pids_matching(&["__monitor", &tag]).into_iter().chain(claimed).map(pss_kib).sum();
     let shims: u64 = pids_matching(&["containerd-shim-runc-v2", &tag]).iter().map(|p| pss_kib(*p)).sum();
     println!("\nmemory (KiB):");
     println!("  zygote daemon idle: RSS {idle}, PSS {idle_pss}");

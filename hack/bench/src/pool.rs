@@ -62,8 +62,10 @@ pub fn zygote_figures(dir: &Path) -> Result<()> {
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
             .collect();
-        // A claimed zygote is a task's monitor now; only idle ones count.
-        if children.len() == 1 && !Path::new(&format!("/proc/{}/root/bin", children[0])).exists() {
+        // A claimed zygote is a task's monitor now; only idle ones count (an
+        // idle child still shares its zygote's mount namespace).
+        let mnt = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+        if children.len() == 1 && mnt(*z).is_some() && mnt(*z) == mnt(children[0]) {
             total += pss_kib(*z) + pss_kib(children[0]);
             count += 1;
         }
