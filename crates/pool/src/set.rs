@@ -79,6 +79,8 @@ pub struct PoolSet {
     pre_place: bool,
     pools: Mutex<BTreeMap<String, Pool>>,
     wake: Notify,
+    /// Wakes the writer of `pools.json` (claims and fallbacks change it).
+    stats_wake: Notify,
     stopping: AtomicBool,
 }
 
@@ -110,6 +112,7 @@ impl PoolSet {
             pre_place,
             pools: Mutex::new(pools),
             wake: Notify::new(),
+            stats_wake: Notify::new(),
             stopping: AtomicBool::new(false),
         })
     }
@@ -122,6 +125,13 @@ impl PoolSet {
     pub fn start(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move { this.refill_loop().await });
+        let this = self.clone();
+        tokio::spawn(async move {
+            while !this.stopping.load(Ordering::SeqCst) {
+                this.stats_wake.notified().await;
+                this.write_stats();
+            }
+        });
     }
 
     /// Takes a live warm zygote of `profile`, or says why not (the reason
@@ -136,6 +146,7 @@ impl PoolSet {
         }
         while let Some(mut w) = pool.idle.pop_front() {
             if w.alive() {
+                self.stats_wake.notify_one();
                 pool.stats.claimed += 1;
                 pool.stats.idle = pool.idle.len();
                 return Ok(w);
@@ -158,6 +169,7 @@ impl PoolSet {
     pub fn fallback(&self, profile: &str, reason: &str) {
         if let Some(pool) = self.lock().get_mut(profile) {
             *pool.stats.fallbacks.entry(reason.to_string()).or_default() += 1;
+            self.stats_wake.notify_one();
         }
     }
 

@@ -142,7 +142,7 @@ fn claims_drain_and_refill_the_pool() {
     for id in &ids {
         Ctr::new().run_detached(Z, id, &[], &["sleep", "30"]).assert_success();
     }
-    assert!(pool_counter("default", "claimed") >= claimed + 3, "{}", pools_json());
+    assert!(wait_until(Duration::from_secs(5), || pool_counter("default", "claimed") >= claimed + 3), "{}", pools_json());
     for id in &ids {
         assert_eq!(timing(id).map(|t| t["path"].clone()), Some("warm".into()), "{id} was not served warm");
     }
