@@ -299,22 +299,25 @@ fn spawn(
         .map_err(RuntimeError::from)
         .and_then(|()| oom_score_adj.map_or(Ok(()), |adj| set_oom_score_adj(pid, adj)));
     if let Err(e) = placed {
-        // The child may have failed (and exited) on its own meanwhile, which
-        // is what made placing it fail: its own report is the better error.
-        let status = guard.finish();
-        loop {
-            match parent.recv() {
-                Ok(Some((Message::Error(text), _))) => return Err(RuntimeError::Container(text)),
-                Ok(Some(_)) => continue,
-                _ => break,
-            }
-        }
-        tracing::debug!(container = id, %status, "child ended while being placed");
-        return Err(e);
+        return Err(placing_failed(id, &parent, guard, e));
     }
     // A child that already failed has closed its end; its Error is read below.
     let _ = parent.send(&Message::Placed);
     await_ready(id, pid, parent, guard)
+}
+
+/// Placing the child in its cgroup failed. The child may have failed (and
+/// exited) on its own meanwhile, which is what made placing it fail: its own
+/// report is the better error. The child is killed and reaped.
+pub(crate) fn placing_failed(id: &str, chan: &SyncChannel, guard: ChildGuard, e: RuntimeError) -> RuntimeError {
+    let status = guard.finish();
+    while let Ok(Some((m, _))) = chan.recv() {
+        if let Message::Error(text) = m {
+            return RuntimeError::Container(text);
+        }
+    }
+    tracing::debug!(container = id, %status, "child ended while being placed");
+    e
 }
 
 /// Collect the child's warnings, pty master and security time until it is

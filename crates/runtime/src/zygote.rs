@@ -26,7 +26,7 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    await_ready, ensure_single_threaded, report_and_exit, stdio_plan, ChildGuard, Pending, Stdio,
+    await_ready, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard, Pending, Stdio,
 };
 use crate::error::{Context, RuntimeError};
 use crate::init::{self, build, fs::own, Message, Phase, StdioPlan, SyncChannel};
@@ -128,14 +128,7 @@ impl Zygote {
         let json = serde_json::to_string(task).map_err(|e| RuntimeError::Sync(format!("encode task: {e}")))?;
         chan.send(&Message::Task(json))?;
         if let Err(e) = place(pid.as_raw()) {
-            let status = guard.finish();
-            while let Ok(Some((m, _))) = chan.recv() {
-                if let Message::Error(text) = m {
-                    return Err(RuntimeError::Container(text));
-                }
-            }
-            tracing::debug!(container = %task.id, %status, "zygote ended while being placed");
-            return Err(e);
+            return Err(placing_failed(&task.id, &chan, guard, e));
         }
         let _ = chan.send(&Message::Placed);
         await_ready(&task.id, pid, chan, guard)
