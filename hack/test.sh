@@ -77,12 +77,19 @@ step "building the busybox test image"
 "${hack_dir}/build-image.sh" "${CACHE_DIR}/image"
 # shellcheck disable=SC1091
 source "${CACHE_DIR}/image/image.env"
+step "building the WebAssembly test image (tests/wasm/*.wat)"
+"${hack_dir}/build-wasm-image.sh" "${CACHE_DIR}/wasm-image"
+# shellcheck disable=SC1091
+source "${CACHE_DIR}/wasm-image/image.env"
 
 # The containerd dir must be on a real filesystem (overlayfs upper/work dirs),
 # and short enough for unix socket paths (108 bytes).
 mkdir -p /var/tmp
 ctrd_dir="$(mktemp -d /var/tmp/zt.XXXXXX)"
 export ZYGOTE_STATE_DIR="${ctrd_dir}/zygote"
+# The node's compiled-module cache, private to this run (kept across the
+# daemon restarts of the two passes).
+export ZYGOTE_WASM_CACHE_DIR="${ctrd_dir}/wasm-cache"
 # A namespace of our own: containers land in the cgroups /<namespace>/<id>,
 # so concurrent runs on one machine do not see each other's cgroups.
 NAMESPACE="${ZYGOTE_TEST_NAMESPACE:-zygote-test-${ctrd_dir##*.}}"
@@ -139,11 +146,17 @@ ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images import \
 	--base-name "${IMAGE_BASE_NAME}" "${IMAGE_TAR}"
 ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images ls -q | grep -qxF "${IMAGE_REF}" ||
 	die "image ${IMAGE_REF} not found after import"
+ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images import \
+	--base-name "${WASM_IMAGE_BASE_NAME}" "${WASM_IMAGE_TAR}"
+ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images ls -q | grep -qxF "${WASM_IMAGE_REF}" ||
+	die "image ${WASM_IMAGE_REF} not found after import"
 
 export ZYGOTE_TEST_CONTAINERD_DIR="${ctrd_dir}"
 export ZYGOTE_TEST_ADDRESS="${ctrd_dir}/containerd.sock"
 export ZYGOTE_TEST_IMAGE="${IMAGE_REF}"
 export ZYGOTE_TEST_ROOTFS="${IMAGE_ROOTFS}"
+export ZYGOTE_TEST_WASM_IMAGE="${WASM_IMAGE_REF}"
+export ZYGOTE_TEST_WASM_MODULES="${WASM_MODULES}"
 export ZYGOTE_TEST_NAMESPACE="${NAMESPACE}"
 export ZYGOTE_HACK_DIR="${hack_dir}"
 export ZYGOTE_TEST_RUNTIMES="${ZYGOTE_TEST_RUNTIMES:-runc,zygote}"

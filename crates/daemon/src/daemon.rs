@@ -16,8 +16,8 @@ use zygote_monitor::state::{self, ProcState, Snapshot, Status};
 
 use crate::error::DaemonError;
 use crate::events::Events;
-use zygote_monitor::client::Incoming;
 use crate::task::Task;
+use zygote_monitor::client::Incoming;
 
 pub struct Daemon {
     pub dir: PathBuf,
@@ -33,6 +33,8 @@ pub struct Daemon {
     pub profiles: crate::profiles::Profiles,
     /// Warm zygotes per profile.
     pub pools: std::sync::Arc<zygote_pool::PoolSet>,
+    /// Wasm tasks: entrypoint detection and the artifact cache.
+    pub wasm: crate::wasm::Wasm,
 }
 
 pub fn timestamp(ns: i64) -> Timestamp {
@@ -59,31 +61,47 @@ impl Daemon {
             creating: Default::default(),
             events: Events::start(),
             pools: zygote_pool::PoolSet::new(exe_for_pools, dir, pre_place, profiles.pool_specs()),
+            wasm: crate::wasm::Wasm::new(&profiles.wasm_node(), dir),
             profiles,
         }
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Task>, DaemonError> {
-        self.tasks.read().expect("tasks lock").get(id).cloned().ok_or_else(|| DaemonError::NotFound(id.to_string()))
+        self.tasks
+            .read()
+            .expect("tasks lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DaemonError::NotFound(id.to_string()))
     }
 
     pub fn task_count(&self) -> usize {
         self.tasks.read().expect("tasks lock").len()
     }
 
-    pub fn publish(&self, task: &Task, topic: &'static str, event: Box<dyn containerd_shim_protos::protobuf::MessageDyn>) {
-        self.events.publish(&task.cfg.ttrpc_address, &task.cfg.namespace, topic, event);
+    pub fn publish(
+        &self,
+        task: &Task,
+        topic: &'static str,
+        event: Box<dyn containerd_shim_protos::protobuf::MessageDyn>,
+    ) {
+        self.events
+            .publish(&task.cfg.ttrpc_address, &task.cfg.namespace, topic, event);
     }
 
     /// Hands the containerd connection that carried a request for `task` to
     /// its monitor (once per connection), so the connection survives us.
     pub async fn adopt_connection(&self, task: &Task, fd: RawFd) {
-        let Ok(st) = nix::sys::stat::fstat(fd) else { return };
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            return;
+        };
         if !task.adopted.lock().expect("adopted lock").insert(st.st_ino) {
             return;
         }
         // A connection proxied by ourselves after a restart is already held.
-        if let Ok(cred) = nix::sys::socket::getsockopt(&borrow(fd), nix::sys::socket::sockopt::PeerCredentials) {
+        if let Ok(cred) =
+            nix::sys::socket::getsockopt(&borrow(fd), nix::sys::socket::sockopt::PeerCredentials)
+        {
             if cred.pid() == std::process::id() as i32 {
                 return;
             }
@@ -101,11 +119,21 @@ impl Daemon {
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 match msg {
-                    Incoming::Event(Event::Exited { exec_id, pid, status, exited_at_ns }) => {
+                    Incoming::Event(Event::Exited {
+                        exec_id,
+                        pid,
+                        status,
+                        exited_at_ns,
+                    }) => {
                         let _order = task.lifecycle.lock().await;
                         let key = exec_id.clone().unwrap_or_default();
                         task.update(&key, |p| {
-                            p.state = ProcState { pid, status: Status::Stopped, exit_status: Some(status), exited_at_ns: Some(exited_at_ns) };
+                            p.state = ProcState {
+                                pid,
+                                status: Status::Stopped,
+                                exit_status: Some(status),
+                                exited_at_ns: Some(exited_at_ns),
+                            };
                         });
                         // During Delete, Delete itself publishes the exit,
                         // before TaskDelete.
@@ -115,7 +143,10 @@ impl Daemon {
                     }
                     Incoming::Event(Event::Oom) => {
                         info!(id = %task.cfg.id, "oom kill");
-                        let ev = TaskOOM { container_id: task.cfg.id.clone(), ..Default::default() };
+                        let ev = TaskOOM {
+                            container_id: task.cfg.id.clone(),
+                            ..Default::default()
+                        };
                         this.publish(&task, topics::TASK_OOM_EVENT_TOPIC, Box::new(ev));
                     }
                     Incoming::Closed => {
@@ -127,7 +158,14 @@ impl Daemon {
         });
     }
 
-    pub fn publish_exit(&self, task: &Task, exec_id: Option<&str>, pid: i32, status: i32, exited_at_ns: i64) {
+    pub fn publish_exit(
+        &self,
+        task: &Task,
+        exec_id: Option<&str>,
+        pid: i32,
+        status: i32,
+        exited_at_ns: i64,
+    ) {
         let ev = TaskExit {
             container_id: task.cfg.id.clone(),
             id: exec_id.unwrap_or(&task.cfg.id).to_string(),

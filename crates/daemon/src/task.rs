@@ -46,6 +46,8 @@ pub struct Task {
     pub created_ns: Mutex<Option<(i64, i64)>>,
     /// How the container was created (warm or cold, ...), for timings.
     pub create_detail: Mutex<Option<zygote_monitor::proto::CreateDetail>>,
+    /// How a Wasm task's artifact was found, for timings.
+    pub wasm_detail: Mutex<Option<crate::wasm::WasmDetail>>,
     /// Set when Delete began: the monitor's exit is expected.
     pub deleting: std::sync::atomic::AtomicBool,
 }
@@ -63,6 +65,7 @@ impl Task {
             adopted: Mutex::new(HashSet::new()),
             created_ns: Mutex::new(None),
             create_detail: Mutex::new(None),
+            wasm_detail: Mutex::new(None),
             deleting: Default::default(),
         }
     }
@@ -87,7 +90,11 @@ impl Task {
 
     pub fn update<R>(&self, exec_id: &str, f: impl FnOnce(&mut ProcInfo) -> R) -> Option<R> {
         let mut st = self.state.lock().expect("state lock");
-        let p = if exec_id.is_empty() { st.init.as_mut() } else { st.execs.get_mut(exec_id) };
+        let p = if exec_id.is_empty() {
+            st.init.as_mut()
+        } else {
+            st.execs.get_mut(exec_id)
+        };
         let r = p.map(f);
         drop(st);
         self.notify();
@@ -98,18 +105,32 @@ impl Task {
     pub fn apply_snapshot(&self, snap: &Snapshot) {
         let mut st = self.state.lock().expect("state lock");
         let stdio = self.cfg.stdio.clone();
-        st.init = Some(ProcInfo { state: snap.init.clone(), stdio });
+        st.init = Some(ProcInfo {
+            state: snap.init.clone(),
+            stdio,
+        });
         let old = std::mem::take(&mut st.execs);
         for (id, ps) in &snap.execs {
             let stdio = old.get(id).map(|p| p.stdio.clone()).unwrap_or_default();
-            st.execs.insert(id.clone(), ProcInfo { state: ps.clone(), stdio });
+            st.execs.insert(
+                id.clone(),
+                ProcInfo {
+                    state: ps.clone(),
+                    stdio,
+                },
+            );
         }
         drop(st);
         self.notify();
     }
 
     pub fn init_status(&self) -> Option<Status> {
-        self.state.lock().expect("state lock").init.as_ref().map(|p| p.state.status)
+        self.state
+            .lock()
+            .expect("state lock")
+            .init
+            .as_ref()
+            .map(|p| p.state.status)
     }
 
     pub fn is_paused(&self) -> bool {

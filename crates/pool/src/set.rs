@@ -35,7 +35,12 @@ pub struct PoolSpec {
     pub clone_flags: i32,
     pub bounds: Bounds,
     pub max_age: Duration,
+    /// Zygotes build the Wasm engine and load the hot modules in advance.
+    pub wasm: bool,
 }
+
+/// How many recently used artifacts a Wasm profile's zygotes preload.
+const HOT_MODULES: usize = 4;
 
 /// A warm zygote handed to a task: its control connection (send it
 /// `Request::Claim`), the receiver of its events, its child's pid.
@@ -63,6 +68,8 @@ struct Pool {
     spawning: usize,
     demand: Demand,
     parent: Option<PathBuf>,
+    /// Artifacts of the profile's most recent Wasm tasks, newest first.
+    hot: VecDeque<PathBuf>,
     stats: ProfileStats,
     creation_us: VecDeque<u64>,
     retry_at: Option<(Instant, Duration)>,
@@ -97,6 +104,7 @@ impl PoolSet {
                     spawning: 0,
                     demand: Demand::default(),
                     parent: None,
+                    hot: VecDeque::new(),
                     stats: ProfileStats::default(),
                     creation_us: VecDeque::new(),
                     retry_at: None,
@@ -139,7 +147,9 @@ impl PoolSet {
     /// [`PoolSet::fallback`]).
     pub fn claim(&self, profile: &str) -> Result<Warm, &'static str> {
         let mut pools = self.lock();
-        let Some(pool) = pools.get_mut(profile) else { return Err("pool_disabled") };
+        let Some(pool) = pools.get_mut(profile) else {
+            return Err("pool_disabled");
+        };
         pool.demand.record(Instant::now());
         if pool.spec.bounds.max == 0 {
             return Err("pool_disabled");
@@ -187,9 +197,28 @@ impl PoolSet {
         }
     }
 
+    /// A Wasm task of `profile` used `artifact`: zygotes born from now on
+    /// preload it (the profile's few most recent ones).
+    pub fn learn_hot(&self, profile: &str, artifact: &Path) {
+        if let Some(pool) = self.lock().get_mut(profile) {
+            if pool.hot.front().map(PathBuf::as_path) == Some(artifact) {
+                return;
+            }
+            pool.hot.retain(|p| p != artifact);
+            pool.hot.push_front(artifact.to_path_buf());
+            pool.hot.truncate(HOT_MODULES);
+        }
+    }
+
     /// A copy of the counters.
     pub fn stats(&self) -> Stats {
-        Stats { profiles: self.lock().iter().map(|(k, p)| (k.clone(), p.stats.clone())).collect() }
+        Stats {
+            profiles: self
+                .lock()
+                .iter()
+                .map(|(k, p)| (k.clone(), p.stats.clone()))
+                .collect(),
+        }
     }
 
     /// Stops refilling and lets every idle zygote go (each kills its child
@@ -197,7 +226,11 @@ impl PoolSet {
     pub async fn drain(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
-        let idle: Vec<Warm> = self.lock().values_mut().flat_map(|p| p.idle.drain(..)).collect();
+        let idle: Vec<Warm> = self
+            .lock()
+            .values_mut()
+            .flat_map(|p| p.idle.drain(..))
+            .collect();
         let pids: Vec<i32> = idle.iter().map(|w| w.pid).collect();
         drop(idle);
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -210,11 +243,12 @@ impl PoolSet {
 
     async fn refill_loop(self: Arc<Self>) {
         while !self.stopping.load(Ordering::SeqCst) {
-            for (profile, flags, parent) in self.plan_spawns() {
+            for cfg in self.plan_spawns() {
                 let this = self.clone();
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let r = this.spawn_one(&profile, flags, parent).await;
+                    let profile = cfg.profile.clone();
+                    let r = this.spawn_one(cfg).await;
                     this.spawned(&profile, r, started);
                 });
             }
@@ -227,10 +261,11 @@ impl PoolSet {
     }
 
     /// Sweeps dead and old zygotes, then decides what to spawn.
-    fn plan_spawns(&self) -> Vec<(String, i32, Option<PathBuf>)> {
+    fn plan_spawns(&self) -> Vec<ZygoteConfig> {
         let now = Instant::now();
         let mut pools = self.lock();
-        let mut budget = MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
+        let mut budget =
+            MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
         let mut out = Vec::new();
         for (name, pool) in pools.iter_mut() {
             let before = pool.idle.len();
@@ -247,28 +282,50 @@ impl PoolSet {
             if pool.retry_at.is_some_and(|(t, _)| now < t) {
                 continue;
             }
-            let need = target.saturating_sub(pool.idle.len() + pool.spawning).min(budget);
+            let need = target
+                .saturating_sub(pool.idle.len() + pool.spawning)
+                .min(budget);
             budget -= need;
             pool.spawning += need;
             pool.stats.spawning = pool.spawning;
             for _ in 0..need {
-                out.push((name.clone(), pool.spec.clone_flags, pool.parent.clone()));
+                out.push(ZygoteConfig {
+                    profile: name.clone(),
+                    clone_flags: pool.spec.clone_flags,
+                    cgroup_parent: pool.parent.clone(),
+                    daemon_dir: self.dir.clone(),
+                    wasm: pool.spec.wasm,
+                    hot: if pool.spec.wasm {
+                        pool.hot.iter().cloned().collect()
+                    } else {
+                        Vec::new()
+                    },
+                });
             }
         }
         out
     }
 
-    async fn spawn_one(&self, profile: &str, clone_flags: i32, parent: Option<PathBuf>) -> Result<Warm, String> {
+    async fn spawn_one(&self, cfg: ZygoteConfig) -> Result<Warm, String> {
         let born = Instant::now();
         let (ours, theirs) = proto::pair().map_err(|e| format!("socketpair: {e}"))?;
-        let cfg = ZygoteConfig { profile: profile.to_string(), clone_flags, cgroup_parent: parent, daemon_dir: self.dir.clone() };
         let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
-        client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
-            .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
+        client::spawn(
+            &self.exe,
+            &["__zygote".as_ref(), json.as_ref()],
+            &self.log,
+            theirs,
+        )
+        .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
         let (tx, events) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
         match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
-            Ok(Ok(Reply::Pid { pid, .. })) => Ok(Warm { client, events, pid, born }),
+            Ok(Ok(Reply::Pid { pid, .. })) => Ok(Warm {
+                client,
+                events,
+                pid,
+                born,
+            }),
             Ok(Ok(Reply::Error { message, .. })) => Err(message),
             Ok(Ok(other)) => Err(format!("unexpected zygote reply {other:?}")),
             Ok(Err(e)) => Err(format!("zygote exited before it was ready: {e}")),
@@ -278,7 +335,9 @@ impl PoolSet {
 
     fn spawned(&self, profile: &str, r: Result<Warm, String>, started: Instant) {
         let mut pools = self.lock();
-        let Some(pool) = pools.get_mut(profile) else { return };
+        let Some(pool) = pools.get_mut(profile) else {
+            return;
+        };
         pool.spawning = pool.spawning.saturating_sub(1);
         pool.stats.spawning = pool.spawning;
         match r {
@@ -300,7 +359,9 @@ impl PoolSet {
             Ok(_) => {}
             Err(e) => {
                 pool.stats.spawn_failures += 1;
-                let backoff = pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| (b * 2).min(Duration::from_secs(30)));
+                let backoff = pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| {
+                    (b * 2).min(Duration::from_secs(30))
+                });
                 warn!(profile, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create a zygote");
                 pool.retry_at = Some((Instant::now() + backoff, backoff));
             }
@@ -318,7 +379,10 @@ impl PoolSet {
 /// True while `pid` exists and is not a zombie.
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

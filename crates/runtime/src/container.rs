@@ -26,6 +26,7 @@ use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, RuntimeError};
+use crate::guest::{GuestRunner, GuestTask};
 use crate::init::{self, build, fs::own, InitPlan, Message, Phase, StdioPlan, SyncChannel};
 use crate::security::Security;
 use crate::sys;
@@ -43,6 +44,8 @@ pub struct ContainerConfig {
     pub spec: Spec,
     /// Compiled seccomp and prepared Landlock for every process of it.
     pub security: Security,
+    /// A guest payload (Wasm) run instead of exec'ing `args[0]`.
+    pub guest: Option<(GuestTask, &'static dyn GuestRunner)>,
 }
 
 /// Standard I/O of a new process.
@@ -119,7 +122,16 @@ pub fn create_container(
     cgroup: &Cgroup,
     stdio: Stdio,
 ) -> Result<Pending, RuntimeError> {
-    let plan = build::container_plan(&cfg.spec, &cfg.bundle, &cfg.rootfs, stdio_plan(stdio)?, &cfg.security)?;
+    let mut plan = build::container_plan(
+        &cfg.spec,
+        &cfg.bundle,
+        &cfg.rootfs,
+        stdio_plan(stdio)?,
+        &cfg.security,
+    )?;
+    if let Some((task, runner)) = &cfg.guest {
+        plan = init::guest::into_guest_plan(plan, task.clone(), *runner, &cfg.rootfs)?;
+    }
     let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     spawn(&cfg.id, plan, cgroup, oom)
 }
@@ -309,7 +321,12 @@ fn spawn(
 /// Placing the child in its cgroup failed. The child may have failed (and
 /// exited) on its own meanwhile, which is what made placing it fail: its own
 /// report is the better error. The child is killed and reaped.
-pub(crate) fn placing_failed(id: &str, chan: &SyncChannel, guard: ChildGuard, e: RuntimeError) -> RuntimeError {
+pub(crate) fn placing_failed(
+    id: &str,
+    chan: &SyncChannel,
+    guard: ChildGuard,
+    e: RuntimeError,
+) -> RuntimeError {
     let status = guard.finish();
     while let Ok(Some((m, _))) = chan.recv() {
         if let Message::Error(text) = m {

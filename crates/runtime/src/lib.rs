@@ -10,6 +10,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod guest;
 pub mod init;
 pub mod mounts;
 pub mod seccomp;

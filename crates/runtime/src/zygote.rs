@@ -26,9 +26,11 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    await_ready, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard, Pending, Stdio,
+    await_ready, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard,
+    Pending, Stdio,
 };
 use crate::error::{Context, RuntimeError};
+use crate::guest::{GuestSupport, GuestTask};
 use crate::init::{self, build, fs::own, Message, Phase, StdioPlan, SyncChannel};
 use crate::security::Security;
 use crate::sys;
@@ -55,6 +57,9 @@ pub struct ZygoteTask {
     pub terminal: bool,
     /// Compiled seccomp and prepared Landlock.
     pub security: Security,
+    /// Set for a guest (Wasm) task.
+    #[serde(default)]
+    pub guest: Option<GuestTask>,
 }
 
 /// A child waiting in fresh namespaces for a task.
@@ -68,8 +73,9 @@ pub struct Zygote {
 impl Zygote {
     /// Clone a zygote child into new `pre` namespaces (only
     /// [`PRECREATABLE`] kinds). Must be called from a single-threaded
-    /// process that reaps its children.
-    pub fn spawn(pre: CloneFlags) -> Result<Zygote, RuntimeError> {
+    /// process that reaps its children. With `guest`, the child can serve
+    /// guest tasks too, and warms the runner first when asked to.
+    pub fn spawn(pre: CloneFlags, guest: Option<GuestSupport>) -> Result<Zygote, RuntimeError> {
         if !PRECREATABLE.contains(pre) {
             return Err(RuntimeError::Setup(format!(
                 "namespaces {:?} cannot be created before the task is known",
@@ -78,12 +84,20 @@ impl Zygote {
         }
         ensure_single_threaded()?;
         let mut host_ns = Vec::new();
-        for kind in [CloneFlags::CLONE_NEWUTS, CloneFlags::CLONE_NEWIPC, CloneFlags::CLONE_NEWNET] {
+        for kind in [
+            CloneFlags::CLONE_NEWUTS,
+            CloneFlags::CLONE_NEWIPC,
+            CloneFlags::CLONE_NEWNET,
+        ] {
             if pre.contains(kind) {
                 let path = format!("/proc/self/ns/{}", init::namespaces::ns_name(kind));
-                let fd = nix::fcntl::open(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .map(own)
-                    .ctx(|| format!("open {path}"))?;
+                let fd = nix::fcntl::open(
+                    path.as_str(),
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map(own)
+                .ctx(|| format!("open {path}"))?;
                 host_ns.push((kind, fd));
             }
         }
@@ -93,9 +107,13 @@ impl Zygote {
         match unsafe { sys::clone3_fork(pre) }.ctx(|| format!("clone3 zygote with {pre:?}"))? {
             ForkResult::Child => {
                 drop(parent);
-                zygote_main(pre, &host_ns, &child)
+                zygote_main(pre, &host_ns, guest.as_ref(), &child)
             }
-            ForkResult::Parent { child: pid } => Ok(Zygote { pid, chan: parent, guard: ChildGuard(Some(pid)) }),
+            ForkResult::Parent { child: pid } => Ok(Zygote {
+                pid,
+                chan: parent,
+                guard: ChildGuard(Some(pid)),
+            }),
         }
     }
 
@@ -106,7 +124,10 @@ impl Zygote {
 
     /// True while the child has not exited (a dead one is reaped here).
     pub fn alive(&self) -> bool {
-        matches!(waitpid(self.pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
+        matches!(
+            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        )
     }
 
     /// Hand the child its task and wait until it is at the exec barrier.
@@ -120,12 +141,18 @@ impl Zygote {
         place: impl FnOnce(i32) -> Result<(), RuntimeError>,
     ) -> Result<Pending, RuntimeError> {
         let Zygote { pid, chan, guard } = self;
-        if let StdioPlan::Fds { stdin, stdout, stderr } = stdio_plan(stdio)? {
+        if let StdioPlan::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } = stdio_plan(stdio)?
+        {
             for fd in [&stdin, &stdout, &stderr] {
                 chan.send_with_fd(&Message::Fd, Some(fd.as_fd()))?;
             }
         }
-        let json = serde_json::to_string(task).map_err(|e| RuntimeError::Sync(format!("encode task: {e}")))?;
+        let json = serde_json::to_string(task)
+            .map_err(|e| RuntimeError::Sync(format!("encode task: {e}")))?;
         chan.send(&Message::Task(json))?;
         if let Err(e) = place(pid.as_raw()) {
             return Err(placing_failed(&task.id, &chan, guard, e));
@@ -137,9 +164,25 @@ impl Zygote {
 
 /// The zygote child: wait for a task, build the plan, run the init
 /// sequence. A parent that goes away without a task makes it exit quietly.
-fn zygote_main(pre: CloneFlags, host_ns: &[(CloneFlags, OwnedFd)], chan: &SyncChannel) -> ! {
+fn zygote_main(
+    pre: CloneFlags,
+    host_ns: &[(CloneFlags, OwnedFd)],
+    guest: Option<&GuestSupport>,
+    chan: &SyncChannel,
+) -> ! {
     let result = catch_unwind(AssertUnwindSafe(|| {
         sys::reset_signals().ctx(|| "reset signal dispositions".into())?;
+        if let Some(GuestSupport {
+            runner,
+            warm: true,
+            hot,
+        }) = guest
+        {
+            if let Err(e) = runner.warm(hot) {
+                // Not fatal: a claim loads what it needs itself.
+                chan.warn(format!("warming the guest runner: {e}"));
+            }
+        }
         let mut fds = Vec::new();
         let json = loop {
             match chan.recv()? {
@@ -147,23 +190,48 @@ fn zygote_main(pre: CloneFlags, host_ns: &[(CloneFlags, OwnedFd)], chan: &SyncCh
                 Some((Message::Task(json), _)) => break json,
                 None => sys::exit_now(0),
                 Some((other, _)) => {
-                    return Err(RuntimeError::Sync(format!("zygote expected a task, got {}", other.name())))
+                    return Err(RuntimeError::Sync(format!(
+                        "zygote expected a task, got {}",
+                        other.name()
+                    )))
                 }
             }
         };
-        let task: ZygoteTask =
-            serde_json::from_str(&json).map_err(|e| RuntimeError::Sync(format!("decode task: {e}")))?;
+        let task: ZygoteTask = serde_json::from_str(&json)
+            .map_err(|e| RuntimeError::Sync(format!("decode task: {e}")))?;
         let stdio = if task.terminal {
             StdioPlan::Terminal
         } else {
             let mut it = fds.into_iter();
             match (it.next(), it.next(), it.next()) {
-                (Some(stdin), Some(stdout), Some(stderr)) => StdioPlan::Fds { stdin, stdout, stderr },
-                _ => return Err(RuntimeError::Sync("zygote task without its three stdio descriptors".into())),
+                (Some(stdin), Some(stdout), Some(stderr)) => StdioPlan::Fds {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                _ => {
+                    return Err(RuntimeError::Sync(
+                        "zygote task without its three stdio descriptors".into(),
+                    ))
+                }
             }
         };
         let spec = crate::spec::load(&task.bundle)?;
-        let plan = build::zygote_plan(&spec, &task.bundle, &task.rootfs, stdio, &task.security, pre, host_ns)?;
+        let mut plan = build::zygote_plan(
+            &spec,
+            &task.bundle,
+            &task.rootfs,
+            stdio,
+            &task.security,
+            pre,
+            host_ns,
+        )?;
+        if let Some(g) = task.guest {
+            let runner = guest.map(|s| s.runner).ok_or_else(|| {
+                RuntimeError::Setup("this zygote cannot run guest (Wasm) tasks".into())
+            })?;
+            plan = init::guest::into_guest_plan(plan, g, runner, &task.rootfs)?;
+        }
         init::run(&plan, Phase::Namespaces, chan)
     }));
     report_and_exit(result, chan)

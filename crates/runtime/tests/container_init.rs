@@ -734,6 +734,7 @@ fn multi_threaded_caller_is_refused() {
         rootfs,
         security: zygote_runtime::security::Security::default(),
         spec,
+        guest: None,
     };
     let stdio = Stdio::Fds {
         stdin: None,

@@ -37,20 +37,32 @@ pub fn burst(a: &Args, runtime: &str, tag: &str, n: usize, extra: &[&str]) -> Ve
             })
         })
         .collect();
-    handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok().flatten())
+        .collect()
 }
 
 pub fn print_burst(label: &str, mut v: Vec<f64>, n: usize) {
-    println!("  {label:8}: {}/{n} ok, p50 {:7.1} ms   p99 {:7.1} ms", v.len(), pct(&mut v, 0.5), pct(&mut v, 0.99));
+    println!(
+        "  {label:8}: {}/{n} ok, p50 {:7.1} ms   p99 {:7.1} ms",
+        v.len(),
+        pct(&mut v, 0.5),
+        pct(&mut v, 0.99)
+    );
 }
 
 /// Pool counters of the default profile and PSS of its idle zygotes
 /// (each one: the zygote process plus its waiting child).
 pub fn zygote_figures(dir: &Path) -> Result<()> {
-    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("pools.json"))?)?;
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pools.json"))?)?;
     let d = &stats["profiles"]["default"];
     println!("\nwarm pool (profile default): {d}");
-    println!("  zygote creation (spawn to waiting, median of last 64): {:.1} ms", d["creation_us_p50"].as_f64().unwrap_or(f64::NAN) / 1000.0);
+    println!(
+        "  zygote creation (spawn to waiting, median of last 64): {:.1} ms",
+        d["creation_us_p50"].as_f64().unwrap_or(f64::NAN) / 1000.0
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     let own = dir.to_string_lossy().into_owned();
     let zygotes = pids_matching(&["__zygote", &own]);
@@ -71,7 +83,10 @@ pub fn zygote_figures(dir: &Path) -> Result<()> {
         }
     }
     if count > 0 {
-        println!("  PSS per warm zygote (zygote process + waiting child, {count} idle): {:.0} KiB", total as f64 / count as f64);
+        println!(
+            "  PSS per warm zygote (zygote process + waiting child, {count} idle): {:.0} KiB",
+            total as f64 / count as f64
+        );
     }
     Ok(())
 }

@@ -17,6 +17,9 @@
 //! | `ZYGOTE_HACK_DIR`            | `<repo>/hack` (for `containerd.sh restart`)       |
 //! | `ZYGOTE_TEST_RUNTIMES`       | `runc,zygote` (default), `runc` or `zygote`       |
 //! | `ZYGOTE_TEST_PATH`           | `warm` (pools filled) or `cold` (pools disabled): the path the zygote daemon's config makes tasks take |
+//! | `ZYGOTE_TEST_WASM_IMAGE`     | the Wasm test image (`docker.io/zygote/wasm:latest`) |
+//! | `ZYGOTE_TEST_WASM_MODULES`   | the compiled test modules (`tests/wasm/*.wat` as `.wasm`) |
+//! | `ZYGOTE_WASM_CACHE_DIR`      | the daemon's artifact cache                       |
 //!
 //! A missing variable is a test FAILURE (panic), never a silent skip.
 //!
@@ -34,6 +37,7 @@
 //! | `spec`      | `ctr run --config` bundles: [`ConfigBundle`]                      |
 //! | `events`    | `ctr events` in the background: [`Events`]                        |
 //! | `process`   | `/proc` helpers, [`HostProcess`], zygote daemons                  |
+//! | `wasm`      | the Wasm image, `ctr run` with it, the artifact cache            |
 //! | `leftovers` | leak detectors: [`leftovers`], [`assert_no_leftovers`], counts     |
 
 mod command;
@@ -46,6 +50,7 @@ mod pools;
 mod process;
 mod runtime;
 mod spec;
+mod wasm;
 
 pub use command::*;
 pub use compare::*;
@@ -57,3 +62,4 @@ pub use pools::*;
 pub use process::*;
 pub use runtime::*;
 pub use spec::*;
+pub use wasm::*;

@@ -34,6 +34,9 @@
 //! [profiles.locked.seccomp]
 //! mode = "add"                     # "add" (default, stacked on the spec's) | "replace"
 //! filter = { defaultAction = "SCMP_ACT_ALLOW", syscalls = [ { names = ["mkdir"], action = "SCMP_ACT_ERRNO", errnoRet = 1 } ] }
+//! [wasm]                           # node-level, optional
+//! cache_dir = "/var/cache/zygote/wasm"  # compiled artifacts; $ZYGOTE_WASM_CACHE_DIR overrides
+//! cache_max_mb = 1024              # LRU bound, >= 1
 //! ```
 //!
 //! Profile names match `[a-z0-9][a-z0-9_-]{0,62}`. A task's profile comes
@@ -53,6 +56,7 @@ use std::path::{Path, PathBuf};
 
 pub use types::{
     Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy,
+    WasmNode,
 };
 
 use crate::error::PolicyError;
@@ -69,6 +73,8 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub default_profile: String,
     pub profiles: BTreeMap<String, Profile>,
+    /// Node-level WebAssembly settings (the artifact cache).
+    pub wasm: WasmNode,
 }
 
 impl Config {
@@ -136,6 +142,7 @@ impl Config {
             source: None,
             default_profile: BUILTIN_PROFILE.to_string(),
             profiles: BTreeMap::from([(profile.name.clone(), profile)]),
+            wasm: WasmNode::default(),
         }
     }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::types::{Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompPolicy};
+use super::types::{
+    Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode,
+};
 use super::{validate, Config, BUILTIN_PROFILE};
 use crate::error::PolicyError;
 use crate::landlock::LandlockPolicy;
@@ -19,6 +21,8 @@ struct RawDoc {
     default_profile: Option<String>,
     #[serde(default)]
     profiles: BTreeMap<String, RawProfile>,
+    #[serde(default)]
+    wasm: WasmNode,
 }
 
 #[derive(Deserialize)]
@@ -103,10 +107,20 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
             ),
         });
     }
+    validate::wasm(&doc.wasm).map_err(|message| PolicyError::InvalidConfig {
+        file: file.clone(),
+        field: message
+            .split([' ', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        message,
+    })?;
     Ok(Config {
         source: source.map(Path::to_path_buf),
         default_profile,
         profiles,
+        wasm: doc.wasm,
     })
 }
 

@@ -273,3 +273,36 @@ impl Profile {
             .fold(CloneFlags::empty(), |acc, ns| acc | ns.clone_flag())
     }
 }
+
+/// The node-level `[wasm]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmNode {
+    /// Where compiled artifacts are kept (absolute).
+    #[serde(default = "WasmNode::default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Bound on the cache's size, MiB.
+    #[serde(default = "WasmNode::default_cache_max_mb")]
+    pub cache_max_mb: u64,
+}
+
+impl WasmNode {
+    pub const DEFAULT_CACHE_DIR: &'static str = "/var/cache/zygote/wasm";
+
+    fn default_cache_dir() -> PathBuf {
+        PathBuf::from(Self::DEFAULT_CACHE_DIR)
+    }
+
+    fn default_cache_max_mb() -> u64 {
+        1024
+    }
+}
+
+impl Default for WasmNode {
+    fn default() -> Self {
+        WasmNode {
+            cache_dir: Self::default_cache_dir(),
+            cache_max_mb: Self::default_cache_max_mb(),
+        }
+    }
+}

@@ -144,3 +144,17 @@ pub(crate) fn cpuset_list(list: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The `[wasm]` table.
+pub(crate) fn wasm(w: &super::types::WasmNode) -> Result<(), String> {
+    if !w.cache_dir.is_absolute() {
+        return Err(format!(
+            "wasm.cache_dir: {:?} is not an absolute path",
+            w.cache_dir
+        ));
+    }
+    if w.cache_max_mb == 0 {
+        return Err("wasm.cache_max_mb: must be at least 1".into());
+    }
+    Ok(())
+}

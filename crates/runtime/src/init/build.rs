@@ -78,6 +78,7 @@ pub fn container_plan(
         stdio,
         seccomp: security.seccomp.clone(),
         landlock: security.landlock.clone(),
+        guest: None,
     })
 }
 
@@ -119,10 +120,14 @@ pub fn exec_plan(
     Ok(InitPlan {
         namespaces,
         rootfs: None,
-        process: process_plan(process, &Path::new("/proc").join(init_pid.to_string()).join("root"))?,
+        process: process_plan(
+            process,
+            &Path::new("/proc").join(init_pid.to_string()).join("root"),
+        )?,
         stdio,
         seccomp: security.seccomp.clone(),
         landlock: security.landlock.clone(),
+        guest: None,
     })
 }
 
@@ -140,7 +145,9 @@ pub fn zygote_misfit(spec: &Spec, pre: CloneFlags) -> Option<&'static str> {
     }
     match find(LinuxNamespaceType::Pid) {
         Some(n) if n.path().is_some() => return Some("join_pid_namespace"),
-        Some(_) if !pre.contains(CloneFlags::CLONE_NEWPID) => return Some("zygote_without_pid_namespace"),
+        Some(_) if !pre.contains(CloneFlags::CLONE_NEWPID) => {
+            return Some("zygote_without_pid_namespace")
+        }
         None if pre.contains(CloneFlags::CLONE_NEWPID) => return Some("host_pid_namespace"),
         _ => {}
     }
@@ -163,18 +170,26 @@ pub fn zygote_plan(
     host_ns: &[(CloneFlags, OwnedFd)],
 ) -> Result<InitPlan, RuntimeError> {
     if let Some(reason) = zygote_misfit(spec, pre) {
-        return Err(RuntimeError::Setup(format!("a zygote cannot serve this spec: {reason}")));
+        return Err(RuntimeError::Setup(format!(
+            "a zygote cannot serve this spec: {reason}"
+        )));
     }
     let mut plan = container_plan(spec, bundle, rootfs, stdio, security)?;
     let ns = &mut plan.namespaces;
-    let joined = |kind: CloneFlags, ns: &NamespacePlan| ns.join_in_child.iter().any(|j| j.kind == kind);
+    let joined =
+        |kind: CloneFlags, ns: &NamespacePlan| ns.join_in_child.iter().any(|j| j.kind == kind);
     let mut leave = Vec::new();
     for (kind, fd) in host_ns {
         if pre.contains(*kind) && !ns.clone_flags.contains(*kind) && !joined(*kind, ns) {
             leave.push(NsJoin {
                 kind: *kind,
-                fd: fd.try_clone().ctx(|| "duplicate a namespace descriptor".into())?,
-                path: PathBuf::from(format!("<the zygote parent's {} namespace>", super::namespaces::ns_name(*kind))),
+                fd: fd
+                    .try_clone()
+                    .ctx(|| "duplicate a namespace descriptor".into())?,
+                path: PathBuf::from(format!(
+                    "<the zygote parent's {} namespace>",
+                    super::namespaces::ns_name(*kind)
+                )),
             });
         }
     }

@@ -24,6 +24,7 @@ mod cgroupfs;
 mod devices;
 mod exec;
 pub mod fs;
+pub mod guest;
 pub mod namespaces;
 pub mod plan;
 mod process;
@@ -75,6 +76,9 @@ pub fn run(plan: &InitPlan, from: Phase, chan: &SyncChannel) -> Result<Infallibl
         if let Some(rootfs) = &plan.rootfs {
             rootfs::setup(rootfs, &|| chan.ensure_placed())?;
         }
+    }
+    if let Some(guest) = &plan.guest {
+        return guest::run(plan, guest, chan);
     }
     let prepared = process::prepare(plan, chan)?;
     exec::barrier_and_exec(plan, &prepared, chan)

@@ -38,6 +38,8 @@ pub struct InitPlan {
     pub seccomp: Option<CompiledSeccomp>,
     /// The profile's Landlock policy, applied after all mounts.
     pub landlock: Option<PreparedLandlock>,
+    /// A payload run in place of `execve` (see [`super::guest`]).
+    pub guest: Option<super::guest::GuestPlan>,
 }
 
 /// A namespace to join by path, with its file opened in the parent.

@@ -32,6 +32,15 @@ pub struct Prepared {
 /// Run the process phase. Preconditions: the process sees the container's
 /// root as `/` (after `pivot_root`, or after joining its mount namespace).
 pub fn prepare(plan: &InitPlan, chan: &SyncChannel) -> Result<Prepared, RuntimeError> {
+    setup(plan, chan)?;
+    Ok(Prepared {
+        path: lookup(&plan.process)?,
+    })
+}
+
+/// The process phase without the executable lookup (shared with guest
+/// tasks, which have nothing to exec).
+pub fn setup(plan: &InitPlan, chan: &SyncChannel) -> Result<(), RuntimeError> {
     let p = &plan.process;
     // A session of its own (like runc's nsexec), required for a controlling tty.
     setsid().ctx(|| "setsid".into())?;
@@ -43,7 +52,10 @@ pub fn prepare(plan: &InitPlan, chan: &SyncChannel) -> Result<Prepared, RuntimeE
         // seccomp (whose filter may not allow the landlock syscalls) and
         // while still privileged (restrict_self needs CAP_SYS_ADMIN or
         // no_new_privs).
-        for w in landlock.apply().map_err(|e| RuntimeError::Setup(format!("landlock: {e}")))? {
+        for w in landlock
+            .apply()
+            .map_err(|e| RuntimeError::Setup(format!("landlock: {e}")))?
+        {
             chan.warn(format!("landlock: {w}"));
         }
     }
@@ -60,8 +72,7 @@ pub fn prepare(plan: &InitPlan, chan: &SyncChannel) -> Result<Prepared, RuntimeE
     }
     set_credentials(p)?;
     umask(Mode::from_bits_truncate(p.umask));
-    chdir(&p.cwd).ctx(|| format!("chdir to cwd ({:?}) set in config.json failed", p.cwd))?;
-    Ok(Prepared { path: lookup(p)? })
+    chdir(&p.cwd).ctx(|| format!("chdir to cwd ({:?}) set in config.json failed", p.cwd))
 }
 
 /// Put the planned descriptors (or a fresh pty) on 0, 1, 2.

@@ -92,18 +92,37 @@ impl SyncChannel {
             context: "create sync socketpair".into(),
             errno,
         })?;
-        Ok((SyncChannel { fd: a, placed: Default::default() }, SyncChannel { fd: b, placed: Default::default() }))
+        Ok((
+            SyncChannel {
+                fd: a,
+                placed: Default::default(),
+            },
+            SyncChannel {
+                fd: b,
+                placed: Default::default(),
+            },
+        ))
     }
 
     /// Wrap an already connected `SOCK_SEQPACKET` socket (e.g. a zygote's
     /// control channel).
     pub fn from_fd(fd: OwnedFd) -> SyncChannel {
-        SyncChannel { fd, placed: Default::default() }
+        SyncChannel {
+            fd,
+            placed: Default::default(),
+        }
     }
 
     /// The raw descriptor (kept open across the child's setup).
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Shut the socket down both ways: the peer reads EOF, as it does when
+    /// an `execve` closes the close-on-exec descriptor (a guest task, which
+    /// does not exec, says "running" this way).
+    pub fn hang_up(&self) {
+        let _ = socket::shutdown(self.fd.as_raw_fd(), socket::Shutdown::Both);
     }
 
     /// Send `msg`, optionally passing `fd` along with it.

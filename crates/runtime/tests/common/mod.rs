@@ -269,8 +269,10 @@ impl TestContainer {
                 id,
                 bundle: tmp.to_path_buf(),
                 rootfs,
-                security: zygote_runtime::security::Security::from_spec(&spec).expect("compile seccomp"),
+                security: zygote_runtime::security::Security::from_spec(&spec)
+                    .expect("compile seccomp"),
                 spec,
+                guest: None,
             },
             cgroup,
         }
@@ -319,9 +321,12 @@ impl TestContainer {
     /// `pre` namespaces before the task was known (the spec is written to
     /// the bundle first: the zygote child loads it from there).
     pub fn run_warm(&self, pre: nix::sched::CloneFlags) -> Outcome {
-        self.cfg.spec.save(self.cfg.bundle.join("config.json")).expect("write config.json");
+        self.cfg
+            .spec
+            .save(self.cfg.bundle.join("config.json"))
+            .expect("write config.json");
         let mut outcome = Outcome::default();
-        let zygote = match zygote_runtime::zygote::Zygote::spawn(pre) {
+        let zygote = match zygote_runtime::zygote::Zygote::spawn(pre, None) {
             Ok(z) => z,
             Err(e) => {
                 outcome.create_error = Some(format!("spawn zygote: {e}"));
@@ -333,24 +338,35 @@ impl TestContainer {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).unwrap();
         let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).unwrap();
-        let stdio = Stdio::Fds { stdin: None, stdout: Some(out_w), stderr: Some(err_w) };
+        let stdio = Stdio::Fds {
+            stdin: None,
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+        };
         let task = zygote_runtime::zygote::ZygoteTask {
             id: self.cfg.id.clone(),
             bundle: self.cfg.bundle.clone(),
             rootfs: self.cfg.rootfs.clone(),
             terminal: false,
             security: self.cfg.security.clone(),
+            guest: None,
         };
         let t0 = std::time::Instant::now();
-        let served = zygote.serve(&task, stdio, |pid| self.cgroup.add_task(pid).map_err(Into::into));
-        outcome.notes.insert("create_us".into(), t0.elapsed().as_micros().to_string());
+        let served = zygote.serve(&task, stdio, |pid| {
+            self.cgroup.add_task(pid).map_err(Into::into)
+        });
+        outcome
+            .notes
+            .insert("create_us".into(), t0.elapsed().as_micros().to_string());
         match served {
             Err(e) => {
                 outcome.create_error = Some(e.to_string());
                 outcome.status = -1;
             }
             Ok(pending) => {
-                outcome.notes.insert("security_us".into(), pending.security_us.to_string());
+                outcome
+                    .notes
+                    .insert("security_us".into(), pending.security_us.to_string());
                 let pid = pending.pid;
                 if let Err(e) = pending.start() {
                     outcome.start_error = Some(e.to_string());
