@@ -19,6 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 mod pool;
+mod wasm;
 
 const RUNC: &str = "io.containerd.runc.v2";
 const ZYGOTE: &str = "io.containerd.zygote.v1";
@@ -32,6 +33,9 @@ pub struct Args {
     n: usize,
     tasks: usize,
     burst: usize,
+    /// The Wasm image and the daemon's artifact cache (both or neither).
+    wasm_image: Option<String>,
+    wasm_cache: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -42,6 +46,8 @@ fn parse_args() -> Result<Args> {
         n: 30,
         tasks: 10,
         burst: 50,
+        wasm_image: None,
+        wasm_cache: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -53,6 +59,8 @@ fn parse_args() -> Result<Args> {
             "-n" => a.n = v()?.parse().context("-n")?,
             "--tasks" => a.tasks = v()?.parse().context("--tasks")?,
             "--burst" => a.burst = v()?.parse().context("--burst")?,
+            "--wasm-image" => a.wasm_image = Some(v()?),
+            "--wasm-cache" => a.wasm_cache = Some(v()?.into()),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -62,7 +70,7 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
-fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
+pub fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
     let out = Command::new("ctr")
         .arg("--address")
         .arg(&a.address)
@@ -72,7 +80,7 @@ fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
     Ok(out)
 }
 
-fn run_true(a: &Args, runtime: &str, id: &str) -> Result<f64> {
+pub fn run_true(a: &Args, runtime: &str, id: &str) -> Result<f64> {
     run_true_with(a, runtime, id, &[])
 }
 
@@ -144,7 +152,7 @@ pub fn pids_matching(needles: &[&str]) -> Vec<u32> {
     out
 }
 
-fn timings(dir: &Path, prefix: &str) -> Vec<(f64, f64, f64)> {
+pub fn timings(dir: &Path, prefix: &str) -> Vec<(f64, f64, f64)> {
     let s = std::fs::read_to_string(dir.join("timings.jsonl")).unwrap_or_default();
     s.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -299,6 +307,10 @@ fn main() -> Result<()> {
     let zb = pool::burst(&a, ZYGOTE, &format!("{tag}-bz"), a.burst, &[]);
     pool::print_burst("runc-v2", rb, a.burst);
     pool::print_burst("zygote", zb, a.burst);
-    pool::zygote_figures(&dir)?;
-    memory(&a, &dir)
+    pool::zygote_figures(&dir, "default")?;
+    memory(&a, &dir)?;
+    if let (Some(image), Some(cache)) = (&a.wasm_image, &a.wasm_cache) {
+        wasm::run(&a, &dir, image, cache)?;
+    }
+    Ok(())
 }

@@ -52,20 +52,20 @@ pub fn print_burst(label: &str, mut v: Vec<f64>, n: usize) {
     );
 }
 
-/// Pool counters of the default profile and PSS of its idle zygotes
-/// (each one: the zygote process plus its waiting child).
-pub fn zygote_figures(dir: &Path) -> Result<()> {
+/// Pool counters of `profile` and PSS of its idle zygotes (each one: the
+/// zygote process plus its waiting child).
+pub fn zygote_figures(dir: &Path, profile: &str) -> Result<()> {
     let stats: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("pools.json"))?)?;
-    let d = &stats["profiles"]["default"];
-    println!("\nwarm pool (profile default): {d}");
+    let d = &stats["profiles"][profile];
+    println!("\nwarm pool (profile {profile}): {d}");
     println!(
         "  zygote creation (spawn to waiting, median of last 64): {:.1} ms",
         d["creation_us_p50"].as_f64().unwrap_or(f64::NAN) / 1000.0
     );
     std::thread::sleep(std::time::Duration::from_secs(2));
     let own = dir.to_string_lossy().into_owned();
-    let zygotes = pids_matching(&["__zygote", &own]);
+    let zygotes = pids_matching(&["__zygote", &own, &format!("\"profile\":\"{profile}\"")]);
     let mut total = 0u64;
     let mut count = 0u64;
     for z in &zygotes {
