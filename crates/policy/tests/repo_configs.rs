@@ -18,11 +18,11 @@ fn test_pass_configs_differ_only_in_pool_sizes() {
     let cold = load("tests/integration/config/cold.toml");
     assert_eq!(
         warm.profiles.keys().collect::<Vec<_>>(),
-        ["default", "locked", "open"]
+        ["default", "locked", "open", "wasm"]
     );
     assert_eq!(
         cold.profiles.keys().collect::<Vec<_>>(),
-        ["default", "locked", "open"]
+        ["default", "locked", "open", "wasm"]
     );
     for (name, w) in &warm.profiles {
         let c = &cold.profiles[name];

@@ -125,6 +125,7 @@ pub struct Cache {
     compat: String,
     index: Mutex<Index>,
     compile: Mutex<()>,
+    grace: Duration,
 }
 
 impl Cache {
@@ -145,9 +146,16 @@ impl Cache {
             compat,
             index: Default::default(),
             compile: Default::default(),
+            grace: EVICTION_GRACE,
         };
         cache.scan()?;
         Ok(cache)
+    }
+
+    /// Spare entries used within `grace` from eviction (default 10 s).
+    pub fn with_eviction_grace(mut self, grace: Duration) -> Cache {
+        self.grace = grace;
+        self
     }
 
     /// The engine artifacts are compiled with.
@@ -397,7 +405,7 @@ impl Cache {
                 .iter()
                 .filter(|(k, e)| {
                     k.as_str() != keep
-                        && now.duration_since(e.last_use).unwrap_or_default() > EVICTION_GRACE
+                        && now.duration_since(e.last_use).unwrap_or_default() >= self.grace
                 })
                 .min_by_key(|(_, e)| e.last_use)
                 .map(|(k, _)| k.clone());
@@ -456,4 +464,88 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WasmError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(WasmError::io(format!("write {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let wat = format!(
+            r#"(module (memory 1) (data (i32.const 0) "{text}") (func (export "_start")))"#
+        );
+        let path = dir.join(name);
+        std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+        path
+    }
+
+    fn get(cache: &Cache, path: &Path) -> Artifact {
+        cache.get(&mut File::open(path).unwrap(), path).unwrap()
+    }
+
+    #[test]
+    fn compiles_once_then_hits_and_survives_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let m = module(d.path(), "a.wasm", "a");
+        let cache = Cache::open(&d.path().join("c"), 1 << 30).unwrap();
+        assert_eq!(get(&cache, &m).outcome, Outcome::Compiled);
+        let hit = get(&cache, &m);
+        assert_eq!(hit.outcome, Outcome::Hit);
+        assert!(hit.path.exists());
+        assert_eq!(cache.stats().compiles, 1);
+        let again = Cache::open(&d.path().join("c"), 1 << 30).unwrap();
+        assert_eq!(get(&again, &m).outcome, Outcome::Hit);
+    }
+
+    #[test]
+    fn corrupt_and_half_written_entries_are_recompiled_or_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let m = module(d.path(), "a.wasm", "a");
+        let cache = Cache::open(&d.path().join("c"), 1 << 30).unwrap();
+        let art = get(&cache, &m);
+        let mut bytes = std::fs::read(&art.path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&art.path, &bytes).unwrap();
+        assert_eq!(get(&cache, &m).outcome, Outcome::Recompiled);
+        assert_eq!(get(&cache, &m).outcome, Outcome::Hit);
+        assert_eq!(cache.stats().recompiled, 1);
+        // A reopened cache drops an entry whose artifact has the wrong size
+        // and a leftover temporary file.
+        std::fs::write(&art.path, b"short").unwrap();
+        std::fs::write(d.path().join("c/x.tmp.1.2"), b"junk").unwrap();
+        let again = Cache::open(&d.path().join("c"), 1 << 30).unwrap();
+        assert_eq!(again.stats().entries, 0);
+        assert!(!d.path().join("c/x.tmp.1.2").exists());
+        assert_eq!(get(&again, &m).outcome, Outcome::Compiled);
+    }
+
+    #[test]
+    fn least_recently_used_entries_are_evicted_past_the_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            module(d.path(), "a.wasm", "a"),
+            module(d.path(), "b.wasm", "b"),
+            module(d.path(), "c.wasm", "c"),
+        );
+        let probe = Cache::open(&d.path().join("p"), 1 << 30).unwrap();
+        let one = std::fs::metadata(get(&probe, &a).path).unwrap().len();
+        // Room for two artifacts.
+        let cache = Cache::open(&d.path().join("c"), one * 2 + one / 2)
+            .unwrap()
+            .with_eviction_grace(Duration::ZERO);
+        get(&cache, &a);
+        std::thread::sleep(Duration::from_millis(20));
+        get(&cache, &b);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(get(&cache, &a).outcome, Outcome::Hit);
+        std::thread::sleep(Duration::from_millis(20));
+        get(&cache, &c);
+        let stats = cache.stats();
+        assert_eq!((stats.entries, stats.evictions), (2, 1), "{stats:?}");
+        assert!(stats.bytes <= stats.max_bytes);
+        // b was the least recently used.
+        assert_eq!(get(&cache, &a).outcome, Outcome::Hit);
+        assert_eq!(get(&cache, &b).outcome, Outcome::Compiled);
+    }
 }
