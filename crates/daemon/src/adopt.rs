@@ -22,26 +22,21 @@ use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 use crate::daemon::Daemon;
+use zygote_monitor::client::MonitorClient;
 use crate::paths;
 use crate::task::Task;
-use zygote_monitor::client::MonitorClient;
 
 impl Daemon {
     /// Adopts every task on disk, concurrently, each bounded in time so one
     /// stuck monitor cannot keep the daemon from serving the others.
     pub async fn adopt_all(self: &Arc<Self>) {
-        let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else {
-            return;
-        };
+        let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else { return };
         let mut set = tokio::task::JoinSet::new();
         for e in entries.flatten() {
             let (this, dir) = (self.clone(), e.path());
             set.spawn(async move {
                 let r = tokio::time::timeout(ADOPT_TIMEOUT, this.adopt_one(&dir)).await;
-                (
-                    dir,
-                    r.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_TIMEOUT:?}"))),
-                )
+                (dir, r.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_TIMEOUT:?}"))))
             });
         }
         let mut seen = HashSet::new();
@@ -50,9 +45,7 @@ impl Daemon {
             match r {
                 Ok(conns) => {
                     for fd in conns {
-                        let ino = nix::sys::stat::fstat(fd.as_raw_fd())
-                            .map(|s| s.st_ino)
-                            .unwrap_or(0);
+                        let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
                         if seen.insert(ino) {
                             self.proxy(fd);
                         }
@@ -78,37 +71,31 @@ impl Daemon {
         let task = Arc::new(Task::new(cfg.clone(), dir.to_path_buf(), cgroup));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut conns = Vec::new();
-        let snap: Snapshot =
-            match MonitorClient::connect(&dir.join(state::MONITOR_SOCKET), tx).await {
-                Ok(m) => match m.call(&Request::Hello, &[]).await {
-                    Ok((Reply::Snapshot { snapshot }, fds)) => {
-                        *task.monitor.lock().expect("monitor lock") = Some(m);
-                        for fd in &fds {
-                            let ino = nix::sys::stat::fstat(fd.as_raw_fd())
-                                .map(|s| s.st_ino)
-                                .unwrap_or(0);
-                            task.adopted.lock().expect("adopted lock").insert(ino);
-                        }
-                        conns = fds;
-                        snapshot
+        let snap: Snapshot = match MonitorClient::connect(&dir.join(state::MONITOR_SOCKET), tx).await {
+            Ok(m) => match m.call(&Request::Hello, &[]).await {
+                Ok((Reply::Snapshot { snapshot }, fds)) => {
+                    *task.monitor.lock().expect("monitor lock") = Some(m);
+                    for fd in &fds {
+                        let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+                        task.adopted.lock().expect("adopted lock").insert(ino);
                     }
-                    other => return Err(format!("unexpected hello reply {other:?}")),
-                },
-                Err(e) => {
-                    warn!(id = %cfg.id, error = %e, "monitor unreachable; using its last state");
-                    state::read(&dir.join(state::STATE_FILE)).map_err(|e| e.to_string())?
+                    conns = fds;
+                    snapshot
                 }
-            };
+                other => return Err(format!("unexpected hello reply {other:?}")),
+            },
+            Err(e) => {
+                warn!(id = %cfg.id, error = %e, "monitor unreachable; using its last state");
+                state::read(&dir.join(state::STATE_FILE)).map_err(|e| e.to_string())?
+            }
+        };
         task.apply_snapshot(&snap);
         // A paused task stays paused across our restart.
         if task.cgroup.is_frozen().unwrap_or(false) {
             task.state.lock().expect("state lock").paused = true;
         }
         let has_monitor = task.monitor().is_some();
-        self.tasks
-            .write()
-            .expect("tasks lock")
-            .insert(cfg.id.clone(), task.clone());
+        self.tasks.write().expect("tasks lock").insert(cfg.id.clone(), task.clone());
         if has_monitor {
             self.watch(task.clone(), rx);
         } else if snap.init.status != Status::Stopped {
@@ -121,23 +108,11 @@ impl Daemon {
         }
         let init = task.proc("").expect("init after snapshot");
         if init.state.status == Status::Stopped && !dir.join(state::exit_marker(None)).exists() {
-            self.publish_exit(
-                &task,
-                None,
-                init.state.pid,
-                init.state.exit_status.unwrap_or(255),
-                init.state.exited_at_ns.unwrap_or_else(state::wall_ns),
-            );
+            self.publish_exit(&task, None, init.state.pid, init.state.exit_status.unwrap_or(255), init.state.exited_at_ns.unwrap_or_else(state::wall_ns));
         }
         for (id, p) in &snap.execs {
             if p.status == Status::Stopped && !dir.join(state::exit_marker(Some(id))).exists() {
-                self.publish_exit(
-                    &task,
-                    Some(id),
-                    p.pid,
-                    p.exit_status.unwrap_or(255),
-                    p.exited_at_ns.unwrap_or_else(state::wall_ns),
-                );
+                self.publish_exit(&task, Some(id), p.pid, p.exit_status.unwrap_or(255), p.exited_at_ns.unwrap_or_else(state::wall_ns));
             }
         }
         info!(id = %cfg.id, pid = init.state.pid, status = ?init.state.status, "adopted task");
@@ -158,12 +133,8 @@ impl Daemon {
             if std_stream.set_nonblocking(true).is_err() {
                 return;
             }
-            let Ok(mut outer) = tokio::net::UnixStream::from_std(std_stream) else {
-                return;
-            };
-            let Ok(mut inner) = tokio::net::UnixStream::connect(&sock).await else {
-                return;
-            };
+            let Ok(mut outer) = tokio::net::UnixStream::from_std(std_stream) else { return };
+            let Ok(mut inner) = tokio::net::UnixStream::connect(&sock).await else { return };
             // Borrowed halves: unlike owned ones, dropping them shuts nothing down.
             let (mut outer_r, mut outer_w) = outer.split();
             let (mut inner_r, mut inner_w) = inner.split();

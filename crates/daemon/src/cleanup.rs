@@ -54,17 +54,8 @@ pub struct Deleted {
 /// Asks a live monitor to destroy its task (synchronously).
 fn destroy_via_monitor(dir: &Path) -> bool {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-    let Ok(fd) = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    ) else {
-        return false;
-    };
-    let Ok(addr) = UnixAddr::new(&dir.join(state::MONITOR_SOCKET)) else {
-        return false;
-    };
+    let Ok(fd) = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None) else { return false };
+    let Ok(addr) = UnixAddr::new(&dir.join(state::MONITOR_SOCKET)) else { return false };
     if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
         return false;
     }
@@ -89,9 +80,7 @@ pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
     let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).ok()?;
     let before: Option<Snapshot> = state::read(&dir.join(state::STATE_FILE)).ok();
     if !destroy_via_monitor(&dir) {
-        let cgroup = zygote_runtime::spec::load(&cfg.bundle)
-            .ok()
-            .and_then(|s| Cgroup::from_spec(&s, id).ok());
+        let cgroup = zygote_runtime::spec::load(&cfg.bundle).ok().and_then(|s| Cgroup::from_spec(&s, id).ok());
         if let Some(cg) = cgroup {
             remove_cgroup(&cg);
         }
@@ -100,15 +89,8 @@ pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
     release_files(&cfg, &dir);
     let snap = after?;
     let (status, at) = match snap.init.status {
-        Status::Stopped => (
-            snap.init.exit_status.unwrap_or(255),
-            snap.init.exited_at_ns.unwrap_or_else(state::wall_ns),
-        ),
+        Status::Stopped => (snap.init.exit_status.unwrap_or(255), snap.init.exited_at_ns.unwrap_or_else(state::wall_ns)),
         _ => (137, state::wall_ns()),
     };
-    Some(Deleted {
-        pid: snap.init.pid as u32,
-        exit_status: status as u32,
-        exited_at_ns: at,
-    })
+    Some(Deleted { pid: snap.init.pid as u32, exit_status: status as u32, exited_at_ns: at })
 }

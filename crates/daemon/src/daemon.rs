@@ -67,12 +67,7 @@ impl Daemon {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Task>, DaemonError> {
-        self.tasks
-            .read()
-            .expect("tasks lock")
-            .get(id)
-            .cloned()
-            .ok_or_else(|| DaemonError::NotFound(id.to_string()))
+        self.tasks.read().expect("tasks lock").get(id).cloned().ok_or_else(|| DaemonError::NotFound(id.to_string()))
     }
 
     pub fn task_count(&self) -> usize {
@@ -85,8 +80,7 @@ impl Daemon {
         topic: &'static str,
         event: Box<dyn containerd_shim_protos::protobuf::MessageDyn>,
     ) {
-        self.events
-            .publish(&task.cfg.ttrpc_address, &task.cfg.namespace, topic, event);
+        self.events.publish(&task.cfg.ttrpc_address, &task.cfg.namespace, topic, event);
     }
 
     /// Hands the containerd connection that carried a request for `task` to
@@ -99,9 +93,7 @@ impl Daemon {
             return;
         }
         // A connection proxied by ourselves after a restart is already held.
-        if let Ok(cred) =
-            nix::sys::socket::getsockopt(&borrow(fd), nix::sys::socket::sockopt::PeerCredentials)
-        {
+        if let Ok(cred) = nix::sys::socket::getsockopt(&borrow(fd), nix::sys::socket::sockopt::PeerCredentials) {
             if cred.pid() == std::process::id() as i32 {
                 return;
             }
@@ -119,12 +111,7 @@ impl Daemon {
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 match msg {
-                    Incoming::Event(Event::Exited {
-                        exec_id,
-                        pid,
-                        status,
-                        exited_at_ns,
-                    }) => {
+                    Incoming::Event(Event::Exited { exec_id, pid, status, exited_at_ns }) => {
                         let _order = task.lifecycle.lock().await;
                         let key = exec_id.clone().unwrap_or_default();
                         task.update(&key, |p| {
@@ -143,10 +130,7 @@ impl Daemon {
                     }
                     Incoming::Event(Event::Oom) => {
                         info!(id = %task.cfg.id, "oom kill");
-                        let ev = TaskOOM {
-                            container_id: task.cfg.id.clone(),
-                            ..Default::default()
-                        };
+                        let ev = TaskOOM { container_id: task.cfg.id.clone(), ..Default::default() };
                         this.publish(&task, topics::TASK_OOM_EVENT_TOPIC, Box::new(ev));
                     }
                     Incoming::Closed => {
@@ -158,14 +142,7 @@ impl Daemon {
         });
     }
 
-    pub fn publish_exit(
-        &self,
-        task: &Task,
-        exec_id: Option<&str>,
-        pid: i32,
-        status: i32,
-        exited_at_ns: i64,
-    ) {
+    pub fn publish_exit(&self, task: &Task, exec_id: Option<&str>, pid: i32, status: i32, exited_at_ns: i64) {
         let ev = TaskExit {
             container_id: task.cfg.id.clone(),
             id: exec_id.unwrap_or(&task.cfg.id).to_string(),

@@ -15,12 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use containerd_shim_protos::api::{
-    CreateTaskRequest, CreateTaskResponse, DeleteResponse, StateResponse, Status as ApiStatus,
-    WaitResponse,
+    CreateTaskRequest, CreateTaskResponse, DeleteResponse, StateResponse, Status as ApiStatus, WaitResponse,
 };
-use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecStarted, TaskExit, TaskIO, TaskStart,
-};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecStarted, TaskExit, TaskIO, TaskStart};
 use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -31,9 +28,9 @@ use zygote_runtime::mounts::{self, RootfsMount};
 
 use crate::daemon::{timestamp, Daemon};
 use crate::error::DaemonError;
+use zygote_monitor::client::{self as monitor_client, MonitorClient};
 use crate::paths;
 use crate::task::{ProcInfo, Task};
-use zygote_monitor::client::{self as monitor_client, MonitorClient};
 
 /// Container ids become directory names: keep them boring.
 pub fn validate_id(id: &str) -> Result<(), DaemonError> {
@@ -41,27 +38,17 @@ pub fn validate_id(id: &str) -> Result<(), DaemonError> {
         && id.len() <= 128
         && id != "."
         && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(DaemonError::InvalidArgument(format!(
-            "invalid task id {id:?}: use letters, digits, '.', '_' and '-'"
-        )))
+        Err(DaemonError::InvalidArgument(format!("invalid task id {id:?}: use letters, digits, '.', '_' and '-'")))
     }
 }
 
 /// A monitor serving a new task: its connection, its events, the
 /// container's pid, when it was ready, and how it was created.
-type Spawned = (
-    MonitorClient,
-    mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>,
-    i32,
-    i64,
-    CreateDetail,
-);
+type Spawned = (MonitorClient, mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>, i32, i64, CreateDetail);
 
 /// Removes a half-created task's leftovers.
 fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
@@ -74,24 +61,13 @@ fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
 }
 
 impl Daemon {
-    pub async fn create(
-        self: &Arc<Self>,
-        req: &CreateTaskRequest,
-        namespace: String,
-        conn: RawFd,
-    ) -> Result<CreateTaskResponse, DaemonError> {
+    pub async fn create(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd) -> Result<CreateTaskResponse, DaemonError> {
         let received = state::monotonic_ns();
         validate_id(&req.id)?;
         if !req.checkpoint.is_empty() {
             return Err(DaemonError::Unimplemented("restoring from a checkpoint"));
         }
-        if self.tasks.read().expect("tasks lock").contains_key(&req.id)
-            || !self
-                .creating
-                .lock()
-                .expect("creating lock")
-                .insert(req.id.clone())
-        {
+        if self.tasks.read().expect("tasks lock").contains_key(&req.id) || !self.creating.lock().expect("creating lock").insert(req.id.clone()) {
             return Err(DaemonError::AlreadyExists(req.id.clone()));
         }
         // Run to completion even if containerd drops the request (its
@@ -115,46 +91,28 @@ impl Daemon {
         .map_err(|e| DaemonError::io("create task")(std::io::Error::other(e)))?
     }
 
-    async fn create_inner(
-        self: &Arc<Self>,
-        req: &CreateTaskRequest,
-        namespace: String,
-        conn: RawFd,
-        received: i64,
-    ) -> Result<CreateTaskResponse, DaemonError> {
+    async fn create_inner(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd, received: i64) -> Result<CreateTaskResponse, DaemonError> {
         let bundle = PathBuf::from(&req.bundle);
         let spec = zygote_runtime::spec::load(&bundle)?;
         let cgroup = Cgroup::from_spec(&spec, &req.id)?;
-        let options = req
-            .options
-            .as_ref()
-            .map(|a| (a.type_url.as_str(), a.value.as_slice()));
+        let options = req.options.as_ref().map(|a| (a.type_url.as_str(), a.value.as_slice()));
         let resolved = self.profiles.resolve(&spec, options)?;
         let dir = paths::task(&self.dir, &req.id);
         let (rootfs, mounted) = if req.rootfs.is_empty() {
             let r = zygote_runtime::spec::resolve_rootfs(&bundle, &spec);
             if !r.is_dir() {
-                return Err(DaemonError::InvalidArgument(format!(
-                    "rootfs {} does not exist",
-                    r.display()
-                )));
+                return Err(DaemonError::InvalidArgument(format!("rootfs {} does not exist", r.display())));
             }
             (r, false)
         } else {
             let target = bundle.join("rootfs");
-            std::fs::create_dir_all(&target)
-                .map_err(DaemonError::io(format!("create {}", target.display())))?;
+            std::fs::create_dir_all(&target).map_err(DaemonError::io(format!("create {}", target.display())))?;
             let ms: Vec<RootfsMount> = req
                 .rootfs
                 .iter()
-                .map(|m| RootfsMount {
-                    fstype: m.type_.clone(),
-                    source: m.source.clone(),
-                    options: m.options.clone(),
-                })
+                .map(|m| RootfsMount { fstype: m.type_.clone(), source: m.source.clone(), options: m.options.clone() })
                 .collect();
-            mounts::mount_rootfs(&ms, &target)
-                .map_err(|e| DaemonError::InvalidArgument(crate::error::chain(&e)))?;
+            mounts::mount_rootfs(&ms, &target).map_err(|e| DaemonError::InvalidArgument(crate::error::chain(&e)))?;
             (target, true)
         };
         let wasm = match self.wasm.decide(&spec, &resolved, &rootfs).await {
@@ -164,12 +122,7 @@ impl Daemon {
                 return Err(e);
             }
         };
-        let stdio = StdioPaths {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
+        let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
         let cfg = TaskConfig {
             id: req.id.clone(),
             namespace,
@@ -209,9 +162,7 @@ impl Daemon {
                 // Overlap the kernel's cgroup-migration grace period with the
                 // monitor's start-up (see `prime_migration`). Only here: it
                 // holds cgroup_mutex, which a warm claim's rename needs.
-                tokio::task::spawn_blocking(|| {
-                    zygote_runtime::cgroups::prime_migration(std::process::id())
-                });
+                tokio::task::spawn_blocking(|| zygote_runtime::cgroups::prime_migration(std::process::id()));
                 self.spawn_monitor(&dir, &cfg).await
             }
         };
@@ -224,19 +175,9 @@ impl Daemon {
         };
         let task = Arc::new(Task::new(cfg, dir, cgroup));
         *task.monitor.lock().expect("monitor lock") = Some(client);
-        task.state.lock().expect("state lock").init = Some(ProcInfo {
-            state: ProcState {
-                pid,
-                status: Status::Created,
-                exit_status: None,
-                exited_at_ns: None,
-            },
-            stdio,
-        });
-        self.tasks
-            .write()
-            .expect("tasks lock")
-            .insert(req.id.clone(), task.clone());
+        task.state.lock().expect("state lock").init =
+            Some(ProcInfo { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, stdio });
+        self.tasks.write().expect("tasks lock").insert(req.id.clone(), task.clone());
         self.watch(task.clone(), rx);
         self.adopt_connection(&task, conn).await;
         *task.created_ns.lock().expect("created lock") = Some((received, at_ns));
@@ -246,135 +187,58 @@ impl Daemon {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
             rootfs: req.rootfs.clone(),
-            io: Some(TaskIO {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
-                ..Default::default()
-            })
-            .into(),
+            io: Some(TaskIO { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal, ..Default::default() }).into(),
             checkpoint: req.checkpoint.clone(),
             pid: pid as u32,
             ..Default::default()
         };
         self.publish(&task, topics::TASK_CREATE_EVENT_TOPIC, Box::new(ev));
         info!(id = %req.id, pid, us = (at_ns - received) / 1000, "created");
-        Ok(CreateTaskResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
+        Ok(CreateTaskResponse { pid: pid as u32, ..Default::default() })
     }
 
     /// Hands the task in `dir` to a warm zygote. `MonitorGone` means the
     /// zygote died before answering (the caller then takes the cold path).
-    async fn claim_zygote(
-        &self,
-        dir: &Path,
-        cfg: &TaskConfig,
-        w: zygote_pool::Warm,
-    ) -> Result<Spawned, DaemonError> {
-        std::fs::create_dir_all(dir)
-            .map_err(DaemonError::io(format!("create {}", dir.display())))?;
+    async fn claim_zygote(&self, dir: &Path, cfg: &TaskConfig, w: zygote_pool::Warm) -> Result<Spawned, DaemonError> {
+        std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
-        match w
-            .client
-            .call(
-                &Request::Claim {
-                    dir: dir.to_path_buf(),
-                },
-                &[],
-            )
-            .await
-        {
-            Ok((Reply::Created { pid, at_ns, detail }, _)) => {
-                Ok((w.client, w.events, pid, at_ns, detail))
-            }
-            Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor {
-                id: cfg.id.clone(),
-                kind,
-                message,
-            }),
-            Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!(
-                "unexpected zygote reply {other:?}"
-            ))),
-            Err(source) => Err(DaemonError::MonitorGone {
-                id: cfg.id.clone(),
-                source,
-            }),
+        match w.client.call(&Request::Claim { dir: dir.to_path_buf() }, &[]).await {
+            Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((w.client, w.events, pid, at_ns, detail)),
+            Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
+            Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!("unexpected zygote reply {other:?}"))),
+            Err(source) => Err(DaemonError::MonitorGone { id: cfg.id.clone(), source }),
         }
     }
 
     async fn spawn_monitor(&self, dir: &Path, cfg: &TaskConfig) -> Result<Spawned, DaemonError> {
-        std::fs::create_dir_all(dir)
-            .map_err(DaemonError::io(format!("create {}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
         let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
-        monitor_client::spawn(
-            &self.exe,
-            &["__monitor".as_ref(), dir.as_os_str()],
-            &dir.join("monitor.log"),
-            theirs,
-        )
-        .map_err(DaemonError::io("spawn monitor"))?;
+        monitor_client::spawn(&self.exe, &["__monitor".as_ref(), dir.as_os_str()], &dir.join("monitor.log"), theirs).map_err(DaemonError::io("spawn monitor"))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(DaemonError::io("monitor socket"))?;
         match client.first_reply().await {
             Ok(Reply::Created { pid, at_ns, detail }) => Ok((client, rx, pid, at_ns, detail)),
-            Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor {
-                id: cfg.id.clone(),
-                kind,
-                message,
-            }),
-            Ok(other) => Err(DaemonError::FailedPrecondition(format!(
-                "unexpected monitor reply {other:?}"
-            ))),
+            Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
+            Ok(other) => Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
             Err(source) => {
                 let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
-                Err(DaemonError::FailedPrecondition(format!(
-                    "monitor failed before creating the container: {source}: {}",
-                    log.trim()
-                )))
+                Err(DaemonError::FailedPrecondition(format!("monitor failed before creating the container: {source}: {}", log.trim())))
             }
         }
     }
 
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<u32, DaemonError> {
         let task = self.get(id)?;
-        let Some(m) = task.monitor() else {
-            return Err(DaemonError::FailedPrecondition(format!(
-                "task {id} has no monitor"
-            )));
-        };
+        let Some(m) = task.monitor() else { return Err(DaemonError::FailedPrecondition(format!("task {id} has no monitor"))) };
         let started = state::monotonic_ns();
         let order = task.lifecycle.lock().await;
         let exec = (!exec_id.is_empty()).then(|| exec_id.to_string());
-        let (reply, _) = m
-            .call(
-                &Request::Start {
-                    exec_id: exec.clone(),
-                },
-                &[],
-            )
-            .await
-            .map_err(|source| DaemonError::MonitorGone {
-                id: id.into(),
-                source,
-            })?;
+        let (reply, _) = m.call(&Request::Start { exec_id: exec.clone() }, &[]).await.map_err(|source| DaemonError::MonitorGone { id: id.into(), source })?;
         let (pid, at_ns) = match reply {
             Reply::Pid { pid, at_ns } => (pid, at_ns),
-            Reply::Error { kind, message } => {
-                return Err(DaemonError::Monitor {
-                    id: id.into(),
-                    kind,
-                    message,
-                })
-            }
-            other => {
-                return Err(DaemonError::FailedPrecondition(format!(
-                    "unexpected monitor reply {other:?}"
-                )))
-            }
+            Reply::Error { kind, message } => return Err(DaemonError::Monitor { id: id.into(), kind, message }),
+            other => return Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
         };
         task.update(exec_id, |p| {
             if p.state.status == Status::Created {
@@ -383,21 +247,12 @@ impl Daemon {
         });
         match exec {
             None => {
-                let ev = TaskStart {
-                    container_id: id.into(),
-                    pid: pid as u32,
-                    ..Default::default()
-                };
+                let ev = TaskStart { container_id: id.into(), pid: pid as u32, ..Default::default() };
                 self.publish(&task, topics::TASK_START_EVENT_TOPIC, Box::new(ev));
                 self.record_timing(&task, started, at_ns);
             }
             Some(e) => {
-                let ev = TaskExecStarted {
-                    container_id: id.into(),
-                    exec_id: e,
-                    pid: pid as u32,
-                    ..Default::default()
-                };
+                let ev = TaskExecStarted { container_id: id.into(), exec_id: e, pid: pid as u32, ..Default::default() };
                 self.publish(&task, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(ev));
             }
         }
@@ -407,16 +262,8 @@ impl Daemon {
 
     /// One line per started task: where the time between Create and exec went.
     fn record_timing(&self, task: &Task, start_received: i64, exec_ns: i64) {
-        let Some((create_received, created)) = *task.created_ns.lock().expect("created lock")
-        else {
-            return;
-        };
-        let detail = task
-            .create_detail
-            .lock()
-            .expect("detail lock")
-            .clone()
-            .unwrap_or_default();
+        let Some((create_received, created)) = *task.created_ns.lock().expect("created lock") else { return };
+        let detail = task.create_detail.lock().expect("detail lock").clone().unwrap_or_default();
         let line = serde_json::json!({
             "id": task.cfg.id,
             "profile": task.cfg.profile,
@@ -436,20 +283,14 @@ impl Daemon {
         if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1 << 20) {
             let _ = std::fs::rename(&path, path.with_extension("jsonl.1"));
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-        {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
             let _ = writeln!(f, "{line}");
         }
     }
 
     pub fn state(&self, id: &str, exec_id: &str) -> Result<StateResponse, DaemonError> {
         let task = self.get(id)?;
-        let p = task
-            .proc(exec_id)
-            .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         let status = match p.state.status {
             Status::Created => ApiStatus::CREATED,
             Status::Running if exec_id.is_empty() && task.is_paused() => ApiStatus::PAUSED,
@@ -457,11 +298,7 @@ impl Daemon {
             Status::Stopped => ApiStatus::STOPPED,
         };
         Ok(StateResponse {
-            id: if exec_id.is_empty() {
-                id.into()
-            } else {
-                exec_id.into()
-            },
+            id: if exec_id.is_empty() { id.into() } else { exec_id.into() },
             bundle: task.cfg.bundle.display().to_string(),
             pid: p.state.pid as u32,
             status: status.into(),
@@ -480,9 +317,7 @@ impl Daemon {
         let task = self.get(id)?;
         let mut rx = task.changed.subscribe();
         loop {
-            let p = task
-                .proc(exec_id)
-                .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+            let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
             if p.state.status == Status::Stopped {
                 return Ok(WaitResponse {
                     exit_status: p.state.exit_status.unwrap_or(0) as u32,
@@ -507,47 +342,26 @@ impl Daemon {
 
     async fn delete_inner(&self, id: &str, exec_id: &str) -> Result<DeleteResponse, DaemonError> {
         let task = self.get(id)?;
-        let p = task
-            .proc(exec_id)
-            .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         if p.state.status == Status::Running {
-            return Err(DaemonError::FailedPrecondition(format!(
-                "cannot delete running process {}",
-                if exec_id.is_empty() { id } else { exec_id }
-            )));
+            return Err(DaemonError::FailedPrecondition(format!("cannot delete running process {}", if exec_id.is_empty() { id } else { exec_id })));
         }
         let monitor = task.monitor();
         if !exec_id.is_empty() {
             if let Some(m) = &monitor {
-                let _ = m
-                    .call(
-                        &Request::DeleteExec {
-                            exec_id: exec_id.into(),
-                        },
-                        &[],
-                    )
-                    .await;
+                let _ = m.call(&Request::DeleteExec { exec_id: exec_id.into() }, &[]).await;
             }
             task.state.lock().expect("state lock").execs.remove(exec_id);
             // A Wait on this exec must see it gone.
             task.notify();
         } else {
-            task.deleting
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            task.deleting.store(true, std::sync::atomic::Ordering::SeqCst);
             if let Some(m) = &monitor {
-                match tokio::time::timeout(
-                    std::time::Duration::from_secs(30),
-                    m.call(&Request::Destroy, &[]),
-                )
-                .await
-                {
+                match tokio::time::timeout(std::time::Duration::from_secs(30), m.call(&Request::Destroy, &[])).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => warn!(id, error = %e, "monitor did not confirm destroy"),
                     Err(_) => {
-                        warn!(
-                            id,
-                            "monitor did not answer destroy in 30 s; cleaning up without it"
-                        );
+                        warn!(id, "monitor did not answer destroy in 30 s; cleaning up without it");
                         crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);
                     }
                 }
@@ -555,8 +369,7 @@ impl Daemon {
                 crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);
             }
             // Read the final status (a Created task was killed by Destroy).
-            let snap: Option<zygote_monitor::state::Snapshot> =
-                state::read(&task.dir.join(state::STATE_FILE)).ok();
+            let snap: Option<zygote_monitor::state::Snapshot> = state::read(&task.dir.join(state::STATE_FILE)).ok();
             if let Some(s) = &snap {
                 task.apply_snapshot(s);
             }
@@ -571,14 +384,7 @@ impl Daemon {
         }
         let was_stopped = p.state.status == Status::Stopped;
         let p = task.proc(exec_id).unwrap_or(p);
-        let exit_status = p
-            .state
-            .exit_status
-            .unwrap_or(if p.state.status == Status::Stopped {
-                0
-            } else {
-                137
-            }) as u32;
+        let exit_status = p.state.exit_status.unwrap_or(if p.state.status == Status::Stopped { 0 } else { 137 }) as u32;
         let exited_at = p.state.exited_at_ns.unwrap_or_else(state::wall_ns);
         if exec_id.is_empty() {
             if !was_stopped {
@@ -605,12 +411,7 @@ impl Daemon {
             };
             self.publish(&task, topics::TASK_DELETE_EVENT_TOPIC, Box::new(ev));
         }
-        Ok(DeleteResponse {
-            pid: p.state.pid as u32,
-            exit_status,
-            exited_at: Some(timestamp(exited_at)).into(),
-            ..Default::default()
-        })
+        Ok(DeleteResponse { pid: p.state.pid as u32, exit_status, exited_at: Some(timestamp(exited_at)).into(), ..Default::default() })
     }
 }
 

@@ -65,29 +65,19 @@ impl Profiles {
                     };
                     landlock.insert(name.clone(), prepared);
                 }
-                let source = c
-                    .source
-                    .as_ref()
-                    .map_or("built-in".into(), |p| p.display().to_string());
+                let source = c.source.as_ref().map_or("built-in".into(), |p| p.display().to_string());
                 info!(%source, profiles = c.profiles.len(), landlock_abi = abi, "configuration loaded");
             }
             Err(e) => {
                 warn!(error = %e, "configuration unusable: every Create will fail until it is fixed and the daemon restarted")
             }
         }
-        Profiles {
-            config,
-            landlock,
-            seccomp: Mutex::new(HashMap::new()),
-        }
+        Profiles { config, landlock, seccomp: Mutex::new(HashMap::new()) }
     }
 
     /// The node-level `[wasm]` settings (defaults when the config is unusable).
     pub fn wasm_node(&self) -> zygote_policy::WasmNode {
-        self.config
-            .as_ref()
-            .map(|c| c.wasm.clone())
-            .unwrap_or_default()
+        self.config.as_ref().map(|c| c.wasm.clone()).unwrap_or_default()
     }
 
     /// One pool per profile; a Wasm profile's zygotes hold a warm engine.
@@ -101,11 +91,7 @@ impl Profiles {
                 wasm: p.mode == Mode::Wasm,
                 profile: p.name.clone(),
                 clone_flags: (p.clone_flags() & zygote_runtime::zygote::PRECREATABLE).bits(),
-                bounds: Bounds {
-                    min: p.pool.min as usize,
-                    initial: p.pool.initial as usize,
-                    max: p.pool.max as usize,
-                },
+                bounds: Bounds { min: p.pool.min as usize, initial: p.pool.initial as usize, max: p.pool.max as usize },
                 max_age: p.pool.max_age,
             })
             .collect()
@@ -113,28 +99,16 @@ impl Profiles {
 
     /// Picks the task's profile (annotation, then runtime options, then the
     /// default) and derives its security and resources.
-    pub fn resolve(
-        &self,
-        spec: &Spec,
-        options: Option<(&str, &[u8])>,
-    ) -> Result<Resolved, DaemonError> {
-        let config = self
-            .config
-            .as_ref()
-            .map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
-        let bad = |e: zygote_policy::PolicyError| {
-            DaemonError::InvalidArgument(zygote_monitor::proto::error_chain(&e))
-        };
+    pub fn resolve(&self, spec: &Spec, options: Option<(&str, &[u8])>) -> Result<Resolved, DaemonError> {
+        let config =
+            self.config.as_ref().map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
+        let bad = |e: zygote_policy::PolicyError| DaemonError::InvalidArgument(zygote_monitor::proto::error_chain(&e));
         let from_options = match options {
-            Some((type_url, value)) => {
-                zygote_policy::profile_from_options(type_url, value).map_err(bad)?
-            }
+            Some((type_url, value)) => zygote_policy::profile_from_options(type_url, value).map_err(bad)?,
             None => None,
         };
         let annotations = spec.annotations().clone().unwrap_or_default();
-        let profile = config
-            .select(&annotations, from_options.as_deref())
-            .map_err(bad)?;
+        let profile = config.select(&annotations, from_options.as_deref()).map_err(bad)?;
         let landlock = self.landlock.get(&profile.name).cloned().ok_or_else(|| {
             DaemonError::FailedPrecondition(format!(
                 "profile \"{}\": its Landlock policy cannot be enforced on this kernel",
@@ -143,10 +117,7 @@ impl Profiles {
         })?;
         Ok(Resolved {
             profile: profile.name.clone(),
-            security: Security {
-                seccomp: self.seccomp_for(spec, profile)?,
-                landlock,
-            },
+            security: Security { seccomp: self.seccomp_for(spec, profile)?, landlock },
             resources: with_defaults(spec, profile),
             clone_flags: profile.clone_flags() & zygote_runtime::zygote::PRECREATABLE,
             wasm_mode: profile.mode == Mode::Wasm,
@@ -155,11 +126,7 @@ impl Profiles {
 
     /// The spec's filter combined with the profile's, compiled at most once
     /// per distinct pair.
-    fn seccomp_for(
-        &self,
-        spec: &Spec,
-        profile: &Profile,
-    ) -> Result<Option<CompiledSeccomp>, DaemonError> {
+    fn seccomp_for(&self, spec: &Spec, profile: &Profile) -> Result<Option<CompiledSeccomp>, DaemonError> {
         let own = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(&own).unwrap_or_default());
@@ -171,10 +138,7 @@ impl Profiles {
         }
         let compile = |s: &oci_spec::runtime::LinuxSeccomp, what: &str| {
             seccomp::compile(s).map_err(|e| {
-                DaemonError::InvalidArgument(format!(
-                    "{what}: {}",
-                    zygote_monitor::proto::error_chain(&e)
-                ))
+                DaemonError::InvalidArgument(format!("{what}: {}", zygote_monitor::proto::error_chain(&e)))
             })
         };
         let spec_filter = match &own {
@@ -209,11 +173,7 @@ fn with_defaults(spec: &Spec, profile: &Profile) -> Option<LinuxResources> {
     }
     // Merged on the JSON form: oci-spec's structs have no setters for all
     // of these fields, and only absent values are filled in.
-    let r = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
+    let r = spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
     let mut v = serde_json::to_value(&r).ok()?;
     let mut fill = |section: &str, key: &str, value: serde_json::Value| {
         let obj = v.as_object_mut()?;

@@ -38,8 +38,7 @@ pub enum Outcome {
 
 /// Runs the daemon for `dir` until SIGTERM/SIGINT.
 pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
-    std::fs::create_dir_all(paths::tasks(dir))
-        .map_err(DaemonError::io(format!("create {}", dir.display())))?;
+    std::fs::create_dir_all(paths::tasks(dir)).map_err(DaemonError::io(format!("create {}", dir.display())))?;
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -51,24 +50,16 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
         Err(_) => return Ok(Outcome::AlreadyRunning),
     };
     let cfg: DaemonConfig = zygote_monitor::state::read(&config_path(dir))?;
-    std::fs::write(paths::pid_file(dir), std::process::id().to_string())
-        .map_err(DaemonError::io("write daemon.pid"))?;
+    std::fs::write(paths::pid_file(dir), std::process::id().to_string()).map_err(DaemonError::io("write daemon.pid"))?;
     let sock = paths::socket(dir);
     let _ = std::fs::remove_file(&sock);
-    let listener = std::os::unix::net::UnixListener::bind(&sock)
-        .map_err(DaemonError::io(format!("bind {}", sock.display())))?;
+    let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(DaemonError::io(format!("bind {}", sock.display())))?;
     // After an in-place upgrade /proc/self/exe reads "<path> (deleted)":
     // monitors must run the binary now at that path.
     let exe = std::env::current_exe().map_err(DaemonError::io("current_exe"))?;
-    let exe = PathBuf::from(
-        exe.to_string_lossy()
-            .trim_end_matches(" (deleted)")
-            .to_string(),
-    );
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)").to_string());
     let daemon = Arc::new(Daemon::new(dir, exe, cfg.ttrpc_address));
-    let service = Service {
-        daemon: daemon.clone(),
-    };
+    let service = Service { daemon: daemon.clone() };
     let mut server = Server::new()
         .set_domain_unix()
         .add_listener(listener.as_raw_fd())
@@ -81,10 +72,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     // listener's backlog meanwhile.
     daemon.adopt_all().await;
     daemon.pools.start();
-    server
-        .start()
-        .await
-        .map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
+    server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
     info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;
@@ -93,10 +81,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
-    info!(
-        tasks = daemon.task_count(),
-        "stopping; running tasks stay with their monitors"
-    );
+    info!(tasks = daemon.task_count(), "stopping; running tasks stay with their monitors");
     server.shutdown().await.ok();
     daemon.pools.drain().await;
     let _ = std::fs::remove_file(&sock);

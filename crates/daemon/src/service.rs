@@ -63,19 +63,10 @@ impl TaskService for Service {
     async fn state(&self, ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "state",
-            &req.id,
-            t,
-            self.daemon.state(&req.id, &req.exec_id),
-        )
+        done("state", &req.id, t, self.daemon.state(&req.id, &req.exec_id))
     }
 
-    async fn create(
-        &self,
-        ctx: &TtrpcContext,
-        req: CreateTaskRequest,
-    ) -> ttrpc::Result<CreateTaskResponse> {
+    async fn create(&self, ctx: &TtrpcContext, req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
         let t = Instant::now();
         let ns = namespace_of(ctx, &req.bundle);
         let r = self.daemon.create(&req, ns, ctx.fd).await;
@@ -88,41 +79,21 @@ impl TaskService for Service {
     async fn start(&self, ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        let pid = done(
-            "start",
-            &req.id,
-            t,
-            self.daemon.start(&req.id, &req.exec_id).await,
-        )?;
-        Ok(StartResponse {
-            pid,
-            ..Default::default()
-        })
+        let pid = done("start", &req.id, t, self.daemon.start(&req.id, &req.exec_id).await)?;
+        Ok(StartResponse { pid, ..Default::default() })
     }
 
-    async fn delete(
-        &self,
-        ctx: &TtrpcContext,
-        req: DeleteRequest,
-    ) -> ttrpc::Result<DeleteResponse> {
+    async fn delete(&self, ctx: &TtrpcContext, req: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "delete",
-            &req.id,
-            t,
-            self.daemon.delete(&req.id, &req.exec_id).await,
-        )
+        done("delete", &req.id, t, self.daemon.delete(&req.id, &req.exec_id).await)
     }
 
     async fn pids(&self, ctx: &TtrpcContext, req: PidsRequest) -> ttrpc::Result<PidsResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
         let processes = done("pids", &req.id, t, self.daemon.pids(&req.id).await)?;
-        Ok(PidsResponse {
-            processes,
-            ..Default::default()
-        })
+        Ok(PidsResponse { processes, ..Default::default() })
     }
 
     async fn pause(&self, ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
@@ -134,35 +105,17 @@ impl TaskService for Service {
     async fn resume(&self, ctx: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "resume",
-            &req.id,
-            t,
-            self.daemon.pause(&req.id, false).await,
-        )
-        .map(|_| Empty::new())
+        done("resume", &req.id, t, self.daemon.pause(&req.id, false).await).map(|_| Empty::new())
     }
 
-    async fn checkpoint(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: CheckpointTaskRequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
         Err(DaemonError::Unimplemented("checkpoint").into())
     }
 
     async fn kill(&self, ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "kill",
-            &req.id,
-            t,
-            self.daemon
-                .kill(&req.id, &req.exec_id, req.signal, req.all)
-                .await,
-        )
-        .map(|_| Empty::new())
+        done("kill", &req.id, t, self.daemon.kill(&req.id, &req.exec_id, req.signal, req.all).await).map(|_| Empty::new())
     }
 
     async fn exec(&self, ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
@@ -180,67 +133,32 @@ impl TaskService for Service {
     async fn close_io(&self, ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "close_io",
-            &req.id,
-            t,
-            self.daemon.close_io(&req.id, &req.exec_id, req.stdin).await,
-        )
-        .map(|_| Empty::new())
+        done("close_io", &req.id, t, self.daemon.close_io(&req.id, &req.exec_id, req.stdin).await).map(|_| Empty::new())
     }
 
     async fn update(&self, ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "update",
-            &req.id,
-            t,
-            self.daemon.update(&req.id, &req.resources).await,
-        )
-        .map(|_| Empty::new())
+        done("update", &req.id, t, self.daemon.update(&req.id, &req.resources).await).map(|_| Empty::new())
     }
 
     async fn wait(&self, ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done(
-            "wait",
-            &req.id,
-            t,
-            self.daemon.wait(&req.id, &req.exec_id).await,
-        )
+        done("wait", &req.id, t, self.daemon.wait(&req.id, &req.exec_id).await)
     }
 
     async fn stats(&self, ctx: &TtrpcContext, req: StatsRequest) -> ttrpc::Result<StatsResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
         let stats = done("stats", &req.id, t, self.daemon.stats(&req.id).await)?;
-        Ok(StatsResponse {
-            stats: Some(stats).into(),
-            ..Default::default()
-        })
+        Ok(StatsResponse { stats: Some(stats).into(), ..Default::default() })
     }
 
-    async fn connect(
-        &self,
-        ctx: &TtrpcContext,
-        req: ConnectRequest,
-    ) -> ttrpc::Result<ConnectResponse> {
+    async fn connect(&self, ctx: &TtrpcContext, req: ConnectRequest) -> ttrpc::Result<ConnectResponse> {
         self.adopt(ctx, &req.id).await;
-        let task_pid = self
-            .daemon
-            .get(&req.id)
-            .ok()
-            .and_then(|t| t.proc(""))
-            .map(|p| p.state.pid as u32)
-            .unwrap_or(0);
-        Ok(ConnectResponse {
-            shim_pid: std::process::id(),
-            task_pid,
-            version: "2".into(),
-            ..Default::default()
-        })
+        let task_pid = self.daemon.get(&req.id).ok().and_then(|t| t.proc("")).map(|p| p.state.pid as u32).unwrap_or(0);
+        Ok(ConnectResponse { shim_pid: std::process::id(), task_pid, version: "2".into(), ..Default::default() })
     }
 
     async fn shutdown(&self, _ctx: &TtrpcContext, req: ShutdownRequest) -> ttrpc::Result<Empty> {

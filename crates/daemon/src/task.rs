@@ -90,11 +90,7 @@ impl Task {
 
     pub fn update<R>(&self, exec_id: &str, f: impl FnOnce(&mut ProcInfo) -> R) -> Option<R> {
         let mut st = self.state.lock().expect("state lock");
-        let p = if exec_id.is_empty() {
-            st.init.as_mut()
-        } else {
-            st.execs.get_mut(exec_id)
-        };
+        let p = if exec_id.is_empty() { st.init.as_mut() } else { st.execs.get_mut(exec_id) };
         let r = p.map(f);
         drop(st);
         self.notify();
@@ -105,32 +101,18 @@ impl Task {
     pub fn apply_snapshot(&self, snap: &Snapshot) {
         let mut st = self.state.lock().expect("state lock");
         let stdio = self.cfg.stdio.clone();
-        st.init = Some(ProcInfo {
-            state: snap.init.clone(),
-            stdio,
-        });
+        st.init = Some(ProcInfo { state: snap.init.clone(), stdio });
         let old = std::mem::take(&mut st.execs);
         for (id, ps) in &snap.execs {
             let stdio = old.get(id).map(|p| p.stdio.clone()).unwrap_or_default();
-            st.execs.insert(
-                id.clone(),
-                ProcInfo {
-                    state: ps.clone(),
-                    stdio,
-                },
-            );
+            st.execs.insert(id.clone(), ProcInfo { state: ps.clone(), stdio });
         }
         drop(st);
         self.notify();
     }
 
     pub fn init_status(&self) -> Option<Status> {
-        self.state
-            .lock()
-            .expect("state lock")
-            .init
-            .as_ref()
-            .map(|p| p.state.status)
+        self.state.lock().expect("state lock").init.as_ref().map(|p| p.state.status)
     }
 
     pub fn is_paused(&self) -> bool {

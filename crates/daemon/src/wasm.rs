@@ -59,15 +59,9 @@ impl Wasm {
     fn cache(&self) -> Result<Arc<Cache>, DaemonError> {
         self.cache
             .get_or_init(|| {
-                Cache::open(&self.dir, self.max_bytes)
-                    .map(Arc::new)
-                    .map_err(|e| {
-                        format!(
-                            "wasm artifact cache {}: {}",
-                            self.dir.display(),
-                            zygote_monitor::proto::error_chain(&e)
-                        )
-                    })
+                Cache::open(&self.dir, self.max_bytes).map(Arc::new).map_err(|e| {
+                    format!("wasm artifact cache {}: {}", self.dir.display(), zygote_monitor::proto::error_chain(&e))
+                })
             })
             .clone()
             .map_err(DaemonError::FailedPrecondition)
@@ -86,32 +80,20 @@ impl Wasm {
         };
         let args = process.args().clone().unwrap_or_default();
         let Some(arg0) = args.first() else {
-            return if resolved.wasm_mode {
-                Err(invalid(WasmError::NoEntrypoint))
-            } else {
-                Ok(None)
-            };
+            return if resolved.wasm_mode { Err(invalid(WasmError::NoEntrypoint)) } else { Ok(None) };
         };
         let cwd = process.cwd().display().to_string();
         let env = process.env().clone().unwrap_or_default();
         let found = detect::entrypoint(rootfs, arg0, &cwd, &env).map_err(invalid)?;
         let Some(mut found) = found else {
             if resolved.wasm_mode {
-                let e = WasmError::NotWasm {
-                    profile: resolved.profile.clone(),
-                    entrypoint: arg0.clone(),
-                };
+                let e = WasmError::NotWasm { profile: resolved.profile.clone(), entrypoint: arg0.clone() };
                 return Err(invalid(e));
             }
             return Ok(None);
         };
         let cache = self.cache()?;
-        let name = rootfs.join(
-            found
-                .in_rootfs
-                .strip_prefix("/")
-                .unwrap_or(&found.in_rootfs),
-        );
+        let name = rootfs.join(found.in_rootfs.strip_prefix("/").unwrap_or(&found.in_rootfs));
         let (artifact, cache) = tokio::task::spawn_blocking(move || {
             let r = cache.get(&mut found.file, &name);
             (r, cache)
@@ -129,21 +111,12 @@ impl Wasm {
             .filter(|l| *l > 0)
             .map(|l| l as u64);
         let guest = GuestTask {
-            module: rootfs.join(
-                found
-                    .in_rootfs
-                    .strip_prefix("/")
-                    .unwrap_or(&found.in_rootfs),
-            ),
+            module: rootfs.join(found.in_rootfs.strip_prefix("/").unwrap_or(&found.in_rootfs)),
             module_in_rootfs: found.in_rootfs.display().to_string(),
             artifact: artifact.path.clone(),
             digest: artifact.digest.clone(),
             memory_limit,
-            readonly_root: spec
-                .root()
-                .as_ref()
-                .and_then(|r| r.readonly())
-                .unwrap_or(false),
+            readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         };
         let detail = WasmDetail {
             cache: artifact.outcome,
@@ -169,9 +142,7 @@ impl Wasm {
 
 fn invalid(e: WasmError) -> DaemonError {
     match e {
-        WasmError::Io { .. } | WasmError::Engine(_) => {
-            DaemonError::FailedPrecondition(e.to_string())
-        }
+        WasmError::Io { .. } | WasmError::Engine(_) => DaemonError::FailedPrecondition(e.to_string()),
         _ => DaemonError::InvalidArgument(e.to_string()),
     }
 }

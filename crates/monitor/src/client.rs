@@ -11,10 +11,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::proto::{self, Event, Message, ProtoError, Reply, Request};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::debug;
+use crate::proto::{self, Event, Message, ProtoError, Reply, Request};
 
 /// A reply and the descriptors that came with it.
 type Answer = (Reply, Vec<OwnedFd>);
@@ -46,11 +46,7 @@ impl MonitorClient {
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
         // refers to the same socket until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
-        let inner = Arc::new(Inner {
-            fd,
-            pending: Default::default(),
-            serial: Mutex::new(()),
-        });
+        let inner = Arc::new(Inner { fd, pending: Default::default(), serial: Mutex::new(()) });
         let reader = inner.clone();
         tokio::spawn(async move {
             loop {
@@ -76,17 +72,9 @@ impl MonitorClient {
     }
 
     /// Connects to a running monitor's socket (re-adoption).
-    pub async fn connect(
-        path: &Path,
-        events: mpsc::UnboundedSender<Incoming>,
-    ) -> std::io::Result<Self> {
+    pub async fn connect(path: &Path, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
         use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
+        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
         connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
         Self::new(fd, events)
     }
@@ -109,11 +97,8 @@ impl MonitorClient {
         *self.inner.pending.lock().expect("pending lock") = Some(tx);
         if let Some((req, fds)) = req {
             loop {
-                let mut guard = self.inner.fd.writable().await.map_err(|e| {
-                    ProtoError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-                })?;
-                match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io))
-                {
+                let mut guard = self.inner.fd.writable().await.map_err(|e| ProtoError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+                match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io)) {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) => return Err(from_io(e)),
                     Err(_would_block) => continue,
@@ -155,16 +140,8 @@ async fn recv(fd: &AsyncFd<OwnedFd>) -> Result<(Message, Vec<OwnedFd>), ProtoErr
 /// `__zygote <json>`). The child handle is dropped: tokio's orphan reaper
 /// collects the process when it exits, and (after setsid) it outlives us
 /// if we die.
-pub fn spawn(
-    exe: &Path,
-    args: &[&std::ffi::OsStr],
-    log: &Path,
-    control: OwnedFd,
-) -> std::io::Result<u32> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
+pub fn spawn(exe: &Path, args: &[&std::ffi::OsStr], log: &Path, control: OwnedFd) -> std::io::Result<u32> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let raw = control.as_raw_fd();
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(args)

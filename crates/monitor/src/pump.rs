@@ -35,12 +35,7 @@ impl Pump {
     pub fn new(src: OwnedFd, dst: OwnedFd) -> nix::Result<Self> {
         set_nonblocking(&src)?;
         set_nonblocking(&dst)?;
-        Ok(Pump {
-            src: Some(src),
-            dst: Some(dst),
-            buf: Vec::with_capacity(BUF),
-            pos: 0,
-        })
+        Ok(Pump { src: Some(src), dst: Some(dst), buf: Vec::with_capacity(BUF), pos: 0 })
     }
 
     /// True once all input was copied and the destination closed.
@@ -51,13 +46,9 @@ impl Pump {
     /// The descriptor and events this pump waits for now.
     pub fn interest(&self) -> Option<(RawFd, PollFlags)> {
         if self.pos < self.buf.len() {
-            self.dst
-                .as_ref()
-                .map(|d| (d.as_raw_fd(), PollFlags::POLLOUT))
+            self.dst.as_ref().map(|d| (d.as_raw_fd(), PollFlags::POLLOUT))
         } else {
-            self.src
-                .as_ref()
-                .map(|s| (s.as_raw_fd(), PollFlags::POLLIN))
+            self.src.as_ref().map(|s| (s.as_raw_fd(), PollFlags::POLLIN))
         }
     }
 

@@ -101,22 +101,13 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: malformed: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StateError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes `value` as JSON to `path` atomically (temp file + rename).
@@ -126,10 +117,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 /// describe are gone too (and `/run` is a tmpfs anyway).
 pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
-    let body = serde_json::to_vec(value).map_err(|source| StateError::Json {
-        path: path.into(),
-        source,
-    })?;
+    let body = serde_json::to_vec(value).map_err(|source| StateError::Json { path: path.into(), source })?;
     let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(&body).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
@@ -138,25 +126,19 @@ pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateErr
 /// Reads a JSON file written by [`write_atomic`].
 pub fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StateError> {
     let body = std::fs::read(path).map_err(io_err(path))?;
-    serde_json::from_slice(&body).map_err(|source| StateError::Json {
-        path: path.into(),
-        source,
-    })
+    serde_json::from_slice(&body).map_err(|source| StateError::Json { path: path.into(), source })
 }
 
 /// Current CLOCK_MONOTONIC in nanoseconds (comparable across processes).
 pub fn monotonic_ns() -> i64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    let t =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
     t.tv_sec() * 1_000_000_000 + t.tv_nsec()
 }
 
 /// Wall clock in nanoseconds since the Unix epoch.
 pub fn wall_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -168,12 +150,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(STATE_FILE);
         let s = Snapshot {
-            init: ProcState {
-                pid: 7,
-                status: Status::Stopped,
-                exit_status: Some(3),
-                exited_at_ns: Some(1),
-            },
+            init: ProcState { pid: 7, status: Status::Stopped, exit_status: Some(3), exited_at_ns: Some(1) },
             execs: BTreeMap::new(),
         };
         write_atomic(&p, &s).unwrap();

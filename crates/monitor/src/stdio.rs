@@ -30,22 +30,13 @@ use crate::state::StdioPaths;
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
     #[error("open {what} {path}")]
-    Open {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: nix::Error,
-    },
+    Open { what: &'static str, path: PathBuf, #[source] source: nix::Error },
     #[error("pipe for {0}")]
     Pipe(&'static str, #[source] nix::Error),
     #[error("invalid stdio uri {0:?}")]
     BadUri(String),
     #[error("start logging binary {path}")]
-    Binary {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    Binary { path: PathBuf, #[source] source: std::io::Error },
     #[error("logging binary {0} failed to signal readiness")]
     BinaryNotReady(PathBuf),
 }
@@ -76,10 +67,7 @@ fn parse(uri: &str) -> Result<Target, StdioError> {
                 args.push(percent_decode(v));
             }
         }
-        return Ok(Target::Binary {
-            path: PathBuf::from(percent_decode(path)),
-            args,
-        });
+        return Ok(Target::Binary { path: PathBuf::from(percent_decode(path)), args });
     }
     if let Some(rest) = uri.strip_prefix("file://") {
         if !rest.starts_with('/') {
@@ -118,20 +106,12 @@ fn open_path(what: &'static str, path: &Path, flags: OFlag) -> Result<OwnedFd, S
             let _ = std::fs::create_dir_all(parent);
         }
     }
-    open(
-        path,
-        flags | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    )
-    .map(|raw| {
-        // SAFETY: `open` returned a fresh descriptor that nothing else owns.
-        unsafe { crate::sys::own(raw) }
-    })
-    .map_err(|source| StdioError::Open {
-        what,
-        path: path.into(),
-        source,
-    })
+    open(path, flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))
+        .map(|raw| {
+            // SAFETY: `open` returned a fresh descriptor that nothing else owns.
+            unsafe { crate::sys::own(raw) }
+        })
+        .map_err(|source| StdioError::Open { what, path: path.into(), source })
 }
 
 fn unsafe_own(raw: std::os::fd::RawFd) -> OwnedFd {
@@ -186,11 +166,7 @@ impl Linger {
 
     /// True when someone holds the FIFO open for reading (or it is gone).
     fn has_reader(&self) -> bool {
-        match open(
-            &self.path,
-            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
+        match open(&self.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
             Ok(raw) => {
                 drop(unsafe_own(raw));
                 true
@@ -205,16 +181,10 @@ impl ProcessIo {
     /// Wires the container's pty master to the FIFOs (terminal mode).
     pub fn attach_master(&mut self, master: OwnedFd) -> nix::Result<()> {
         if let Some(stdin) = self.tty_stdin.take() {
-            self.stdin = Some(Pump::new(
-                stdin,
-                master.try_clone().map_err(|_| nix::Error::EBADF)?,
-            )?);
+            self.stdin = Some(Pump::new(stdin, master.try_clone().map_err(|_| nix::Error::EBADF)?)?);
         }
         if let Some(out) = self.tty_stdout.take() {
-            self.output = Some(Pump::new(
-                master.try_clone().map_err(|_| nix::Error::EBADF)?,
-                out,
-            )?);
+            self.output = Some(Pump::new(master.try_clone().map_err(|_| nix::Error::EBADF)?, out)?);
         }
         self.master = Some(master);
         Ok(())
@@ -262,11 +232,7 @@ pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessI
     let stdin_fifo = match parse(&paths.stdin)? {
         Target::Fifo(p) => {
             let r = open_path("stdin fifo", &p, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
-            io.stdin_writer = Some(open_path(
-                "stdin fifo",
-                &p,
-                OFlag::O_WRONLY | OFlag::O_NONBLOCK,
-            )?);
+            io.stdin_writer = Some(open_path("stdin fifo", &p, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?);
             Some(r)
         }
         Target::None => None,
@@ -280,11 +246,7 @@ pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessI
                 io.linger.push(Linger::open("stdout fifo", p)?);
                 Some(fd)
             }
-            Target::File(p) => Some(open_path(
-                "stdout file",
-                &p,
-                OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
-            )?),
+            Target::File(p) => Some(open_path("stdout file", &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
             Target::None => None,
             Target::Binary { .. } => return Err(StdioError::BadUri(paths.stdout.clone())),
         };
@@ -304,26 +266,12 @@ pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessI
             io.log_binary = Some(pid);
             (Some(out), Some(err))
         }
-        (o, e) => (
-            open_output("stdout", o, &mut io)?,
-            open_output("stderr", e, &mut io)?,
-        ),
+        (o, e) => (open_output("stdout", o, &mut io)?, open_output("stderr", e, &mut io)?),
     };
-    Ok((
-        Stdio::Fds {
-            stdin,
-            stdout,
-            stderr,
-        },
-        io,
-    ))
+    Ok((Stdio::Fds { stdin, stdout, stderr }, io))
 }
 
-fn open_output(
-    what: &'static str,
-    t: Target,
-    io: &mut ProcessIo,
-) -> Result<Option<OwnedFd>, StdioError> {
+fn open_output(what: &'static str, t: Target, io: &mut ProcessIo) -> Result<Option<OwnedFd>, StdioError> {
     Ok(match t {
         Target::None => None,
         Target::Fifo(p) => {
@@ -331,11 +279,7 @@ fn open_output(
             io.linger.push(Linger::open(what, p)?);
             Some(fd)
         }
-        Target::File(p) => Some(open_path(
-            what,
-            &p,
-            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
-        )?),
+        Target::File(p) => Some(open_path(what, &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
         Target::Binary { .. } => unreachable!("handled by the caller"),
     })
 }
@@ -343,11 +287,7 @@ fn open_output(
 /// Starts a `binary://` logger. Called only from the single-threaded
 /// monitor, so `pre_exec` may do more than async-signal-safe work; it only
 /// calls `dup2` anyway.
-fn start_log_binary(
-    path: &Path,
-    args: &[String],
-    owner: &Owner<'_>,
-) -> Result<(OwnedFd, OwnedFd, Pid), StdioError> {
+fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(OwnedFd, OwnedFd, Pid), StdioError> {
     let (out_r, out_w) = pipe("log stdout")?;
     let (err_r, err_w) = pipe("log stderr")?;
     let (ready_r, ready_w) = pipe("log readiness")?;
@@ -370,23 +310,13 @@ fn start_log_binary(
     unsafe {
         cmd.pre_exec(move || crate::sys::dup2_all(&pairs));
     }
-    let child = cmd.spawn().map_err(|source| StdioError::Binary {
-        path: path.into(),
-        source,
-    })?;
+    let child = cmd.spawn().map_err(|source| StdioError::Binary { path: path.into(), source })?;
     drop((out_r, err_r, ready_w));
     // Ready = it wrote to or closed fd 5. Bounded, so a broken logger cannot
     // hang the monitor.
-    let mut pfd = [libc::pollfd {
-        fd: ready_r.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
+    let mut pfd = [libc::pollfd { fd: ready_r.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
     if crate::sys::poll(&mut pfd, 10_000) == 0 {
-        let _ = nix::sys::signal::kill(
-            Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         return Err(StdioError::BinaryNotReady(path.into()));
     }
     Ok((out_w, err_w, Pid::from_raw(child.id() as i32)))
@@ -399,21 +329,12 @@ mod tests {
     #[test]
     fn parses_containerd_uris() {
         assert_eq!(parse("").unwrap(), Target::None);
-        assert_eq!(
-            parse("/run/x/stdout").unwrap(),
-            Target::Fifo("/run/x/stdout".into())
-        );
+        assert_eq!(parse("/run/x/stdout").unwrap(), Target::Fifo("/run/x/stdout".into()));
         assert_eq!(parse("fifo:///a/b").unwrap(), Target::Fifo("/a/b".into()));
-        assert_eq!(
-            parse("file:///var/log/c%20d.log").unwrap(),
-            Target::File("/var/log/c d.log".into())
-        );
+        assert_eq!(parse("file:///var/log/c%20d.log").unwrap(), Target::File("/var/log/c d.log".into()));
         assert_eq!(
             parse("binary:///usr/bin/logger?id=abc&debug").unwrap(),
-            Target::Binary {
-                path: "/usr/bin/logger".into(),
-                args: vec!["id".into(), "abc".into(), "debug".into()]
-            }
+            Target::Binary { path: "/usr/bin/logger".into(), args: vec!["id".into(), "abc".into(), "debug".into()] }
         );
         assert!(parse("relative/path").is_err());
         assert!(parse("file://relative").is_err());
@@ -423,24 +344,10 @@ mod tests {
     fn file_output_is_appended() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/out.log");
-        let paths = StdioPaths {
-            stdout: format!("file://{}", p.display()),
-            ..Default::default()
-        };
-        let owner = Owner {
-            id: "id",
-            namespace: "ns",
-            bundle: dir.path(),
-        };
+        let paths = StdioPaths { stdout: format!("file://{}", p.display()), ..Default::default() };
+        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
         let (stdio, _io) = prepare(&paths, &owner).unwrap();
-        let Stdio::Fds {
-            stdout: Some(fd),
-            stdin: None,
-            stderr: None,
-        } = stdio
-        else {
-            panic!("unexpected")
-        };
+        let Stdio::Fds { stdout: Some(fd), stdin: None, stderr: None } = stdio else { panic!("unexpected") };
         nix::unistd::write(&fd, b"x").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }

@@ -24,12 +24,7 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {
 
 /// TIOCSWINSZ on a pty master.
 pub fn set_winsize(fd: BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<()> {
-    let ws = libc::winsize {
-        ws_row: height as u16,
-        ws_col: width as u16,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: `fd` is open for the duration of the call and `ws` is a fully
     // initialised winsize that the kernel only reads.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
@@ -52,10 +47,7 @@ pub fn take_control_fd() -> OwnedFd {
 
 /// `accept4(2)` with close-on-exec.
 pub fn accept(listener: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
-    let fd = nix::sys::socket::accept4(
-        listener.as_raw_fd(),
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-    )?;
+    let fd = nix::sys::socket::accept4(listener.as_raw_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC)?;
     // SAFETY: accept4 returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -61,10 +61,7 @@ pub fn run(config_json: &str) -> i32 {
     }
     let fail = |control: &OwnedFd, message: String| {
         warn!("{message}");
-        let reply = Reply::Error {
-            kind: ErrorKind::Internal,
-            message,
-        };
+        let reply = Reply::Error { kind: ErrorKind::Internal, message };
         let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
         1
     };
@@ -73,19 +70,10 @@ pub fn run(config_json: &str) -> i32 {
         Err(e) => return fail(&control, format!("bad zygote config: {e}")),
     };
     let born_ns = state::monotonic_ns();
-    let guest = GuestSupport {
-        runner: &zygote_wasm::RUNNER,
-        warm: cfg.wasm,
-        hot: cfg.hot.clone(),
-    };
+    let guest = GuestSupport { runner: &zygote_wasm::RUNNER, warm: cfg.wasm, hot: cfg.hot.clone() };
     let zygote = match Zygote::spawn(CloneFlags::from_bits_retain(cfg.clone_flags), Some(guest)) {
         Ok(z) => z,
-        Err(e) => {
-            return fail(
-                &control,
-                format!("spawn zygote: {}", proto::error_chain(&e)),
-            )
-        }
+        Err(e) => return fail(&control, format!("spawn zygote: {}", proto::error_chain(&e))),
     };
     let pool = match &cfg.cgroup_parent {
         Some(parent) => match place(parent, zygote.pid()) {
@@ -97,10 +85,7 @@ pub fn run(config_json: &str) -> i32 {
         },
         None => None,
     };
-    let reply = Reply::Pid {
-        pid: zygote.pid(),
-        at_ns: state::monotonic_ns(),
-    };
+    let reply = Reply::Pid { pid: zygote.pid(), at_ns: state::monotonic_ns() };
     if proto::send(control.as_fd(), &Message::Reply { reply }, &[]).is_err() {
         return discard(zygote, pool, "daemon gone");
     }
@@ -108,15 +93,7 @@ pub fn run(config_json: &str) -> i32 {
         Ok(dir) => {
             redirect_log(&dir);
             info!(profile = %cfg.profile, pid = zygote.pid(), dir = %dir.display(), "zygote claimed");
-            monitor::serve(
-                &dir,
-                control,
-                Source::Warm {
-                    zygote,
-                    pool,
-                    born_ns,
-                },
-            )
+            monitor::serve(&dir, control, Source::Warm { zygote, pool, born_ns })
         }
         Err(why) => discard(zygote, pool, why),
     }
@@ -126,17 +103,11 @@ pub fn run(config_json: &str) -> i32 {
 fn place(parent: &Path, pid: i32) -> Result<Cgroup, String> {
     let path = parent.join(format!("zygote@{pid}"));
     let layout = Layout::detect().map_err(|e| proto::error_chain(&e))?;
-    let cg =
-        Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
-    cg.create(None)
-        .map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;
+    let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
+    cg.create(None).map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;
     if let Err(e) = cg.add_task(pid) {
         let _ = cg.remove();
-        return Err(format!(
-            "place zygote in {}: {}",
-            path.display(),
-            proto::error_chain(&e)
-        ));
+        return Err(format!("place zygote in {}: {}", path.display(), proto::error_chain(&e)));
     }
     Ok(cg)
 }
@@ -147,16 +118,8 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
     let pidfd = sys::pidfd_open(zygote.pid()).map_err(|_| "pidfd_open failed")?;
     loop {
         let mut fds = [
-            libc::pollfd {
-                fd: control.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            libc::pollfd { fd: control.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         if sys::poll(&mut fds, -1) == 0 {
             continue;
@@ -169,10 +132,7 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
             Ok((Request::Claim { .. }, _)) => return Err("zygote child died"),
             Ok((other, _)) => {
                 let message = format!("a waiting zygote only accepts a claim, not {other:?}");
-                let reply = Reply::Error {
-                    kind: ErrorKind::FailedPrecondition,
-                    message,
-                };
+                let reply = Reply::Error { kind: ErrorKind::FailedPrecondition, message };
                 let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
             }
             Err(proto::ProtoError::Io(nix::Error::EAGAIN | nix::Error::EINTR)) => {}
@@ -196,11 +156,7 @@ fn discard(zygote: Zygote, pool: Option<Cgroup>, why: &str) -> i32 {
 /// From the claim on, this process logs to the task's `monitor.log`.
 fn redirect_log(dir: &Path) {
     let path = dir.join("monitor.log");
-    match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    {
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
         Ok(f) => {
             let _ = sys::dup2_all(&[(f.as_raw_fd(), 1), (f.as_raw_fd(), 2)]);
         }

@@ -212,13 +212,7 @@ impl PoolSet {
 
     /// A copy of the counters.
     pub fn stats(&self) -> Stats {
-        Stats {
-            profiles: self
-                .lock()
-                .iter()
-                .map(|(k, p)| (k.clone(), p.stats.clone()))
-                .collect(),
-        }
+        Stats { profiles: self.lock().iter().map(|(k, p)| (k.clone(), p.stats.clone())).collect() }
     }
 
     /// Stops refilling and lets every idle zygote go (each kills its child
@@ -226,11 +220,7 @@ impl PoolSet {
     pub async fn drain(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
-        let idle: Vec<Warm> = self
-            .lock()
-            .values_mut()
-            .flat_map(|p| p.idle.drain(..))
-            .collect();
+        let idle: Vec<Warm> = self.lock().values_mut().flat_map(|p| p.idle.drain(..)).collect();
         let pids: Vec<i32> = idle.iter().map(|w| w.pid).collect();
         drop(idle);
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -264,8 +254,7 @@ impl PoolSet {
     fn plan_spawns(&self) -> Vec<ZygoteConfig> {
         let now = Instant::now();
         let mut pools = self.lock();
-        let mut budget =
-            MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
+        let mut budget = MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
         let mut out = Vec::new();
         for (name, pool) in pools.iter_mut() {
             let before = pool.idle.len();
@@ -282,9 +271,7 @@ impl PoolSet {
             if pool.retry_at.is_some_and(|(t, _)| now < t) {
                 continue;
             }
-            let need = target
-                .saturating_sub(pool.idle.len() + pool.spawning)
-                .min(budget);
+            let need = target.saturating_sub(pool.idle.len() + pool.spawning).min(budget);
             budget -= need;
             pool.spawning += need;
             pool.stats.spawning = pool.spawning;
@@ -295,11 +282,7 @@ impl PoolSet {
                     cgroup_parent: pool.parent.clone(),
                     daemon_dir: self.dir.clone(),
                     wasm: pool.spec.wasm,
-                    hot: if pool.spec.wasm {
-                        pool.hot.iter().cloned().collect()
-                    } else {
-                        Vec::new()
-                    },
+                    hot: if pool.spec.wasm { pool.hot.iter().cloned().collect() } else { Vec::new() },
                 });
             }
         }
@@ -310,22 +293,12 @@ impl PoolSet {
         let born = Instant::now();
         let (ours, theirs) = proto::pair().map_err(|e| format!("socketpair: {e}"))?;
         let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
-        client::spawn(
-            &self.exe,
-            &["__zygote".as_ref(), json.as_ref()],
-            &self.log,
-            theirs,
-        )
-        .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
+        client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
+            .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
         let (tx, events) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
         match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
-            Ok(Ok(Reply::Pid { pid, .. })) => Ok(Warm {
-                client,
-                events,
-                pid,
-                born,
-            }),
+            Ok(Ok(Reply::Pid { pid, .. })) => Ok(Warm { client, events, pid, born }),
             Ok(Ok(Reply::Error { message, .. })) => Err(message),
             Ok(Ok(other)) => Err(format!("unexpected zygote reply {other:?}")),
             Ok(Err(e)) => Err(format!("zygote exited before it was ready: {e}")),
@@ -359,9 +332,8 @@ impl PoolSet {
             Ok(_) => {}
             Err(e) => {
                 pool.stats.spawn_failures += 1;
-                let backoff = pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| {
-                    (b * 2).min(Duration::from_secs(30))
-                });
+                let backoff =
+                    pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| (b * 2).min(Duration::from_secs(30)));
                 warn!(profile, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create a zygote");
                 pool.retry_at = Some((Instant::now() + backoff, backoff));
             }
@@ -379,10 +351,7 @@ impl PoolSet {
 /// True while `pid` exists and is not a zombie.
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(s) => !s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -33,11 +33,7 @@ impl Demand {
     }
 
     fn forget(&mut self, now: Instant) {
-        while self
-            .claims
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
-        {
+        while self.claims.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
             self.claims.pop_front();
         }
     }
@@ -53,11 +49,7 @@ impl Demand {
 mod tests {
     use super::*;
 
-    const B: Bounds = Bounds {
-        min: 1,
-        initial: 2,
-        max: 8,
-    };
+    const B: Bounds = Bounds { min: 1, initial: 2, max: 8 };
 
     #[test]
     fn idle_profile_keeps_initial() {
@@ -78,17 +70,9 @@ mod tests {
 
     #[test]
     fn min_wins_over_a_smaller_initial() {
-        let b = Bounds {
-            min: 3,
-            initial: 0,
-            max: 4,
-        };
+        let b = Bounds { min: 3, initial: 0, max: 4 };
         assert_eq!(Demand::default().target(b, Instant::now()), 3);
-        let off = Bounds {
-            min: 0,
-            initial: 0,
-            max: 0,
-        };
+        let off = Bounds { min: 0, initial: 0, max: 0 };
         assert_eq!(Demand::default().target(off, Instant::now()), 0);
     }
 }

@@ -74,10 +74,7 @@ pub trait LoadedGuest {
     /// Instantiate with the rootfs preopened and stdio on fds 0-2. Runs after
     /// Landlock, seccomp (when it does not wait for the barrier) and the
     /// switch to the process's credentials, before `Ready`.
-    fn instantiate(
-        self: Box<Self>,
-        launch: &GuestLaunch,
-    ) -> Result<Box<dyn ReadyGuest>, RuntimeError>;
+    fn instantiate(self: Box<Self>, launch: &GuestLaunch) -> Result<Box<dyn ReadyGuest>, RuntimeError>;
 }
 
 /// An instance ready to enter `_start`.

@@ -27,9 +27,6 @@ impl Security {
             Some(s) => Some(crate::seccomp::compile(s)?),
             None => None,
         };
-        Ok(Security {
-            seccomp,
-            landlock: None,
-        })
+        Ok(Security { seccomp, landlock: None })
     }
 }

@@ -204,12 +204,7 @@ pub fn reset_signals() -> nix::Result<()> {
         restorer: usize,
         mask: u64,
     }
-    let dfl = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
+    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
     // Every signal, real-time ones included: an ignored disposition survives
     // execve, our own process ignores SIGPIPE (Rust's runtime) and may
     // inherit other ignored signals, including 32/33 that the C library's
@@ -223,13 +218,7 @@ pub fn reset_signals() -> nix::Result<()> {
         // SAFETY: rt_sigaction only reads `dfl`, a valid kernel sigaction alive
         // across the call; the old-action pointer is NULL, so nothing is written.
         let rc = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null::<u8>(),
-                8usize,
-            )
+            libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null::<u8>(), 8usize)
         };
         Errno::result(rc)?;
     }

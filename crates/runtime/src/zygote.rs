@@ -26,8 +26,7 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    await_ready, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard,
-    Pending, Stdio,
+    await_ready, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard, Pending, Stdio,
 };
 use crate::error::{Context, RuntimeError};
 use crate::guest::{GuestSupport, GuestTask};
@@ -84,20 +83,12 @@ impl Zygote {
         }
         ensure_single_threaded()?;
         let mut host_ns = Vec::new();
-        for kind in [
-            CloneFlags::CLONE_NEWUTS,
-            CloneFlags::CLONE_NEWIPC,
-            CloneFlags::CLONE_NEWNET,
-        ] {
+        for kind in [CloneFlags::CLONE_NEWUTS, CloneFlags::CLONE_NEWIPC, CloneFlags::CLONE_NEWNET] {
             if pre.contains(kind) {
                 let path = format!("/proc/self/ns/{}", init::namespaces::ns_name(kind));
-                let fd = nix::fcntl::open(
-                    path.as_str(),
-                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map(own)
-                .ctx(|| format!("open {path}"))?;
+                let fd = nix::fcntl::open(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .map(own)
+                    .ctx(|| format!("open {path}"))?;
                 host_ns.push((kind, fd));
             }
         }
@@ -109,11 +100,7 @@ impl Zygote {
                 drop(parent);
                 zygote_main(pre, &host_ns, guest.as_ref(), &child)
             }
-            ForkResult::Parent { child: pid } => Ok(Zygote {
-                pid,
-                chan: parent,
-                guard: ChildGuard(Some(pid)),
-            }),
+            ForkResult::Parent { child: pid } => Ok(Zygote { pid, chan: parent, guard: ChildGuard(Some(pid)) }),
         }
     }
 
@@ -124,10 +111,7 @@ impl Zygote {
 
     /// True while the child has not exited (a dead one is reaped here).
     pub fn alive(&self) -> bool {
-        matches!(
-            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)),
-            Ok(WaitStatus::StillAlive)
-        )
+        matches!(waitpid(self.pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
     }
 
     /// Hand the child its task and wait until it is at the exec barrier.
@@ -141,18 +125,12 @@ impl Zygote {
         place: impl FnOnce(i32) -> Result<(), RuntimeError>,
     ) -> Result<Pending, RuntimeError> {
         let Zygote { pid, chan, guard } = self;
-        if let StdioPlan::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } = stdio_plan(stdio)?
-        {
+        if let StdioPlan::Fds { stdin, stdout, stderr } = stdio_plan(stdio)? {
             for fd in [&stdin, &stdout, &stderr] {
                 chan.send_with_fd(&Message::Fd, Some(fd.as_fd()))?;
             }
         }
-        let json = serde_json::to_string(task)
-            .map_err(|e| RuntimeError::Sync(format!("encode task: {e}")))?;
+        let json = serde_json::to_string(task).map_err(|e| RuntimeError::Sync(format!("encode task: {e}")))?;
         chan.send(&Message::Task(json))?;
         if let Err(e) = place(pid.as_raw()) {
             return Err(placing_failed(&task.id, &chan, guard, e));
@@ -172,12 +150,7 @@ fn zygote_main(
 ) -> ! {
     let result = catch_unwind(AssertUnwindSafe(|| {
         sys::reset_signals().ctx(|| "reset signal dispositions".into())?;
-        if let Some(GuestSupport {
-            runner,
-            warm: true,
-            hot,
-        }) = guest
-        {
+        if let Some(GuestSupport { runner, warm: true, hot }) = guest {
             if let Err(e) = runner.warm(hot) {
                 // Not fatal: a claim loads what it needs itself.
                 chan.warn(format!("warming the guest runner: {e}"));
@@ -190,46 +163,27 @@ fn zygote_main(
                 Some((Message::Task(json), _)) => break json,
                 None => sys::exit_now(0),
                 Some((other, _)) => {
-                    return Err(RuntimeError::Sync(format!(
-                        "zygote expected a task, got {}",
-                        other.name()
-                    )))
+                    return Err(RuntimeError::Sync(format!("zygote expected a task, got {}", other.name())))
                 }
             }
         };
-        let task: ZygoteTask = serde_json::from_str(&json)
-            .map_err(|e| RuntimeError::Sync(format!("decode task: {e}")))?;
+        let task: ZygoteTask =
+            serde_json::from_str(&json).map_err(|e| RuntimeError::Sync(format!("decode task: {e}")))?;
         let stdio = if task.terminal {
             StdioPlan::Terminal
         } else {
             let mut it = fds.into_iter();
             match (it.next(), it.next(), it.next()) {
-                (Some(stdin), Some(stdout), Some(stderr)) => StdioPlan::Fds {
-                    stdin,
-                    stdout,
-                    stderr,
-                },
-                _ => {
-                    return Err(RuntimeError::Sync(
-                        "zygote task without its three stdio descriptors".into(),
-                    ))
-                }
+                (Some(stdin), Some(stdout), Some(stderr)) => StdioPlan::Fds { stdin, stdout, stderr },
+                _ => return Err(RuntimeError::Sync("zygote task without its three stdio descriptors".into())),
             }
         };
         let spec = crate::spec::load(&task.bundle)?;
-        let mut plan = build::zygote_plan(
-            &spec,
-            &task.bundle,
-            &task.rootfs,
-            stdio,
-            &task.security,
-            pre,
-            host_ns,
-        )?;
+        let mut plan = build::zygote_plan(&spec, &task.bundle, &task.rootfs, stdio, &task.security, pre, host_ns)?;
         if let Some(g) = task.guest {
-            let runner = guest.map(|s| s.runner).ok_or_else(|| {
-                RuntimeError::Setup("this zygote cannot run guest (Wasm) tasks".into())
-            })?;
+            let runner = guest
+                .map(|s| s.runner)
+                .ok_or_else(|| RuntimeError::Setup("this zygote cannot run guest (Wasm) tasks".into()))?;
             plan = init::guest::into_guest_plan(plan, g, runner, &task.rootfs)?;
         }
         init::run(&plan, Phase::Namespaces, chan)

@@ -48,7 +48,7 @@ pub enum Outcome {
 }
 
 /// Identity of an artifact file as last verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub ino: u64,
     pub size: u64,
@@ -57,7 +57,8 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of(meta: &std::fs::Metadata) -> Fingerprint {
+    /// The fingerprint of a file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
         Fingerprint {
             ino: meta.ino(),
             size: meta.size(),
@@ -133,8 +134,7 @@ impl Cache {
     /// `max_bytes`. Leftover temporary files and halves of entries are
     /// removed.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Cache, WasmError> {
-        std::fs::create_dir_all(dir)
-            .map_err(WasmError::io(format!("create cache dir {}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(WasmError::io(format!("create cache dir {}", dir.display())))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(WasmError::io(format!("chmod cache dir {}", dir.display())))?;
         let engine = engine::compiler()?;
@@ -170,8 +170,7 @@ impl Cache {
 
     fn scan(&self) -> Result<(), WasmError> {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        let list = std::fs::read_dir(&self.dir)
-            .map_err(WasmError::io(format!("list {}", self.dir.display())))?;
+        let list = std::fs::read_dir(&self.dir).map_err(WasmError::io(format!("list {}", self.dir.display())))?;
         let mut names = Vec::new();
         for entry in list.flatten() {
             names.push(entry.file_name().to_string_lossy().into_owned());
@@ -186,23 +185,15 @@ impl Cache {
                 continue;
             };
             let artifact = self.dir.join(format!("{key}.cwasm"));
-            let meta: Option<Meta> = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let meta: Option<Meta> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
             let size = std::fs::metadata(&artifact).map(|m| m.len()).ok();
             match (meta, size) {
                 (Some(m), Some(size)) if m.artifact_bytes == size => {
-                    let last_use = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    let last_use =
+                        std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
                     index.entries.insert(
                         key.to_string(),
-                        Entry {
-                            artifact_sha256: m.artifact_sha256,
-                            bytes: size,
-                            last_use,
-                            verified: None,
-                        },
+                        Entry { artifact_sha256: m.artifact_sha256, bytes: size, last_use, verified: None },
                     );
                 }
                 _ => {
@@ -229,12 +220,8 @@ impl Cache {
     pub fn get(&self, module: &mut File, name: &Path) -> Result<Artifact, WasmError> {
         let started = Instant::now();
         let mut bytes = Vec::new();
-        module
-            .seek(SeekFrom::Start(0))
-            .map_err(WasmError::io(format!("seek {}", name.display())))?;
-        module
-            .read_to_end(&mut bytes)
-            .map_err(WasmError::io(format!("read {}", name.display())))?;
+        module.seek(SeekFrom::Start(0)).map_err(WasmError::io(format!("seek {}", name.display())))?;
+        module.read_to_end(&mut bytes).map_err(WasmError::io(format!("read {}", name.display())))?;
         let digest = hex(&Sha256::digest(&bytes));
         let key = format!("{digest}-{}", self.compat);
         let path = self.dir.join(format!("{key}.cwasm"));
@@ -245,14 +232,7 @@ impl Cache {
                     self.count(|s| s.hits += 1);
                     self.touch(&key);
                     let lookup_us = started.elapsed().as_micros() as u64;
-                    return Ok(Artifact {
-                        path,
-                        digest,
-                        outcome: Outcome::Hit,
-                        compile_us: 0,
-                        lookup_us,
-                        fingerprint,
-                    });
+                    return Ok(Artifact { path, digest, outcome: Outcome::Hit, compile_us: 0, lookup_us, fingerprint });
                 }
                 Check::Corrupt => outcome = Outcome::Recompiled,
                 Check::Missing => {}
@@ -267,13 +247,10 @@ impl Cache {
             }
             let lookup_us = started.elapsed().as_micros() as u64;
             let t = Instant::now();
-            let compiled =
-                self.engine
-                    .precompile_module(&bytes)
-                    .map_err(|e| WasmError::Compile {
-                        module: name.to_path_buf(),
-                        message: format!("{e:#}"),
-                    })?;
+            let compiled = self
+                .engine
+                .precompile_module(&bytes)
+                .map_err(|e| WasmError::Compile { module: name.to_path_buf(), message: format!("{e:#}") })?;
             let compile_us = t.elapsed().as_micros() as u64;
             let fingerprint = self.insert(&key, &digest, &compiled)?;
             self.count(|s| {
@@ -283,28 +260,14 @@ impl Cache {
                 }
             });
             self.evict(&key);
-            return Ok(Artifact {
-                path,
-                digest,
-                outcome,
-                compile_us,
-                lookup_us,
-                fingerprint,
-            });
+            return Ok(Artifact { path, digest, outcome, compile_us, lookup_us, fingerprint });
         }
-        Err(WasmError::Compile {
-            module: name.to_path_buf(),
-            message: "the cache entry vanished twice".into(),
-        })
+        Err(WasmError::Compile { module: name.to_path_buf(), message: "the cache entry vanished twice".into() })
     }
 
     /// Counters and totals.
     pub fn stats(&self) -> CacheStats {
-        self.index
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stats
-            .clone()
+        self.index.lock().unwrap_or_else(|p| p.into_inner()).stats.clone()
     }
 
     fn count(&self, f: impl FnOnce(&mut CacheStats)) {
@@ -333,11 +296,7 @@ impl Cache {
             Ok(_) => "its size changed",
             Err(_) => "the artifact is missing",
         };
-        tracing::warn!(
-            entry = key,
-            why = verdict,
-            "corrupt cache entry: compiling again"
-        );
+        tracing::warn!(entry = key, why = verdict, "corrupt cache entry: compiling again");
         index.entries.remove(key);
         let _ = std::fs::remove_file(self.dir.join(format!("{key}.meta")));
         let _ = std::fs::remove_file(path);
@@ -355,22 +314,15 @@ impl Cache {
             artifact_sha256: artifact_sha256.clone(),
             artifact_bytes: compiled.len() as u64,
         };
-        let json =
-            serde_json::to_vec(&meta).map_err(|e| WasmError::io("encode cache meta")(e.into()))?;
+        let json = serde_json::to_vec(&meta).map_err(|e| WasmError::io("encode cache meta")(e.into()))?;
         write_atomic(&self.dir.join(format!("{key}.meta")), &json)?;
         let fp = Fingerprint::of(
-            &std::fs::metadata(&artifact)
-                .map_err(WasmError::io(format!("stat {}", artifact.display())))?,
+            &std::fs::metadata(&artifact).map_err(WasmError::io(format!("stat {}", artifact.display())))?,
         );
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         index.entries.insert(
             key.to_string(),
-            Entry {
-                artifact_sha256,
-                bytes: compiled.len() as u64,
-                last_use: SystemTime::now(),
-                verified: Some(fp),
-            },
+            Entry { artifact_sha256, bytes: compiled.len() as u64, last_use: SystemTime::now(), verified: Some(fp) },
         );
         refresh_totals(&mut index);
         Ok(fp)
@@ -379,19 +331,10 @@ impl Cache {
     /// Record a use (in memory and as the meta file's mtime).
     fn touch(&self, key: &str) {
         let now = SystemTime::now();
-        if let Some(e) = self
-            .index
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .get_mut(key)
-        {
+        if let Some(e) = self.index.lock().unwrap_or_else(|p| p.into_inner()).entries.get_mut(key) {
             e.last_use = now;
         }
-        if let Ok(f) = File::options()
-            .write(true)
-            .open(self.dir.join(format!("{key}.meta")))
-        {
+        if let Ok(f) = File::options().write(true).open(self.dir.join(format!("{key}.meta"))) {
             let _ = f.set_modified(now);
         }
     }
@@ -403,10 +346,7 @@ impl Cache {
             let victim = index
                 .entries
                 .iter()
-                .filter(|(k, e)| {
-                    k.as_str() != keep
-                        && now.duration_since(e.last_use).unwrap_or_default() >= self.grace
-                })
+                .filter(|(k, e)| k.as_str() != keep && now.duration_since(e.last_use).unwrap_or_default() >= self.grace)
                 .min_by_key(|(_, e)| e.last_use)
                 .map(|(k, _)| k.clone());
             let Some(victim) = victim else { break };
@@ -451,11 +391,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WasmError> {
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -471,9 +407,7 @@ mod tests {
     use super::*;
 
     fn module(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let wat = format!(
-            r#"(module (memory 1) (data (i32.const 0) "{text}") (func (export "_start")))"#
-        );
+        let wat = format!(r#"(module (memory 1) (data (i32.const 0) "{text}") (func (export "_start")))"#);
         let path = dir.join(name);
         std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
         path
@@ -523,17 +457,12 @@ mod tests {
     #[test]
     fn least_recently_used_entries_are_evicted_past_the_bound() {
         let d = tempfile::tempdir().unwrap();
-        let (a, b, c) = (
-            module(d.path(), "a.wasm", "a"),
-            module(d.path(), "b.wasm", "b"),
-            module(d.path(), "c.wasm", "c"),
-        );
+        let (a, b, c) =
+            (module(d.path(), "a.wasm", "a"), module(d.path(), "b.wasm", "b"), module(d.path(), "c.wasm", "c"));
         let probe = Cache::open(&d.path().join("p"), 1 << 30).unwrap();
         let one = std::fs::metadata(get(&probe, &a).path).unwrap().len();
         // Room for two artifacts.
-        let cache = Cache::open(&d.path().join("c"), one * 2 + one / 2)
-            .unwrap()
-            .with_eviction_grace(Duration::ZERO);
+        let cache = Cache::open(&d.path().join("c"), one * 2 + one / 2).unwrap().with_eviction_grace(Duration::ZERO);
         get(&cache, &a);
         std::thread::sleep(Duration::from_millis(20));
         get(&cache, &b);

@@ -52,50 +52,27 @@ pub struct Entrypoint {
 /// Resolve `args[0]` in `rootfs` and return it when it is a core module;
 /// `None` for a native entrypoint or one that does not resolve (the normal
 /// path then reports it as runc would).
-pub fn entrypoint(
-    rootfs: &Path,
-    arg0: &str,
-    cwd: &str,
-    env: &[String],
-) -> Result<Option<Entrypoint>, WasmError> {
-    let root =
-        File::open(rootfs).map_err(WasmError::io(format!("open rootfs {}", rootfs.display())))?;
+pub fn entrypoint(rootfs: &Path, arg0: &str, cwd: &str, env: &[String]) -> Result<Option<Entrypoint>, WasmError> {
+    let root = File::open(rootfs).map_err(WasmError::io(format!("open rootfs {}", rootfs.display())))?;
     let candidates: Vec<PathBuf> = if arg0.contains('/') {
         vec![Path::new(cwd).join(arg0)]
     } else {
-        let path = env
-            .iter()
-            .find_map(|kv| kv.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH);
-        path.split(':')
-            .map(|d| Path::new(if d.is_empty() { cwd } else { d }).join(arg0))
-            .collect()
+        let path = env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+        path.split(':').map(|d| Path::new(if d.is_empty() { cwd } else { d }).join(arg0)).collect()
     };
     for candidate in candidates {
         let Ok(mut file) = sys::open_in_root(&root, &candidate) else {
             continue;
         };
-        let meta = file
-            .metadata()
-            .map_err(WasmError::io(format!("stat {}", candidate.display())))?;
+        let meta = file.metadata().map_err(WasmError::io(format!("stat {}", candidate.display())))?;
         if !meta.is_file() {
             continue;
         }
         let mut header = [0u8; 8];
-        let n = read_up_to(&mut file, &mut header)
-            .map_err(WasmError::io(format!("read {}", candidate.display())))?;
+        let n = read_up_to(&mut file, &mut header).map_err(WasmError::io(format!("read {}", candidate.display())))?;
         match kind_of(&header[..n]) {
-            Kind::Module => {
-                return Ok(Some(Entrypoint {
-                    file,
-                    in_rootfs: candidate,
-                }))
-            }
-            Kind::Component => {
-                return Err(WasmError::Component {
-                    path: candidate.display().to_string(),
-                })
-            }
+            Kind::Module => return Ok(Some(Entrypoint { file, in_rootfs: candidate })),
+            Kind::Component => return Err(WasmError::Component { path: candidate.display().to_string() }),
             // Like a PATH search: a non-executable file is skipped.
             Kind::Native if meta.permissions().mode() & 0o111 == 0 => continue,
             Kind::Native => return Ok(None),
@@ -126,11 +103,7 @@ mod tests {
         std::fs::write(d.path().join("bin/noext"), b"\0asm\x01\0\0\0").unwrap();
         std::fs::write(d.path().join("bin/comp.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
         std::fs::write(d.path().join("bin/sh"), b"\x7fELF\x02\x01\x01\0").unwrap();
-        std::fs::set_permissions(
-            d.path().join("bin/sh"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(d.path().join("bin/sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(d.path().join("fake.wasm"), b"#!/bin/sh\necho hi\n").unwrap();
         std::os::unix::fs::symlink("/../../../etc/hostname", d.path().join("escape.wasm")).unwrap();
         d
@@ -144,17 +117,11 @@ mod tests {
         assert_eq!(kind_of(b"#!/bin/sh"), Kind::Native);
         assert_eq!(kind_of(b"\0as"), Kind::Native);
         let d = rootfs();
-        let found = entrypoint(d.path(), "/app.wasm", "/", &[])
-            .unwrap()
-            .unwrap();
+        let found = entrypoint(d.path(), "/app.wasm", "/", &[]).unwrap().unwrap();
         assert_eq!(found.in_rootfs, Path::new("/app.wasm"));
-        let found = entrypoint(d.path(), "noext", "/", &["PATH=/bin".into()])
-            .unwrap()
-            .unwrap();
+        let found = entrypoint(d.path(), "noext", "/", &["PATH=/bin".into()]).unwrap().unwrap();
         assert_eq!(found.in_rootfs, Path::new("/bin/noext"));
-        assert!(entrypoint(d.path(), "/fake.wasm", "/", &[])
-            .unwrap()
-            .is_none());
+        assert!(entrypoint(d.path(), "/fake.wasm", "/", &[]).unwrap().is_none());
         assert!(entrypoint(d.path(), "sh", "/", &[]).unwrap().is_none());
         assert!(entrypoint(d.path(), "missing", "/", &[]).unwrap().is_none());
         let e = entrypoint(d.path(), "/bin/comp.wasm", "/", &[]).unwrap_err();
@@ -164,13 +131,9 @@ mod tests {
     #[test]
     fn relative_args_use_cwd_and_symlinks_stay_inside() {
         let d = rootfs();
-        let found = entrypoint(d.path(), "./noext", "/bin", &[])
-            .unwrap()
-            .unwrap();
+        let found = entrypoint(d.path(), "./noext", "/bin", &[]).unwrap().unwrap();
         assert_eq!(found.in_rootfs, Path::new("/bin/noext"));
         // The symlink resolves to <rootfs>/etc/hostname, which does not exist.
-        assert!(entrypoint(d.path(), "/escape.wasm", "/", &[])
-            .unwrap()
-            .is_none());
+        assert!(entrypoint(d.path(), "/escape.wasm", "/", &[]).unwrap().is_none());
     }
 }

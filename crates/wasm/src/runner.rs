@@ -21,7 +21,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -31,6 +30,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use zygote_runtime::guest::{GuestLaunch, GuestRunner, GuestTask, LoadedGuest, ReadyGuest};
 use zygote_runtime::RuntimeError;
 
+use crate::cache::Fingerprint;
 use crate::{engine, signals, sys};
 
 /// Status of a trapped module.
@@ -53,28 +53,14 @@ struct Host {
 struct MemoryCap(Option<usize>);
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         match self.0 {
-            Some(limit) if desired > limit => Err(wasmtime::Error::new(MemoryLimitReached {
-                current,
-                desired,
-                limit,
-            })),
+            Some(limit) if desired > limit => Err(wasmtime::Error::new(MemoryLimitReached { current, desired, limit })),
             _ => Ok(true),
         }
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, _desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(true)
     }
 }
@@ -97,7 +83,7 @@ struct Warm {
     engine: Engine,
     pooling: bool,
     linker: Linker<Host>,
-    hot: HashMap<(PathBuf, u64, u64, i64, i64), InstancePre<Host>>,
+    hot: HashMap<(PathBuf, Fingerprint), InstancePre<Host>>,
 }
 
 static WARM: Mutex<Option<Warm>> = Mutex::new(None);
@@ -111,38 +97,19 @@ fn new_warm() -> Result<Warm, RuntimeError> {
     let mut linker: Linker<Host> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
         .map_err(|e| rt("link WASI preview 1", format!("{e:#}")))?;
-    Ok(Warm {
-        engine,
-        pooling,
-        linker,
-        hot: HashMap::new(),
-    })
+    Ok(Warm { engine, pooling, linker, hot: HashMap::new() })
 }
 
-fn identity(path: &Path) -> std::io::Result<(PathBuf, u64, u64, i64, i64)> {
-    let m = std::fs::metadata(path)?;
-    Ok((
-        path.to_path_buf(),
-        m.ino(),
-        m.size(),
-        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-    ))
+fn identity(path: &Path) -> std::io::Result<(PathBuf, Fingerprint)> {
+    Ok((path.to_path_buf(), Fingerprint::of(&std::fs::metadata(path)?)))
 }
 
 fn prepare(warm: &Warm, artifact: &Path) -> Result<InstancePre<Host>, RuntimeError> {
-    let module = sys::load_artifact(&warm.engine, artifact).map_err(|e| {
-        rt(
-            &format!("load artifact {}", artifact.display()),
-            format!("{e:#}"),
-        )
-    })?;
-    warm.linker.instantiate_pre(&module).map_err(|e| {
-        rt(
-            "link the module's imports (only WASI preview 1 is provided)",
-            format!("{e:#}"),
-        )
-    })
+    let module = sys::load_artifact(&warm.engine, artifact)
+        .map_err(|e| rt(&format!("load artifact {}", artifact.display()), format!("{e:#}")))?;
+    warm.linker
+        .instantiate_pre(&module)
+        .map_err(|e| rt("link the module's imports (only WASI preview 1 is provided)", format!("{e:#}")))
 }
 
 impl GuestRunner for WasmRunner {
@@ -154,11 +121,10 @@ impl GuestRunner for WasmRunner {
         };
         let mut failed = Vec::new();
         for path in hot {
-            match identity(path).map_err(|e| e.to_string()).and_then(|id| {
-                prepare(warm, path)
-                    .map(|pre| (id, pre))
-                    .map_err(|e| e.to_string())
-            }) {
+            match identity(path)
+                .map_err(|e| e.to_string())
+                .and_then(|id| prepare(warm, path).map(|pre| (id, pre)).map_err(|e| e.to_string()))
+            {
                 Ok((id, pre)) => {
                     warm.hot.insert(id, pre);
                 }
@@ -177,27 +143,18 @@ impl GuestRunner for WasmRunner {
             Some(w) => w,
             None => new_warm()?,
         };
-        let id = identity(&task.artifact)
-            .map_err(|e| rt(&format!("stat {}", task.artifact.display()), e))?;
+        let id = identity(&task.artifact).map_err(|e| rt(&format!("stat {}", task.artifact.display()), e))?;
         let pre = match warm.hot.get(&id) {
             Some(pre) => pre.clone(),
             None => prepare(&warm, &task.artifact)?,
         };
-        tracing::debug!(
-            pooling = warm.pooling,
-            hot = warm.hot.contains_key(&id),
-            "wasm module loaded"
-        );
+        tracing::debug!(pooling = warm.pooling, hot = warm.hot.contains_key(&id), "wasm module loaded");
         // The other hot modules are never released: releasing one reads its
         // mapping (unwind tables), and a cache file changed in place since
         // it was mapped (a corrupt entry the daemon has since replaced)
         // would raise SIGBUS. The process ends with its task anyway.
         std::mem::forget(warm.hot);
-        Ok(Box::new(Loaded {
-            engine: warm.engine,
-            pre,
-            task: task.clone(),
-        }))
+        Ok(Box::new(Loaded { engine: warm.engine, pre, task: task.clone() }))
     }
 }
 
@@ -208,58 +165,26 @@ struct Loaded {
 }
 
 impl LoadedGuest for Loaded {
-    fn instantiate(
-        self: Box<Self>,
-        launch: &GuestLaunch,
-    ) -> Result<Box<dyn ReadyGuest>, RuntimeError> {
-        let perms = if self.task.readonly_root {
-            FsPerms::ReadOnly
-        } else {
-            FsPerms::ReadWrite
-        };
+    fn instantiate(self: Box<Self>, launch: &GuestLaunch) -> Result<Box<dyn ReadyGuest>, RuntimeError> {
+        let perms = if self.task.readonly_root { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
         let mut b = WasiCtxBuilder::new();
-        b.args(&launch.args)
-            .envs(&launch.env)
-            .inherit_stdio()
-            .allow_blocking_current_thread(true);
-        b.preopened_dir(&launch.rootfs, "/", perms).map_err(|e| {
-            rt(
-                &format!("preopen {} as /", launch.rootfs.display()),
-                format!("{e:#}"),
-            )
-        })?;
+        b.args(&launch.args).envs(&launch.env).inherit_stdio().allow_blocking_current_thread(true);
+        b.preopened_dir(&launch.rootfs, "/", perms)
+            .map_err(|e| rt(&format!("preopen {} as /", launch.rootfs.display()), format!("{e:#}")))?;
         let cap = MemoryCap(self.task.memory_limit.map(|l| l as usize));
-        let mut store = Store::new(
-            &self.engine,
-            Host {
-                wasi: b.build_p1(),
-                cap,
-            },
-        );
+        let mut store = Store::new(&self.engine, Host { wasi: b.build_p1(), cap });
         store.limiter(|h| &mut h.cap);
         store.set_epoch_deadline(1);
         store.epoch_deadline_trap();
         store.call_hook(|_, t| signals::hook(t));
-        let instance = self.pre.instantiate(&mut store).map_err(|e| {
-            rt(
-                &format!("instantiate {}", self.task.module_in_rootfs),
-                format!("{e:#}"),
-            )
-        })?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| rt(&format!("instantiate {}", self.task.module_in_rootfs), format!("{e:#}")))?;
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
-            .map_err(|_| {
-                rt(
-                    &self.task.module_in_rootfs,
-                    "exports no `_start` function (not a WASI command module)",
-                )
-            })?;
-        Ok(Box::new(Ready {
-            engine: self.engine,
-            store,
-            start,
-            module: self.task.module_in_rootfs,
-        }))
+            .map_err(|_| rt(&self.task.module_in_rootfs, "exports no `_start` function (not a WASI command module)"))?;
+        Ok(Box::new(Ready { engine: self.engine, store, start, module: self.task.module_in_rootfs }))
     }
 }
 
@@ -272,21 +197,12 @@ struct Ready {
 
 impl ReadyGuest for Ready {
     fn run(self: Box<Self>, entered: &dyn Fn()) -> i32 {
-        let Ready {
-            engine,
-            mut store,
-            start,
-            module,
-        } = *self;
+        let Ready { engine, mut store, start, module } = *self;
         if let Err(e) = signals::arm(&engine) {
             eprintln!("zygote: {module}: cannot install signal handlers: {e}");
             return 1;
         }
-        let tokio = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-        {
+        let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("zygote: {module}: cannot start the WASI runtime: {e}");
@@ -304,9 +220,7 @@ impl ReadyGuest for Ready {
                     exit.0
                 } else if let Some(signal) = signals::pending() {
                     128 + signal
-                } else if e.downcast_ref::<Trap>().is_some()
-                    || e.downcast_ref::<MemoryLimitReached>().is_some()
-                {
+                } else if e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<MemoryLimitReached>().is_some() {
                     eprintln!("zygote: wasm trap in {module}: {e:?}");
                     TRAP_STATUS
                 } else {

@@ -24,11 +24,7 @@ pub fn open_in_root(root: &File, path: &Path) -> std::io::Result<File> {
 /// Install `handler` for `signal`, without `SA_RESTART` (a blocked host
 /// call returns `EINTR` and the guest sees the interruption sooner).
 pub fn on_signal(signal: Signal, handler: extern "C" fn(libc::c_int)) -> nix::Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(handler),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let action = SigAction::new(SigHandler::Handler(handler), SaFlags::empty(), SigSet::empty());
     // SAFETY: the handlers installed through here (crate::signals) only
     // touch atomics, the engine's epoch counter (an atomic add) and
     // `_exit`, all async-signal-safe.
@@ -36,13 +32,16 @@ pub fn on_signal(signal: Signal, handler: extern "C" fn(libc::c_int)) -> nix::Re
 }
 
 /// Map a compiled artifact from the node's cache.
+///
+/// wasmtime trusts the code in an artifact. Artifacts are only written by
+/// this node's daemon (crate::cache: a root-only directory, written to a
+/// temporary file and renamed into place, never modified in place), and the
+/// daemon checked the file against the digest it recorded when it wrote it
+/// (or re-checked it after any change to the file's inode, size, mtime or
+/// ctime) before naming it in a task. wasmtime itself rejects an artifact
+/// built by another engine configuration.
 pub fn load_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
-    // SAFETY: wasmtime trusts the code in an artifact. Artifacts are only
-    // written by this node's daemon (crate::cache: a root-only directory,
-    // written to a temporary file and renamed into place, never modified in
-    // place), and the daemon checked the file against the digest it recorded
-    // when it wrote it (or re-checked it after any change to the file's
-    // inode, size, mtime or ctime) before naming it in a task. wasmtime
-    // itself rejects an artifact built by another engine configuration.
+    // SAFETY: the artifact was written and verified by this node's daemon
+    // (see the function's docs); wasmtime checks its engine compatibility.
     unsafe { Module::deserialize_file(engine, path) }
 }

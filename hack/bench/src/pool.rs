@@ -37,26 +37,17 @@ pub fn burst(a: &Args, runtime: &str, tag: &str, n: usize, extra: &[&str]) -> Ve
             })
         })
         .collect();
-    handles
-        .into_iter()
-        .filter_map(|h| h.join().ok().flatten())
-        .collect()
+    handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
 }
 
 pub fn print_burst(label: &str, mut v: Vec<f64>, n: usize) {
-    println!(
-        "  {label:8}: {}/{n} ok, p50 {:7.1} ms   p99 {:7.1} ms",
-        v.len(),
-        pct(&mut v, 0.5),
-        pct(&mut v, 0.99)
-    );
+    println!("  {label:8}: {}/{n} ok, p50 {:7.1} ms   p99 {:7.1} ms", v.len(), pct(&mut v, 0.5), pct(&mut v, 0.99));
 }
 
 /// Pool counters of `profile` and PSS of its idle zygotes (each one: the
 /// zygote process plus its waiting child).
 pub fn zygote_figures(dir: &Path, profile: &str) -> Result<()> {
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("pools.json"))?)?;
+    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("pools.json"))?)?;
     let d = &stats["profiles"][profile];
     println!("\nwarm pool (profile {profile}): {d}");
     println!(

@@ -21,10 +21,7 @@ fn run_wasm(a: &Args, image: &str, id: &str, module: &str) -> Result<f64> {
     let out = ctr(a, &args)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     if !out.status.success() {
-        bail!(
-            "wasm run {id} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("wasm run {id} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(ms)
 }
@@ -39,10 +36,7 @@ fn line(dir: &Path, id: &str) -> serde_json::Value {
 
 /// sha256 of the image's hello module, read back from a finished task line.
 fn hello_digest(dir: &Path, id: &str) -> String {
-    line(dir, id)["wasm"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    line(dir, id)["wasm"]["digest"].as_str().unwrap_or_default().to_string()
 }
 
 pub fn run(a: &Args, dir: &Path, image: &str, cache: &Path) -> Result<()> {
@@ -56,30 +50,15 @@ pub fn run(a: &Args, dir: &Path, image: &str, cache: &Path) -> Result<()> {
     }
     let (rm, wm) = (pct(&mut r, 0.5), pct(&mut w, 0.5));
     println!("\nWasm: ctr run --rm {image} (hello.wasm, profile wasm) vs runc-v2 busybox /bin/true, {} runs each, interleaved:", a.n);
-    println!(
-        "  runc-v2 busybox : median {rm:7.1} ms   p90 {:7.1} ms",
-        pct(&mut r, 0.9)
-    );
-    println!(
-        "  zygote wasm     : median {wm:7.1} ms   p90 {:7.1} ms",
-        pct(&mut w, 0.9)
-    );
+    println!("  runc-v2 busybox : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
+    println!("  zygote wasm     : median {wm:7.1} ms   p90 {:7.1} ms", pct(&mut w, 0.9));
     println!("  ratio runc/zygote wasm (median): {:.2}x", rm / wm);
     let t = timings(dir, &format!("{tag}-w"));
     let mut cr: Vec<f64> = t.iter().map(|x| x.0).collect();
     let mut st: Vec<f64> = t.iter().map(|x| x.1).collect();
-    println!(
-        "shim-level wasm spawn (daemon timestamps, {} tasks):",
-        t.len()
-    );
-    println!(
-        "  Create received -> instance ready at the barrier:  median {:.2} ms",
-        pct(&mut cr, 0.5)
-    );
-    println!(
-        "  Start received -> _start entered:                  median {:.2} ms",
-        pct(&mut st, 0.5)
-    );
+    println!("shim-level wasm spawn (daemon timestamps, {} tasks):", t.len());
+    println!("  Create received -> instance ready at the barrier:  median {:.2} ms", pct(&mut cr, 0.5));
+    println!("  Start received -> _start entered:                  median {:.2} ms", pct(&mut st, 0.5));
     println!(
         "  sum (Create->ready + Start->_start, without ctr's gap): median {:.2} ms",
         pct(&mut cr, 0.5) + pct(&mut st, 0.5)

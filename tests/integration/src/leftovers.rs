@@ -137,10 +137,7 @@ pub fn cgroup_count() -> usize {
             // Warm zygotes' pool cgroups come and go with the pools (the
             // pool tests account for them).
             walk_dirs(&d, 8, &mut |p| {
-                if !p
-                    .file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with("zygote@"))
-                {
+                if !p.file_name().is_some_and(|f| f.to_string_lossy().starts_with("zygote@")) {
                     n += 1
                 }
             });

@@ -15,18 +15,14 @@ pub fn test_path() -> &'static str {
     match std::env::var("ZYGOTE_TEST_PATH").as_deref() {
         Ok("warm") => "warm",
         Ok("cold") => "cold",
-        other => {
-            panic!("ZYGOTE_TEST_PATH must be warm or cold (hack/test.sh sets it), got {other:?}")
-        }
+        other => panic!("ZYGOTE_TEST_PATH must be warm or cold (hack/test.sh sets it), got {other:?}"),
     }
 }
 
 /// The running zygote daemon's directory (the one with a `daemon.pid`).
 pub fn daemon_dir() -> Option<PathBuf> {
     let rd = std::fs::read_dir(&env().state_dir).ok()?;
-    rd.flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("daemon.pid").exists())
+    rd.flatten().map(|e| e.path()).find(|p| p.join("daemon.pid").exists())
 }
 
 /// Starts the zygote daemon (with one throwaway task) if none runs: it is
@@ -34,15 +30,10 @@ pub fn daemon_dir() -> Option<PathBuf> {
 pub fn ensure_daemon() {
     if daemon_dir().is_none() {
         let id = crate::runtime::unique_id("start_daemon", crate::runtime::Runtime::Zygote);
-        let out =
-            crate::ctr::Ctr::new().run_rm(crate::runtime::Runtime::Zygote, &id, &[], &["true"]);
+        let out = crate::ctr::Ctr::new().run_rm(crate::runtime::Runtime::Zygote, &id, &[], &["true"]);
         assert!(out.success(), "{}", out.describe());
     }
-    assert!(
-        daemon_dir().is_some(),
-        "no zygote daemon directory with a daemon.pid under {}",
-        env().state_dir.display()
-    );
+    assert!(daemon_dir().is_some(), "no zygote daemon directory with a daemon.pid under {}", env().state_dir.display());
 }
 
 /// The daemon's pool counters (`{"profiles": {name: {...}}}`).
@@ -55,16 +46,12 @@ pub fn pools_json() -> Value {
 
 /// One counter of one profile's pool (0 when absent).
 pub fn pool_counter(profile: &str, field: &str) -> u64 {
-    pools_json()["profiles"][profile][field]
-        .as_u64()
-        .unwrap_or(0)
+    pools_json()["profiles"][profile][field].as_u64().unwrap_or(0)
 }
 
 /// A fallback counter of one profile (0 when absent).
 pub fn pool_fallbacks(profile: &str, reason: &str) -> u64 {
-    pools_json()["profiles"][profile]["fallbacks"][reason]
-        .as_u64()
-        .unwrap_or(0)
+    pools_json()["profiles"][profile]["fallbacks"][reason].as_u64().unwrap_or(0)
 }
 
 /// Polls `f` every 50 ms until it holds or `timeout` passes.
@@ -94,9 +81,7 @@ pub fn timing(id: &str) -> Option<Value> {
 /// (their argument names the daemon's directory).
 pub fn zygote_pids() -> Vec<i32> {
     let ours = env().state_dir.to_string_lossy().into_owned();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
     rd.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
@@ -104,9 +89,7 @@ pub fn zygote_pids() -> Vec<i32> {
                 .map(|c| {
                     let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
                     args.get(1) == Some(&b"__zygote".as_slice())
-                        && args
-                            .get(2)
-                            .is_some_and(|a| String::from_utf8_lossy(a).contains(&ours))
+                        && args.get(2).is_some_and(|a| String::from_utf8_lossy(a).contains(&ours))
                 })
                 .unwrap_or(false)
         })
@@ -116,10 +99,6 @@ pub fn zygote_pids() -> Vec<i32> {
 /// The children of `pid` (a zygote's waiting child).
 pub fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
+        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default()
 }

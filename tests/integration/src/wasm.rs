@@ -33,10 +33,7 @@ pub fn wasm_cache_dir() -> PathBuf {
 pub fn module_digest(name: &str) -> String {
     let path = PathBuf::from(var("ZYGOTE_TEST_WASM_MODULES")).join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The cache's artifact files for a module digest.
@@ -47,11 +44,7 @@ pub fn cache_artifacts(digest: &str) -> Vec<PathBuf> {
     rd.flatten()
         .map(|e| e.path())
         .filter(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
             name.starts_with(digest) && name.ends_with(".cwasm")
         })
         .collect()

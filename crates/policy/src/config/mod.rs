@@ -55,8 +55,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy,
-    WasmNode,
+    Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
 };
 
 use crate::error::PolicyError;

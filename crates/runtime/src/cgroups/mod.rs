@@ -223,11 +223,7 @@ impl Cgroup {
     /// without changing anything when a rename is not possible (different
     /// parent, target exists, cgroup v2): the caller then creates the
     /// cgroup and moves the process.
-    pub fn create_by_rename(
-        &self,
-        pool: &Cgroup,
-        resources: Option<&LinuxResources>,
-    ) -> Result<bool> {
+    pub fn create_by_rename(&self, pool: &Cgroup, resources: Option<&LinuxResources>) -> Result<bool> {
         if !matches!(self.layout, Layout::V1(_)) || self.path.parent() != pool.path.parent() {
             return Ok(false);
         }
@@ -603,9 +599,7 @@ enum FreezerState {
 /// a few milliseconds later, share that grace period. Best effort: errors
 /// are ignored.
 pub fn prime_migration(own_pid: u32) {
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return;
-    };
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else { return };
     // v2 line "0::/path", or the first v1 hierarchy with a controller.
     let target = text.lines().find_map(|l| {
         let mut it = l.splitn(3, ':');
@@ -618,9 +612,7 @@ pub fn prime_migration(own_pid: u32) {
             PathBuf::from("/sys/fs/cgroup").join(ctrl.split(',').next()?)
         };
         let dir = base.join(path.trim_start_matches('/'));
-        dir.join("cgroup.procs")
-            .exists()
-            .then_some(dir.join("cgroup.procs"))
+        dir.join("cgroup.procs").exists().then_some(dir.join("cgroup.procs"))
     });
     if let Some(procs) = target {
         let _ = std::fs::write(procs, own_pid.to_string());

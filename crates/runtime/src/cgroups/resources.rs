@@ -243,26 +243,14 @@ fn v1_blkio(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
 /// device (the node is useless without rw), the standard character devices,
 /// the pty devices and tun.
 const DEFAULT_ALLOWED: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:8 rwm",
-    "c 1:7 rwm",
-    "c 5:0 rwm",
-    "c 1:5 rwm",
-    "c 1:9 rwm",
-    "c 5:1 rwm",
-    "c 136:* rwm",
-    "c 5:2 rwm",
-    "c 10:200 rwm",
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm",
+    "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
 ];
 
 /// At creation on v1: deny all unless the spec has device rules (runc's
 /// default), then the spec's rules, then [`DEFAULT_ALLOWED`].
 pub(super) fn v1_create_devices(cg: &Cgroup, r: Option<&LinuxResources>) -> Result<()> {
-    let Ok(dir) = cg.controller_dir("devices") else {
-        return Ok(());
-    };
+    let Ok(dir) = cg.controller_dir("devices") else { return Ok(()) };
     let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
     if rules.is_empty() {
         fs::write(&dir.join("devices.deny"), "a *:* rwm")?;

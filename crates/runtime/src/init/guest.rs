@@ -49,10 +49,8 @@ pub fn into_guest_plan(
     let ns = &mut plan.namespaces;
     ns.clone_flags.remove(CloneFlags::CLONE_NEWNS);
     ns.unshare_in_child.remove(CloneFlags::CLONE_NEWNS);
-    ns.join_in_child
-        .retain(|j| j.kind != CloneFlags::CLONE_NEWNS);
-    ns.join_before_clone
-        .retain(|j| j.kind != CloneFlags::CLONE_NEWNS);
+    ns.join_in_child.retain(|j| j.kind != CloneFlags::CLONE_NEWNS);
+    ns.join_before_clone.retain(|j| j.kind != CloneFlags::CLONE_NEWNS);
     plan.rootfs = None;
     plan.process.cwd = rootfs.to_path_buf();
     plan.landlock = Some(wall(rootfs, task.readonly_root)?);
@@ -73,11 +71,7 @@ pub fn into_guest_plan(
             .collect(),
         rootfs: rootfs.to_path_buf(),
     };
-    plan.guest = Some(GuestPlan {
-        task,
-        runner,
-        launch,
-    });
+    plan.guest = Some(GuestPlan { task, runner, launch });
     Ok(plan)
 }
 
@@ -92,10 +86,7 @@ fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_policy::PreparedLandlock
     }
     let policy = LandlockPolicy {
         compatibility: Compatibility::BestEffort,
-        fs: vec![FsRule {
-            path: rootfs.to_path_buf(),
-            access,
-        }],
+        fs: vec![FsRule { path: rootfs.to_path_buf(), access }],
         net_bind: Some(Vec::new()),
         net_connect: Some(Vec::new()),
         scope: vec!["abstract_unix_socket".into(), "signal".into()],
@@ -107,11 +98,7 @@ fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_policy::PreparedLandlock
 
 /// Run a guest task from the process phase on. Only returns on failure
 /// before `Go`; afterwards the process exits with the guest's status.
-pub fn run(
-    plan: &InitPlan,
-    guest: &GuestPlan,
-    chan: &SyncChannel,
-) -> Result<Infallible, RuntimeError> {
+pub fn run(plan: &InitPlan, guest: &GuestPlan, chan: &SyncChannel) -> Result<Infallible, RuntimeError> {
     let loaded = guest.runner.load(&guest.task)?;
     process::setup(plan, chan)?;
     let ready = loaded.instantiate(&guest.launch)?;

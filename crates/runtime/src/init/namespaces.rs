@@ -50,7 +50,8 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), RuntimeError> {
     // The list is ordered: user first, mnt last.
     plan.join_in_child.iter().try_for_each(join)?;
     if !plan.unshare_in_child.is_empty() {
-        unshare(plan.unshare_in_child).ctx(|| format!("unshare {:?}", plan.unshare_in_child))?;
+        unshare(plan.unshare_in_child)
+            .ctx(|| format!("unshare {:?}", plan.unshare_in_child))?;
     }
     if plan.unshare_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;

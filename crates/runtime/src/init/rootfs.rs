@@ -30,10 +30,7 @@ fn none() -> Option<&'static str> {
 /// Run the whole rootfs phase. Precondition: the process is in the mount
 /// namespace the container will use (a fresh one, normally). `placed` is
 /// called before the first step that needs the process in its cgroup.
-pub fn setup(
-    plan: &RootfsPlan,
-    placed: &dyn Fn() -> Result<(), RuntimeError>,
-) -> Result<(), RuntimeError> {
+pub fn setup(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     // Device nodes and directories get exactly the modes the spec asks for.
     let old_umask = umask(Mode::empty());
     let result = setup_inner(plan, placed);
@@ -41,10 +38,7 @@ pub fn setup(
     result
 }
 
-fn setup_inner(
-    plan: &RootfsPlan,
-    placed: &dyn Fn() -> Result<(), RuntimeError>,
-) -> Result<(), RuntimeError> {
+fn setup_inner(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     mount(none(), "/", none(), plan.root_propagation, none())
         .ctx(|| format!("set propagation {:?} on /", plan.root_propagation))?;
     if plan.root_propagation.contains(MsFlags::MS_SHARED) {

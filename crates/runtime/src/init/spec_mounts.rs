@@ -17,11 +17,7 @@ use crate::error::{Context, RuntimeError};
 /// Mount every spec mount in order.
 /// `placed` is called before anything that needs the process to be in its
 /// cgroup already (the cgroup mount).
-pub fn mount_all(
-    root: &Root,
-    plan: &RootfsPlan,
-    placed: &dyn Fn() -> Result<(), RuntimeError>,
-) -> Result<(), RuntimeError> {
+pub fn mount_all(root: &Root, plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     for m in &plan.mounts {
         mount_one(root, plan, m, placed)?;
     }
@@ -42,12 +38,7 @@ fn none() -> Option<&'static str> {
     None
 }
 
-fn mount_one(
-    root: &Root,
-    plan: &RootfsPlan,
-    m: &MountPlan,
-    placed: &dyn Fn() -> Result<(), RuntimeError>,
-) -> Result<(), RuntimeError> {
+fn mount_one(root: &Root, plan: &RootfsPlan, m: &MountPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     match m.kind {
         MountKind::Bind { recursive } => {
             let src = m.source.as_deref().unwrap_or(Path::new(""));

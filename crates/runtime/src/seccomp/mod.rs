@@ -71,6 +71,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
     LinuxSyscall,
@@ -79,7 +80,6 @@ use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
-use serde::{Deserialize, Serialize};
 
 pub use syscalls::{all as known_syscalls, syscall_number};
 
@@ -172,11 +172,7 @@ impl Serialize for CompiledSeccomp {
                     .collect()
             })
             .collect();
-        WireSeccomp {
-            programs,
-            flags: self.flags as u64,
-        }
-        .serialize(s)
+        WireSeccomp { programs, flags: self.flags as u64 }.serialize(s)
     }
 }
 
@@ -184,9 +180,7 @@ impl<'de> Deserialize<'de> for CompiledSeccomp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = WireSeccomp::deserialize(d)?;
         if w.programs.iter().any(|p| p.is_empty() || p.len() > 4096) {
-            return Err(serde::de::Error::custom(
-                "seccomp program of 0 or more than 4096 instructions",
-            ));
+            return Err(serde::de::Error::custom("seccomp program of 0 or more than 4096 instructions"));
         }
         let programs = w
             .programs
@@ -202,10 +196,7 @@ impl<'de> Deserialize<'de> for CompiledSeccomp {
                     .collect()
             })
             .collect();
-        Ok(CompiledSeccomp {
-            programs,
-            flags: w.flags as libc::c_ulong,
-        })
+        Ok(CompiledSeccomp { programs, flags: w.flags as libc::c_ulong })
     }
 }
 
