@@ -40,24 +40,31 @@ impl Daemon {
             });
         }
         let mut seen = HashSet::new();
+        let mut adopted = Vec::new();
         while let Some(joined) = set.join_next().await {
             let Ok((dir, r)) = joined else { continue };
             match r {
-                Ok(conns) => {
+                Ok((task, conns)) => {
                     for fd in conns {
                         let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
                         if seen.insert(ino) {
                             self.proxy(fd);
                         }
                     }
+                    adopted.push(task);
                 }
                 Err(why) => warn!(dir = %dir.display(), why, "cannot adopt task"),
             }
         }
+        // Every inherited connection has its proxy now.
+        for task in adopted {
+            self.redeliver_waits(task);
+        }
     }
 
-    /// Adopts one task; returns the containerd connections its monitor kept.
-    async fn adopt_one(self: &Arc<Self>, dir: &Path) -> Result<Vec<OwnedFd>, String> {
+    /// Adopts one task; returns it and the containerd connections its
+    /// monitor kept.
+    async fn adopt_one(self: &Arc<Self>, dir: &Path) -> Result<(Arc<Task>, Vec<OwnedFd>), String> {
         let cfg: TaskConfig = match state::read(&dir.join(state::TASK_FILE)) {
             Ok(c) => c,
             Err(e) => {
@@ -69,6 +76,7 @@ impl Daemon {
         let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| e.to_string())?;
         let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| e.to_string())?;
         let task = Arc::new(Task::new(cfg.clone(), dir.to_path_buf(), cgroup));
+        task.set_waits(crate::waits::load(dir));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut conns = Vec::new();
         let snap: Snapshot = match MonitorClient::connect(&dir.join(state::MONITOR_SOCKET), tx).await {
@@ -98,13 +106,9 @@ impl Daemon {
         self.tasks.write().expect("tasks lock").insert(cfg.id.clone(), task.clone());
         if has_monitor {
             self.watch(task.clone(), rx);
-        } else if snap.init.status != Status::Stopped {
-            let now = state::wall_ns();
-            task.update("", |p| {
-                p.state.status = Status::Stopped;
-                p.state.exit_status = Some(255);
-                p.state.exited_at_ns = Some(now);
-            });
+        } else {
+            // Its monitor died while no daemon ran.
+            self.end_lost_processes(&task).await;
         }
         let init = task.proc("").expect("init after snapshot");
         if init.state.status == Status::Stopped && !dir.join(state::exit_marker(None)).exists() {
@@ -116,7 +120,7 @@ impl Daemon {
             }
         }
         info!(id = %cfg.id, pid = init.state.pid, status = ?init.state.status, "adopted task");
-        Ok(conns)
+        Ok((task, conns))
     }
 
     /// Serves a containerd connection inherited from a previous daemon by
@@ -126,25 +130,118 @@ impl Daemon {
     /// act on the socket itself and reach containerd even though monitors
     /// still hold it): when we stop, we only drop our descriptor, and the
     /// next daemon picks the connection up again from the monitors.
-    fn proxy(&self, fd: OwnedFd) {
+    ///
+    /// Replies go through frame by frame, so the answer to a `Wait` the
+    /// previous daemon left pending can be put between them
+    /// ([`crate::waits`]); the local end is bound to an abstract name that
+    /// tells the server which containerd connection it serves.
+    fn proxy(self: &Arc<Self>, fd: OwnedFd) {
+        let conn = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+        let (inject, mut injected) = mpsc::unbounded_channel::<Vec<u8>>();
+        self.injectors.lock().expect("injectors lock").insert(conn, inject);
+        let seq = self.proxy_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sock = paths::socket(&self.dir);
+        let this = self.clone();
         tokio::spawn(async move {
             let std_stream = std::os::unix::net::UnixStream::from(fd);
-            if std_stream.set_nonblocking(true).is_err() {
-                return;
+            let spliced = async {
+                std_stream.set_nonblocking(true).ok()?;
+                let mut outer = tokio::net::UnixStream::from_std(std_stream).ok()?;
+                let mut inner = connect_named(&sock, &crate::waits::proxy_name(conn, seq)).ok()?;
+                // Borrowed halves: unlike owned ones, dropping them shuts nothing down.
+                let (mut outer_r, mut outer_w) = outer.split();
+                let (mut inner_r, mut inner_w) = inner.split();
+                // Requests: containerd → us; replies: us → containerd. Whichever
+                // direction ends first ends the splice; nothing is shut down.
+                tokio::select! {
+                    _ = copy(&mut outer_r, &mut inner_w) => {},
+                    _ = replies(&mut inner_r, &mut outer_w, &mut injected) => {},
+                }
+                Some(())
+            };
+            if spliced.await.is_none() {
+                warn!(conn, "cannot serve an inherited containerd connection");
             }
-            let Ok(mut outer) = tokio::net::UnixStream::from_std(std_stream) else { return };
-            let Ok(mut inner) = tokio::net::UnixStream::connect(&sock).await else { return };
-            // Borrowed halves: unlike owned ones, dropping them shuts nothing down.
-            let (mut outer_r, mut outer_w) = outer.split();
-            let (mut inner_r, mut inner_w) = inner.split();
-            // Requests: containerd → us; replies: us → containerd. Whichever
-            // direction ends first ends the splice; nothing is shut down.
-            tokio::select! {
-                _ = copy(&mut outer_r, &mut inner_w) => {},
-                _ = copy(&mut inner_r, &mut outer_w) => {},
-            }
+            this.injectors.lock().expect("injectors lock").remove(&conn);
         });
+    }
+
+    /// Answers the `Wait`s a previous daemon left pending on `task`, each
+    /// once its process has stopped.
+    pub(crate) fn redeliver_waits(self: &Arc<Self>, task: Arc<Task>) {
+        for w in task.waits() {
+            let this = self.clone();
+            let task = task.clone();
+            tokio::spawn(async move {
+                let mut changed = task.changed.subscribe();
+                let resp = loop {
+                    match task.proc(&w.exec_id) {
+                        None => break None,
+                        Some(p) if p.state.status == Status::Stopped => {
+                            break Some(containerd_shim_protos::api::WaitResponse {
+                                exit_status: p.state.exit_status.unwrap_or(0) as u32,
+                                exited_at: p.state.exited_at_ns.map(crate::daemon::timestamp).into(),
+                                ..Default::default()
+                            })
+                        }
+                        Some(_) => {}
+                    }
+                    if changed.changed().await.is_err() {
+                        break None;
+                    }
+                };
+                let sent = resp.and_then(|r| {
+                    let frame = crate::waits::response_frame(w.stream, &r).ok()?;
+                    let injectors = this.injectors.lock().expect("injectors lock");
+                    injectors.get(&w.conn)?.send(frame).ok()
+                });
+                match sent {
+                    Some(()) => info!(id = %task.cfg.id, exec = %w.exec_id, stream = w.stream, "answered a wait left by the previous daemon"),
+                    None => warn!(id = %task.cfg.id, exec = %w.exec_id, "cannot answer a wait left by the previous daemon"),
+                }
+                task.remove_wait(&w);
+            });
+        }
+    }
+}
+
+/// Connects to the ttrpc socket from a socket bound to the abstract `name`.
+fn connect_named(sock: &Path, name: &str) -> std::io::Result<tokio::net::UnixStream> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(fd.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes())?)?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(sock)?)?;
+    let stream = std::os::unix::net::UnixStream::from(fd);
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
+}
+
+/// Copies our replies to containerd whole frame by whole frame, putting
+/// injected frames between them; never shuts down `w`.
+async fn replies<R, W>(r: &mut R, w: &mut W, injected: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        while let Some(n) = crate::waits::complete_frame(&buf) {
+            w.write_all(&buf[..n]).await?;
+            buf.drain(..n);
+        }
+        tokio::select! {
+            // Both arms are cancel-safe: a read either happened or not.
+            n = r.read(&mut chunk) => {
+                let n = n?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Some(frame) = injected.recv() => w.write_all(&frame).await?,
+        }
     }
 }
 

@@ -6,27 +6,67 @@
 //! rootfs we mounted and delete the task directory. Synchronous: also used
 //! from the short-lived `delete` subcommand.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tracing::warn;
 use zygote_monitor::proto::{self, Message, Reply, Request};
-use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
+use zygote_monitor::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 /// Kills and removes everything of a task that has no monitor.
-pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup) {
-    remove_cgroup(cgroup);
+pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup, procs: &[ProcState]) {
+    kill_lost(cfg, cgroup, procs);
+    remove_cgroup(cfg, cgroup);
     release_files(cfg, dir);
 }
 
-/// Kills whatever is left in the cgroup and removes it (retrying while the
-/// processes drain).
-fn remove_cgroup(cgroup: &Cgroup) {
-    for _ in 0..50 {
+/// Kills the processes of a task whose monitor is gone that still run, and
+/// waits (bounded) until they are gone. Each is identified by its pid *and*
+/// start time, so a process that took over a dead one's pid is never hit.
+/// Sharing a pid namespace, the task's processes are told apart by their
+/// cgroup only, and all of them are killed, as runc-v2 does. Returns how
+/// many it killed.
+pub fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usize {
+    let mut pidfds = Vec::new();
+    for p in procs.iter().filter(|p| p.status != Status::Stopped && p.pid > 0) {
+        let Ok(fd) = zygote_monitor::sys::pidfd_open(p.pid) else { continue };
+        // Compared after the pidfd is open: from then on it cannot change.
+        if p.start_time.is_some() && state::start_time(p.pid) != p.start_time {
+            continue;
+        }
+        match zygote_monitor::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
+            Ok(()) => pidfds.push(fd),
+            Err(e) => warn!(id = %cfg.id, pid = p.pid, error = %e, "cannot kill a process of a task whose monitor is gone"),
+        }
+    }
+    if !cfg.private_pidns {
         let _ = cgroup.kill_all(Signal::SIGKILL);
+    }
+    let killed = pidfds.len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for fd in pidfds {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut pfd = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        zygote_monitor::sys::poll(&mut pfd, left.as_millis() as i32);
+    }
+    killed
+}
+
+/// Removes the cgroup once the task's processes are gone (retrying while
+/// they drain). With a private pid namespace, processes still in it belong
+/// to another container given the same path: the cgroup is left to them.
+fn remove_cgroup(cfg: &TaskConfig, cgroup: &Cgroup) {
+    if cfg.private_pidns && cgroup.procs().is_ok_and(|p| !p.is_empty()) {
+        warn!(id = %cfg.id, cgroup = %cgroup.path().display(), "the cgroup holds processes of another container; left in place");
+        return;
+    }
+    for _ in 0..50 {
+        if !cfg.private_pidns {
+            let _ = cgroup.kill_all(Signal::SIGKILL);
+        }
         match cgroup.remove() {
             Ok(()) => break,
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -51,24 +91,21 @@ pub struct Deleted {
     pub exited_at_ns: i64,
 }
 
-/// Asks a live monitor to destroy its task (synchronously).
-fn destroy_via_monitor(dir: &Path) -> bool {
+/// Asks a live monitor to destroy its task (synchronously); returns the
+/// task's final state from the monitor's memory.
+fn destroy_via_monitor(dir: &Path) -> Option<Snapshot> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-    let Ok(fd) = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None) else { return false };
-    let Ok(addr) = UnixAddr::new(&dir.join(state::MONITOR_SOCKET)) else { return false };
-    if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
-        return false;
-    }
-    if proto::send(fd.as_fd(), &Request::Destroy, &[]).is_err() {
-        return false;
-    }
+    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).ok()?;
+    let addr = UnixAddr::new(&dir.join(state::MONITOR_SOCKET)).ok()?;
+    connect(fd.as_raw_fd(), &addr).ok()?;
+    proto::send(fd.as_fd(), &Request::Destroy, &[]).ok()?;
     // Events may come first; wait for the reply.
     loop {
         match proto::recv::<Message>(fd.as_fd()) {
-            Ok((Message::Reply { reply: Reply::Ok }, _)) => return true,
-            Ok((Message::Reply { .. }, _)) => return false,
+            Ok((Message::Reply { reply: Reply::Snapshot { snapshot } }, _)) => return Some(snapshot),
+            Ok((Message::Reply { .. }, _)) => return None,
             Ok(_) => continue,
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
@@ -79,13 +116,19 @@ pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
     let dir = crate::paths::task(daemon_dir, id);
     let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).ok()?;
     let before: Option<Snapshot> = state::read(&dir.join(state::STATE_FILE)).ok();
-    if !destroy_via_monitor(&dir) {
-        let cgroup = zygote_runtime::spec::load(&cfg.bundle).ok().and_then(|s| Cgroup::from_spec(&s, id).ok());
-        if let Some(cg) = cgroup {
-            remove_cgroup(&cg);
+    let after = match destroy_via_monitor(&dir) {
+        Some(last) => Some(last),
+        None => {
+            let cgroup = zygote_runtime::spec::load(&cfg.bundle).ok().and_then(|s| Cgroup::from_spec(&s, id).ok());
+            let procs: Vec<ProcState> =
+                before.iter().flat_map(|s| std::iter::once(s.init.clone()).chain(s.execs.values().cloned())).collect();
+            if let Some(cg) = cgroup {
+                kill_lost(&cfg, &cg, &procs);
+                remove_cgroup(&cfg, &cg);
+            }
+            before
         }
-    }
-    let after: Option<Snapshot> = state::read(&dir.join(state::STATE_FILE)).ok().or(before);
+    };
     release_files(&cfg, &dir);
     let snap = after?;
     let (status, at) = match snap.init.status {

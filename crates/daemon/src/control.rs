@@ -63,7 +63,7 @@ impl Daemon {
         let Reply::Pid { pid, .. } = reply else {
             return Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {reply:?}")));
         };
-        let info = ProcInfo { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, stdio };
+        let info = ProcInfo { state: ProcState::created(pid), stdio };
         task.state.lock().expect("state lock").execs.insert(req.exec_id.clone(), info);
         task.notify();
         let ev = TaskExecAdded { container_id: req.id.clone(), exec_id: req.exec_id.clone(), ..Default::default() };

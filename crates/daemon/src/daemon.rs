@@ -12,7 +12,7 @@ use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use zygote_monitor::proto::{Event, Request};
-use zygote_monitor::state::{self, ProcState, Snapshot, Status};
+use zygote_monitor::state::{self, Snapshot, Status};
 
 use crate::error::DaemonError;
 use crate::events::Events;
@@ -35,6 +35,11 @@ pub struct Daemon {
     pub pools: std::sync::Arc<zygote_pool::PoolSet>,
     /// Wasm tasks: entrypoint detection and the artifact cache.
     pub wasm: crate::wasm::Wasm,
+    /// Inherited containerd connections we serve through a proxy, by the
+    /// inode of containerd's socket: where a frame can be put between our
+    /// replies (see [`crate::waits`]).
+    pub(crate) injectors: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>>,
+    pub(crate) proxy_seq: std::sync::atomic::AtomicU64,
 }
 
 pub fn timestamp(ns: i64) -> Timestamp {
@@ -63,6 +68,8 @@ impl Daemon {
             pools: zygote_pool::PoolSet::new(exe_for_pools, dir, pre_place, profiles.pool_specs()),
             wasm: crate::wasm::Wasm::new(&profiles.wasm_node(), dir),
             profiles,
+            injectors: Default::default(),
+            proxy_seq: Default::default(),
         }
     }
 
@@ -93,10 +100,8 @@ impl Daemon {
             return;
         }
         // A connection proxied by ourselves after a restart is already held.
-        if let Ok(cred) = nix::sys::socket::getsockopt(&borrow(fd), nix::sys::socket::sockopt::PeerCredentials) {
-            if cred.pid() == std::process::id() as i32 {
-                return;
-            }
+        if crate::waits::is_proxied(fd) {
+            return;
         }
         if let Some(m) = task.monitor() {
             if let Err(e) = m.call(&Request::AdoptConnection, &[fd]).await {
@@ -115,12 +120,10 @@ impl Daemon {
                         let _order = task.lifecycle.lock().await;
                         let key = exec_id.clone().unwrap_or_default();
                         task.update(&key, |p| {
-                            p.state = ProcState {
-                                pid,
-                                status: Status::Stopped,
-                                exit_status: Some(status),
-                                exited_at_ns: Some(exited_at_ns),
-                            };
+                            p.state.pid = pid;
+                            p.state.status = Status::Stopped;
+                            p.state.exit_status = Some(status);
+                            p.state.exited_at_ns = Some(exited_at_ns);
                         });
                         // During Delete, Delete itself publishes the exit,
                         // before TaskDelete.
@@ -134,7 +137,7 @@ impl Daemon {
                         this.publish(&task, topics::TASK_OOM_EVENT_TOPIC, Box::new(ev));
                     }
                     Incoming::Closed => {
-                        this.monitor_gone(&task);
+                        this.monitor_gone(&task).await;
                         return;
                     }
                 }
@@ -155,38 +158,49 @@ impl Daemon {
         let _ = std::fs::write(task.dir.join(state::exit_marker(exec_id)), b"");
     }
 
-    /// The monitor died (it never should): what it persisted is the truth;
-    /// processes it did not see exit are reported as killed (255, like a
-    /// lost runc-v2 shim).
-    fn monitor_gone(&self, task: &Task) {
+    /// The monitor died (it never should, short of `kill -9`): like
+    /// containerd after losing a runc-v2 shim, the task's processes that
+    /// still run are killed (most died with it already: a container cloned
+    /// by its monitor has it as parent-death signal) and reported as killed
+    /// (137); what the monitor persisted is the truth for the others.
+    async fn monitor_gone(&self, task: &Task) {
         *task.monitor.lock().expect("monitor lock") = None;
         if task.deleting.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        let snap: Option<Snapshot> = state::read(&task.dir.join(state::STATE_FILE)).ok();
-        if let Some(snap) = &snap {
-            task.apply_snapshot(snap);
+        if let Ok(snap) = state::read::<Snapshot>(&task.dir.join(state::STATE_FILE)) {
+            task.apply_snapshot(&snap);
         }
-        let init = task.proc("");
-        if let Some(p) = init {
-            if p.state.status != Status::Stopped {
-                warn!(id = %task.cfg.id, "monitor vanished while the task ran");
-                let now = state::wall_ns();
-                task.update("", |p| {
-                    p.state.status = Status::Stopped;
-                    p.state.exit_status = Some(255);
-                    p.state.exited_at_ns = Some(now);
-                });
-                self.publish_exit(task, None, p.state.pid, 255, now);
-            }
-        }
+        self.end_lost_processes(task).await;
         debug!(id = %task.cfg.id, "monitor connection closed");
     }
-}
 
-fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: callers pass a descriptor owned by the ttrpc connection that is
-    // serving the current request, which stays open until the handler returns;
-    // the borrow does not escape the handler.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+    /// Kills what still runs of a task without a monitor and reports each
+    /// such process as killed by SIGKILL.
+    pub(crate) async fn end_lost_processes(&self, task: &Task) {
+        let procs = task.procs();
+        if procs.iter().all(|p| p.status == Status::Stopped) {
+            return;
+        }
+        warn!(id = %task.cfg.id, "monitor vanished while the task ran; killing what is left of it");
+        let (cfg, cgroup) = (task.cfg.clone(), task.cgroup.clone());
+        let lost = procs.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::cleanup::kill_lost(&cfg, &cgroup, &lost)).await;
+        let now = state::wall_ns();
+        let killed = 128 + libc::SIGKILL;
+        let execs: Vec<String> = task.state.lock().expect("state lock").execs.keys().cloned().collect();
+        for key in std::iter::once(String::new()).chain(execs) {
+            let Some(p) = task.proc(&key) else { continue };
+            if p.state.status == Status::Stopped {
+                continue;
+            }
+            task.update(&key, |p| {
+                p.state.status = Status::Stopped;
+                p.state.exit_status = Some(killed);
+                p.state.exited_at_ns = Some(now);
+            });
+            let exec = (!key.is_empty()).then_some(key.as_str());
+            self.publish_exit(task, exec, p.state.pid, killed, now);
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod task;
+pub mod waits;
 pub mod wasm;
 
 pub use error::DaemonError;

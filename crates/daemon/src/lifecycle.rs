@@ -46,6 +46,19 @@ pub fn validate_id(id: &str) -> Result<(), DaemonError> {
     }
 }
 
+/// A task may not take (or nest under) one of the warm pools' cgroups: its
+/// Delete would kill a zygote, and a claim would rename it away.
+fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
+    let prefix = zygote_monitor::zygote::POOL_CGROUP_PREFIX;
+    if cgroup.path().components().any(|c| c.as_os_str().to_string_lossy().starts_with(prefix)) {
+        return Err(DaemonError::InvalidArgument(format!(
+            "linux.cgroupsPath {}: cgroup names starting with {prefix:?} are reserved for zygote's warm pools",
+            zygote_policy::quote(&cgroup.path().to_string_lossy())
+        )));
+    }
+    Ok(())
+}
+
 /// A monitor serving a new task: its connection, its events, the
 /// container's pid, when it was ready, and how it was created.
 type Spawned = (MonitorClient, mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>, i32, i64, CreateDetail);
@@ -95,6 +108,7 @@ impl Daemon {
         let bundle = PathBuf::from(&req.bundle);
         let spec = zygote_runtime::spec::load(&bundle)?;
         let cgroup = Cgroup::from_spec(&spec, &req.id)?;
+        refuse_pool_cgroup(&cgroup)?;
         let options = req.options.as_ref().map(|a| (a.type_url.as_str(), a.value.as_slice()));
         let resolved = self.profiles.resolve(&spec, options)?;
         let dir = paths::task(&self.dir, &req.id);
@@ -134,6 +148,7 @@ impl Daemon {
             daemon_dir: self.dir.clone(),
             exe: self.exe.clone(),
             profile: resolved.profile.clone(),
+            private_pidns: zygote_runtime::spec::private_pid_namespace(&spec),
             resources: resolved.resources,
             security: Some(resolved.security),
             guest: wasm.as_ref().map(|(g, _)| g.clone()),
@@ -176,7 +191,7 @@ impl Daemon {
         let task = Arc::new(Task::new(cfg, dir, cgroup));
         *task.monitor.lock().expect("monitor lock") = Some(client);
         task.state.lock().expect("state lock").init =
-            Some(ProcInfo { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, stdio });
+            Some(ProcInfo { state: ProcState::created(pid), stdio });
         self.tasks.write().expect("tasks lock").insert(req.id.clone(), task.clone());
         self.watch(task.clone(), rx);
         self.adopt_connection(&task, conn).await;
@@ -202,8 +217,9 @@ impl Daemon {
     async fn claim_zygote(&self, dir: &Path, cfg: &TaskConfig, w: zygote_pool::Warm) -> Result<Spawned, DaemonError> {
         std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
-        match w.client.call(&Request::Claim { dir: dir.to_path_buf() }, &[]).await {
-            Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((w.client, w.events, pid, at_ns, detail)),
+        let (client, events) = w.into_parts();
+        match client.call(&Request::Claim { dir: dir.to_path_buf() }, &[]).await {
+            Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((client, events, pid, at_ns, detail)),
             Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
             Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!("unexpected zygote reply {other:?}"))),
             Err(source) => Err(DaemonError::MonitorGone { id: cfg.id.clone(), source }),
@@ -356,22 +372,25 @@ impl Daemon {
             task.notify();
         } else {
             task.deleting.store(true, std::sync::atomic::Ordering::SeqCst);
+            // The final state comes from the monitor's memory (a Created task
+            // was killed by Destroy); its state.json may be behind when the
+            // state dir is full.
+            let mut last = None;
             if let Some(m) = &monitor {
                 match tokio::time::timeout(std::time::Duration::from_secs(30), m.call(&Request::Destroy, &[])).await {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok((Reply::Snapshot { snapshot }, _))) => last = Some(snapshot),
+                    Ok(Ok((other, _))) => warn!(id, reply = ?other, "unexpected reply to destroy"),
                     Ok(Err(e)) => warn!(id, error = %e, "monitor did not confirm destroy"),
                     Err(_) => {
                         warn!(id, "monitor did not answer destroy in 30 s; cleaning up without it");
-                        crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);
+                        crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup, &task.procs());
                     }
                 }
             } else {
-                crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup);
+                crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup, &task.procs());
             }
-            // Read the final status (a Created task was killed by Destroy).
-            let snap: Option<zygote_monitor::state::Snapshot> = state::read(&task.dir.join(state::STATE_FILE)).ok();
-            if let Some(s) = &snap {
-                task.apply_snapshot(s);
+            if let Some(s) = last.or_else(|| state::read(&task.dir.join(state::STATE_FILE)).ok()) {
+                task.apply_snapshot(&s);
             }
             if task.cfg.rootfs_mounted {
                 if let Err(e) = mounts::unmount_rootfs(&task.cfg.rootfs) {

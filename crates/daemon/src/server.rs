@@ -22,6 +22,12 @@ use crate::service::Service;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonConfig {
     pub ttrpc_address: String,
+    /// `oom_score_adj` for the daemon, and through it every monitor and
+    /// container that does not set its own: containerd's plus one, like
+    /// containerd's shims (so under memory pressure the kernel picks a
+    /// container before containerd).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -51,6 +57,9 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     };
     let cfg: DaemonConfig = zygote_monitor::state::read(&config_path(dir))?;
     std::fs::write(paths::pid_file(dir), std::process::id().to_string()).map_err(DaemonError::io("write daemon.pid"))?;
+    if let Some(adj) = cfg.oom_score_adj {
+        set_own_oom_score_adj(adj);
+    }
     let sock = paths::socket(dir);
     let _ = std::fs::remove_file(&sock);
     let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(DaemonError::io(format!("bind {}", sock.display())))?;
@@ -71,6 +80,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     // would be answered NOT_FOUND. The proxies' connections wait in the
     // listener's backlog meanwhile.
     daemon.adopt_all().await;
+    daemon.pools.sweep_stale_cgroups();
     daemon.pools.start();
     server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
     info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
@@ -87,4 +97,15 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(paths::pid_file(dir));
     Ok(Outcome::Stopped)
+}
+
+/// Sets this process's `oom_score_adj` to `adj`. Lowering it needs
+/// CAP_SYS_RESOURCE; without it the current (higher) value is kept and a
+/// warning logged, as containerd's `restrict_oom_score_adj` does.
+fn set_own_oom_score_adj(adj: i32) {
+    let path = "/proc/self/oom_score_adj";
+    if let Err(e) = std::fs::write(path, adj.to_string()) {
+        let current = std::fs::read_to_string(path).unwrap_or_default();
+        tracing::warn!(requested = adj, current = current.trim(), error = %e, "cannot set the daemon's oom_score_adj; keeping the current value");
+    }
 }

@@ -145,7 +145,17 @@ impl TaskService for Service {
     async fn wait(&self, ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done("wait", &req.id, t, self.daemon.wait(&req.id, &req.exec_id).await)
+        // Written down until answered, so a restarted daemon can answer it.
+        let pending = self.daemon.get(&req.id).ok().zip(crate::waits::connection_id(ctx.fd)).map(|(task, conn)| {
+            let w = crate::waits::PendingWait { conn, stream: ctx.mh.stream_id, exec_id: req.exec_id.clone() };
+            task.add_wait(w.clone());
+            (task, w)
+        });
+        let r = self.daemon.wait(&req.id, &req.exec_id).await;
+        if let Some((task, w)) = pending {
+            task.remove_wait(&w);
+        }
+        done("wait", &req.id, t, r)
     }
 
     async fn stats(&self, ctx: &TtrpcContext, req: StatsRequest) -> ttrpc::Result<StatsResponse> {

@@ -15,6 +15,8 @@ use zygote_runtime::cgroups::Cgroup;
 
 use zygote_monitor::client::MonitorClient;
 
+use crate::waits::PendingWait;
+
 /// A process (init or exec) and its stdio.
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
@@ -50,6 +52,9 @@ pub struct Task {
     pub wasm_detail: Mutex<Option<crate::wasm::WasmDetail>>,
     /// Set when Delete began: the monitor's exit is expected.
     pub deleting: std::sync::atomic::AtomicBool,
+    /// `Wait`s containerd has pending on this task, also on disk
+    /// ([`crate::waits`]).
+    waits: Mutex<Vec<PendingWait>>,
 }
 
 impl Task {
@@ -67,6 +72,33 @@ impl Task {
             create_detail: Mutex::new(None),
             wasm_detail: Mutex::new(None),
             deleting: Default::default(),
+            waits: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The pending waits found on disk by a restarted daemon.
+    pub(crate) fn set_waits(&self, waits: Vec<PendingWait>) {
+        *self.waits.lock().expect("waits lock") = waits;
+    }
+
+    pub(crate) fn waits(&self) -> Vec<PendingWait> {
+        self.waits.lock().expect("waits lock").clone()
+    }
+
+    /// Records a `Wait` containerd is waiting on.
+    pub(crate) fn add_wait(&self, w: PendingWait) {
+        let mut waits = self.waits.lock().expect("waits lock");
+        waits.push(w);
+        crate::waits::save(&self.dir, &waits);
+    }
+
+    /// Forgets an answered `Wait`.
+    pub(crate) fn remove_wait(&self, w: &PendingWait) {
+        let mut waits = self.waits.lock().expect("waits lock");
+        let before = waits.len();
+        waits.retain(|x| x != w);
+        if waits.len() != before && !self.deleting.load(std::sync::atomic::Ordering::SeqCst) {
+            crate::waits::save(&self.dir, &waits);
         }
     }
 
@@ -97,18 +129,32 @@ impl Task {
         r
     }
 
-    /// Replaces the cached state with a monitor snapshot (re-adoption).
+    /// Merges a monitor snapshot (re-adoption, Delete, a state file) into
+    /// the cached state. Never goes back: a process known to have stopped
+    /// keeps the exit it was reported with, whatever an older snapshot (a
+    /// state file that could not be rewritten) says.
     pub fn apply_snapshot(&self, snap: &Snapshot) {
         let mut st = self.state.lock().expect("state lock");
-        let stdio = self.cfg.stdio.clone();
-        st.init = Some(ProcInfo { state: snap.init.clone(), stdio });
+        let merged = |old: Option<&ProcInfo>, new: &ProcState| match old {
+            Some(o) if o.state.status == Status::Stopped && new.status != Status::Stopped => o.state.clone(),
+            _ => new.clone(),
+        };
+        let init = merged(st.init.as_ref(), &snap.init);
+        st.init = Some(ProcInfo { state: init, stdio: self.cfg.stdio.clone() });
         let old = std::mem::take(&mut st.execs);
         for (id, ps) in &snap.execs {
+            let state = merged(old.get(id), ps);
             let stdio = old.get(id).map(|p| p.stdio.clone()).unwrap_or_default();
-            st.execs.insert(id.clone(), ProcInfo { state: ps.clone(), stdio });
+            st.execs.insert(id.clone(), ProcInfo { state, stdio });
         }
         drop(st);
         self.notify();
+    }
+
+    /// Every process's last known state (init first).
+    pub fn procs(&self) -> Vec<ProcState> {
+        let st = self.state.lock().expect("state lock");
+        st.init.iter().chain(st.execs.values()).map(|p| p.state.clone()).collect()
     }
 
     pub fn init_status(&self) -> Option<Status> {

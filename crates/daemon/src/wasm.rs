@@ -127,10 +127,14 @@ impl Wasm {
         Ok(Some((guest, detail)))
     }
 
-    /// Counters to `wasm-cache.json`, off the Create path.
+    /// Counters to `wasm-cache.json`, off the Create path. One writer at a
+    /// time, each taking the counters as they are when it writes, so the
+    /// file never goes back to an older count.
     fn write_stats(&self, cache: Arc<Cache>) {
+        static WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let path = self.stats_path.clone();
         tokio::task::spawn_blocking(move || {
+            let _one = WRITER.lock().unwrap_or_else(|e| e.into_inner());
             let mut stats = serde_json::to_value(cache.stats()).unwrap_or_default();
             stats["dir"] = serde_json::Value::String(cache.dir().display().to_string());
             if let Err(e) = zygote_monitor::state::write_atomic(&path, &stats) {

@@ -79,6 +79,15 @@ impl MonitorClient {
         Self::new(fd, events)
     }
 
+    /// Hangs up: the monitor (or waiting zygote) at the other end sees its
+    /// control socket close, and this client's reader task ends, so the
+    /// socket is freed even though clones of this handle may still exist.
+    /// A waiting zygote then kills its child and exits; a task's monitor
+    /// keeps its task and waits for a daemon to reconnect.
+    pub fn close(&self) {
+        let _ = nix::sys::socket::shutdown(self.inner.fd.get_ref().as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    }
+
     /// Waits for the reply a freshly spawned monitor sends unasked (the
     /// result of creating the container).
     pub async fn first_reply(&self) -> Result<Reply, ProtoError> {

@@ -10,7 +10,7 @@
 //!
 //! Modules: [`proto`] is the daemon↔monitor wire protocol, [`client`] the
 //! daemon's end of it, [`state`] the
-//! files on disk, [`stdio`] containerd's stdio URIs, [`pump`] the copy loops,
+//! files on disk, [`stdio`] containerd's stdio URIs, [`shim_log`] containerd's per-task log, [`pump`] the copy loops,
 //! [`monitor`] the event loop itself, [`zygote`] a warm zygote waiting to
 //! become a task's monitor, [`sys`] its raw syscalls.
 
@@ -18,6 +18,7 @@ pub mod client;
 pub mod monitor;
 pub mod proto;
 pub mod pump;
+pub mod shim_log;
 pub mod state;
 pub mod stdio;
 pub mod sys;

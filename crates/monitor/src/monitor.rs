@@ -48,7 +48,7 @@ struct Proc {
 impl Proc {
     fn new(pid: i32, pending: Pending, io: ProcessIo) -> Self {
         let pidfd = sys::pidfd_open(pid).map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep")).ok();
-        Proc { state: ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None }, pending: Some(pending), io, pidfd }
+        Proc { state: ProcState::created(pid), pending: Some(pending), io, pidfd }
     }
 }
 
@@ -70,8 +70,9 @@ struct Monitor {
     oom_kills: u64,
     log_binaries: Vec<Pid>,
     daemon_lost: Option<(Instant, Duration)>,
-    /// Some exited process still holds an output FIFO waiting for a reader.
-    lingering: bool,
+    /// `state.json` is behind what we know (a write failed, e.g. ENOSPC):
+    /// retried on every wake-up; the truth stays in memory meanwhile.
+    unsaved: bool,
 }
 
 /// Runs a monitor for the task in `dir`. Returns the process exit code.
@@ -116,12 +117,7 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
     let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).map_err(|e| internal(&e))?;
     let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
     let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
-    let private_pidns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .map(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()))
-        .unwrap_or(false);
+    let private_pidns = zygote_runtime::spec::private_pid_namespace(&spec);
     let resources = cfg.resources.clone().or_else(|| spec.linux().as_ref().and_then(|l| l.resources().clone()));
     let security = match &cfg.security {
         Some(s) => s.clone(),
@@ -136,7 +132,11 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
     let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
     stage("spec, listener and stdio ready");
     let failed = |e: &dyn std::error::Error, kind| {
-        let _ = cgroup.remove();
+        // Our child is gone by now: processes still in the cgroup belong to
+        // another container given the same path, and so does the cgroup.
+        if cgroup.procs().map_or(true, |p| p.is_empty()) {
+            let _ = cgroup.remove();
+        }
         for pid in &log_binaries {
             let _ = waitpid(*pid, None);
         }
@@ -166,8 +166,13 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
                 Err(e) => Err(e),
             };
             if let Err(e) = made {
+                // The child first (dropping the zygote kills and reaps it), so
+                // its pool cgroup is empty and goes at once.
+                drop(zygote);
                 if let Some(p) = &pool {
-                    let _ = p.remove();
+                    if let Err(e) = p.remove() {
+                        warn!(cgroup = %p.path().display(), error = %e, "cannot remove the zygote's pool cgroup");
+                    }
                 }
                 return Err(failed(&e, ErrorKind::InvalidArgument));
             }
@@ -181,7 +186,10 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
             };
             let renamed = detail.cgroup_renamed;
             let r = zygote.serve(&task, stdio, |pid| {
-                if !renamed {
+                if renamed {
+                    // A hybrid host's unified hierarchy cannot rename.
+                    cgroup.add_task_unified(pid)?;
+                } else {
                     cgroup.add_task(pid)?;
                 }
                 match oom_adj {
@@ -189,7 +197,9 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
                     None => Ok(()),
                 }
             });
-            if let (false, Some(p)) = (renamed, &pool) {
+            // What is left of the pool cgroup: all of it after a migration,
+            // the unified directory after a rename on a hybrid host.
+            if let Some(p) = &pool {
                 if let Err(e) = p.remove() {
                     warn!(cgroup = %p.path().display(), error = %e, "cannot remove the zygote's pool cgroup");
                 }
@@ -213,7 +223,7 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
     let pid = pending.pid;
     let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
     let oom_kills = cgroup.oom_kill_count().unwrap_or(0);
-    let m = Monitor {
+    let mut m = Monitor {
         dir: dir.to_path_buf(),
         cfg,
         container,
@@ -228,8 +238,9 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
         oom_kills,
         log_binaries,
         daemon_lost: None,
-        lingering: false,
+        unsaved: false,
     };
+    state::make_reserve(dir);
     m.persist();
     let reply = Reply::Created { pid, at_ns: state::monotonic_ns(), detail };
     if let Err(e) = proto::send(control.as_fd(), &Message::Reply { reply }, &[]) {
@@ -266,9 +277,40 @@ impl Monitor {
     }
 
     /// Writes state.json; an exit status is on disk before it is reported.
-    fn persist(&self) {
-        if let Err(e) = state::write_atomic(&self.dir.join(state::STATE_FILE), &self.snapshot()) {
-            warn!(error = %e, "cannot write state");
+    ///
+    /// When the state dir is full, the task's reserve file (made at create)
+    /// is given up so this write fits; if it still fails, the state stays
+    /// in memory (the daemon gets every exit over the control socket, and
+    /// Destroy returns the final snapshot), the write is retried on every
+    /// wake-up, and the failure is reported once in containerd's log, since
+    /// our own log is likely on the same full filesystem.
+    fn persist(&mut self) {
+        let path = self.dir.join(state::STATE_FILE);
+        let snap = self.snapshot();
+        let mut r = state::write_atomic(&path, &snap);
+        if r.as_ref().is_err_and(state::StateError::is_no_space) && state::release_reserve(&self.dir) {
+            r = state::write_atomic(&path, &snap);
+        }
+        match r {
+            Ok(()) => {
+                if self.unsaved {
+                    self.unsaved = false;
+                    info!(id = %self.cfg.id, "state saved again");
+                    state::make_reserve(&self.dir);
+                }
+            }
+            Err(e) => {
+                if !self.unsaved {
+                    let text = format!(
+                        "zygote: task {}: cannot save its state ({}); exit statuses are kept in memory and still reported",
+                        self.cfg.id,
+                        proto::error_chain(&e)
+                    );
+                    warn!("{text}");
+                    crate::shim_log::write(&self.cfg.bundle, &text);
+                }
+                self.unsaved = true;
+            }
         }
     }
 
@@ -289,7 +331,7 @@ impl Monitor {
     fn run_loop(&mut self) {
         loop {
             let (mut fds, tokens) = self.poll_set();
-            let timeout = if self.lingering { 20 } else if self.daemon_lost.is_some() { 100 } else { 1000 };
+            let timeout = if self.daemon_lost.is_some() || self.unsaved { 100 } else { 1000 };
             let n = sys::poll(&mut fds, timeout);
             if n > 0 {
                 for (pfd, tok) in fds.iter().zip(tokens) {
@@ -299,20 +341,12 @@ impl Monitor {
                 }
             }
             self.reap();
-            self.release_outputs();
+            if self.unsaved {
+                self.persist();
+            }
             self.check_oom_v2();
             self.maybe_restart_daemon();
         }
-    }
-
-    /// Lets go of exited processes' output FIFOs once containerd reads them.
-    fn release_outputs(&mut self) {
-        let mut lingering = false;
-        let procs = std::iter::once(&mut self.init).chain(self.execs.values_mut());
-        for p in procs.filter(|p| p.state.status == Status::Stopped) {
-            lingering |= p.io.release_outputs();
-        }
-        self.lingering = lingering;
     }
 
     fn poll_set(&self) -> (Vec<libc::pollfd>, Vec<Token>) {
@@ -467,7 +501,8 @@ impl Monitor {
             Request::Destroy => {
                 self.destroy();
                 exit = true;
-                Reply::Ok
+                // The final state, also when it could not be saved.
+                Reply::Snapshot { snapshot: self.snapshot() }
             }
             Request::Claim { .. } => Reply::Error { kind: ErrorKind::FailedPrecondition, message: "this monitor already serves a task".into() },
         };
@@ -487,6 +522,11 @@ impl Monitor {
             return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "process already started".into() };
         };
         let pid = p.state.pid;
+        // Nothing the process writes may be lost: containerd's readers first.
+        let missing = p.io.await_readers();
+        if !missing.is_empty() {
+            warn!(exec = ?exec_id, fifos = ?missing, "no reader on output FIFOs; starting anyway (output is held for a late reader)");
+        }
         match pending.start() {
             Ok(()) => {
                 if p.state.status == Status::Created {
@@ -646,15 +686,31 @@ impl Monitor {
         }
     }
 
-    /// Delete: nothing of the task may survive.
+    /// Delete: nothing of the task may survive, and nothing that is not the
+    /// task's is touched. With its own pid namespace, the task is exactly
+    /// that namespace: killing its init makes the kernel kill the rest, and
+    /// whatever else is in the cgroup belongs to someone else (a container
+    /// given the same `cgroupsPath`), so it is left running and the cgroup
+    /// stays for it, as with runc-v2. Sharing a pid namespace, the task's
+    /// processes are told apart by their cgroup only, and all of them are
+    /// killed, as runc-v2 does.
     fn destroy(&mut self) {
         // A frozen process cannot die: thaw first (a paused task can be deleted).
         let _ = self.cgroup.thaw();
+        let init = Pid::from_raw(self.init.state.pid);
         if self.init.state.status != Status::Stopped {
-            let _ = self.cgroup.kill_all(Signal::SIGKILL);
-            let _ = kill(Pid::from_raw(self.init.state.pid), Signal::SIGKILL);
+            if !self.private_pidns {
+                let _ = self.cgroup.kill_all(Signal::SIGKILL);
+            }
+            let _ = kill(init, Signal::SIGKILL);
             self.reap_until(Duration::from_secs(10), |m| m.init.state.status == Status::Stopped);
         }
+        let running: Vec<Pid> =
+            self.execs.values().filter(|p| p.state.status != Status::Stopped).map(|p| Pid::from_raw(p.state.pid)).collect();
+        for pid in running {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        self.reap_until(Duration::from_secs(5), |m| m.execs.values().all(|p| p.state.status == Status::Stopped));
         // Loggers get what is left of the output, then SIGTERM, then SIGKILL
         // (runc-v2 does the same).
         self.reap_until(Duration::from_millis(200), |m| m.log_binaries.is_empty());
@@ -666,12 +722,30 @@ impl Monitor {
             let _ = kill(*pid, Signal::SIGKILL);
         }
         self.reap_until(Duration::from_secs(1), |m| m.log_binaries.is_empty());
+        self.remove_cgroup();
+    }
+
+    /// Removes the task's cgroup once its processes are gone; a cgroup that
+    /// still holds others' processes is left to them.
+    fn remove_cgroup(&mut self) {
+        if self.private_pidns {
+            match self.cgroup.procs() {
+                Ok(pids) if !pids.is_empty() => {
+                    info!(id = %self.cfg.id, cgroup = %self.cgroup.path().display(), others = pids.len(),
+                        "the cgroup holds processes of another container; left in place");
+                    return;
+                }
+                _ => {}
+            }
+        }
         for _ in 0..50 {
             match self.cgroup.remove() {
                 Ok(()) => break,
                 Err(e) => {
                     debug!(error = %e, "cgroup not removable yet");
-                    let _ = self.cgroup.kill_all(Signal::SIGKILL);
+                    if !self.private_pidns {
+                        let _ = self.cgroup.kill_all(Signal::SIGKILL);
+                    }
                     self.reap();
                     std::thread::sleep(Duration::from_millis(20));
                 }

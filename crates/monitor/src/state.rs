@@ -59,6 +59,10 @@ pub struct TaskConfig {
     /// The profile the task was created with.
     #[serde(default)]
     pub profile: String,
+    /// The container has a pid namespace of its own (killing its init kills
+    /// all of it); otherwise its processes are those in its cgroup.
+    #[serde(default)]
+    pub private_pidns: bool,
     /// `linux.resources` with the profile's defaults filled in; the spec's
     /// own when `None`.
     #[serde(default)]
@@ -89,6 +93,24 @@ pub struct ProcState {
     pub exit_status: Option<i32>,
     /// Wall clock (ns since the epoch) of the exit.
     pub exited_at_ns: Option<i64>,
+    /// The process's start time (`/proc/<pid>/stat` field 22, clock ticks
+    /// since boot): tells it apart from a later process given the same pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+}
+
+impl ProcState {
+    /// A process just created, at its exec barrier.
+    pub fn created(pid: i32) -> ProcState {
+        ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None, start_time: start_time(pid) }
+    }
+}
+
+/// The start time of process `pid` (clock ticks since boot), if it exists.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command may contain spaces and parentheses: fields start after the last ')'.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Everything the monitor knows about its task.
@@ -100,10 +122,38 @@ pub struct Snapshot {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: malformed: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{path}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+    #[error("{path}: malformed")]
+    Json { path: PathBuf, #[source] source: serde_json::Error },
+}
+
+impl StateError {
+    /// The filesystem is full (or over quota).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StateError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+}
+
+/// A task's reserve: space taken when the task is created and given back
+/// when its state must be saved on a full filesystem, so exit statuses
+/// still reach the disk. One page: `state.json` is far smaller, and a
+/// rename frees the old copy's page.
+pub const RESERVE_FILE: &str = "reserve";
+const RESERVE_BYTES: usize = 4096;
+
+/// Takes the reserve in `dir` (best effort: on a full filesystem there is
+/// nothing to take).
+pub fn make_reserve(dir: &Path) {
+    let path = dir.join(RESERVE_FILE);
+    if std::fs::write(&path, [0u8; RESERVE_BYTES]).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Gives the reserve in `dir` back; true if there was one.
+pub fn release_reserve(dir: &Path) -> bool {
+    std::fs::remove_file(dir.join(RESERVE_FILE)).is_ok()
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -115,12 +165,24 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 /// No fsync: these files must survive the death of a process, which the
 /// page cache guarantees; after a machine crash the containers they
 /// describe are gone too (and `/run` is a tmpfs anyway).
+///
+/// The temp file's name is unique per process and call, so concurrent
+/// writers of one file never rename each other's half-written copy; the
+/// last rename wins whole. A failed write leaves no temp file behind.
 pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
-    let tmp = path.with_extension("tmp");
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let body = serde_json::to_vec(value).map_err(|source| StateError::Json { path: path.into(), source })?;
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(&body).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&body))
+        .map_err(io_err(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads a JSON file written by [`write_atomic`].
@@ -150,12 +212,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(STATE_FILE);
         let s = Snapshot {
-            init: ProcState { pid: 7, status: Status::Stopped, exit_status: Some(3), exited_at_ns: Some(1) },
+            init: ProcState { pid: 7, status: Status::Stopped, exit_status: Some(3), exited_at_ns: Some(1), start_time: Some(9) },
             execs: BTreeMap::new(),
         };
         write_atomic(&p, &s).unwrap();
         assert_eq!(read::<Snapshot>(&p).unwrap(), s);
-        assert!(!p.with_extension("tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(STATE_FILE)], "no temp file left");
+    }
+
+    #[test]
+    fn start_time_is_read_after_the_command() {
+        let me = std::process::id() as i32;
+        let t = start_time(me).expect("our own start time");
+        assert_eq!(start_time(me), Some(t));
+        assert_eq!(start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn concurrent_atomic_writes_never_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("counters.json");
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..200u64 {
+                        write_atomic(p, &(t, i)).expect("concurrent write");
+                    }
+                });
+            }
+        });
+        let (_, i): (u64, u64) = read(&p).unwrap();
+        assert_eq!(i, 199);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the file itself remains");
     }
 
     #[test]

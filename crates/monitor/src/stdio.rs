@@ -1,9 +1,19 @@
 //! containerd's stdio for one process: FIFOs, `file://`, `binary://`, TTY.
 //!
 //! What runc-v2 does, and what we do:
-//! * stdout/stderr FIFO: opened `O_RDWR` (never blocks, whether or not a
-//!   reader is attached yet) and handed to the process itself: no copy, and
-//!   output keeps flowing if the monitor is busy.
+//! * stdout/stderr FIFO: the process itself gets a write-only descriptor of
+//!   the FIFO (no copy; output keeps flowing if the monitor is busy). No
+//!   output is ever lost, by construction rather than by retrying: the
+//!   monitor holds a read end of its own (the *keeper*, so opening the write
+//!   end never blocks and the process never gets `SIGPIPE` once containerd's
+//!   reader is gone, like runc-v2's shim), and the process is released from
+//!   its exec barrier only once containerd's reader has the FIFO open
+//!   ([`ProcessIo::await_readers`]). runc-v2 gets the same guarantee by
+//!   blocking Create until its write-side open meets that reader. Without
+//!   it, a task that writes and exits at once could finish before
+//!   containerd's reader had opened the FIFO, and a client that cancels its
+//!   pending open when the task exits (ctr's `Delete` does) would never read
+//!   the data.
 //! * stdin FIFO: copied by the monitor into a pipe. Like runc-v2, the monitor
 //!   also holds a *write* end of the FIFO, so the process sees EOF only after
 //!   CloseIO (which drops that end) and containerd's own writer has closed.
@@ -18,6 +28,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
@@ -123,6 +134,11 @@ fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), StdioError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| StdioError::Pipe(what, e))
 }
 
+/// How long Start waits for containerd's reader of an output FIFO before it
+/// releases the process anyway (the keeper then holds the output for a
+/// late reader, up to the pipe's capacity).
+const READER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The monitor's side of one process's stdio.
 #[derive(Default)]
 pub struct ProcessIo {
@@ -139,41 +155,49 @@ pub struct ProcessIo {
     tty_stdout: Option<OwnedFd>,
     /// The logging binary, reaped by the monitor's sweep.
     pub log_binary: Option<Pid>,
-    /// Our own references to output FIFOs, see [`ProcessIo::release_outputs`].
-    linger: Vec<Linger>,
+    /// The output FIFOs the process writes to, see [`OutputFifo`].
+    outputs: Vec<OutputFifo>,
 }
 
-/// A reference to an output FIFO that keeps its buffered data alive.
+/// An output FIFO and the monitor's own read end of it (the keeper).
 ///
-/// A FIFO's buffer is discarded when its last descriptor closes. containerd's
-/// reader may open the FIFO after a short-lived process already wrote and
-/// exited (runc-v2 avoids this by blocking until the reader is there), so
-/// the monitor holds one write-only reference until it has seen a reader.
-/// Write-only matters: an `O_RDWR` descriptor would itself count as the
-/// reader the probe looks for.
-struct Linger {
+/// A FIFO's buffer lives as long as any descriptor of it is open, and a
+/// writer without any reader gets `SIGPIPE`. The keeper is a reader that
+/// never reads: the process's write-only descriptor opens without
+/// blocking, and the process can keep writing (until the pipe is full, as
+/// under runc-v2) after containerd's reader went away. Being a reader, not
+/// a writer, it never holds back the end of file containerd's reader sees
+/// when the process exits.
+struct OutputFifo {
     path: PathBuf,
-    _fd: OwnedFd,
+    keeper: Option<OwnedFd>,
 }
 
-impl Linger {
-    /// Called right after the FIFO was opened `O_RDWR` (which is a reader),
-    /// so a non-blocking write-only open succeeds.
-    fn open(what: &'static str, path: PathBuf) -> Result<Self, StdioError> {
-        let fd = open_path(what, &path, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?;
-        Ok(Linger { path, _fd: fd })
+impl OutputFifo {
+    /// Opens the keeper, then the write-only descriptor the process gets.
+    fn open(what: &'static str, path: PathBuf) -> Result<(Self, OwnedFd), StdioError> {
+        let keeper = open_path(what, &path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+        let writer = open_path(what, &path, OFlag::O_WRONLY)?;
+        Ok((OutputFifo { path, keeper: Some(keeper) }, writer))
     }
 
-    /// True when someone holds the FIFO open for reading (or it is gone).
-    fn has_reader(&self) -> bool {
-        match open(&self.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
+    /// True when a reader other than our keeper has the FIFO open (or it is
+    /// gone: nobody to wait for). The keeper is closed for the probe and
+    /// reopened after; the process holds the FIFO open meanwhile.
+    fn has_other_reader(&mut self) -> bool {
+        self.keeper = None;
+        let found = match open(&self.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
             Ok(raw) => {
                 drop(unsafe_own(raw));
                 true
             }
             Err(nix::Error::ENXIO) => false,
             Err(_) => true,
-        }
+        };
+        self.keeper = open(&self.path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map(unsafe_own)
+            .ok();
+        found
     }
 }
 
@@ -202,15 +226,21 @@ impl ProcessIo {
         self.stdin_writer = None;
     }
 
-    /// After the process exited: drop our references to output FIFOs that
-    /// have a reader (it now holds the data and will see EOF). Returns true
-    /// while some still wait for a reader.
-    pub fn release_outputs(&mut self) -> bool {
-        if self.output.is_some() {
-            return true;
+    /// Called before the process leaves its exec barrier: waits (bounded by
+    /// [`READER_TIMEOUT`]) until containerd's reader has every output FIFO
+    /// open. Returns the FIFOs that had no reader by then.
+    pub fn await_readers(&mut self) -> Vec<PathBuf> {
+        let deadline = Instant::now() + READER_TIMEOUT;
+        let mut pause = Duration::from_micros(100);
+        let mut waiting: Vec<&mut OutputFifo> = self.outputs.iter_mut().collect();
+        loop {
+            waiting.retain_mut(|o| !o.has_other_reader());
+            if waiting.is_empty() || Instant::now() >= deadline {
+                return waiting.iter().map(|o| o.path.clone()).collect();
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
-        self.linger.retain(|l| !l.has_reader());
-        !self.linger.is_empty()
     }
 
     pub fn pumps_mut(&mut self) -> impl Iterator<Item = &mut Pump> {
@@ -242,8 +272,8 @@ pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessI
         io.tty_stdin = stdin_fifo;
         io.tty_stdout = match parse(&paths.stdout)? {
             Target::Fifo(p) => {
-                let fd = open_path("stdout fifo", &p, OFlag::O_RDWR)?;
-                io.linger.push(Linger::open("stdout fifo", p)?);
+                let (fifo, fd) = OutputFifo::open("stdout fifo", p)?;
+                io.outputs.push(fifo);
                 Some(fd)
             }
             Target::File(p) => Some(open_path("stdout file", &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
@@ -275,8 +305,8 @@ fn open_output(what: &'static str, t: Target, io: &mut ProcessIo) -> Result<Opti
     Ok(match t {
         Target::None => None,
         Target::Fifo(p) => {
-            let fd = open_path(what, &p, OFlag::O_RDWR)?;
-            io.linger.push(Linger::open(what, p)?);
+            let (fifo, fd) = OutputFifo::open(what, p)?;
+            io.outputs.push(fifo);
             Some(fd)
         }
         Target::File(p) => Some(open_path(what, &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),

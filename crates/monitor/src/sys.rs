@@ -12,6 +12,15 @@ pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `pidfd_send_signal(2)`: signals exactly the process `pidfd` refers to,
+/// even if its pid has been reused since.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> nix::Result<()> {
+    // SAFETY: the descriptor is open for the call; siginfo is NULL and flags
+    // are 0, so the kernel reads no memory of ours.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
 /// `poll(2)` over `fds` with a timeout in milliseconds; returns how many
 /// entries have events (0 on timeout or EINTR).
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {

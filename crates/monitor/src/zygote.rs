@@ -4,9 +4,9 @@
 //! [`ZygoteConfig`] as argument. It clones the zygote child into the
 //! profile's namespaces ([`Zygote::spawn`]); when the pool names a cgroup
 //! parent (where the profile's tasks' cgroups were last created) it also
-//! puts the child in a pool cgroup `<parent>/zygote@<pid>` in advance, so a
+//! puts the child in a pool cgroup `<parent>/zygote@<daemon>-<pid>` in advance, so a
 //! claim renames that cgroup instead of migrating the process (the slow
-//! part of a cold Create on cgroup v1). It then reports [`Reply::Pid`] and
+//! part of a cold Create on cgroup v1; see [`pool_cgroup_name`]). It then reports [`Reply::Pid`] and
 //! waits. On [`Request::Claim`] it becomes that task's ordinary monitor
 //! ([`monitor::serve`] with [`Source::Warm`]).
 //!
@@ -76,7 +76,7 @@ pub fn run(config_json: &str) -> i32 {
         Err(e) => return fail(&control, format!("spawn zygote: {}", proto::error_chain(&e))),
     };
     let pool = match &cfg.cgroup_parent {
-        Some(parent) => match place(parent, zygote.pid()) {
+        Some(parent) => match place(parent, &cfg.daemon_dir, zygote.pid()) {
             Ok(c) => Some(c),
             Err(e) => {
                 drop(zygote);
@@ -99,9 +99,25 @@ pub fn run(config_json: &str) -> i32 {
     }
 }
 
-/// Puts `pid` in a fresh `<parent>/zygote@<pid>` cgroup.
-fn place(parent: &Path, pid: i32) -> Result<Cgroup, String> {
-    let path = parent.join(format!("zygote@{pid}"));
+/// Names of pool cgroups start with this; tasks may not use such names.
+pub const POOL_CGROUP_PREFIX: &str = "zygote@";
+
+/// The pool cgroup of a zygote child `pid` of the daemon in `daemon_dir`:
+/// `zygote@<daemon dir name>-<pid>`, so each daemon of a node (one per
+/// containerd) finds and sweeps only its own.
+pub fn pool_cgroup_name(daemon_dir: &Path, pid: i32) -> String {
+    format!("{}-{pid}", pool_cgroup_stem(daemon_dir))
+}
+
+/// The common start of every pool cgroup name of the daemon in `daemon_dir`.
+pub fn pool_cgroup_stem(daemon_dir: &Path) -> String {
+    let tag = daemon_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{POOL_CGROUP_PREFIX}{tag}")
+}
+
+/// Puts `pid` in a fresh pool cgroup under `parent` ([`pool_cgroup_name`]).
+fn place(parent: &Path, daemon_dir: &Path, pid: i32) -> Result<Cgroup, String> {
+    let path = parent.join(pool_cgroup_name(daemon_dir, pid));
     let layout = Layout::detect().map_err(|e| proto::error_chain(&e))?;
     let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
     cg.create(None).map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;

@@ -16,12 +16,20 @@ pub enum PolicyError {
     NotFound { path: PathBuf, origin: &'static str },
 
     /// A config file or runtime-options file could not be read.
-    #[error("{path}: cannot read: {source}", path = path.display())]
+    #[error("{path}: cannot read", path = path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+
+    /// A config or runtime-options path that is not a regular file.
+    #[error("{path}: is {kind}; a regular file is required", path = path.display())]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+
+    /// A config or runtime-options file larger than zygote reads.
+    #[error("{path}: {size} bytes, more than the {limit} bytes zygote reads", path = path.display())]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
 
     /// TOML syntax or structure error (unknown field, wrong type, ...).
     /// `location` is e.g. `line 4, column 1: profile "fast": pool.mni`.
@@ -52,12 +60,13 @@ pub enum PolicyError {
     },
 
     /// The `zygote.dev/profile` annotation does not hold a valid profile name.
-    #[error("annotation zygote.dev/profile=\"{value}\": {reason}")]
+    #[error("annotation zygote.dev/profile={}: {reason}", crate::quote(value))]
     BadAnnotation { value: String, reason: String },
 
     /// The task asks for a profile the config does not define.
     #[error(
-        "{source_of_choice} selects profile \"{name}\", which is not configured (known profiles: {})",
+        "{source_of_choice} selects profile {}, which is not configured (known profiles: {})",
+        crate::quote(name),
         known.join(", ")
     )]
     UnknownProfile {

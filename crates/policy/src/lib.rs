@@ -13,6 +13,7 @@ pub mod error;
 pub mod landlock;
 mod landlock_sys;
 pub mod options;
+pub mod read;
 
 pub use config::{
     Config, Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
@@ -21,3 +22,32 @@ pub use config::{
 pub use error::{LandlockError, PolicyError};
 pub use landlock::{abi_version, Compatibility, FsRule, LandlockPolicy, PreparedLandlock};
 pub use options::profile_from_options;
+
+/// How much of an outside value an error message quotes.
+pub const QUOTE_LIMIT: usize = 64;
+
+/// `value` quoted for an error message: whole when short, else its first
+/// [`QUOTE_LIMIT`] bytes and its length, so a 64 KiB annotation never makes
+/// a 64 KiB error (or log line).
+pub fn quote(value: &str) -> String {
+    if value.len() <= QUOTE_LIMIT {
+        return format!("{value:?}");
+    }
+    let mut end = QUOTE_LIMIT;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &value[..end], value.len())
+}
+
+#[cfg(test)]
+mod quote_tests {
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(super::quote("fast"), "\"fast\"");
+        let long = "é".repeat(40_000);
+        let q = super::quote(&long);
+        assert!(q.len() < 200, "{q}");
+        assert!(q.ends_with("... (80000 bytes)"), "{q}");
+    }
+}

@@ -45,10 +45,7 @@ pub fn profile_from_options(type_url: &str, value: &[u8]) -> Result<Option<Strin
         ("config_body".to_string(), text)
     } else if !msg.config_path.is_empty() {
         let path = Path::new(&msg.config_path);
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::read::small_text_file(path, crate::read::MAX_FILE_BYTES)?;
         (format!("config_path {}", path.display()), text)
     } else {
         return Ok(None);
@@ -66,7 +63,7 @@ pub fn profile_from_options(type_url: &str, value: &[u8]) -> Result<Option<Strin
     if let Some(name) = &opts.profile {
         profile_name(name).map_err(|m| PolicyError::Options {
             origin: origin.clone(),
-            message: format!("profile: {m}"),
+            message: format!("profile: {} is {m}", crate::quote(name)),
         })?;
     }
     tracing::debug!(%origin, profile = ?opts.profile, "runtime options read");

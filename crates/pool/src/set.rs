@@ -39,14 +39,24 @@ pub struct PoolSpec {
     pub wasm: bool,
 }
 
+/// How many recent tasks' cgroup parents decide where zygotes go.
+const PARENT_WINDOW: usize = 16;
+/// `<daemon dir>/pool-parents.json`: every parent zygotes were placed under.
+const PARENTS_FILE: &str = "pool-parents.json";
+const MAX_REMEMBERED_PARENTS: usize = 64;
+
 /// How many recently used artifacts a Wasm profile's zygotes preload.
 const HOT_MODULES: usize = 4;
 
-/// A warm zygote handed to a task: its control connection (send it
-/// `Request::Claim`), the receiver of its events, its child's pid.
+/// A warm zygote: its control connection (send it `Request::Claim`), the
+/// receiver of its events, its child's pid.
+///
+/// Dropping a `Warm` that was not taken with [`Warm::into_parts`] hangs up
+/// on the zygote, which then kills its child, removes its pool cgroup and
+/// exits: a zygote the pool lets go of (target fell, `max_age` reached,
+/// drain) never lingers.
 pub struct Warm {
-    pub client: MonitorClient,
-    pub events: mpsc::UnboundedReceiver<Incoming>,
+    parts: Option<(MonitorClient, mpsc::UnboundedReceiver<Incoming>)>,
     pub pid: i32,
     pub born: Instant,
 }
@@ -54,10 +64,23 @@ pub struct Warm {
 impl Warm {
     /// False once its control socket closed (the zygote exited).
     fn alive(&mut self) -> bool {
-        match self.events.try_recv() {
-            Err(mpsc::error::TryRecvError::Empty) => true,
+        match self.parts.as_mut().map(|(_, events)| events.try_recv()) {
+            Some(Err(mpsc::error::TryRecvError::Empty)) => true,
             // A waiting zygote sends no events; anything else means trouble.
             _ => false,
+        }
+    }
+
+    /// The connection and its events, for the task that claims the zygote.
+    pub fn into_parts(mut self) -> (MonitorClient, mpsc::UnboundedReceiver<Incoming>) {
+        self.parts.take().expect("a Warm always holds its connection until taken")
+    }
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        if let Some((client, _)) = self.parts.take() {
+            client.close();
         }
     }
 }
@@ -68,6 +91,8 @@ struct Pool {
     spawning: usize,
     demand: Demand,
     parent: Option<PathBuf>,
+    /// Cgroup parents of the profile's recent tasks (newest last).
+    recent_parents: VecDeque<PathBuf>,
     /// Artifacts of the profile's most recent Wasm tasks, newest first.
     hot: VecDeque<PathBuf>,
     stats: ProfileStats,
@@ -89,6 +114,7 @@ pub struct PoolSet {
     /// Wakes the writer of `pools.json` (claims and fallbacks change it).
     stats_wake: Notify,
     stopping: AtomicBool,
+    stats_writer: Mutex<()>,
 }
 
 impl PoolSet {
@@ -104,6 +130,7 @@ impl PoolSet {
                     spawning: 0,
                     demand: Demand::default(),
                     parent: None,
+                    recent_parents: VecDeque::new(),
                     hot: VecDeque::new(),
                     stats: ProfileStats::default(),
                     creation_us: VecDeque::new(),
@@ -122,6 +149,7 @@ impl PoolSet {
             wake: Notify::new(),
             stats_wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            stats_writer: Mutex::new(()),
         })
     }
 
@@ -183,17 +211,72 @@ impl PoolSet {
         }
     }
 
-    /// Where `profile`'s task cgroups are created (e.g. `/default`): new
-    /// zygotes are pre-placed next to them.
+    /// Where one of `profile`'s tasks got its cgroup (its parent, e.g.
+    /// `/default`). New zygotes are pre-placed under the parent most of the
+    /// profile's recent tasks used, so one task with an odd `cgroupsPath`
+    /// does not move where the others' zygotes go.
     pub fn learn_parent(&self, profile: &str, parent: &Path) {
         if !self.pre_place {
             return;
         }
-        if let Some(pool) = self.lock().get_mut(profile) {
-            if pool.parent.as_deref() != Some(parent) {
-                info!(profile, parent = %parent.display(), "zygotes will be pre-placed under this cgroup parent");
-                pool.parent = Some(parent.to_path_buf());
+        let mut pools = self.lock();
+        let Some(pool) = pools.get_mut(profile) else { return };
+        pool.recent_parents.push_back(parent.to_path_buf());
+        if pool.recent_parents.len() > PARENT_WINDOW {
+            pool.recent_parents.pop_front();
+        }
+        let chosen = crate::sizing::most_frequent(&pool.recent_parents, pool.parent.as_ref());
+        if chosen.is_some() && chosen != pool.parent {
+            let chosen = chosen.expect("checked");
+            info!(profile, parent = %chosen.display(), "zygotes will be pre-placed under this cgroup parent");
+            pool.parent = Some(chosen.clone());
+            drop(pools);
+            self.remember_parent(&chosen);
+        }
+    }
+
+    /// Adds `parent` to `pool-parents.json`: where a restarted daemon looks
+    /// for pool cgroups its predecessor left behind.
+    fn remember_parent(&self, parent: &Path) {
+        let path = self.dir.join(PARENTS_FILE);
+        let mut known: Vec<PathBuf> = zygote_monitor::state::read(&path).unwrap_or_default();
+        if known.iter().any(|p| p == parent) {
+            return;
+        }
+        known.push(parent.to_path_buf());
+        if known.len() > MAX_REMEMBERED_PARENTS {
+            known.remove(0);
+        }
+        if let Err(e) = zygote_monitor::state::write_atomic(&path, &known) {
+            warn!(error = %e, "cannot record the pool cgroup parent");
+        }
+    }
+
+    /// Removes the pool cgroups a previous daemon of this directory left
+    /// (it was killed together with its zygotes): every empty
+    /// `zygote@<this daemon>-*` directory under a recorded parent, in every
+    /// hierarchy. A live zygote's cgroup is not empty and stays.
+    pub fn sweep_stale_cgroups(&self) {
+        let parents: Vec<PathBuf> = zygote_monitor::state::read(&self.dir.join(PARENTS_FILE)).unwrap_or_default();
+        if parents.is_empty() {
+            return;
+        }
+        let Ok(layout) = zygote_runtime::cgroups::Layout::detect() else { return };
+        let stem = format!("{}-", zygote_monitor::zygote::pool_cgroup_stem(&self.dir));
+        let mut removed = 0;
+        for root in layout.roots() {
+            for parent in &parents {
+                let dir = root.join(parent.strip_prefix("/").unwrap_or(parent));
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&stem) && std::fs::remove_dir(e.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
             }
+        }
+        if removed > 0 {
+            info!(removed, "removed pool cgroups left by a previous daemon");
         }
     }
 
@@ -297,12 +380,18 @@ impl PoolSet {
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
         let (tx, events) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
+        // Until it is ready, a `Warm` with no pid: dropped on any failure, it
+        // hangs up and the zygote goes away.
+        let mut warm = Warm { parts: Some((client.clone(), events)), pid: 0, born };
         match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
-            Ok(Ok(Reply::Pid { pid, .. })) => Ok(Warm { client, events, pid, born }),
+            Ok(Ok(Reply::Pid { pid, .. })) => {
+                warm.pid = pid;
+                Ok(warm)
+            }
             Ok(Ok(Reply::Error { message, .. })) => Err(message),
             Ok(Ok(other)) => Err(format!("unexpected zygote reply {other:?}")),
             Ok(Err(e)) => Err(format!("zygote exited before it was ready: {e}")),
-            Err(_) => Err("zygote not ready within 10 s".into()),
+            Err(_) => Err(format!("zygote not ready within {SPAWN_TIMEOUT:?}")),
         }
     }
 
@@ -340,7 +429,10 @@ impl PoolSet {
         }
     }
 
+    /// `pools.json`, one writer at a time with the counters as they are
+    /// then, so the file never goes back to an older count.
     fn write_stats(&self) {
+        let _one = self.stats_writer.lock().unwrap_or_else(|e| e.into_inner());
         let stats = self.stats();
         if let Err(e) = zygote_monitor::state::write_atomic(&self.stats_path, &stats) {
             debug!(error = %e, "cannot write pools.json");

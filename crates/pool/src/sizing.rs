@@ -45,9 +45,36 @@ impl Demand {
     }
 }
 
+/// The value seen most often in `recent`; on a tie, `current` if it is
+/// among the most frequent, else the most recent of them.
+pub fn most_frequent<T: PartialEq + Clone>(recent: &VecDeque<T>, current: Option<&T>) -> Option<T> {
+    let count = |v: &T| recent.iter().filter(|x| *x == v).count();
+    let best = recent.iter().map(count).max()?;
+    if let Some(c) = current.filter(|c| count(c) == best) {
+        return Some(c.clone());
+    }
+    recent.iter().rev().find(|v| count(v) == best).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_odd_parent_does_not_win() {
+        let mut recent: VecDeque<&str> = ["/a", "/a", "/a"].into_iter().collect();
+        assert_eq!(most_frequent(&recent, Some(&"/a")), Some("/a"));
+        recent.push_back("/odd");
+        assert_eq!(most_frequent(&recent, Some(&"/a")), Some("/a"));
+        // A real move: the new parent becomes the majority.
+        recent.extend(["/b", "/b", "/b", "/b"]);
+        assert_eq!(most_frequent(&recent, Some(&"/a")), Some("/b"));
+        // Ties keep the current choice.
+        let tie: VecDeque<&str> = ["/a", "/b"].into_iter().collect();
+        assert_eq!(most_frequent(&tie, Some(&"/a")), Some("/a"));
+        assert_eq!(most_frequent(&tie, None), Some("/b"));
+        assert_eq!(most_frequent(&VecDeque::<&str>::new(), None), None);
+    }
 
     const B: Bounds = Bounds { min: 1, initial: 2, max: 8 };
 

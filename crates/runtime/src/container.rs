@@ -290,7 +290,7 @@ fn spawn(
         {
             ForkResult::Child => {
                 drop(parent);
-                child_main(&plan, &child)
+                child_main(&plan, &child, true)
             }
             ForkResult::Parent { child: pid } => {
                 drop(child);
@@ -415,9 +415,15 @@ pub(crate) fn report_and_exit(
 }
 
 /// Entry point of the cloned child: wait for the parent's `Continue`, run
-/// the init sequence from the start. Never returns.
-fn child_main(plan: &InitPlan, chan: &SyncChannel) -> ! {
+/// the init sequence from the start. Never returns. A child cloned by the
+/// monitor itself (`direct`) dies with it; one cloned by an intermediate
+/// process cannot ask for that (its parent exits at once), so the daemon
+/// kills it if its monitor is lost.
+fn child_main(plan: &InitPlan, chan: &SyncChannel, direct: bool) -> ! {
     let result = catch_unwind(AssertUnwindSafe(|| {
+        if direct {
+            sys::die_with_parent().ctx(|| "prctl(PR_SET_PDEATHSIG)".into())?;
+        }
         sys::reset_signals().ctx(|| "reset signal dispositions".into())?;
         chan.wait_for(&Message::Continue)?;
         init::run(plan, Phase::Namespaces, chan)
@@ -435,7 +441,7 @@ fn intermediate_main(plan: &InitPlan, chan: &SyncChannel) -> ! {
         match unsafe { sys::clone3_fork(plan.namespaces.clone_flags) }
             .ctx(|| format!("clone3 with {:?}", plan.namespaces.clone_flags))?
         {
-            ForkResult::Child => child_main(plan, chan),
+            ForkResult::Child => child_main(plan, chan, false),
             ForkResult::Parent { child } => {
                 chan.send(&Message::ChildPid(child.as_raw()))?;
                 sys::exit_now(0)

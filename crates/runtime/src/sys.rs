@@ -235,6 +235,39 @@ pub fn set_domainname(name: &str) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// Bring the loopback interface of the calling process's network namespace
+/// up (`SIOCGIFFLAGS` + `SIOCSIFFLAGS` with `IFF_UP`), as runc does for every
+/// new network namespace: a fresh one has `lo` down, so nothing could
+/// listen on or reach 127.0.0.1.
+pub fn loopback_up() -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes the flags
+    // into `req`, a valid ifreq that lives across the call.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req as *mut libc::ifreq) })?;
+    // SAFETY: the kernel just filled the `ifru_flags` member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS only reads `req` (name and flags), valid across the call.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req as *const libc::ifreq) }).map(drop)
+}
+
+/// Ask the kernel to SIGKILL the calling process when its parent (the
+/// monitor that cloned it) dies: a container never outlives its monitor
+/// untracked. Cleared by the kernel on exec of a set-id or file-capability
+/// binary; the daemon's own kill on a lost monitor covers that case.
+pub fn die_with_parent() -> nix::Result<()> {
+    nix::sys::prctl::set_pdeathsig(signal::Signal::SIGKILL)
+}
+
 /// Terminate the calling process immediately with `code`, without running
 /// atexit handlers or flushing stdio buffers inherited from the parent.
 pub fn exit_now(code: i32) -> ! {

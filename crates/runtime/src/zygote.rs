@@ -149,6 +149,9 @@ fn zygote_main(
     chan: &SyncChannel,
 ) -> ! {
     let result = catch_unwind(AssertUnwindSafe(|| {
+        // A zygote killed with SIGKILL takes its child along (idle or claimed:
+        // the claimed zygote process is the task's monitor).
+        sys::die_with_parent().ctx(|| "prctl(PR_SET_PDEATHSIG)".into())?;
         sys::reset_signals().ctx(|| "reset signal dispositions".into())?;
         if let Some(GuestSupport { runner, warm: true, hot }) = guest {
             if let Err(e) = runner.warm(hot) {

@@ -43,6 +43,13 @@ fn ttrpc_address() -> Result<String> {
     std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set (containerd sets it for shims)")
 }
 
+/// containerd's `oom_score_adj` (we inherit it: containerd runs `start`)
+/// plus one, at most 1000: what containerd's own shims give themselves.
+fn shim_oom_score_adj() -> Option<i32> {
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").ok()?.trim().parse().ok()?;
+    Some((own + 1).min(1000))
+}
+
 fn answers(sock: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(sock).is_ok()
 }
@@ -60,7 +67,7 @@ fn start(bundle: &Path) -> Result<()> {
     let ttrpc = ttrpc_address()?;
     let dir = paths::daemon_dir(&paths::state_root(), &ttrpc);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let cfg = serde_json::to_vec(&DaemonConfig { ttrpc_address: ttrpc })?;
+    let cfg = serde_json::to_vec(&DaemonConfig { ttrpc_address: ttrpc, oom_score_adj: shim_oom_score_adj() })?;
     write_if_changed(&zygote_daemon::server::config_path(&dir), &cfg)?;
     let sock = paths::socket(&dir);
     let address = format!("unix://{}", sock.display());

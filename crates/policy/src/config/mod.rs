@@ -98,24 +98,21 @@ impl Config {
             (None, Some(p)) => (p, "$ZYGOTE_CONFIG"),
             (None, None) => (default_path, ""),
         };
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::read::small_text_file(path, crate::read::MAX_FILE_BYTES) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && origin.is_empty() => {
+            Err(PolicyError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && origin.is_empty() =>
+            {
                 tracing::debug!(path = %path.display(), "no config file, using the built-in profile");
                 return Ok(Config::builtin());
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(PolicyError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(PolicyError::NotFound {
                     path: path.to_path_buf(),
                     origin,
                 })
             }
-            Err(source) => {
-                return Err(PolicyError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+            Err(e) => return Err(e),
         };
         let config = Config::from_toml(&text, Some(path))?;
         tracing::info!(

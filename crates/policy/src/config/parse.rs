@@ -75,7 +75,7 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
                 .to_string(),
             message,
         };
-        validate::profile_name(&name).map_err(|m| invalid(format!("name: {m}")))?;
+        validate::profile_name(&name).map_err(|m| invalid(format!("name: {} is {m}", crate::quote(&name))))?;
         let profile = Profile {
             name: name.clone(),
             mode: raw.mode,

@@ -98,7 +98,7 @@ fn load_order_and_missing_files() {
     assert!(e.to_string().ends_with("(given by $ZYGOTE_CONFIG)"), "{e}");
     // A directory is unreadable as a file: an error, not the built-in config.
     let e = Config::load_from(None, None, dir.path()).unwrap_err();
-    assert!(matches!(e, PolicyError::Read { .. }), "{e:?}");
+    assert!(matches!(e, PolicyError::NotRegularFile { kind: "a directory", .. }), "{e:?}");
     // Errors of a loaded file name it.
     std::fs::write(&a, "[profiles.q.pool]\ninitial = 99\n").unwrap();
     let e = Config::load(Some(&a)).unwrap_err().to_string();

@@ -8,6 +8,8 @@ use super::types::{PoolBounds, Profile};
 use crate::landlock::Compatibility;
 
 /// `[a-z0-9][a-z0-9_-]{0,62}`.
+/// Checks a profile name; the error says what is wrong without repeating
+/// the name (callers quote it, cut: see [`crate::quote`]).
 pub(crate) fn profile_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
@@ -18,9 +20,7 @@ pub(crate) fn profile_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "\"{name}\" is not a valid profile name (it must match [a-z0-9][a-z0-9_-]{{0,62}})"
-        ))
+        Err("not a valid profile name (it must match [a-z0-9][a-z0-9_-]{0,62})".to_string())
     }
 }
 

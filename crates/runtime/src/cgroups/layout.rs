@@ -44,9 +44,20 @@ pub struct V1Hierarchy {
     pub controllers: Vec<String>,
 }
 
+/// The "controller" of the unified (cgroup2) hierarchy of a hybrid host,
+/// listed with the v1 hierarchies: it carries no controller, but runc
+/// places containers in it too, so `/proc/<pid>/cgroup`'s `0::` line shows
+/// the container's path.
+pub const HYBRID_UNIFIED: &str = "unified";
+
 impl V1Hierarchy {
     pub fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)
+    }
+
+    /// The unified hierarchy of a hybrid host (see [`HYBRID_UNIFIED`]).
+    pub fn is_unified(&self) -> bool {
+        self.has(HYBRID_UNIFIED)
     }
 }
 
@@ -129,6 +140,14 @@ impl Layout {
         Ok(Layout::V1(hiers))
     }
 
+    /// Mount point of every hierarchy (with a hybrid host's unified one).
+    pub fn roots(&self) -> Vec<PathBuf> {
+        match self {
+            Layout::V1(h) => h.iter().map(|h| h.mount_point.clone()).collect(),
+            Layout::V2(root) => vec![root.clone()],
+        }
+    }
+
     pub fn version(&self) -> CgroupVersion {
         match self {
             Layout::V1(_) => CgroupVersion::V1,
@@ -139,8 +158,19 @@ impl Layout {
 
 /// Extracts the v1 hierarchies from mountinfo entries: `cgroup` mounts, with
 /// controllers taken from the superblock options. A controller set mounted
-/// twice is listed once (first mount wins).
+/// twice is listed once (first mount wins). A hybrid host's `cgroup2` mount
+/// is listed last, as [`HYBRID_UNIFIED`].
 pub fn v1_from_mountinfo(infos: &[MountInfo]) -> Vec<V1Hierarchy> {
+    let mut out = v1_controller_mounts(infos);
+    if let Some(mi) = infos.iter().find(|m| m.fstype == "cgroup2") {
+        if !out.is_empty() {
+            out.push(V1Hierarchy { mount_point: mi.mount_point.clone(), controllers: vec![HYBRID_UNIFIED.to_string()] });
+        }
+    }
+    out
+}
+
+fn v1_controller_mounts(infos: &[MountInfo]) -> Vec<V1Hierarchy> {
     let mut out: Vec<V1Hierarchy> = Vec::new();
     for mi in infos.iter().filter(|m| m.fstype == "cgroup") {
         let controllers: Vec<String> = mi
@@ -175,7 +205,9 @@ mod tests {
 99 27 0:32 / /mnt/again rw,relatime - cgroup cgroup rw,memory
 ";
         let h = v1_from_mountinfo(&mountinfo::parse(text));
-        assert_eq!(h.len(), 3);
+        assert_eq!(h.len(), 4);
+        assert!(h[3].is_unified());
+        assert_eq!(h[3].mount_point, Path::new("/sys/fs/cgroup/unified"));
         assert_eq!(h[0].mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(h[0].controllers, vec!["cpu", "cpuacct"]);
         assert!(h[0].has("cpuacct"));

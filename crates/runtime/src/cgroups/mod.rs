@@ -50,7 +50,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 
 use tree::{collect_procs, enable_controllers, init_cpuset, remove_tree_retry};
 
-pub use layout::{CgroupVersion, Layout, V1Hierarchy, CGROUP_ROOT, V1_CONTROLLERS};
+pub use layout::{CgroupVersion, Layout, V1Hierarchy, CGROUP_ROOT, HYBRID_UNIFIED, V1_CONTROLLERS};
 pub use path::{expand_slice, parse_cgroups_path, DEFAULT_PARENT};
 pub use stats::{CgroupStats, CpuStats, MemoryStats, PidsStats, ThrottlingStats};
 
@@ -223,12 +223,22 @@ impl Cgroup {
     /// without changing anything when a rename is not possible (different
     /// parent, target exists, cgroup v2): the caller then creates the
     /// cgroup and moves the process.
+    ///
+    /// cgroup2 has no rename: on a hybrid host the unified directory is
+    /// created instead, and the caller moves the process there with
+    /// [`Cgroup::add_task_unified`] (a migration after all, but only of that
+    /// hierarchy).
     pub fn create_by_rename(&self, pool: &Cgroup, resources: Option<&LinuxResources>) -> Result<bool> {
-        if !matches!(self.layout, Layout::V1(_)) || self.path.parent() != pool.path.parent() {
+        let Layout::V1(hiers) = &self.layout else { return Ok(false) };
+        if self.path.parent() != pool.path.parent() {
             return Ok(false);
         }
-        let pairs: Vec<(PathBuf, PathBuf)> = pool.dirs().into_iter().zip(self.dirs()).collect();
-        if pairs.iter().any(|(_, to)| to.exists()) {
+        let pairs: Vec<(PathBuf, PathBuf)> = hiers
+            .iter()
+            .filter(|h| !h.is_unified())
+            .map(|h| (h.mount_point.join(pool.rel()), h.mount_point.join(self.rel())))
+            .collect();
+        if pairs.iter().any(|(_, to)| to.exists()) || self.unified_leaf().is_some_and(|d| d.exists()) {
             return Ok(false);
         }
         for (i, (from, to)) in pairs.iter().enumerate() {
@@ -240,12 +250,35 @@ impl Cgroup {
                 return Ok(false);
             }
         }
-        let res = self.configure(resources);
+        let unified = hiers.iter().find(|h| h.is_unified()).map(|h| h.mount_point.clone());
+        let res = match unified {
+            Some(base) => self.make_dirs(&base, |_| Ok(())),
+            None => Ok(()),
+        }
+        .and_then(|()| self.configure(resources));
         if let Err(err) = &res {
             tracing::warn!(cgroup = %self.path.display(), error = %err, "cgroup configuration failed, cleaning up");
             let _ = self.remove();
         }
         res.map(|()| true)
+    }
+
+    /// A hybrid host's unified directory of this cgroup.
+    fn unified_leaf(&self) -> Option<PathBuf> {
+        match &self.layout {
+            Layout::V1(h) => h.iter().find(|h| h.is_unified()).map(|h| h.mount_point.join(self.rel())),
+            Layout::V2(_) => None,
+        }
+    }
+
+    /// Moves process `pid` into this cgroup's directory of a hybrid host's
+    /// unified hierarchy (after [`Cgroup::create_by_rename`] took over the
+    /// v1 ones); nothing to do elsewhere.
+    pub fn add_task_unified(&self, pid: i32) -> Result<()> {
+        match self.unified_leaf() {
+            Some(dir) => fs::write(&dir.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
+        }
     }
 
     fn create_inner(&self, resources: Option<&LinuxResources>) -> Result<()> {

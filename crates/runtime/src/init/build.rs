@@ -230,6 +230,7 @@ fn container_namespaces(spec: &Spec) -> Result<NamespacePlan, RuntimeError> {
         }
     }
     let new_user = plan.new_user_ns();
+    plan.loopback_up = plan.clone_flags.contains(CloneFlags::CLONE_NEWNET);
     // user first, mnt last, in both lists.
     paths.sort_by_key(|(t, _, _)| match t {
         LinuxNamespaceType::User => 0,

@@ -56,6 +56,9 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), RuntimeError> {
     if plan.unshare_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
+    if plan.loopback_up {
+        sys::loopback_up().ctx(|| "bring up lo in the new network namespace".into())?;
+    }
     if let Some(h) = &plan.hostname {
         sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
     }

@@ -76,6 +76,9 @@ pub struct NamespacePlan {
     pub become_root: bool,
     /// `unshare(CLONE_NEWCGROUP)` in the child after it joined its cgroup.
     pub unshare_cgroup: bool,
+    /// The container gets a new network namespace: bring its `lo` up (runc
+    /// does; a fresh namespace has it down).
+    pub loopback_up: bool,
     /// `sethostname` value (only with a UTS namespace).
     pub hostname: Option<String>,
     /// `setdomainname` value (only with a UTS namespace).
@@ -95,6 +98,7 @@ impl Default for NamespacePlan {
             unshare_in_child: CloneFlags::empty(),
             become_root: false,
             unshare_cgroup: false,
+            loopback_up: false,
             hostname: None,
             domainname: None,
             uid_mappings: Vec::new(),

@@ -168,7 +168,9 @@ fn readonly_path(path: &Path) -> Result<(), RuntimeError> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         none(),
     ) {
-        Ok(()) => remount_bind(path, MsFlags::MS_RDONLY),
+        // Keep nosuid/nodev/noexec of the mount underneath (procfs has all
+        // three), as runc does: a plain read-only remount would clear them.
+        Ok(()) => remount_bind(path, MsFlags::MS_RDONLY | super::spec_mounts::security_flags(path)),
         Err(Errno::ENOENT) => Ok(()),
         Err(errno) => Err(RuntimeError::Sys {
             context: format!("bind read-only path {}", path.display()),

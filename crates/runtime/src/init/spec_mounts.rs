@@ -131,6 +131,11 @@ fn locked_flags(path: &Path) -> MsFlags {
     out
 }
 
+/// `nosuid`, `nodev` and `noexec` as currently set on the mount at `path`.
+pub fn security_flags(path: &Path) -> MsFlags {
+    locked_flags(path) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+}
+
 /// `mount(MS_BIND | MS_REMOUNT | flags)` on the mount whose root is `path`,
 /// retrying with the currently locked flags added on `EPERM`.
 pub fn remount_bind(path: &Path, flags: MsFlags) -> Result<(), RuntimeError> {

@@ -92,6 +92,15 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     Ok(spec)
 }
 
+/// True when the container gets a new pid namespace of its own (not the
+/// host's, not one joined by path): killing its init then kills all of it.
+pub fn private_pid_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()))
+}
+
 /// Returns the container's root filesystem directory: `root.path` taken
 /// relative to the bundle unless it is absolute.
 ///
