@@ -165,3 +165,38 @@ impl Task {
         self.state.lock().expect("state lock").paused
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zygote_runtime::cgroups::Layout;
+
+    fn task() -> Task {
+        let cfg: TaskConfig = serde_json::from_value(serde_json::json!({
+            "id": "t", "namespace": "ns", "bundle": "/b", "rootfs": "/b/rootfs", "rootfs_mounted": false,
+            "stdio": { "stdin": "", "stdout": "", "stderr": "", "terminal": false },
+            "ttrpc_address": "/c", "daemon_dir": "/d", "exe": "/x"
+        }))
+        .unwrap();
+        let cg = Cgroup::new(Layout::V2("/nonexistent".into()), "/ns/t", "t").unwrap();
+        Task::new(cfg, "/d/tasks/t".into(), cg)
+    }
+
+    fn proc_state(status: Status, exit: Option<i32>) -> ProcState {
+        ProcState { pid: 7, status, exit_status: exit, exited_at_ns: exit.map(|_| 1), start_time: None }
+    }
+
+    /// A stale state file (one that could not be rewritten on a full disk)
+    /// never takes back an exit the monitor already reported.
+    #[test]
+    fn an_older_snapshot_never_undoes_an_exit() {
+        let t = task();
+        t.apply_snapshot(&Snapshot { init: proc_state(Status::Stopped, Some(3)), execs: Default::default() });
+        t.apply_snapshot(&Snapshot { init: proc_state(Status::Running, None), execs: Default::default() });
+        let init = t.proc("").unwrap().state;
+        assert_eq!((init.status, init.exit_status), (Status::Stopped, Some(3)));
+        // A newer one still applies.
+        t.apply_snapshot(&Snapshot { init: proc_state(Status::Stopped, Some(4)), execs: Default::default() });
+        assert_eq!(t.proc("").unwrap().state.exit_status, Some(4));
+    }
+}

@@ -355,6 +355,7 @@ fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn parses_containerd_uris() {
@@ -368,6 +369,61 @@ mod tests {
         );
         assert!(parse("relative/path").is_err());
         assert!(parse("file://relative").is_err());
+    }
+
+    fn fifo(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o600)).unwrap();
+        p
+    }
+
+    fn stdout_of(stdio: Stdio) -> OwnedFd {
+        let Stdio::Fds { stdout: Some(fd), .. } = stdio else { panic!("no stdout") };
+        fd
+    }
+
+    /// A process that writes and exits at once loses nothing: it is released
+    /// only once the reader has the FIFO open, and the reader then reads to
+    /// the end although the writer is long gone.
+    #[test]
+    fn output_waits_for_its_reader_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = fifo(dir.path(), "out");
+        let paths = StdioPaths { stdout: out.to_string_lossy().into_owned(), ..Default::default() };
+        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
+        let (stdio, mut io) = prepare(&paths, &owner).unwrap();
+        let writer = stdout_of(stdio);
+        let late = out.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::read_to_string(late).unwrap()
+        });
+        assert!(io.await_readers().is_empty(), "the reader was not seen");
+        nix::unistd::write(&writer, b"line\n").unwrap();
+        drop(writer);
+        // The monitor still holds its keeper, which must not hold back EOF.
+        assert_eq!(reader.join().unwrap(), "line\n");
+        drop(io);
+    }
+
+    /// Without a reader, Start goes ahead after the bound, and the output
+    /// waits in the FIFO for a reader that comes late.
+    #[test]
+    fn output_without_a_reader_is_kept_for_a_late_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = fifo(dir.path(), "out");
+        let paths = StdioPaths { stdout: out.to_string_lossy().into_owned(), ..Default::default() };
+        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
+        let (stdio, mut io) = prepare(&paths, &owner).unwrap();
+        let writer = stdout_of(stdio);
+        assert_eq!(io.await_readers(), vec![out.clone()]);
+        nix::unistd::write(&writer, b"early\n").unwrap();
+        drop(writer);
+        let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&out).unwrap();
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut f, &mut got).unwrap();
+        assert_eq!(got, "early\n");
+        drop(io);
     }
 
     #[test]

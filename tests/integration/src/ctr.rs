@@ -28,6 +28,8 @@ pub struct TaskInfo {
 pub struct Ctr {
     pub namespace: String,
     pub timeout: Duration,
+    /// containerd's socket; `None` is the test containerd.
+    pub address: Option<String>,
 }
 
 impl Default for Ctr {
@@ -41,7 +43,13 @@ impl Ctr {
         Ctr {
             namespace: env().namespace.clone(),
             timeout: CTR_TIMEOUT,
+            address: None,
         }
+    }
+
+    /// The same namespace on another containerd (see `PrivateContainerd`).
+    pub fn at(address: &str) -> Ctr {
+        Ctr { address: Some(address.to_string()), ..Ctr::new() }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Ctr {
@@ -52,7 +60,7 @@ impl Ctr {
     pub fn full_args<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
         let mut v = vec![
             "--address".to_string(),
-            env().address.clone(),
+            self.address.clone().unwrap_or_else(|| env().address.clone()),
             "-n".to_string(),
             self.namespace.clone(),
         ];

@@ -36,6 +36,7 @@
 //! | `ctr`       | the `ctr` runner [`Ctr`], its output parsers, [`Container`]       |
 //! | `spec`      | `ctr run --config` bundles: [`ConfigBundle`]                      |
 //! | `events`    | `ctr events` in the background: [`Events`]                        |
+//! | `private`   | [`PrivateContainerd`]: a containerd of a test's own; [`Tmpfs`]    |
 //! | `process`   | `/proc` helpers, [`HostProcess`], zygote daemons                  |
 //! | `wasm`      | the Wasm image, `ctr run` with it, the artifact cache            |
 //! | `leftovers` | leak detectors: [`leftovers`], [`assert_no_leftovers`], counts     |
@@ -47,6 +48,7 @@ mod env;
 mod events;
 mod leftovers;
 mod pools;
+mod private;
 mod process;
 mod runtime;
 mod spec;
@@ -59,6 +61,7 @@ pub use env::*;
 pub use events::*;
 pub use leftovers::*;
 pub use pools::*;
+pub use private::*;
 pub use process::*;
 pub use runtime::*;
 pub use spec::*;

@@ -162,3 +162,133 @@ fn containerd_restart() {
         },
     );
 }
+
+/// The parent of process `pid` (`PPid` in `/proc/<pid>/status`).
+fn parent_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no parent found for pid {pid}"))
+}
+
+/// kill -9 of the process holding a running container (runc-v2: its shim;
+/// zygote: its monitor) must not leave the container running untracked.
+/// Regression: zygote reported exit 255 while the container kept running,
+/// reparented to PID 1. Now, like runc-v2, the container dies and its exit
+/// is reported as 137. `with_ns` joins a host process's pid namespace
+/// (zygote then clones through an intermediate, so the kernel's parent-death
+/// signal does not apply and the daemon kills the container itself).
+fn monitor_sigkill(name: &str, join_host_pidns: bool) {
+    let _g = exclusive();
+    let host = HostProcess::sleeper();
+    let expected = (Some(137), false, true);
+    both_expect(name, expected, |rt| {
+        let ctr = Ctr::new();
+        let events = Events::start();
+        let c = Container::new(name, rt);
+        let pidns = format!("pid:{}", host.ns_path("pid"));
+        let extra: Vec<&str> = if join_host_pidns { vec!["--with-ns", &pidns] } else { vec![] };
+        ctr.run_detached(rt, c.id(), &extra, &["sleep", "600"]);
+        let task = ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let holder = parent_of(task.pid);
+        eprintln!("{name}: {} container init {} held by {holder}", rt.short(), task.pid);
+        assert!(send_signal(holder, libc::SIGKILL), "kill -9 {holder}");
+        let status = events.exit_status(c.id(), Duration::from_secs(30));
+        let survived = !wait_proc_gone(task.pid, Duration::from_secs(10));
+        (status, survived, proc_alive(host.pid()))
+    });
+}
+
+#[test]
+fn monitor_sigkill_ends_the_task_with_137() {
+    monitor_sigkill("monitor-kill", false);
+}
+
+#[test]
+fn monitor_sigkill_ends_a_task_in_a_joined_pid_namespace() {
+    monitor_sigkill("monitor-kill-pidns", true);
+}
+
+/// Exit statuses survive a full state dir. Regression: with the zygote
+/// state dir on a 64 KiB tmpfs filled while tasks ran, `ctr task rm`
+/// reported 137 or 255 instead of 3, 4 and 5 (state.json could not be
+/// rewritten and Delete trusted it), and nothing was logged. Now the exits
+/// are reported right, and the failure is reported in containerd's log.
+#[test]
+fn full_state_dir_keeps_exit_statuses() {
+    let _g = exclusive();
+    let codes = [3, 4, 5];
+    both_expect("exit statuses with a full zygote state dir", codes.map(Ok).to_vec(), |rt| {
+        let tmpfs = Tmpfs::mount("64k");
+        let containerd = PrivateContainerd::start("enospc", &tmpfs.path);
+        let ctr = containerd.ctr();
+        let ids: Vec<String> = codes.iter().map(|_| unique_id("enospc", rt)).collect();
+        let bundles: Vec<ConfigBundle> = ids
+            .iter()
+            .zip(codes)
+            .map(|(id, code)| {
+                let script = format!("while [ ! -e /go ]; do sleep 0.1; done; exit {code}");
+                ConfigBundle::new(id, &["sh", "-c", &script], |_| {})
+            })
+            .collect();
+        for (id, b) in ids.iter().zip(&bundles) {
+            let cfg = b.config_str();
+            ctr.run(&["run", "-d", "--runtime", rt.name(), "--config", &cfg, id]).assert_success();
+        }
+        for id in &ids {
+            ctr.wait_status(id, "RUNNING", Duration::from_secs(30));
+        }
+        let filler = tmpfs.fill();
+        for b in &bundles {
+            std::fs::write(b.rootfs.join("go"), b"").expect("release the task");
+        }
+        for id in &ids {
+            ctr.wait_status(id, "STOPPED", Duration::from_secs(30));
+        }
+        let statuses: Vec<Result<i32, String>> = ids.iter().map(|id| ctr.delete_task_exit_status(id)).collect();
+        eprintln!("{}: exit statuses {statuses:?}", rt.short());
+        if rt == Runtime::Zygote {
+            let log = containerd.log();
+            assert!(
+                log.contains("cannot save its state"),
+                "the full state dir is not reported in containerd's log:\n{}",
+                log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+            );
+        }
+        let _ = std::fs::remove_file(filler);
+        for id in &ids {
+            ctr.run(&["container", "delete", id]).assert_success();
+            assert_no_leftovers(id);
+        }
+        statuses
+    });
+}
+
+/// A foreground `ctr run` returns with the task's status after the zygote
+/// daemon is killed while it waits. Regression: the `Wait` containerd had
+/// pending on the dead daemon was never answered, so ctr hung although the
+/// exit event went out; now the restarted daemon answers it.
+#[test]
+fn foreground_run_returns_after_daemon_sigkill() {
+    let _g = exclusive();
+    if !require_runtime(Runtime::Zygote, "foreground_run_returns_after_daemon_sigkill") {
+        return;
+    }
+    let rt = Runtime::Zygote;
+    let ctr = Ctr::new();
+    let c = Container::new("fg-daemon-kill", rt);
+    let run = ctr.spawn(&run_args(rt, c.id(), true, &[], &["sh", "-c", "sleep 4; echo done; exit 7"]));
+    ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+    let daemons = zygote_daemons();
+    assert!(!daemons.is_empty(), "no zygote daemon while a zygote task runs");
+    for (_, pid) in &daemons {
+        assert!(send_signal(*pid, libc::SIGKILL), "kill -9 {pid}");
+        assert!(wait_proc_gone(*pid, Duration::from_secs(10)), "daemon {pid} survived SIGKILL");
+    }
+    let out = run.wait(Duration::from_secs(60));
+    assert!(!out.timed_out, "ctr run never returned after the daemon was killed:\n{}", out.describe());
+    assert_eq!((out.code(), out.stdout.as_str()), (7, "done\n"), "{}", out.describe());
+    assert_no_leftovers(c.id());
+}
