@@ -210,3 +210,243 @@ fn still_works_after_failures() {
         (out.code(), out.stdout)
     });
 }
+
+/// What a zygote-only bad-input run looked like (with more detail than
+/// [`Failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal {
+    /// ctr was still running when the test's (short) timeout hit.
+    timed_out: bool,
+    failed: bool,
+    at_create: bool,
+    /// Every expected piece of the message was there (see `missing`).
+    mentions_all: bool,
+}
+
+/// `s` cut to about `max` bytes for the test's own report.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}
+
+fn refusal(out: &Output, words: &[&str]) -> Refusal {
+    let mut shown = out.clone();
+    shown.cmdline = cut(&out.cmdline, 512);
+    shown.stderr = cut(&out.stderr, 2048);
+    eprintln!("{}", shown.describe());
+    let missing: Vec<&&str> = words.iter().filter(|w| !out.stderr.contains(**w)).collect();
+    if !missing.is_empty() {
+        eprintln!("message lacks {missing:?}");
+    }
+    Refusal {
+        timed_out: out.timed_out,
+        failed: !out.timed_out && out.code.is_some_and(|c| c != 0),
+        at_create: out.stderr.contains("failed to create shim task"),
+        mentions_all: missing.is_empty(),
+    }
+}
+
+const REFUSED_AT_CREATE: Refusal = Refusal {
+    timed_out: false,
+    failed: true,
+    at_create: true,
+    mentions_all: true,
+};
+
+/// Opens the FIFO at `path` for writing without blocking: that succeeds
+/// only while some process has it open for reading (e.g. a Create stuck
+/// reading it).  Closing it again gives that reader EOF, which unblocks it.
+fn fifo_has_blocked_reader(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .is_ok()
+}
+
+/// Regression (defect: zygote read `--runtime-config-path` with a plain
+/// blocking read: a FIFO made Create hang until ctr's 60 s timeout, and a
+/// file of any size was read whole).  Zygote only: runc-v2 reads runc's own
+/// options from that path.  A FIFO must fail Create at once (well within a
+/// 20 s ctr timeout) saying it is a FIFO, with no reader left blocked on it;
+/// a 256 MiB (sparse) file must fail naming its size and the limit (1 MiB,
+/// `MAX_FILE_BYTES` in crates/policy/src/read.rs).  Nothing is left after
+/// either, and a normal task works afterwards.
+#[test]
+fn runtime_config_path_fifo_and_huge_file() {
+    const TEST: &str = "runtime_config_path_fifo_and_huge_file";
+    if !require_runtime(Runtime::Zygote, TEST) {
+        return;
+    }
+    let rt = Runtime::Zygote;
+    let ctr = Ctr::new().with_timeout(Duration::from_secs(20));
+    let dir = tempfile::tempdir_in(&env().containerd_dir).expect("tempdir");
+
+    let fifo = dir.path().join("options.fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("path");
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    let made = unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) };
+    assert_eq!(made, 0, "mkfifo {}", fifo.display());
+    let c = Container::new("rcp-fifo", rt);
+    let fifo_str = fifo.to_string_lossy().into_owned();
+    let out = ctr.run_rm(rt, c.id(), &["--runtime-config-path", &fifo_str], &["true"]);
+    // Checked (and so released) before anything else: a Create stuck on the
+    // FIFO would hold up the cleanup.
+    let reader_left_blocked = fifo_has_blocked_reader(&fifo);
+    let fifo_obs = (
+        refusal(&out, &[&fifo_str, "FIFO"]),
+        reader_left_blocked,
+        left_nothing(c.id()),
+    );
+    if out.timed_out {
+        remove_ctr_fifos(c.id());
+    }
+    drop(c);
+
+    let big = dir.path().join("options.big");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(256 << 20))
+        .expect("create a sparse 256 MiB file");
+    let c = Container::new("rcp-big", rt);
+    let big_str = big.to_string_lossy().into_owned();
+    let out = ctr.run_rm(rt, c.id(), &["--runtime-config-path", &big_str], &["true"]);
+    let big_obs = (
+        refusal(&out, &[&big_str, "268435456 bytes", "1048576"]),
+        left_nothing(c.id()),
+    );
+    if out.timed_out {
+        remove_ctr_fifos(c.id());
+    }
+    drop(c);
+
+    let c = Container::new("rcp-after", rt);
+    let after = Ctr::new().run_rm(rt, c.id(), &[], &["echo", "ok"]);
+    eprintln!("{}", after.describe());
+    let after_obs = (after.code, after.stdout.clone(), left_nothing(c.id()));
+
+    eprintln!("FIFO: (refusal, reader left blocked, nothing left) = {fifo_obs:?}");
+    eprintln!("256 MiB: (refusal, nothing left) = {big_obs:?}");
+    eprintln!("normal task afterwards: (code, stdout, nothing left) = {after_obs:?}");
+    assert_eq!(
+        fifo_obs,
+        (REFUSED_AT_CREATE, false, true),
+        "FIFO as --runtime-config-path"
+    );
+    assert_eq!(
+        big_obs,
+        (REFUSED_AT_CREATE, true),
+        "256 MiB file as --runtime-config-path"
+    );
+    assert_eq!(
+        after_obs,
+        (Some(0), "ok\n".to_string(), true),
+        "a normal task afterwards"
+    );
+}
+
+/// [`nothing_left`] as an observation (its failure is printed, not raised),
+/// so that a test can report all its parts.
+fn left_nothing(id: &str) -> bool {
+    std::panic::catch_unwind(|| nothing_left(id)).is_ok()
+}
+
+/// Removes the FIFOs a `ctr run` killed by the test's timeout left in its
+/// fifo dir (`/run/containerd/fifo/<random>/<id>-std*`), and the dir.
+fn remove_ctr_fifos(id: &str) {
+    let Ok(rd) = std::fs::read_dir("/run/containerd/fifo") else {
+        return;
+    };
+    for dir in rd.flatten() {
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        let mut ours = false;
+        for f in files.flatten() {
+            if f.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{id}-"))
+            {
+                ours = true;
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        if ours {
+            let _ = std::fs::remove_dir(dir.path());
+        }
+    }
+}
+
+/// Bytes in the live zygote daemons' `daemon.log` (in the daemon's dir, the
+/// one under `$ZYGOTE_STATE_DIR` holding `daemon.pid`).
+fn daemon_log_bytes() -> u64 {
+    let daemons = zygote_daemons();
+    assert!(
+        !daemons.is_empty(),
+        "no live zygote daemon under {}",
+        env().state_dir.display()
+    );
+    daemons
+        .iter()
+        .map(|(pid_file, _)| {
+            let log = pid_file.with_file_name("daemon.log");
+            std::fs::metadata(&log)
+                .unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+                .len()
+        })
+        .sum()
+}
+
+/// Regression (defect: error messages quoted outside values whole, so a
+/// 64 KiB `zygote.dev/profile` annotation made a 64 KiB error for ctr and a
+/// 64 KiB line in the daemon's log).  Zygote only.  Create must fail with a
+/// clear error that quotes only a prefix: ctr's whole stderr stays under
+/// 4 KiB, names the annotation and the value's length in bytes; and the
+/// daemon's log grows by far less than 64 KiB (under 16 KiB) for it.
+#[test]
+fn huge_profile_annotation_is_quoted_cut() {
+    const TEST: &str = "huge_profile_annotation_is_quoted_cut";
+    if !require_runtime(Runtime::Zygote, TEST) {
+        return;
+    }
+    let rt = Runtime::Zygote;
+    let ctr = Ctr::new();
+    // A task first, so the daemon is up and its log exists.
+    let warm = Container::new("huge-ann-warm", rt);
+    ctr.run_rm(rt, warm.id(), &[], &["true"]).assert_success();
+
+    let value = "a".repeat(64 * 1024);
+    let annotation = format!("zygote.dev/profile={value}");
+    let c = Container::new("huge-ann", rt);
+    let log_before = daemon_log_bytes();
+    let out = ctr.run_rm(rt, c.id(), &["--annotation", &annotation], &["true"]);
+    let log_growth = daemon_log_bytes().saturating_sub(log_before);
+    eprintln!(
+        "stderr: {} bytes; daemon.log grew by {log_growth} bytes",
+        out.stderr.len()
+    );
+    let obs = (
+        refusal(&out, &["zygote.dev/profile", "65536 bytes"]),
+        out.stderr.len() < 4096,
+        log_growth < 16 * 1024,
+        left_nothing(c.id()),
+    );
+    if out.timed_out {
+        remove_ctr_fifos(c.id());
+    }
+    eprintln!(
+        "(refusal, stderr under 4 KiB, daemon.log grew under 16 KiB, nothing left) = {obs:?}"
+    );
+    assert_eq!(
+        obs,
+        (REFUSED_AT_CREATE, true, true, true),
+        "64 KiB profile annotation: ctr's stderr {} bytes, daemon.log grew by {log_growth} bytes",
+        out.stderr.len()
+    );
+}

@@ -965,3 +965,249 @@ fn leftover_detectors_see_a_live_container() {
         (seen.0, seen.1, seen.2, seen.3, true)
     });
 }
+
+/// Regression (defect: `lo` stayed down in a new network namespace under
+/// zygote; runc brings it up): in the default private network namespace
+/// `lo` has IFF_UP (bit 0x1 of `/sys/class/net/lo/flags`), `ping 127.0.0.1`
+/// answers, and a TCP listener inside the container accepts a connection to
+/// 127.0.0.1 made from inside.  busybox `nc` (no `-s`) listens on every
+/// address of the namespace, which here is only lo's; `-e echo` makes it
+/// answer a fixed line, so the client's output proves the connection.
+#[test]
+fn loopback_up_in_new_network_namespace() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Obs {
+        code: i32,
+        lo_flags: String,
+        lo_up: bool,
+        ping: String,
+        tcp_reply: String,
+    }
+    // The client retries (up to 50 x 0.1 s) until the listener is there.
+    let script = r#"echo "flags=$(cat /sys/class/net/lo/flags)"
+if ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1; then echo ping=ok; else echo ping=failed; fi
+nc -l -p 7777 -e echo from-listener & l=$!
+i=0; r=
+while [ $i -lt 50 ]; do r=$(nc 127.0.0.1 7777 </dev/null 2>/dev/null); [ -n "$r" ] && break; sleep 0.1; i=$((i+1)); done
+echo "tcp=$r"
+kill $l 2>/dev/null; wait $l 2>/dev/null; exit 0"#;
+    let obs = both("lo up in a new network namespace", |rt| {
+        let c = Container::new("loopback", rt);
+        let out = Ctr::new().run_rm(rt, c.id(), &[], &["sh", "-c", script]);
+        eprintln!("{}", out.describe());
+        let field = |name: &str| {
+            out.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or("<missing>")
+                .trim()
+                .to_string()
+        };
+        let lo_flags = field("flags=");
+        let lo_up =
+            u32::from_str_radix(lo_flags.trim_start_matches("0x"), 16).is_ok_and(|f| f & 0x1 != 0);
+        Obs {
+            code: out.code(),
+            lo_up,
+            lo_flags,
+            ping: field("ping="),
+            tcp_reply: field("tcp="),
+        }
+    });
+    assert_eq!(obs.code, 0, "{obs:?}");
+    assert!(obs.lo_up, "lo is not up (IFF_UP 0x1 missing): {obs:?}");
+    assert_eq!(obs.ping, "ok", "{obs:?}");
+    assert_eq!(obs.tcp_reply, "from-listener", "{obs:?}");
+}
+
+/// The mount options of `mount_point` in a mountinfo text (the last, i.e.
+/// topmost, mount there), restricted to `ro`, `nosuid`, `nodev`, `noexec`.
+fn security_mount_flags(mountinfo: &str, mount_point: &str) -> Vec<String> {
+    let opts = mountinfo.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 5 && f[4] == mount_point).then(|| f[5].to_string())
+    });
+    let Some(opts) = opts else {
+        return vec![format!("<no mount at {mount_point}>")];
+    };
+    let opts: Vec<&str> = opts.split(',').collect();
+    ["ro", "nosuid", "nodev", "noexec"]
+        .iter()
+        .filter(|f| opts.contains(f))
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// Regression (defects: hardening differences from runc under zygote):
+/// * the read-only paths `/proc/bus`, `/proc/fs`, `/proc/irq`, `/proc/sys`
+///   lost procfs' `nosuid,nodev,noexec` when remounted read-only (runc keeps
+///   them): each must be `ro,nosuid,nodev,noexec`;
+/// * the container's `oom_score_adj` was containerd's (0) instead of what
+///   runc-v2 gives (the shim's: containerd's + 1, inherited);
+/// * on this cgroup v1 hybrid host the container was not placed in the
+///   unified (cgroup2, `/sys/fs/cgroup/unified`) hierarchy: the `0::` line of
+///   `/proc/self/cgroup` must show the container's cgroup `/<namespace>/<id>`.
+#[test]
+fn hardening_parity_with_runc() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Obs {
+        code: i32,
+        proc_mount_flags: Vec<(String, Vec<String>)>,
+        oom_score_adj: String,
+        unified_line: String,
+    }
+    let containerd_pid = std::fs::read_to_string(env().containerd_dir.join("containerd.pid"))
+        .expect("read containerd.pid");
+    let containerd_adj: i32 =
+        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", containerd_pid.trim()))
+            .expect("read containerd's oom_score_adj")
+            .trim()
+            .parse()
+            .expect("containerd's oom_score_adj is a number");
+    let paths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
+    let hardened: Vec<String> = ["ro", "nosuid", "nodev", "noexec"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let expected = Obs {
+        code: 0,
+        proc_mount_flags: paths
+            .iter()
+            .map(|p| (p.to_string(), hardened.clone()))
+            .collect(),
+        oom_score_adj: (containerd_adj + 1).min(1000).to_string(),
+        unified_line: format!("0::/{}/<id>", env().namespace),
+    };
+    both_expect(
+        "read-only /proc paths, oom_score_adj, unified cgroup",
+        expected,
+        |rt| {
+            let c = Container::new("hardening", rt);
+            let out = Ctr::new().run_rm(
+            rt,
+            c.id(),
+            &[],
+            &[
+                "sh",
+                "-c",
+                "cat /proc/self/mountinfo; echo '--- oom'; cat /proc/self/oom_score_adj; echo '--- cgroup'; cat /proc/self/cgroup",
+            ],
+        );
+            eprintln!("{}", out.describe());
+            let (mountinfo, rest) = out
+                .stdout
+                .split_once("--- oom\n")
+                .unwrap_or((&out.stdout, ""));
+            let (oom, cgroup) = rest.split_once("--- cgroup\n").unwrap_or((rest, ""));
+            Obs {
+                code: out.code(),
+                proc_mount_flags: paths
+                    .iter()
+                    .map(|p| (p.to_string(), security_mount_flags(mountinfo, p)))
+                    .collect(),
+                oom_score_adj: oom.trim().to_string(),
+                unified_line: cgroup
+                    .lines()
+                    .find(|l| l.starts_with("0::"))
+                    .unwrap_or("<no 0:: line>")
+                    .replace(c.id(), "<id>"),
+            }
+        },
+    );
+}
+
+/// Regression (defect: zygote's Delete killed every process in the task's
+/// cgroup, so deleting a container that shared its cgroup with another one
+/// killed the other one too).  Container B is given container A's cgroup
+/// (`--cgroup /<namespace>/<A>`, ctr's default for A); B is SIGKILLed and
+/// deleted: A must still run with the same live pid.  Then A is killed and
+/// deleted, and nothing is left for either.
+#[test]
+fn delete_kills_only_the_tasks_own_processes() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Obs {
+        /// A's and B's init pids both listed in A's cgroup.
+        sharing_a_cgroup: bool,
+        b_status_after_kill: String,
+        b_delete: Result<i32, String>,
+        /// A's status after B's delete.
+        a_status: String,
+        a_same_pid: bool,
+        a_alive: bool,
+        a_delete: Result<i32, String>,
+    }
+    let expected = Obs {
+        sharing_a_cgroup: true,
+        b_status_after_kill: "STOPPED".to_string(),
+        b_delete: Ok(137),
+        a_status: "RUNNING".to_string(),
+        a_same_pid: true,
+        a_alive: true,
+        a_delete: Ok(137),
+    };
+    both_expect("Delete of a task sharing a cgroup", expected, |rt| {
+        let ctr = Ctr::new();
+        // Dropped in reverse order: B first, then A.
+        let a = Container::new("shared-cg-a", rt);
+        let b = Container::new("shared-cg-b", rt);
+        ctr.run_detached(rt, a.id(), &[], &["sleep", "600"]);
+        let a_pid = ctr
+            .wait_status(a.id(), "RUNNING", Duration::from_secs(20))
+            .pid;
+        let a_cgroup = format!("/{}/{}", env().namespace, a.id());
+        ctr.run_detached(rt, b.id(), &["--cgroup", &a_cgroup], &["sleep", "600"]);
+        let b_pid = ctr
+            .wait_status(b.id(), "RUNNING", Duration::from_secs(20))
+            .pid;
+        let procs = task_cgroup_file(a.id(), "memory", "cgroup.procs", "cgroup.procs");
+        eprintln!("{rt:?}: A pid {a_pid}, B pid {b_pid}, A's cgroup.procs: {procs:?}");
+        let listed: Vec<u32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        let sharing_a_cgroup = listed.contains(&a_pid) && listed.contains(&b_pid);
+
+        ctr.run(&["task", "kill", "-s", "SIGKILL", b.id()])
+            .assert_success();
+        let b_status_after_kill = ctr
+            .wait_status(b.id(), "STOPPED", Duration::from_secs(20))
+            .status;
+        let b_delete = ctr.delete_task_exit_status(b.id());
+        ctr.run(&["container", "delete", b.id()]).assert_success();
+        // Let anything asynchronous Delete might have set off happen.
+        thread::sleep(Duration::from_millis(500));
+        let a_now = ctr.task(a.id());
+        eprintln!(
+            "{rt:?}: A after B's delete: {a_now:?}, pid {a_pid} alive: {}",
+            proc_alive(a_pid)
+        );
+        let a_status = a_now
+            .as_ref()
+            .map(|t| t.status.clone())
+            .unwrap_or_else(|| "<gone>".into());
+        let a_same_pid = a_now.as_ref().is_some_and(|t| t.pid == a_pid);
+        let a_alive = proc_alive(a_pid);
+        assert_no_leftovers(b.id());
+
+        // (Fails harmlessly when A is already dead: the observation above
+        // already says so.)
+        let kill_a = ctr.run(&["task", "kill", "-s", "SIGKILL", a.id()]);
+        if !kill_a.success() {
+            eprintln!("{rt:?}: kill of A failed:\n{}", kill_a.describe());
+        }
+        ctr.wait_status(a.id(), "STOPPED", Duration::from_secs(20));
+        let a_delete = ctr.delete_task_exit_status(a.id());
+        ctr.run(&["container", "delete", a.id()]).assert_success();
+        assert_no_leftovers(a.id());
+        assert_no_leftovers(b.id());
+        Obs {
+            sharing_a_cgroup,
+            b_status_after_kill,
+            b_delete,
+            a_status,
+            a_same_pid,
+            a_alive,
+            a_delete,
+        }
+    });
+}
