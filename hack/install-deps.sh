@@ -45,14 +45,40 @@ for pkg in "${PACKAGES[@]}"; do
 	fi
 done
 
+# apt-get that waits (up to ZYGOTE_APT_LOCK_WAIT seconds, default 900) for
+# another apt or dpkg to let go of its locks: a fresh cloud VM's
+# unattended-upgrades holds them for minutes after boot. dpkg's own lock
+# honours DPkg::Lock::Timeout; the lists and archives locks of `apt-get
+# update` do not on every apt version, so a lock failure is retried too.
+apt_get() {
+	local waited=0 limit="${ZYGOTE_APT_LOCK_WAIT:-900}" out rc
+	while :; do
+		out="$(apt-get -o DPkg::Lock::Timeout="${limit}" "$@" 2>&1)" && rc=0 || rc=$?
+		printf '%s\n' "${out}"
+		if [[ ${rc} -eq 0 ]]; then
+			return 0
+		fi
+		if ! grep -qiE 'could not get lock|unable to acquire the dpkg frontend lock|unable to lock' <<<"${out}"; then
+			return "${rc}"
+		fi
+		if ((waited >= limit)); then
+			log "apt is still locked by another process after ${waited}s"
+			return "${rc}"
+		fi
+		log "another apt/dpkg holds its lock (unattended-upgrades?); waiting (${waited}s of ${limit}s)"
+		sleep 5
+		waited=$((waited + 5))
+	done
+}
+
 if [[ ${#missing[@]} -gt 0 || ${ZYGOTE_FORCE_APT:-0} == 1 ]]; then
 	log "installing: ${missing[*]:-(forced) ${PACKAGES[*]}}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update || die "apt-get update failed"
+	apt_get update || die "apt-get update failed"
 	if [[ ${#missing[@]} -eq 0 ]]; then
 		missing=("${PACKAGES[@]}")
 	fi
-	apt-get install -y --no-install-recommends "${missing[@]}" ||
+	apt_get install -y --no-install-recommends "${missing[@]}" ||
 		die "apt-get install failed for: ${missing[*]}"
 else
 	log "all packages already installed"
