@@ -63,6 +63,9 @@ fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
 /// container's pid, when it was ready, and how it was created.
 type Spawned = (MonitorClient, mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>, i32, i64, CreateDetail);
 
+/// How long a monitor (or claimed zygote) may take to create a container.
+const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes a half-created task's leftovers.
 fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
     if mounted {
@@ -184,6 +187,14 @@ impl Daemon {
         let (client, rx, pid, at_ns, detail) = match spawned {
             Ok(x) => x,
             Err(e) => {
+                // A monitor that failed removed what it made; one that was
+                // killed could not, and its cgroup is empty now (unless
+                // another container shares it).
+                tokio::task::block_in_place(|| {
+                    if cgroup.procs().is_ok_and(|p| p.is_empty()) {
+                        let _ = cgroup.remove();
+                    }
+                });
                 undo(&dir, &rootfs, mounted);
                 return Err(e);
             }
@@ -214,11 +225,16 @@ impl Daemon {
 
     /// Hands the task in `dir` to a warm zygote. `MonitorGone` means the
     /// zygote died before answering (the caller then takes the cold path).
-    async fn claim_zygote(&self, dir: &Path, cfg: &TaskConfig, w: zygote_pool::Warm) -> Result<Spawned, DaemonError> {
+    async fn claim_zygote(&self, dir: &Path, cfg: &TaskConfig, mut w: zygote_pool::Warm) -> Result<Spawned, DaemonError> {
         std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
+        let monitor = w.monitor.take();
         let (client, events) = w.into_parts();
-        match client.call(&Request::Claim { dir: dir.to_path_buf() }, &[]).await {
+        let claim = Request::Claim { dir: dir.to_path_buf() };
+        let Ok(replied) = tokio::time::timeout(CREATE_TIMEOUT, client.call(&claim, &[])).await else {
+            return Err(self.stuck_monitor(dir, cfg, monitor));
+        };
+        match replied {
             Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((client, events, pid, at_ns, detail)),
             Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
             Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!("unexpected zygote reply {other:?}"))),
@@ -230,10 +246,15 @@ impl Daemon {
         std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
         let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
-        monitor_client::spawn(&self.exe, &["__monitor".as_ref(), dir.as_os_str()], &dir.join("monitor.log"), theirs).map_err(DaemonError::io("spawn monitor"))?;
+        let pid = monitor_client::spawn(&self.exe, &["__monitor".as_ref(), dir.as_os_str()], &dir.join("monitor.log"), theirs)
+            .map_err(DaemonError::io("spawn monitor"))?;
+        let monitor = zygote_monitor::sys::pidfd_open(pid as i32).ok();
         let (tx, rx) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(DaemonError::io("monitor socket"))?;
-        match client.first_reply().await {
+        let Ok(replied) = tokio::time::timeout(CREATE_TIMEOUT, client.first_reply()).await else {
+            return Err(self.stuck_monitor(dir, cfg, monitor));
+        };
+        match replied {
             Ok(Reply::Created { pid, at_ns, detail }) => Ok((client, rx, pid, at_ns, detail)),
             Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
             Ok(other) => Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
@@ -242,6 +263,23 @@ impl Daemon {
                 Err(DaemonError::FailedPrecondition(format!("monitor failed before creating the container: {source}: {}", log.trim())))
             }
         }
+    }
+
+    /// A monitor that did not finish a Create in [`CREATE_TIMEOUT`] is
+    /// killed (its container, cloned by it, dies with it) so the Create can
+    /// fail cleanly; its log is quoted in the error.
+    fn stuck_monitor(&self, dir: &Path, cfg: &TaskConfig, monitor: Option<std::os::fd::OwnedFd>) -> DaemonError {
+        if let Some(fd) = &monitor {
+            use std::os::fd::AsFd;
+            let _ = zygote_monitor::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        }
+        let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        warn!(id = %cfg.id, "monitor did not create the container in time; killed");
+        DaemonError::FailedPrecondition(format!(
+            "the monitor did not create the container within {CREATE_TIMEOUT:?} and was killed; its last words: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ))
     }
 
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<u32, DaemonError> {

@@ -53,6 +53,21 @@ impl Proc {
 }
 
 
+/// The longest an exit is held back while its output is being read.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long unread output may sit without anyone reading it before the
+/// exit is reported anyway.
+const DRAIN_STALL: Duration = Duration::from_secs(1);
+
+/// An exit waiting for its output to be read (see `report_exits`).
+struct Unreported {
+    event: Event,
+    since: Instant,
+    /// Bytes still unread at the last look, and when that last went down.
+    unread: usize,
+    progress: Instant,
+}
+
 struct Monitor {
     dir: PathBuf,
     cfg: TaskConfig,
@@ -70,6 +85,8 @@ struct Monitor {
     oom_kills: u64,
     log_binaries: Vec<Pid>,
     daemon_lost: Option<(Instant, Duration)>,
+    /// Exits not reported yet: their output is still being read.
+    unreported: Vec<Unreported>,
     /// `state.json` is behind what we know (a write failed, e.g. ENOSPC):
     /// retried on every wake-up; the truth stays in memory meanwhile.
     unsaved: bool,
@@ -238,6 +255,7 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
         oom_kills,
         log_binaries,
         daemon_lost: None,
+        unreported: Vec::new(),
         unsaved: false,
     };
     state::make_reserve(dir);
@@ -331,7 +349,13 @@ impl Monitor {
     fn run_loop(&mut self) {
         loop {
             let (mut fds, tokens) = self.poll_set();
-            let timeout = if self.daemon_lost.is_some() || self.unsaved { 100 } else { 1000 };
+            let timeout = if !self.unreported.is_empty() {
+                2
+            } else if self.daemon_lost.is_some() || self.unsaved {
+                100
+            } else {
+                1000
+            };
             let n = sys::poll(&mut fds, timeout);
             if n > 0 {
                 for (pfd, tok) in fds.iter().zip(tokens) {
@@ -341,6 +365,7 @@ impl Monitor {
                 }
             }
             self.reap();
+            self.report_exits();
             if self.unsaved {
                 self.persist();
             }
@@ -640,7 +665,40 @@ impl Monitor {
         info!(id = %self.cfg.id, exec = ?key, pid, code, "process exited");
         self.persist();
         let event = Event::Exited { exec_id: key, pid, status: code, exited_at_ns: now };
-        self.send(&Message::Event { event }, &[]);
+        self.unreported.push(Unreported { event, since: Instant::now(), unread: usize::MAX, progress: Instant::now() });
+        self.report_exits();
+    }
+
+    /// Reports exits whose output has been read. A client learns of an exit
+    /// and may stop reading at once (ctr 1.6 cancels an output FIFO open it
+    /// has not yet taken note of, even after the kernel completed it): so
+    /// an exit is held back while the process's output still sits unread in
+    /// its FIFOs and a reader is taking it, at most [`DRAIN_LIMIT`], and
+    /// for [`DRAIN_STALL`] when nobody reads (a `ctr run -d` that is gone).
+    fn report_exits(&mut self) {
+        let mut i = 0;
+        while i < self.unreported.len() {
+            let key = match &self.unreported[i].event {
+                Event::Exited { exec_id, .. } => exec_id.clone(),
+                Event::Oom => None,
+            };
+            let unread = self.proc_mut(&key).map(|p| p.io.unread_output()).unwrap_or(0);
+            let u = &mut self.unreported[i];
+            if unread < u.unread {
+                u.progress = Instant::now();
+            }
+            u.unread = unread;
+            let give_up = u.since.elapsed() >= DRAIN_LIMIT || u.progress.elapsed() >= DRAIN_STALL;
+            if unread == 0 || give_up {
+                if unread > 0 {
+                    warn!(id = %self.cfg.id, exec = ?key, unread, "output not read; reporting the exit anyway");
+                }
+                let u = self.unreported.remove(i);
+                self.send(&Message::Event { event: u.event }, &[]);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// cgroup v2 has no OOM eventfd: compare the oom_kill counter.

@@ -243,6 +243,14 @@ impl ProcessIo {
         }
     }
 
+    /// Bytes in the output FIFOs that no reader has taken yet (one more
+    /// while a terminal's output is still being copied).
+    pub fn unread_output(&self) -> usize {
+        let queued: usize =
+            self.outputs.iter().filter_map(|o| o.keeper.as_ref()).map(|k| crate::sys::unread_bytes(k.as_fd())).sum();
+        queued + usize::from(self.output.is_some())
+    }
+
     pub fn pumps_mut(&mut self) -> impl Iterator<Item = &mut Pump> {
         self.stdin.iter_mut().chain(self.output.iter_mut())
     }

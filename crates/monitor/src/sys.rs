@@ -31,6 +31,19 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {
     n.max(0) as usize
 }
 
+/// Bytes waiting to be read in a pipe or FIFO (`FIONREAD`); 0 on error.
+pub fn unread_bytes(fd: BorrowedFd<'_>) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points to
+    // `n`, alive across the call; `fd` is open for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+    if rc < 0 {
+        0
+    } else {
+        n.max(0) as usize
+    }
+}
+
 /// TIOCSWINSZ on a pty master.
 pub fn set_winsize(fd: BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<()> {
     let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };

@@ -59,6 +59,8 @@ pub struct Warm {
     parts: Option<(MonitorClient, mpsc::UnboundedReceiver<Incoming>)>,
     pub pid: i32,
     pub born: Instant,
+    /// A pidfd of the zygote process itself (which becomes the monitor).
+    pub monitor: Option<std::os::fd::OwnedFd>,
 }
 
 impl Warm {
@@ -376,13 +378,14 @@ impl PoolSet {
         let born = Instant::now();
         let (ours, theirs) = proto::pair().map_err(|e| format!("socketpair: {e}"))?;
         let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
-        client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
+        let zygote = client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
+        let monitor = zygote_monitor::sys::pidfd_open(zygote as i32).ok();
         let (tx, events) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
         // Until it is ready, a `Warm` with no pid: dropped on any failure, it
         // hangs up and the zygote goes away.
-        let mut warm = Warm { parts: Some((client.clone(), events)), pid: 0, born };
+        let mut warm = Warm { parts: Some((client.clone(), events)), pid: 0, born, monitor };
         match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
             Ok(Ok(Reply::Pid { pid, .. })) => {
                 warm.pid = pid;

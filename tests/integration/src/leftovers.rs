@@ -146,6 +146,35 @@ pub fn cgroup_count() -> usize {
     n
 }
 
+/// The warm pools' cgroups: directories named `zygote@...` (whatever the
+/// build puts after the `@`) below the test namespace's cgroup parents,
+/// `/<namespace>` and `/<namespace>-<anything>` (odd parents some tests
+/// use), up to 4 levels down, in every hierarchy (a hybrid host's
+/// `unified` one included). Only this test run's containerd creates tasks
+/// under these parents, so every one found belongs to its zygote daemon.
+pub fn pool_cgroups() -> Vec<PathBuf> {
+    let ns = &env().namespace;
+    let odd = format!("{ns}-");
+    let mut out = Vec::new();
+    for root in cgroup_roots() {
+        let Ok(rd) = fs::read_dir(&root) else { continue };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink());
+            if !is_dir || (name != *ns && !name.starts_with(&odd)) {
+                continue;
+            }
+            walk_dirs(&entry.path(), 4, &mut |p| {
+                if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zygote@")) {
+                    out.push(p.to_path_buf());
+                }
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
 /// FIFOs and sockets whose name contains `needle` under `dir` (up to `depth`).
 fn special_files(dir: &Path, needle: &str, depth: usize, out: &mut Vec<String>) {
     let Ok(rd) = fs::read_dir(dir) else { return };

@@ -1,6 +1,8 @@
 //! The zygote daemon as the pool tests see it: which path the test pass
 //! expects ([`test_path`]), the daemon's directory, its `pools.json`
-//! counters and its per-task `timings.jsonl` lines.
+//! counters and its per-task `timings.jsonl` lines, and what the pools are
+//! on the node: the zygotes waiting in them ([`idle_zygotes`]) and the pool
+//! cgroups none of them accounts for ([`orphan_pool_cgroups`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -101,4 +103,104 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The command-line configuration of a `__zygote` process (its JSON
+/// argument: `profile`, `cgroup_parent`, `daemon_dir`, ...).
+fn zygote_config(pid: i32) -> Option<Value> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let arg = raw.split(|b| *b == 0).nth(2)?;
+    serde_json::from_slice(arg).ok()
+}
+
+/// A zygote waiting in a pool, as `/proc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleZygote {
+    /// The zygote (`__zygote` process, child of the daemon).
+    pub pid: i32,
+    /// Its waiting zygote child (the pool cgroup is named after it).
+    pub child: i32,
+    pub profile: String,
+    /// Where its child was pre-placed (`None`: not pre-placed).
+    pub cgroup_parent: Option<String>,
+}
+
+/// The zygotes of this test run's daemon that wait in a pool: `__zygote`
+/// processes (see [`zygote_pids`]) whose only child is a `__zygote` process,
+/// their waiting zygote child. A claimed zygote stays a `__zygote` process
+/// (the task's monitor) but its child is the container, so it is not
+/// counted; a zygote still starting (no child yet) is not either. Depends
+/// on nothing a build names differently: older builds' zygotes are found
+/// the same way.
+pub fn idle_zygotes() -> Vec<IdleZygote> {
+    let pids = zygote_pids();
+    let mut out: Vec<IdleZygote> = pids
+        .iter()
+        .filter_map(|&pid| {
+            let children = children_of(pid);
+            let [child] = children[..] else { return None };
+            if !pids.contains(&child) || !crate::process::proc_alive(pid as u32) || !crate::process::proc_alive(child as u32) {
+                return None;
+            }
+            let cfg = zygote_config(pid)?;
+            Some(IdleZygote {
+                pid,
+                child,
+                profile: cfg["profile"].as_str().unwrap_or_default().to_string(),
+                cgroup_parent: cfg["cgroup_parent"].as_str().map(str::to_string),
+            })
+        })
+        .collect();
+    out.sort_by_key(|z| z.pid);
+    out
+}
+
+/// `pools.json` summed over every profile: (idle, spawning).
+pub fn pool_totals() -> (u64, u64) {
+    let v = pools_json();
+    let Some(profiles) = v["profiles"].as_object() else { return (0, 0) };
+    profiles.values().fold((0, 0), |(i, s), p| {
+        (i + p["idle"].as_u64().unwrap_or(0), s + p["spawning"].as_u64().unwrap_or(0))
+    })
+}
+
+/// The zygote child a pool cgroup is named after: the number at the end of
+/// `zygote@<daemon dir name>-<pid>` (older builds: `zygote@<pid>`).
+pub fn pool_cgroup_pid(path: &std::path::Path) -> Option<i32> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    name.strip_prefix("zygote@")?.rsplit('-').next()?.parse().ok()
+}
+
+/// The processes in a cgroup directory (`cgroup.procs`).
+pub fn cgroup_pids(dir: &std::path::Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Pool cgroups ([`crate::leftovers::pool_cgroups`]) that belong to no
+/// waiting zygote: named after a process that is not the child of a live
+/// idle zygote ([`idle_zygotes`]), or empty. One line per directory, with
+/// the reason; empty when every pool cgroup is accounted for.
+pub fn orphan_pool_cgroups() -> Vec<String> {
+    let children: Vec<i32> = idle_zygotes().iter().map(|z| z.child).collect();
+    crate::leftovers::pool_cgroups()
+        .into_iter()
+        .filter_map(|dir| {
+            let procs = cgroup_pids(&dir);
+            let why = match pool_cgroup_pid(&dir) {
+                None => "not named after a zygote".to_string(),
+                Some(pid) if !children.contains(&pid) => format!("zygote child {pid} is not waiting in a pool (procs {procs:?})"),
+                Some(_) if procs.is_empty() => "empty".to_string(),
+                Some(_) => return None,
+            };
+            Some(format!("{}: {why}", dir.display()))
+        })
+        .collect()
+}
+
+/// The live zygote daemon of this test run and its open fd count.
+pub fn daemon_fds() -> Option<(u32, u64)> {
+    let (_, pid) = crate::process::zygote_daemons().into_iter().next()?;
+    Some((pid, crate::process::proc_stats(pid)?.fds))
 }
