@@ -22,21 +22,26 @@ use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 use crate::daemon::Daemon;
-use zygote_monitor::client::MonitorClient;
 use crate::paths;
 use crate::task::Task;
+use zygote_monitor::client::MonitorClient;
 
 impl Daemon {
     /// Adopts every task on disk, concurrently, each bounded in time so one
     /// stuck monitor cannot keep the daemon from serving the others.
     pub async fn adopt_all(self: &Arc<Self>) {
-        let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else { return };
+        let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else {
+            return;
+        };
         let mut set = tokio::task::JoinSet::new();
         for e in entries.flatten() {
             let (this, dir) = (self.clone(), e.path());
             set.spawn(async move {
                 let r = tokio::time::timeout(ADOPT_TIMEOUT, this.adopt_one(&dir)).await;
-                (dir, r.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_TIMEOUT:?}"))))
+                (
+                    dir,
+                    r.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_TIMEOUT:?}"))),
+                )
             });
         }
         let mut seen = HashSet::new();
@@ -103,7 +108,10 @@ impl Daemon {
             task.state.lock().expect("state lock").paused = true;
         }
         let has_monitor = task.monitor().is_some();
-        self.tasks.write().expect("tasks lock").insert(cfg.id.clone(), task.clone());
+        self.tasks
+            .write()
+            .expect("tasks lock")
+            .insert(cfg.id.clone(), task.clone());
         if has_monitor {
             self.watch(task.clone(), rx);
         } else {
@@ -112,11 +120,23 @@ impl Daemon {
         }
         let init = task.proc("").expect("init after snapshot");
         if init.state.status == Status::Stopped && !dir.join(state::exit_marker(None)).exists() {
-            self.publish_exit(&task, None, init.state.pid, init.state.exit_status.unwrap_or(255), init.state.exited_at_ns.unwrap_or_else(state::wall_ns));
+            self.publish_exit(
+                &task,
+                None,
+                init.state.pid,
+                init.state.exit_status.unwrap_or(255),
+                init.state.exited_at_ns.unwrap_or_else(state::wall_ns),
+            );
         }
         for (id, p) in &snap.execs {
             if p.status == Status::Stopped && !dir.join(state::exit_marker(Some(id))).exists() {
-                self.publish_exit(&task, Some(id), p.pid, p.exit_status.unwrap_or(255), p.exited_at_ns.unwrap_or_else(state::wall_ns));
+                self.publish_exit(
+                    &task,
+                    Some(id),
+                    p.pid,
+                    p.exit_status.unwrap_or(255),
+                    p.exited_at_ns.unwrap_or_else(state::wall_ns),
+                );
             }
         }
         info!(id = %cfg.id, pid = init.state.pid, status = ?init.state.status, "adopted task");
@@ -196,8 +216,12 @@ impl Daemon {
                     injectors.get(&w.conn)?.send(frame).ok()
                 });
                 match sent {
-                    Some(()) => info!(id = %task.cfg.id, exec = %w.exec_id, stream = w.stream, "answered a wait left by the previous daemon"),
-                    None => warn!(id = %task.cfg.id, exec = %w.exec_id, "cannot answer a wait left by the previous daemon"),
+                    Some(()) => {
+                        info!(id = %task.cfg.id, exec = %w.exec_id, stream = w.stream, "answered a wait left by the previous daemon")
+                    }
+                    None => {
+                        warn!(id = %task.cfg.id, exec = %w.exec_id, "cannot answer a wait left by the previous daemon")
+                    }
                 }
                 task.remove_wait(&w);
             });

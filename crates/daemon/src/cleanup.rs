@@ -32,14 +32,18 @@ pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup, procs: &[ProcState]
 pub fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usize {
     let mut pidfds = Vec::new();
     for p in procs.iter().filter(|p| p.status != Status::Stopped && p.pid > 0) {
-        let Ok(fd) = zygote_monitor::sys::pidfd_open(p.pid) else { continue };
+        let Ok(fd) = zygote_monitor::sys::pidfd_open(p.pid) else {
+            continue;
+        };
         // Compared after the pidfd is open: from then on it cannot change.
         if p.start_time.is_some() && state::start_time(p.pid) != p.start_time {
             continue;
         }
         match zygote_monitor::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
             Ok(()) => pidfds.push(fd),
-            Err(e) => warn!(id = %cfg.id, pid = p.pid, error = %e, "cannot kill a process of a task whose monitor is gone"),
+            Err(e) => {
+                warn!(id = %cfg.id, pid = p.pid, error = %e, "cannot kill a process of a task whose monitor is gone")
+            }
         }
     }
     if !cfg.private_pidns {
@@ -49,7 +53,11 @@ pub fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usiz
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     for fd in pidfds {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut pfd = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut pfd = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         zygote_monitor::sys::poll(&mut pfd, left.as_millis() as i32);
     }
     killed
@@ -102,7 +110,12 @@ fn destroy_via_monitor(dir: &Path) -> Option<Snapshot> {
     // Events may come first; wait for the reply.
     loop {
         match proto::recv::<Message>(fd.as_fd()) {
-            Ok((Message::Reply { reply: Reply::Snapshot { snapshot } }, _)) => return Some(snapshot),
+            Ok((
+                Message::Reply {
+                    reply: Reply::Snapshot { snapshot },
+                },
+                _,
+            )) => return Some(snapshot),
             Ok((Message::Reply { .. }, _)) => return None,
             Ok(_) => continue,
             Err(_) => return None,
@@ -119,9 +132,13 @@ pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
     let after = match destroy_via_monitor(&dir) {
         Some(last) => Some(last),
         None => {
-            let cgroup = zygote_runtime::spec::load(&cfg.bundle).ok().and_then(|s| Cgroup::from_spec(&s, id).ok());
-            let procs: Vec<ProcState> =
-                before.iter().flat_map(|s| std::iter::once(s.init.clone()).chain(s.execs.values().cloned())).collect();
+            let cgroup = zygote_runtime::spec::load(&cfg.bundle)
+                .ok()
+                .and_then(|s| Cgroup::from_spec(&s, id).ok());
+            let procs: Vec<ProcState> = before
+                .iter()
+                .flat_map(|s| std::iter::once(s.init.clone()).chain(s.execs.values().cloned()))
+                .collect();
             if let Some(cg) = cgroup {
                 kill_lost(&cfg, &cg, &procs);
                 remove_cgroup(&cfg, &cg);
@@ -132,8 +149,15 @@ pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
     release_files(&cfg, &dir);
     let snap = after?;
     let (status, at) = match snap.init.status {
-        Status::Stopped => (snap.init.exit_status.unwrap_or(255), snap.init.exited_at_ns.unwrap_or_else(state::wall_ns)),
+        Status::Stopped => (
+            snap.init.exit_status.unwrap_or(255),
+            snap.init.exited_at_ns.unwrap_or_else(state::wall_ns),
+        ),
         _ => (137, state::wall_ns()),
     };
-    Some(Deleted { pid: snap.init.pid as u32, exit_status: status as u32, exited_at_ns: at })
+    Some(Deleted {
+        pid: snap.init.pid as u32,
+        exit_status: status as u32,
+        exited_at_ns: at,
+    })
 }

@@ -20,7 +20,9 @@ impl Daemon {
     /// Sends a request to the task's monitor and turns error replies into errors.
     pub(crate) async fn ask(&self, task: &Task, req: Request) -> Result<Reply, DaemonError> {
         let id = task.cfg.id.clone();
-        let m = task.monitor().ok_or_else(|| DaemonError::FailedPrecondition(format!("task {id} is not running")))?;
+        let m = task
+            .monitor()
+            .ok_or_else(|| DaemonError::FailedPrecondition(format!("task {id} is not running")))?;
         match m.call(&req, &[]).await {
             Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id, kind, message }),
             Ok((r, _)) => Ok(r),
@@ -30,12 +32,22 @@ impl Daemon {
 
     pub async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), DaemonError> {
         let task = self.get(id)?;
-        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        let p = task
+            .proc(exec_id)
+            .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         if p.state.status == Status::Stopped {
             return Err(DaemonError::NotFound("process already finished".into()));
         }
         let exec = (!exec_id.is_empty()).then(|| exec_id.to_string());
-        self.ask(&task, Request::Kill { exec_id: exec, signal: signal as i32, all }).await?;
+        self.ask(
+            &task,
+            Request::Kill {
+                exec_id: exec,
+                signal: signal as i32,
+                all,
+            },
+        )
+        .await?;
         // A frozen process cannot die: like runc, thaw after SIGKILL.
         if signal == SIGKILL && task.is_paused() {
             let cg = task.cgroup.clone();
@@ -54,19 +66,47 @@ impl Daemon {
         let process: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value)
             .map_err(|e| DaemonError::InvalidArgument(format!("exec {}: malformed process spec: {e}", req.exec_id)))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(DaemonError::InvalidArgument(format!("exec {}: process.args must not be empty", req.exec_id)));
+            return Err(DaemonError::InvalidArgument(format!(
+                "exec {}: process.args must not be empty",
+                req.exec_id
+            )));
         }
-        let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
         let reply = self
-            .ask(&task, Request::Exec { exec_id: req.exec_id.clone(), process: Box::new(process), stdio: stdio.clone() })
+            .ask(
+                &task,
+                Request::Exec {
+                    exec_id: req.exec_id.clone(),
+                    process: Box::new(process),
+                    stdio: stdio.clone(),
+                },
+            )
             .await?;
         let Reply::Pid { pid, .. } = reply else {
-            return Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {reply:?}")));
+            return Err(DaemonError::FailedPrecondition(format!(
+                "unexpected monitor reply {reply:?}"
+            )));
         };
-        let info = ProcInfo { state: ProcState::created(pid), stdio };
-        task.state.lock().expect("state lock").execs.insert(req.exec_id.clone(), info);
+        let info = ProcInfo {
+            state: ProcState::created(pid),
+            stdio,
+        };
+        task.state
+            .lock()
+            .expect("state lock")
+            .execs
+            .insert(req.exec_id.clone(), info);
         task.notify();
-        let ev = TaskExecAdded { container_id: req.id.clone(), exec_id: req.exec_id.clone(), ..Default::default() };
+        let ev = TaskExecAdded {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        };
         self.publish(&task, topics::TASK_EXEC_ADDED_EVENT_TOPIC, Box::new(ev));
         Ok(())
     }
@@ -84,9 +124,23 @@ impl Daemon {
         task.state.lock().expect("state lock").paused = pause;
         task.notify();
         if pause {
-            self.publish(&task, topics::TASK_PAUSED_EVENT_TOPIC, Box::new(TaskPaused { container_id: id.into(), ..Default::default() }));
+            self.publish(
+                &task,
+                topics::TASK_PAUSED_EVENT_TOPIC,
+                Box::new(TaskPaused {
+                    container_id: id.into(),
+                    ..Default::default()
+                }),
+            );
         } else {
-            self.publish(&task, topics::TASK_RESUMED_EVENT_TOPIC, Box::new(TaskResumed { container_id: id.into(), ..Default::default() }));
+            self.publish(
+                &task,
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                Box::new(TaskResumed {
+                    container_id: id.into(),
+                    ..Default::default()
+                }),
+            );
         }
         Ok(())
     }
@@ -94,7 +148,16 @@ impl Daemon {
     pub async fn resize(&self, req: &ResizePtyRequest) -> Result<(), DaemonError> {
         let task = self.get(&req.id)?;
         let exec_id = (!req.exec_id.is_empty()).then(|| req.exec_id.clone());
-        self.ask(&task, Request::Resize { exec_id, width: req.width, height: req.height }).await.map(drop)
+        self.ask(
+            &task,
+            Request::Resize {
+                exec_id,
+                width: req.width,
+                height: req.height,
+            },
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn close_io(&self, id: &str, exec_id: &str, stdin: bool) -> Result<(), DaemonError> {
@@ -123,16 +186,33 @@ impl Daemon {
         let pids = tokio::task::spawn_blocking(move || cg.procs())
             .await
             .map_err(|e| DaemonError::io("pids")(std::io::Error::other(e)))??;
-        let execs: Vec<(String, i32)> =
-            task.state.lock().expect("state lock").execs.iter().map(|(k, v)| (k.clone(), v.state.pid)).collect();
+        let execs: Vec<(String, i32)> = task
+            .state
+            .lock()
+            .expect("state lock")
+            .execs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.state.pid))
+            .collect();
         Ok(pids
             .into_iter()
             .map(|pid| {
-                let mut info = ProcessInfo { pid: pid as u32, ..Default::default() };
+                let mut info = ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                };
                 if let Some((exec_id, _)) = execs.iter().find(|(_, p)| *p == pid) {
-                    let details = ProcessDetails { exec_id: exec_id.clone(), ..Default::default() };
+                    let details = ProcessDetails {
+                        exec_id: exec_id.clone(),
+                        ..Default::default()
+                    };
                     if let Ok(value) = details.write_to_bytes() {
-                        info.info = Some(Any { type_url: "containerd.runc.v1.ProcessDetails".into(), value, ..Default::default() }).into();
+                        info.info = Some(Any {
+                            type_url: "containerd.runc.v1.ProcessDetails".into(),
+                            value,
+                            ..Default::default()
+                        })
+                        .into();
                     }
                 }
                 info

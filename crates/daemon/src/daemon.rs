@@ -74,7 +74,12 @@ impl Daemon {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Task>, DaemonError> {
-        self.tasks.read().expect("tasks lock").get(id).cloned().ok_or_else(|| DaemonError::NotFound(id.to_string()))
+        self.tasks
+            .read()
+            .expect("tasks lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DaemonError::NotFound(id.to_string()))
     }
 
     pub fn task_count(&self) -> usize {
@@ -87,7 +92,8 @@ impl Daemon {
         topic: &'static str,
         event: Box<dyn containerd_shim_protos::protobuf::MessageDyn>,
     ) {
-        self.events.publish(&task.cfg.ttrpc_address, &task.cfg.namespace, topic, event);
+        self.events
+            .publish(&task.cfg.ttrpc_address, &task.cfg.namespace, topic, event);
     }
 
     /// Hands the containerd connection that carried a request for `task` to
@@ -116,7 +122,12 @@ impl Daemon {
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 match msg {
-                    Incoming::Event(Event::Exited { exec_id, pid, status, exited_at_ns }) => {
+                    Incoming::Event(Event::Exited {
+                        exec_id,
+                        pid,
+                        status,
+                        exited_at_ns,
+                    }) => {
                         let _order = task.lifecycle.lock().await;
                         let key = exec_id.clone().unwrap_or_default();
                         task.update(&key, |p| {
@@ -133,7 +144,10 @@ impl Daemon {
                     }
                     Incoming::Event(Event::Oom) => {
                         info!(id = %task.cfg.id, "oom kill");
-                        let ev = TaskOOM { container_id: task.cfg.id.clone(), ..Default::default() };
+                        let ev = TaskOOM {
+                            container_id: task.cfg.id.clone(),
+                            ..Default::default()
+                        };
                         this.publish(&task, topics::TASK_OOM_EVENT_TOPIC, Box::new(ev));
                     }
                     Incoming::Closed => {

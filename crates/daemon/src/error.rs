@@ -17,11 +17,23 @@ pub enum DaemonError {
     #[error("{0} is not supported by zygote")]
     Unimplemented(&'static str),
     #[error("monitor of task {id}: {message}")]
-    Monitor { id: String, kind: ErrorKind, message: String },
+    Monitor {
+        id: String,
+        kind: ErrorKind,
+        message: String,
+    },
     #[error("monitor of task {id} is gone")]
-    MonitorGone { id: String, #[source] source: ProtoError },
+    MonitorGone {
+        id: String,
+        #[source]
+        source: ProtoError,
+    },
     #[error("{what}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Runtime(#[from] zygote_runtime::RuntimeError),
     #[error(transparent)]

@@ -53,7 +53,10 @@ impl Events {
                     warn!(topic = item.topic, address = %item.address, "dropped event: containerd unreachable for 60s");
                     continue;
                 };
-                if let Err(e) = p.publish(Context::default(), item.topic, &item.namespace, item.event).await {
+                if let Err(e) = p
+                    .publish(Context::default(), item.topic, &item.namespace, item.event)
+                    .await
+                {
                     warn!(topic = item.topic, error = %e, "cannot queue event");
                 }
             }
@@ -64,7 +67,12 @@ impl Events {
     /// Publishes `event` on `topic`; never blocks and never fails the RPC
     /// that caused it.
     pub fn publish(&self, address: &str, namespace: &str, topic: &'static str, event: Box<dyn MessageDyn>) {
-        let item = Item { address: address.into(), namespace: namespace.into(), topic, event };
+        let item = Item {
+            address: address.into(),
+            namespace: namespace.into(),
+            topic,
+            event,
+        };
         if self.tx.send(item).is_err() {
             warn!(topic, "event worker stopped");
         }

@@ -28,9 +28,9 @@ use zygote_runtime::mounts::{self, RootfsMount};
 
 use crate::daemon::{timestamp, Daemon};
 use crate::error::DaemonError;
-use zygote_monitor::client::{self as monitor_client, MonitorClient};
 use crate::paths;
 use crate::task::{ProcInfo, Task};
+use zygote_monitor::client::{self as monitor_client, MonitorClient};
 
 /// Container ids become directory names: keep them boring.
 pub fn validate_id(id: &str) -> Result<(), DaemonError> {
@@ -42,7 +42,9 @@ pub fn validate_id(id: &str) -> Result<(), DaemonError> {
     if ok {
         Ok(())
     } else {
-        Err(DaemonError::InvalidArgument(format!("invalid task id {id:?}: use letters, digits, '.', '_' and '-'")))
+        Err(DaemonError::InvalidArgument(format!(
+            "invalid task id {id:?}: use letters, digits, '.', '_' and '-'"
+        )))
     }
 }
 
@@ -50,7 +52,11 @@ pub fn validate_id(id: &str) -> Result<(), DaemonError> {
 /// Delete would kill a zygote, and a claim would rename it away.
 fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
     let prefix = zygote_monitor::zygote::POOL_CGROUP_PREFIX;
-    if cgroup.path().components().any(|c| c.as_os_str().to_string_lossy().starts_with(prefix)) {
+    if cgroup
+        .path()
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with(prefix))
+    {
         return Err(DaemonError::InvalidArgument(format!(
             "linux.cgroupsPath {}: cgroup names starting with {prefix:?} are reserved for zygote's warm pools",
             zygote_policy::quote(&cgroup.path().to_string_lossy())
@@ -61,7 +67,13 @@ fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
 
 /// A monitor serving a new task: its connection, its events, the
 /// container's pid, when it was ready, and how it was created.
-type Spawned = (MonitorClient, mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>, i32, i64, CreateDetail);
+type Spawned = (
+    MonitorClient,
+    mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>,
+    i32,
+    i64,
+    CreateDetail,
+);
 
 /// How long a monitor (or claimed zygote) may take to create a container.
 const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -77,13 +89,20 @@ fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
 }
 
 impl Daemon {
-    pub async fn create(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd) -> Result<CreateTaskResponse, DaemonError> {
+    pub async fn create(
+        self: &Arc<Self>,
+        req: &CreateTaskRequest,
+        namespace: String,
+        conn: RawFd,
+    ) -> Result<CreateTaskResponse, DaemonError> {
         let received = state::monotonic_ns();
         validate_id(&req.id)?;
         if !req.checkpoint.is_empty() {
             return Err(DaemonError::Unimplemented("restoring from a checkpoint"));
         }
-        if self.tasks.read().expect("tasks lock").contains_key(&req.id) || !self.creating.lock().expect("creating lock").insert(req.id.clone()) {
+        if self.tasks.read().expect("tasks lock").contains_key(&req.id)
+            || !self.creating.lock().expect("creating lock").insert(req.id.clone())
+        {
             return Err(DaemonError::AlreadyExists(req.id.clone()));
         }
         // Run to completion even if containerd drops the request (its
@@ -107,7 +126,13 @@ impl Daemon {
         .map_err(|e| DaemonError::io("create task")(std::io::Error::other(e)))?
     }
 
-    async fn create_inner(self: &Arc<Self>, req: &CreateTaskRequest, namespace: String, conn: RawFd, received: i64) -> Result<CreateTaskResponse, DaemonError> {
+    async fn create_inner(
+        self: &Arc<Self>,
+        req: &CreateTaskRequest,
+        namespace: String,
+        conn: RawFd,
+        received: i64,
+    ) -> Result<CreateTaskResponse, DaemonError> {
         let bundle = PathBuf::from(&req.bundle);
         let spec = zygote_runtime::spec::load(&bundle)?;
         let cgroup = Cgroup::from_spec(&spec, &req.id)?;
@@ -118,7 +143,10 @@ impl Daemon {
         let (rootfs, mounted) = if req.rootfs.is_empty() {
             let r = zygote_runtime::spec::resolve_rootfs(&bundle, &spec);
             if !r.is_dir() {
-                return Err(DaemonError::InvalidArgument(format!("rootfs {} does not exist", r.display())));
+                return Err(DaemonError::InvalidArgument(format!(
+                    "rootfs {} does not exist",
+                    r.display()
+                )));
             }
             (r, false)
         } else {
@@ -127,7 +155,11 @@ impl Daemon {
             let ms: Vec<RootfsMount> = req
                 .rootfs
                 .iter()
-                .map(|m| RootfsMount { fstype: m.type_.clone(), source: m.source.clone(), options: m.options.clone() })
+                .map(|m| RootfsMount {
+                    fstype: m.type_.clone(),
+                    source: m.source.clone(),
+                    options: m.options.clone(),
+                })
                 .collect();
             mounts::mount_rootfs(&ms, &target).map_err(|e| DaemonError::InvalidArgument(crate::error::chain(&e)))?;
             (target, true)
@@ -139,7 +171,12 @@ impl Daemon {
                 return Err(e);
             }
         };
-        let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
         let cfg = TaskConfig {
             id: req.id.clone(),
             namespace,
@@ -201,9 +238,14 @@ impl Daemon {
         };
         let task = Arc::new(Task::new(cfg, dir, cgroup));
         *task.monitor.lock().expect("monitor lock") = Some(client);
-        task.state.lock().expect("state lock").init =
-            Some(ProcInfo { state: ProcState::created(pid), stdio });
-        self.tasks.write().expect("tasks lock").insert(req.id.clone(), task.clone());
+        task.state.lock().expect("state lock").init = Some(ProcInfo {
+            state: ProcState::created(pid),
+            stdio,
+        });
+        self.tasks
+            .write()
+            .expect("tasks lock")
+            .insert(req.id.clone(), task.clone());
         self.watch(task.clone(), rx);
         self.adopt_connection(&task, conn).await;
         *task.created_ns.lock().expect("created lock") = Some((received, at_ns));
@@ -213,19 +255,34 @@ impl Daemon {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
             rootfs: req.rootfs.clone(),
-            io: Some(TaskIO { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal, ..Default::default() }).into(),
+            io: Some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                ..Default::default()
+            })
+            .into(),
             checkpoint: req.checkpoint.clone(),
             pid: pid as u32,
             ..Default::default()
         };
         self.publish(&task, topics::TASK_CREATE_EVENT_TOPIC, Box::new(ev));
         info!(id = %req.id, pid, us = (at_ns - received) / 1000, "created");
-        Ok(CreateTaskResponse { pid: pid as u32, ..Default::default() })
+        Ok(CreateTaskResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
     }
 
     /// Hands the task in `dir` to a warm zygote. `MonitorGone` means the
     /// zygote died before answering (the caller then takes the cold path).
-    async fn claim_zygote(&self, dir: &Path, cfg: &TaskConfig, mut w: zygote_pool::Warm) -> Result<Spawned, DaemonError> {
+    async fn claim_zygote(
+        &self,
+        dir: &Path,
+        cfg: &TaskConfig,
+        mut w: zygote_pool::Warm,
+    ) -> Result<Spawned, DaemonError> {
         std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
         let monitor = w.monitor.take();
@@ -236,9 +293,18 @@ impl Daemon {
         };
         match replied {
             Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((client, events, pid, at_ns, detail)),
-            Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
-            Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!("unexpected zygote reply {other:?}"))),
-            Err(source) => Err(DaemonError::MonitorGone { id: cfg.id.clone(), source }),
+            Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor {
+                id: cfg.id.clone(),
+                kind,
+                message,
+            }),
+            Ok((other, _)) => Err(DaemonError::FailedPrecondition(format!(
+                "unexpected zygote reply {other:?}"
+            ))),
+            Err(source) => Err(DaemonError::MonitorGone {
+                id: cfg.id.clone(),
+                source,
+            }),
         }
     }
 
@@ -246,8 +312,13 @@ impl Daemon {
         std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
         state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
         let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
-        let pid = monitor_client::spawn(&self.exe, &["__monitor".as_ref(), dir.as_os_str()], &dir.join("monitor.log"), theirs)
-            .map_err(DaemonError::io("spawn monitor"))?;
+        let pid = monitor_client::spawn(
+            &self.exe,
+            &["__monitor".as_ref(), dir.as_os_str()],
+            &dir.join("monitor.log"),
+            theirs,
+        )
+        .map_err(DaemonError::io("spawn monitor"))?;
         let monitor = zygote_monitor::sys::pidfd_open(pid as i32).ok();
         let (tx, rx) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(DaemonError::io("monitor socket"))?;
@@ -256,11 +327,20 @@ impl Daemon {
         };
         match replied {
             Ok(Reply::Created { pid, at_ns, detail }) => Ok((client, rx, pid, at_ns, detail)),
-            Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor { id: cfg.id.clone(), kind, message }),
-            Ok(other) => Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
+            Ok(Reply::Error { kind, message }) => Err(DaemonError::Monitor {
+                id: cfg.id.clone(),
+                kind,
+                message,
+            }),
+            Ok(other) => Err(DaemonError::FailedPrecondition(format!(
+                "unexpected monitor reply {other:?}"
+            ))),
             Err(source) => {
                 let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
-                Err(DaemonError::FailedPrecondition(format!("monitor failed before creating the container: {source}: {}", log.trim())))
+                Err(DaemonError::FailedPrecondition(format!(
+                    "monitor failed before creating the container: {source}: {}",
+                    log.trim()
+                )))
             }
         }
     }
@@ -284,15 +364,30 @@ impl Daemon {
 
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<u32, DaemonError> {
         let task = self.get(id)?;
-        let Some(m) = task.monitor() else { return Err(DaemonError::FailedPrecondition(format!("task {id} has no monitor"))) };
+        let Some(m) = task.monitor() else {
+            return Err(DaemonError::FailedPrecondition(format!("task {id} has no monitor")));
+        };
         let started = state::monotonic_ns();
         let order = task.lifecycle.lock().await;
         let exec = (!exec_id.is_empty()).then(|| exec_id.to_string());
-        let (reply, _) = m.call(&Request::Start { exec_id: exec.clone() }, &[]).await.map_err(|source| DaemonError::MonitorGone { id: id.into(), source })?;
+        let (reply, _) = m
+            .call(&Request::Start { exec_id: exec.clone() }, &[])
+            .await
+            .map_err(|source| DaemonError::MonitorGone { id: id.into(), source })?;
         let (pid, at_ns) = match reply {
             Reply::Pid { pid, at_ns } => (pid, at_ns),
-            Reply::Error { kind, message } => return Err(DaemonError::Monitor { id: id.into(), kind, message }),
-            other => return Err(DaemonError::FailedPrecondition(format!("unexpected monitor reply {other:?}"))),
+            Reply::Error { kind, message } => {
+                return Err(DaemonError::Monitor {
+                    id: id.into(),
+                    kind,
+                    message,
+                })
+            }
+            other => {
+                return Err(DaemonError::FailedPrecondition(format!(
+                    "unexpected monitor reply {other:?}"
+                )))
+            }
         };
         task.update(exec_id, |p| {
             if p.state.status == Status::Created {
@@ -301,12 +396,21 @@ impl Daemon {
         });
         match exec {
             None => {
-                let ev = TaskStart { container_id: id.into(), pid: pid as u32, ..Default::default() };
+                let ev = TaskStart {
+                    container_id: id.into(),
+                    pid: pid as u32,
+                    ..Default::default()
+                };
                 self.publish(&task, topics::TASK_START_EVENT_TOPIC, Box::new(ev));
                 self.record_timing(&task, started, at_ns);
             }
             Some(e) => {
-                let ev = TaskExecStarted { container_id: id.into(), exec_id: e, pid: pid as u32, ..Default::default() };
+                let ev = TaskExecStarted {
+                    container_id: id.into(),
+                    exec_id: e,
+                    pid: pid as u32,
+                    ..Default::default()
+                };
                 self.publish(&task, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(ev));
             }
         }
@@ -316,8 +420,15 @@ impl Daemon {
 
     /// One line per started task: where the time between Create and exec went.
     fn record_timing(&self, task: &Task, start_received: i64, exec_ns: i64) {
-        let Some((create_received, created)) = *task.created_ns.lock().expect("created lock") else { return };
-        let detail = task.create_detail.lock().expect("detail lock").clone().unwrap_or_default();
+        let Some((create_received, created)) = *task.created_ns.lock().expect("created lock") else {
+            return;
+        };
+        let detail = task
+            .create_detail
+            .lock()
+            .expect("detail lock")
+            .clone()
+            .unwrap_or_default();
         let line = serde_json::json!({
             "id": task.cfg.id,
             "profile": task.cfg.profile,
@@ -344,7 +455,9 @@ impl Daemon {
 
     pub fn state(&self, id: &str, exec_id: &str) -> Result<StateResponse, DaemonError> {
         let task = self.get(id)?;
-        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        let p = task
+            .proc(exec_id)
+            .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         let status = match p.state.status {
             Status::Created => ApiStatus::CREATED,
             Status::Running if exec_id.is_empty() && task.is_paused() => ApiStatus::PAUSED,
@@ -371,7 +484,9 @@ impl Daemon {
         let task = self.get(id)?;
         let mut rx = task.changed.subscribe();
         loop {
-            let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+            let p = task
+                .proc(exec_id)
+                .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
             if p.state.status == Status::Stopped {
                 return Ok(WaitResponse {
                     exit_status: p.state.exit_status.unwrap_or(0) as u32,
@@ -396,14 +511,26 @@ impl Daemon {
 
     async fn delete_inner(&self, id: &str, exec_id: &str) -> Result<DeleteResponse, DaemonError> {
         let task = self.get(id)?;
-        let p = task.proc(exec_id).ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
+        let p = task
+            .proc(exec_id)
+            .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         if p.state.status == Status::Running {
-            return Err(DaemonError::FailedPrecondition(format!("cannot delete running process {}", if exec_id.is_empty() { id } else { exec_id })));
+            return Err(DaemonError::FailedPrecondition(format!(
+                "cannot delete running process {}",
+                if exec_id.is_empty() { id } else { exec_id }
+            )));
         }
         let monitor = task.monitor();
         if !exec_id.is_empty() {
             if let Some(m) = &monitor {
-                let _ = m.call(&Request::DeleteExec { exec_id: exec_id.into() }, &[]).await;
+                let _ = m
+                    .call(
+                        &Request::DeleteExec {
+                            exec_id: exec_id.into(),
+                        },
+                        &[],
+                    )
+                    .await;
             }
             task.state.lock().expect("state lock").execs.remove(exec_id);
             // A Wait on this exec must see it gone.
@@ -441,7 +568,10 @@ impl Daemon {
         }
         let was_stopped = p.state.status == Status::Stopped;
         let p = task.proc(exec_id).unwrap_or(p);
-        let exit_status = p.state.exit_status.unwrap_or(if p.state.status == Status::Stopped { 0 } else { 137 }) as u32;
+        let exit_status = p
+            .state
+            .exit_status
+            .unwrap_or(if p.state.status == Status::Stopped { 0 } else { 137 }) as u32;
         let exited_at = p.state.exited_at_ns.unwrap_or_else(state::wall_ns);
         if exec_id.is_empty() {
             if !was_stopped {
@@ -468,7 +598,12 @@ impl Daemon {
             };
             self.publish(&task, topics::TASK_DELETE_EVENT_TOPIC, Box::new(ev));
         }
-        Ok(DeleteResponse { pid: p.state.pid as u32, exit_status, exited_at: Some(timestamp(exited_at)).into(), ..Default::default() })
+        Ok(DeleteResponse {
+            pid: p.state.pid as u32,
+            exit_status,
+            exited_at: Some(timestamp(exited_at)).into(),
+            ..Default::default()
+        })
     }
 }
 

@@ -39,7 +39,9 @@ pub fn daemon_dir(state_root: &Path, ttrpc_address: &str) -> PathBuf {
 /// The state root from the environment, made absolute (the daemon and the
 /// monitors run with `/` as their working directory).
 pub fn state_root() -> PathBuf {
-    let p = std::env::var_os(STATE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let p = std::env::var_os(STATE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     if p.is_absolute() {
         p
     } else {
@@ -78,7 +80,10 @@ mod tests {
         let a = daemon_dir(Path::new("/run/zygote"), "/run/containerd/containerd.sock.ttrpc");
         let b = daemon_dir(Path::new("/run/zygote"), "/tmp/x/containerd.sock.ttrpc");
         assert_ne!(a, b);
-        assert_eq!(a, daemon_dir(Path::new("/run/zygote"), "/run/containerd/containerd.sock.ttrpc"));
+        assert_eq!(
+            a,
+            daemon_dir(Path::new("/run/zygote"), "/run/containerd/containerd.sock.ttrpc")
+        );
         assert_eq!(a.file_name().unwrap().len(), 16);
     }
 }

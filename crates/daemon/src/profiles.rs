@@ -72,7 +72,11 @@ impl Profiles {
                 warn!(error = %e, "configuration unusable: every Create will fail until it is fixed and the daemon restarted")
             }
         }
-        Profiles { config, landlock, seccomp: Mutex::new(HashMap::new()) }
+        Profiles {
+            config,
+            landlock,
+            seccomp: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The node-level `[wasm]` settings (defaults when the config is unusable).
@@ -91,7 +95,11 @@ impl Profiles {
                 wasm: p.mode == Mode::Wasm,
                 profile: p.name.clone(),
                 clone_flags: (p.clone_flags() & zygote_runtime::zygote::PRECREATABLE).bits(),
-                bounds: Bounds { min: p.pool.min as usize, initial: p.pool.initial as usize, max: p.pool.max as usize },
+                bounds: Bounds {
+                    min: p.pool.min as usize,
+                    initial: p.pool.initial as usize,
+                    max: p.pool.max as usize,
+                },
                 max_age: p.pool.max_age,
             })
             .collect()
@@ -100,8 +108,10 @@ impl Profiles {
     /// Picks the task's profile (annotation, then runtime options, then the
     /// default) and derives its security and resources.
     pub fn resolve(&self, spec: &Spec, options: Option<(&str, &[u8])>) -> Result<Resolved, DaemonError> {
-        let config =
-            self.config.as_ref().map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
+        let config = self
+            .config
+            .as_ref()
+            .map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
         let bad = |e: zygote_policy::PolicyError| DaemonError::InvalidArgument(zygote_monitor::proto::error_chain(&e));
         let from_options = match options {
             Some((type_url, value)) => zygote_policy::profile_from_options(type_url, value).map_err(bad)?,
@@ -117,7 +127,10 @@ impl Profiles {
         })?;
         Ok(Resolved {
             profile: profile.name.clone(),
-            security: Security { seccomp: self.seccomp_for(spec, profile)?, landlock },
+            security: Security {
+                seccomp: self.seccomp_for(spec, profile)?,
+                landlock,
+            },
             resources: with_defaults(spec, profile),
             clone_flags: profile.clone_flags() & zygote_runtime::zygote::PRECREATABLE,
             wasm_mode: profile.mode == Mode::Wasm,
@@ -173,7 +186,11 @@ fn with_defaults(spec: &Spec, profile: &Profile) -> Option<LinuxResources> {
     }
     // Merged on the JSON form: oci-spec's structs have no setters for all
     // of these fields, and only absent values are filled in.
-    let r = spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
+    let r = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
     let mut v = serde_json::to_value(&r).ok()?;
     let mut fill = |section: &str, key: &str, value: serde_json::Value| {
         let obj = v.as_object_mut()?;

@@ -56,13 +56,15 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
         Err(_) => return Ok(Outcome::AlreadyRunning),
     };
     let cfg: DaemonConfig = zygote_monitor::state::read(&config_path(dir))?;
-    std::fs::write(paths::pid_file(dir), std::process::id().to_string()).map_err(DaemonError::io("write daemon.pid"))?;
+    std::fs::write(paths::pid_file(dir), std::process::id().to_string())
+        .map_err(DaemonError::io("write daemon.pid"))?;
     if let Some(adj) = cfg.oom_score_adj {
         set_own_oom_score_adj(adj);
     }
     let sock = paths::socket(dir);
     let _ = std::fs::remove_file(&sock);
-    let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(DaemonError::io(format!("bind {}", sock.display())))?;
+    let listener =
+        std::os::unix::net::UnixListener::bind(&sock).map_err(DaemonError::io(format!("bind {}", sock.display())))?;
     // After an in-place upgrade /proc/self/exe reads "<path> (deleted)":
     // monitors must run the binary now at that path.
     let exe = std::env::current_exe().map_err(DaemonError::io("current_exe"))?;
@@ -82,7 +84,10 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     daemon.adopt_all().await;
     daemon.pools.sweep_stale_cgroups();
     daemon.pools.start();
-    server.start().await.map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
+    server
+        .start()
+        .await
+        .map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
     info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;
@@ -91,7 +96,10 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
-    info!(tasks = daemon.task_count(), "stopping; running tasks stay with their monitors");
+    info!(
+        tasks = daemon.task_count(),
+        "stopping; running tasks stay with their monitors"
+    );
     server.shutdown().await.ok();
     daemon.pools.drain().await;
     let _ = std::fs::remove_file(&sock);

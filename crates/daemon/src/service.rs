@@ -80,7 +80,10 @@ impl TaskService for Service {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
         let pid = done("start", &req.id, t, self.daemon.start(&req.id, &req.exec_id).await)?;
-        Ok(StartResponse { pid, ..Default::default() })
+        Ok(StartResponse {
+            pid,
+            ..Default::default()
+        })
     }
 
     async fn delete(&self, ctx: &TtrpcContext, req: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
@@ -93,7 +96,10 @@ impl TaskService for Service {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
         let processes = done("pids", &req.id, t, self.daemon.pids(&req.id).await)?;
-        Ok(PidsResponse { processes, ..Default::default() })
+        Ok(PidsResponse {
+            processes,
+            ..Default::default()
+        })
     }
 
     async fn pause(&self, ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
@@ -115,7 +121,13 @@ impl TaskService for Service {
     async fn kill(&self, ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done("kill", &req.id, t, self.daemon.kill(&req.id, &req.exec_id, req.signal, req.all).await).map(|_| Empty::new())
+        done(
+            "kill",
+            &req.id,
+            t,
+            self.daemon.kill(&req.id, &req.exec_id, req.signal, req.all).await,
+        )
+        .map(|_| Empty::new())
     }
 
     async fn exec(&self, ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
@@ -133,7 +145,13 @@ impl TaskService for Service {
     async fn close_io(&self, ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
-        done("close_io", &req.id, t, self.daemon.close_io(&req.id, &req.exec_id, req.stdin).await).map(|_| Empty::new())
+        done(
+            "close_io",
+            &req.id,
+            t,
+            self.daemon.close_io(&req.id, &req.exec_id, req.stdin).await,
+        )
+        .map(|_| Empty::new())
     }
 
     async fn update(&self, ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
@@ -146,11 +164,20 @@ impl TaskService for Service {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
         // Written down until answered, so a restarted daemon can answer it.
-        let pending = self.daemon.get(&req.id).ok().zip(crate::waits::connection_id(ctx.fd)).map(|(task, conn)| {
-            let w = crate::waits::PendingWait { conn, stream: ctx.mh.stream_id, exec_id: req.exec_id.clone() };
-            task.add_wait(w.clone());
-            (task, w)
-        });
+        let pending = self
+            .daemon
+            .get(&req.id)
+            .ok()
+            .zip(crate::waits::connection_id(ctx.fd))
+            .map(|(task, conn)| {
+                let w = crate::waits::PendingWait {
+                    conn,
+                    stream: ctx.mh.stream_id,
+                    exec_id: req.exec_id.clone(),
+                };
+                task.add_wait(w.clone());
+                (task, w)
+            });
         let r = self.daemon.wait(&req.id, &req.exec_id).await;
         if let Some((task, w)) = pending {
             task.remove_wait(&w);
@@ -162,13 +189,27 @@ impl TaskService for Service {
         let t = Instant::now();
         self.adopt(ctx, &req.id).await;
         let stats = done("stats", &req.id, t, self.daemon.stats(&req.id).await)?;
-        Ok(StatsResponse { stats: Some(stats).into(), ..Default::default() })
+        Ok(StatsResponse {
+            stats: Some(stats).into(),
+            ..Default::default()
+        })
     }
 
     async fn connect(&self, ctx: &TtrpcContext, req: ConnectRequest) -> ttrpc::Result<ConnectResponse> {
         self.adopt(ctx, &req.id).await;
-        let task_pid = self.daemon.get(&req.id).ok().and_then(|t| t.proc("")).map(|p| p.state.pid as u32).unwrap_or(0);
-        Ok(ConnectResponse { shim_pid: std::process::id(), task_pid, version: "2".into(), ..Default::default() })
+        let task_pid = self
+            .daemon
+            .get(&req.id)
+            .ok()
+            .and_then(|t| t.proc(""))
+            .map(|p| p.state.pid as u32)
+            .unwrap_or(0);
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: "2".into(),
+            ..Default::default()
+        })
     }
 
     async fn shutdown(&self, _ctx: &TtrpcContext, req: ShutdownRequest) -> ttrpc::Result<Empty> {

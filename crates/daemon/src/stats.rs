@@ -4,7 +4,9 @@
 //! ships no v2 metrics type); `ctr task metrics` and CRI both decode it.
 //! Fields the host does not have stay zero.
 
-use containerd_shim_protos::cgroups::metrics::{CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat, Throttle};
+use containerd_shim_protos::cgroups::metrics::{
+    CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat, Throttle,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message as _;
 use zygote_runtime::cgroups::CgroupStats;
@@ -71,9 +73,19 @@ pub fn to_metrics(s: &CgroupStats) -> Metrics {
         ..Default::default()
     };
     Metrics {
-        cpu: Some(CPUStat { usage: Some(usage).into(), throttling: Some(throttling).into(), ..Default::default() }).into(),
+        cpu: Some(CPUStat {
+            usage: Some(usage).into(),
+            throttling: Some(throttling).into(),
+            ..Default::default()
+        })
+        .into(),
         memory: Some(memory).into(),
-        pids: Some(PidsStat { current: s.pids.current, limit: s.pids.limit.unwrap_or(0), ..Default::default() }).into(),
+        pids: Some(PidsStat {
+            current: s.pids.current,
+            limit: s.pids.limit.unwrap_or(0),
+            ..Default::default()
+        })
+        .into(),
         ..Default::default()
     }
 }
@@ -85,8 +97,14 @@ impl Daemon {
         let s = tokio::task::spawn_blocking(move || cg.stats())
             .await
             .map_err(|e| DaemonError::io("stats")(std::io::Error::other(e)))??;
-        let value = to_metrics(&s).write_to_bytes().map_err(|e| DaemonError::io("encode metrics")(std::io::Error::other(e)))?;
-        Ok(Any { type_url: METRICS_TYPE_URL.into(), value, ..Default::default() })
+        let value = to_metrics(&s)
+            .write_to_bytes()
+            .map_err(|e| DaemonError::io("encode metrics")(std::io::Error::other(e)))?;
+        Ok(Any {
+            type_url: METRICS_TYPE_URL.into(),
+            value,
+            ..Default::default()
+        })
     }
 }
 

@@ -122,7 +122,11 @@ impl Task {
 
     pub fn update<R>(&self, exec_id: &str, f: impl FnOnce(&mut ProcInfo) -> R) -> Option<R> {
         let mut st = self.state.lock().expect("state lock");
-        let p = if exec_id.is_empty() { st.init.as_mut() } else { st.execs.get_mut(exec_id) };
+        let p = if exec_id.is_empty() {
+            st.init.as_mut()
+        } else {
+            st.execs.get_mut(exec_id)
+        };
         let r = p.map(f);
         drop(st);
         self.notify();
@@ -140,7 +144,10 @@ impl Task {
             _ => new.clone(),
         };
         let init = merged(st.init.as_ref(), &snap.init);
-        st.init = Some(ProcInfo { state: init, stdio: self.cfg.stdio.clone() });
+        st.init = Some(ProcInfo {
+            state: init,
+            stdio: self.cfg.stdio.clone(),
+        });
         let old = std::mem::take(&mut st.execs);
         for (id, ps) in &snap.execs {
             let state = merged(old.get(id), ps);
@@ -154,11 +161,20 @@ impl Task {
     /// Every process's last known state (init first).
     pub fn procs(&self) -> Vec<ProcState> {
         let st = self.state.lock().expect("state lock");
-        st.init.iter().chain(st.execs.values()).map(|p| p.state.clone()).collect()
+        st.init
+            .iter()
+            .chain(st.execs.values())
+            .map(|p| p.state.clone())
+            .collect()
     }
 
     pub fn init_status(&self) -> Option<Status> {
-        self.state.lock().expect("state lock").init.as_ref().map(|p| p.state.status)
+        self.state
+            .lock()
+            .expect("state lock")
+            .init
+            .as_ref()
+            .map(|p| p.state.status)
     }
 
     pub fn is_paused(&self) -> bool {
@@ -183,7 +199,13 @@ mod tests {
     }
 
     fn proc_state(status: Status, exit: Option<i32>) -> ProcState {
-        ProcState { pid: 7, status, exit_status: exit, exited_at_ns: exit.map(|_| 1), start_time: None }
+        ProcState {
+            pid: 7,
+            status,
+            exit_status: exit,
+            exited_at_ns: exit.map(|_| 1),
+            start_time: None,
+        }
     }
 
     /// A stale state file (one that could not be rewritten on a full disk)
@@ -191,12 +213,21 @@ mod tests {
     #[test]
     fn an_older_snapshot_never_undoes_an_exit() {
         let t = task();
-        t.apply_snapshot(&Snapshot { init: proc_state(Status::Stopped, Some(3)), execs: Default::default() });
-        t.apply_snapshot(&Snapshot { init: proc_state(Status::Running, None), execs: Default::default() });
+        t.apply_snapshot(&Snapshot {
+            init: proc_state(Status::Stopped, Some(3)),
+            execs: Default::default(),
+        });
+        t.apply_snapshot(&Snapshot {
+            init: proc_state(Status::Running, None),
+            execs: Default::default(),
+        });
         let init = t.proc("").unwrap().state;
         assert_eq!((init.status, init.exit_status), (Status::Stopped, Some(3)));
         // A newer one still applies.
-        t.apply_snapshot(&Snapshot { init: proc_state(Status::Stopped, Some(4)), execs: Default::default() });
+        t.apply_snapshot(&Snapshot {
+            init: proc_state(Status::Stopped, Some(4)),
+            execs: Default::default(),
+        });
         assert_eq!(t.proc("").unwrap().state.exit_status, Some(4));
     }
 }

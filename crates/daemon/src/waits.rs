@@ -87,7 +87,10 @@ pub(crate) fn is_proxied(fd: RawFd) -> bool {
     use nix::sys::socket::{getpeername, UnixAddr};
     getpeername::<UnixAddr>(fd)
         .ok()
-        .and_then(|peer| peer.as_abstract().map(|n| n.starts_with(format!("zygote-proxy/{}/", std::process::id()).as_bytes())))
+        .and_then(|peer| {
+            peer.as_abstract()
+                .map(|n| n.starts_with(format!("zygote-proxy/{}/", std::process::id()).as_bytes()))
+        })
         .unwrap_or(false)
 }
 
@@ -120,7 +123,10 @@ mod tests {
 
     #[test]
     fn frames_are_split_at_their_boundaries() {
-        let resp = WaitResponse { exit_status: 7, ..Default::default() };
+        let resp = WaitResponse {
+            exit_status: 7,
+            ..Default::default()
+        };
         let a = response_frame(5, &resp).unwrap();
         let b = response_frame(7, &resp).unwrap();
         let mut buf = a.clone();
@@ -128,7 +134,10 @@ mod tests {
         assert_eq!(complete_frame(&buf), Some(a.len()));
         assert_eq!(complete_frame(&buf[a.len()..]), None);
         let header = ttrpc::MessageHeader::from(&a[..10]);
-        assert_eq!((header.stream_id, header.type_, header.length as usize), (5, 2, a.len() - 10));
+        assert_eq!(
+            (header.stream_id, header.type_, header.length as usize),
+            (5, 2, a.len() - 10)
+        );
         let r = ttrpc::Response::parse_from_bytes(&a[10..]).unwrap();
         assert_eq!(WaitResponse::parse_from_bytes(&r.payload).unwrap().exit_status, 7);
     }
@@ -137,7 +146,11 @@ mod tests {
     fn waits_round_trip_and_vanish_when_empty() {
         let dir = tempfile::tempdir().unwrap();
         assert!(load(dir.path()).is_empty());
-        let w = vec![PendingWait { conn: 42, stream: 9, exec_id: String::new() }];
+        let w = vec![PendingWait {
+            conn: 42,
+            stream: 9,
+            exec_id: String::new(),
+        }];
         save(dir.path(), &w);
         assert_eq!(load(dir.path()), w);
         save(dir.path(), &[]);

@@ -60,7 +60,11 @@ impl Wasm {
         self.cache
             .get_or_init(|| {
                 Cache::open(&self.dir, self.max_bytes).map(Arc::new).map_err(|e| {
-                    format!("wasm artifact cache {}: {}", self.dir.display(), zygote_monitor::proto::error_chain(&e))
+                    format!(
+                        "wasm artifact cache {}: {}",
+                        self.dir.display(),
+                        zygote_monitor::proto::error_chain(&e)
+                    )
                 })
             })
             .clone()
@@ -80,14 +84,21 @@ impl Wasm {
         };
         let args = process.args().clone().unwrap_or_default();
         let Some(arg0) = args.first() else {
-            return if resolved.wasm_mode { Err(invalid(WasmError::NoEntrypoint)) } else { Ok(None) };
+            return if resolved.wasm_mode {
+                Err(invalid(WasmError::NoEntrypoint))
+            } else {
+                Ok(None)
+            };
         };
         let cwd = process.cwd().display().to_string();
         let env = process.env().clone().unwrap_or_default();
         let found = detect::entrypoint(rootfs, arg0, &cwd, &env).map_err(invalid)?;
         let Some(mut found) = found else {
             if resolved.wasm_mode {
-                let e = WasmError::NotWasm { profile: resolved.profile.clone(), entrypoint: arg0.clone() };
+                let e = WasmError::NotWasm {
+                    profile: resolved.profile.clone(),
+                    entrypoint: arg0.clone(),
+                };
                 return Err(invalid(e));
             }
             return Ok(None);

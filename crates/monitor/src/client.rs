@@ -11,10 +11,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::proto::{self, Event, Message, ProtoError, Reply, Request};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::debug;
-use crate::proto::{self, Event, Message, ProtoError, Reply, Request};
 
 /// A reply and the descriptors that came with it.
 type Answer = (Reply, Vec<OwnedFd>);
@@ -46,7 +46,11 @@ impl MonitorClient {
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
         // refers to the same socket until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
-        let inner = Arc::new(Inner { fd, pending: Default::default(), serial: Mutex::new(()) });
+        let inner = Arc::new(Inner {
+            fd,
+            pending: Default::default(),
+            serial: Mutex::new(()),
+        });
         let reader = inner.clone();
         tokio::spawn(async move {
             loop {
@@ -106,7 +110,12 @@ impl MonitorClient {
         *self.inner.pending.lock().expect("pending lock") = Some(tx);
         if let Some((req, fds)) = req {
             loop {
-                let mut guard = self.inner.fd.writable().await.map_err(|e| ProtoError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+                let mut guard = self
+                    .inner
+                    .fd
+                    .writable()
+                    .await
+                    .map_err(|e| ProtoError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
                 match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io)) {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) => return Err(from_io(e)),

@@ -16,9 +16,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{debug, info, warn};
-use zygote_runtime::guest::GuestRunner;
 use zygote_runtime::cgroups::Cgroup;
 use zygote_runtime::container::{self, ContainerConfig, Pending};
+use zygote_runtime::guest::GuestRunner;
 use zygote_runtime::security::Security;
 use zygote_runtime::zygote::{Zygote, ZygoteTask};
 
@@ -32,7 +32,11 @@ pub enum MonitorError {
     #[error(transparent)]
     State(#[from] state::StateError),
     #[error("listen on {path}")]
-    Listen { path: PathBuf, #[source] source: nix::Error },
+    Listen {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("control socket")]
     Proto(#[from] proto::ProtoError),
 }
@@ -47,11 +51,17 @@ struct Proc {
 
 impl Proc {
     fn new(pid: i32, pending: Pending, io: ProcessIo) -> Self {
-        let pidfd = sys::pidfd_open(pid).map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep")).ok();
-        Proc { state: ProcState::created(pid), pending: Some(pending), io, pidfd }
+        let pidfd = sys::pidfd_open(pid)
+            .map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep"))
+            .ok();
+        Proc {
+            state: ProcState::created(pid),
+            pending: Some(pending),
+            io,
+            pidfd,
+        }
     }
 }
-
 
 /// The longest an exit is held back while its output is being read.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -108,7 +118,11 @@ pub enum Source {
     /// Cloned now by this monitor.
     Cold,
     /// A warm zygote's child, and the cgroup it was placed in in advance.
-    Warm { zygote: Zygote, pool: Option<Cgroup>, born_ns: i64 },
+    Warm {
+        zygote: Zygote,
+        pool: Option<Cgroup>,
+        born_ns: i64,
+    },
 }
 
 /// Creates the task in `dir` from `source`, answers the create, and runs
@@ -121,7 +135,13 @@ pub fn serve(dir: &Path, control: OwnedFd, source: Source) -> i32 {
             0
         }
         Err((kind, message)) => {
-            let _ = proto::send(control.as_fd(), &Message::Reply { reply: Reply::Error { kind, message } }, &[]);
+            let _ = proto::send(
+                control.as_fd(),
+                &Message::Reply {
+                    reply: Reply::Error { kind, message },
+                },
+                &[],
+            );
             1
         }
     }
@@ -132,19 +152,36 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
     let t0 = Instant::now();
     let stage = |what: &str| debug!(us = t0.elapsed().as_micros() as u64, "create: {what}");
     let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).map_err(|e| internal(&e))?;
-    let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
+    let spec =
+        zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
     let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
     let private_pidns = zygote_runtime::spec::private_pid_namespace(&spec);
-    let resources = cfg.resources.clone().or_else(|| spec.linux().as_ref().and_then(|l| l.resources().clone()));
+    let resources = cfg
+        .resources
+        .clone()
+        .or_else(|| spec.linux().as_ref().and_then(|l| l.resources().clone()));
     let security = match &cfg.security {
         Some(s) => s.clone(),
         None => Security::from_spec(&spec).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?,
     };
-    let guest = cfg.guest.clone().map(|g| (g, &zygote_wasm::RUNNER as &'static dyn GuestRunner));
-    let container =
-        ContainerConfig { id: cfg.id.clone(), bundle: cfg.bundle.clone(), rootfs: cfg.rootfs.clone(), spec, security, guest };
+    let guest = cfg
+        .guest
+        .clone()
+        .map(|g| (g, &zygote_wasm::RUNNER as &'static dyn GuestRunner));
+    let container = ContainerConfig {
+        id: cfg.id.clone(),
+        bundle: cfg.bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        spec,
+        security,
+        guest,
+    };
     let listener = listen(&dir.join(state::MONITOR_SOCKET)).map_err(|e| internal(&e))?;
-    let owner = stdio::Owner { id: &cfg.id, namespace: &cfg.namespace, bundle: &cfg.bundle };
+    let owner = stdio::Owner {
+        id: &cfg.id,
+        namespace: &cfg.namespace,
+        bundle: &cfg.bundle,
+    };
     let (stdio, mut io) = stdio::prepare(&cfg.stdio, &owner).map_err(|e| internal(&e))?;
     let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
     stage("spec, listener and stdio ready");
@@ -260,7 +297,11 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
     };
     state::make_reserve(dir);
     m.persist();
-    let reply = Reply::Created { pid, at_ns: state::monotonic_ns(), detail };
+    let reply = Reply::Created {
+        pid,
+        at_ns: state::monotonic_ns(),
+        detail,
+    };
     if let Err(e) = proto::send(control.as_fd(), &Message::Reply { reply }, &[]) {
         // The daemon died mid-Create. Keep the container: a restarted daemon
         // adopts it, or containerd's `shim delete` destroys it.
@@ -271,10 +312,18 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
 
 fn listen(path: &Path) -> Result<OwnedFd, MonitorError> {
     use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    let err = |source| MonitorError::Listen { path: path.into(), source };
+    let err = |source| MonitorError::Listen {
+        path: path.into(),
+        source,
+    };
     let _ = std::fs::remove_file(path);
-    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-        .map_err(err)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(err)?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
     listen(&fd, Backlog::new(8).map_err(err)?).map_err(err)?;
     Ok(fd)
@@ -291,7 +340,10 @@ enum Token {
 
 impl Monitor {
     fn snapshot(&self) -> Snapshot {
-        Snapshot { init: self.init.state.clone(), execs: self.execs.iter().map(|(k, v)| (k.clone(), v.state.clone())).collect() }
+        Snapshot {
+            init: self.init.state.clone(),
+            execs: self.execs.iter().map(|(k, v)| (k.clone(), v.state.clone())).collect(),
+        }
     }
 
     /// Writes state.json; an exit status is on disk before it is reported.
@@ -378,7 +430,11 @@ impl Monitor {
         let mut fds = Vec::new();
         let mut tokens = Vec::new();
         let mut add = |fd: RawFd, ev: i16, t: Token| {
-            fds.push(libc::pollfd { fd, events: ev, revents: 0 });
+            fds.push(libc::pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
             tokens.push(t);
         };
         if let Some(c) = &self.control {
@@ -459,7 +515,9 @@ impl Monitor {
     fn serve_oneshot(&mut self, fd: OwnedFd) -> bool {
         use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
         let _ = setsockopt(&fd, ReceiveTimeout, &nix::sys::time::TimeVal::new(2, 0));
-        let Ok((req, fds)) = proto::recv::<Request>(fd.as_fd()) else { return false };
+        let Ok((req, fds)) = proto::recv::<Request>(fd.as_fd()) else {
+            return false;
+        };
         info!(id = %self.cfg.id, ?req, "request from a second client");
         let daemon = self.control.replace(fd);
         let exit = self.request(req, fds);
@@ -473,7 +531,10 @@ impl Monitor {
     fn proc_mut(&mut self, exec_id: &Option<String>) -> Result<&mut Proc, Reply> {
         match exec_id {
             None => Ok(&mut self.init),
-            Some(id) => self.execs.get_mut(id).ok_or_else(|| Reply::Error { kind: ErrorKind::NotFound, message: format!("process {id} not found") }),
+            Some(id) => self.execs.get_mut(id).ok_or_else(|| Reply::Error {
+                kind: ErrorKind::NotFound,
+                message: format!("process {id} not found"),
+            }),
         }
     }
 
@@ -484,7 +545,9 @@ impl Monitor {
         let reply = match req {
             Request::Hello => {
                 out_fds = self.conns.iter().map(|(_, f)| f.as_raw_fd()).collect();
-                Reply::Snapshot { snapshot: self.snapshot() }
+                Reply::Snapshot {
+                    snapshot: self.snapshot(),
+                }
             }
             Request::AdoptConnection => {
                 for fd in fds {
@@ -497,7 +560,11 @@ impl Monitor {
             }
             Request::Start { exec_id } => self.start(&exec_id),
             Request::Kill { exec_id, signal, all } => self.kill(&exec_id, signal, all),
-            Request::Exec { exec_id, process, stdio } => self.exec(exec_id, &process, &stdio),
+            Request::Exec {
+                exec_id,
+                process,
+                stdio,
+            } => self.exec(exec_id, &process, &stdio),
             Request::CloseStdin { exec_id } => match self.proc_mut(&exec_id) {
                 Ok(p) => {
                     p.io.close_stdin();
@@ -508,15 +575,22 @@ impl Monitor {
             Request::Resize { exec_id, width, height } => match self.proc_mut(&exec_id) {
                 Ok(p) => match p.io.resize(width, height) {
                     Ok(()) => Reply::Ok,
-                    Err(e) => Reply::Error { kind: ErrorKind::Internal, message: format!("resize pty: {e}") },
+                    Err(e) => Reply::Error {
+                        kind: ErrorKind::Internal,
+                        message: format!("resize pty: {e}"),
+                    },
                 },
                 Err(r) => r,
             },
             Request::DeleteExec { exec_id } => match self.execs.get(&exec_id) {
-                None => Reply::Error { kind: ErrorKind::NotFound, message: format!("process {exec_id} not found") },
-                Some(p) if p.state.status == Status::Running => {
-                    Reply::Error { kind: ErrorKind::FailedPrecondition, message: format!("cannot delete running process {exec_id}") }
-                }
+                None => Reply::Error {
+                    kind: ErrorKind::NotFound,
+                    message: format!("process {exec_id} not found"),
+                },
+                Some(p) if p.state.status == Status::Running => Reply::Error {
+                    kind: ErrorKind::FailedPrecondition,
+                    message: format!("cannot delete running process {exec_id}"),
+                },
                 Some(_) => {
                     self.execs.remove(&exec_id);
                     self.persist();
@@ -527,9 +601,14 @@ impl Monitor {
                 self.destroy();
                 exit = true;
                 // The final state, also when it could not be saved.
-                Reply::Snapshot { snapshot: self.snapshot() }
+                Reply::Snapshot {
+                    snapshot: self.snapshot(),
+                }
             }
-            Request::Claim { .. } => Reply::Error { kind: ErrorKind::FailedPrecondition, message: "this monitor already serves a task".into() },
+            Request::Claim { .. } => Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: "this monitor already serves a task".into(),
+            },
         };
         self.send(&Message::Reply { reply }, &out_fds);
         exit
@@ -537,14 +616,20 @@ impl Monitor {
 
     fn start(&mut self, exec_id: &Option<String>) -> Reply {
         if exec_id.is_some() && self.init.state.status == Status::Stopped {
-            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "container is not running".into() };
+            return Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: "container is not running".into(),
+            };
         }
         let p = match self.proc_mut(exec_id) {
             Ok(p) => p,
             Err(r) => return r,
         };
         let Some(pending) = p.pending.take() else {
-            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "process already started".into() };
+            return Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: "process already started".into(),
+            };
         };
         let pid = p.state.pid;
         // Nothing the process writes may be lost: containerd's readers first.
@@ -558,23 +643,37 @@ impl Monitor {
                     p.state.status = Status::Running;
                 }
                 self.persist();
-                Reply::Pid { pid, at_ns: state::monotonic_ns() }
+                Reply::Pid {
+                    pid,
+                    at_ns: state::monotonic_ns(),
+                }
             }
-            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: proto::error_chain(&e) },
+            Err(e) => Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: proto::error_chain(&e),
+            },
         }
     }
 
     fn kill(&mut self, exec_id: &Option<String>, signal: i32, all: bool) -> Reply {
         let sig = match Signal::try_from(signal) {
             Ok(s) => s,
-            Err(_) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: format!("invalid signal {signal}") },
+            Err(_) => {
+                return Reply::Error {
+                    kind: ErrorKind::InvalidArgument,
+                    message: format!("invalid signal {signal}"),
+                }
+            }
         };
         let p = match self.proc_mut(exec_id) {
             Ok(p) => p,
             Err(r) => return r,
         };
         if p.state.status == Status::Stopped {
-            return Reply::Error { kind: ErrorKind::NotFound, message: "process already finished".into() };
+            return Reply::Error {
+                kind: ErrorKind::NotFound,
+                message: "process already finished".into(),
+            };
         }
         let pid = Pid::from_raw(p.state.pid);
         if all && exec_id.is_none() {
@@ -585,42 +684,75 @@ impl Monitor {
         match kill(pid, sig) {
             Ok(()) => Reply::Ok,
             Err(nix::Error::ESRCH) if all => Reply::Ok,
-            Err(nix::Error::ESRCH) => Reply::Error { kind: ErrorKind::NotFound, message: "process already finished".into() },
-            Err(e) => Reply::Error { kind: ErrorKind::Internal, message: format!("kill {pid}: {e}") },
+            Err(nix::Error::ESRCH) => Reply::Error {
+                kind: ErrorKind::NotFound,
+                message: "process already finished".into(),
+            },
+            Err(e) => Reply::Error {
+                kind: ErrorKind::Internal,
+                message: format!("kill {pid}: {e}"),
+            },
         }
     }
 
     fn exec(&mut self, exec_id: String, process: &oci_spec::runtime::Process, paths: &state::StdioPaths) -> Reply {
         if self.execs.contains_key(&exec_id) {
-            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: format!("process {exec_id} already exists") };
+            return Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: format!("process {exec_id} already exists"),
+            };
         }
         if self.init.state.status != Status::Running {
-            return Reply::Error { kind: ErrorKind::FailedPrecondition, message: "container is not running".into() };
+            return Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: "container is not running".into(),
+            };
         }
         if self.cfg.guest.is_some() {
             // A guest has no root filesystem of its own to exec a binary in.
             let message = "exec is not supported in a WebAssembly task".to_string();
-            return Reply::Error { kind: ErrorKind::FailedPrecondition, message };
+            return Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message,
+            };
         }
-        let owner = stdio::Owner { id: &self.cfg.id, namespace: &self.cfg.namespace, bundle: &self.cfg.bundle };
+        let owner = stdio::Owner {
+            id: &self.cfg.id,
+            namespace: &self.cfg.namespace,
+            bundle: &self.cfg.bundle,
+        };
         let (stdio, mut io) = match stdio::prepare(paths, &owner) {
             Ok(x) => x,
-            Err(e) => return Reply::Error { kind: ErrorKind::InvalidArgument, message: proto::error_chain(&e) },
+            Err(e) => {
+                return Reply::Error {
+                    kind: ErrorKind::InvalidArgument,
+                    message: proto::error_chain(&e),
+                }
+            }
         };
         self.log_binaries.extend(io.log_binary);
         match container::exec_process(&self.container, self.init.state.pid, &self.cgroup, process, stdio) {
             Ok(mut pending) => {
                 if let Some(master) = pending.pty_master.take() {
                     if let Err(e) = io.attach_master(master) {
-                        return Reply::Error { kind: ErrorKind::Internal, message: format!("pty: {e}") };
+                        return Reply::Error {
+                            kind: ErrorKind::Internal,
+                            message: format!("pty: {e}"),
+                        };
                     }
                 }
                 let pid = pending.pid;
                 self.execs.insert(exec_id, Proc::new(pid, pending, io));
                 self.persist();
-                Reply::Pid { pid, at_ns: state::monotonic_ns() }
+                Reply::Pid {
+                    pid,
+                    at_ns: state::monotonic_ns(),
+                }
             }
-            Err(e) => Reply::Error { kind: ErrorKind::FailedPrecondition, message: proto::error_chain(&e) },
+            Err(e) => Reply::Error {
+                kind: ErrorKind::FailedPrecondition,
+                message: proto::error_chain(&e),
+            },
         }
     }
 
@@ -644,7 +776,11 @@ impl Monitor {
         let now = state::wall_ns();
         let key = if self.init.state.pid == pid && self.init.state.status != Status::Stopped {
             None
-        } else if let Some((k, _)) = self.execs.iter().find(|(_, p)| p.state.pid == pid && p.state.status != Status::Stopped) {
+        } else if let Some((k, _)) = self
+            .execs
+            .iter()
+            .find(|(_, p)| p.state.pid == pid && p.state.status != Status::Stopped)
+        {
             Some(k.clone())
         } else {
             self.log_binaries.retain(|p| p.as_raw() != pid);
@@ -664,8 +800,18 @@ impl Monitor {
         p.pidfd = None;
         info!(id = %self.cfg.id, exec = ?key, pid, code, "process exited");
         self.persist();
-        let event = Event::Exited { exec_id: key, pid, status: code, exited_at_ns: now };
-        self.unreported.push(Unreported { event, since: Instant::now(), unread: usize::MAX, progress: Instant::now() });
+        let event = Event::Exited {
+            exec_id: key,
+            pid,
+            status: code,
+            exited_at_ns: now,
+        };
+        self.unreported.push(Unreported {
+            event,
+            since: Instant::now(),
+            unread: usize::MAX,
+            progress: Instant::now(),
+        });
         self.report_exits();
     }
 
@@ -715,7 +861,9 @@ impl Monitor {
     }
 
     fn maybe_restart_daemon(&mut self) {
-        let Some((when, backoff)) = self.daemon_lost else { return };
+        let Some((when, backoff)) = self.daemon_lost else {
+            return;
+        };
         if Instant::now() < when {
             return;
         }
@@ -763,12 +911,18 @@ impl Monitor {
             let _ = kill(init, Signal::SIGKILL);
             self.reap_until(Duration::from_secs(10), |m| m.init.state.status == Status::Stopped);
         }
-        let running: Vec<Pid> =
-            self.execs.values().filter(|p| p.state.status != Status::Stopped).map(|p| Pid::from_raw(p.state.pid)).collect();
+        let running: Vec<Pid> = self
+            .execs
+            .values()
+            .filter(|p| p.state.status != Status::Stopped)
+            .map(|p| Pid::from_raw(p.state.pid))
+            .collect();
         for pid in running {
             let _ = kill(pid, Signal::SIGKILL);
         }
-        self.reap_until(Duration::from_secs(5), |m| m.execs.values().all(|p| p.state.status == Status::Stopped));
+        self.reap_until(Duration::from_secs(5), |m| {
+            m.execs.values().all(|p| p.state.status == Status::Stopped)
+        });
         // Loggers get what is left of the output, then SIGTERM, then SIGKILL
         // (runc-v2 does the same).
         self.reap_until(Duration::from_millis(200), |m| m.log_binaries.is_empty());

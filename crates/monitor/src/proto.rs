@@ -33,13 +33,25 @@ pub enum Request {
     /// Release the exec barrier of the init (`exec_id: None`) or an exec.
     Start { exec_id: Option<String> },
     /// Signal a process; `all` signals every process in the container.
-    Kill { exec_id: Option<String>, signal: i32, all: bool },
+    Kill {
+        exec_id: Option<String>,
+        signal: i32,
+        all: bool,
+    },
     /// Create an exec'd process, stopped at its barrier.
-    Exec { exec_id: String, process: Box<oci_spec::runtime::Process>, stdio: StdioPaths },
+    Exec {
+        exec_id: String,
+        process: Box<oci_spec::runtime::Process>,
+        stdio: StdioPaths,
+    },
     /// Close the write side of a process's stdin (containerd's CloseIO).
     CloseStdin { exec_id: Option<String> },
     /// Resize a process's terminal.
-    Resize { exec_id: Option<String>, width: u32, height: u32 },
+    Resize {
+        exec_id: Option<String>,
+        width: u32,
+        height: u32,
+    },
     /// Forget a stopped exec.
     DeleteExec { exec_id: String },
     /// Keep the attached descriptor (a containerd connection) open.
@@ -66,11 +78,23 @@ pub enum Reply {
     Ok,
     /// A process was created or started; `at_ns` is CLOCK_MONOTONIC when
     /// that happened (for the daemon's latency figures).
-    Pid { pid: i32, at_ns: i64 },
-    Snapshot { snapshot: Snapshot },
+    Pid {
+        pid: i32,
+        at_ns: i64,
+    },
+    Snapshot {
+        snapshot: Snapshot,
+    },
     /// The container of a Create is at its exec barrier.
-    Created { pid: i32, at_ns: i64, detail: CreateDetail },
-    Error { kind: ErrorKind, message: String },
+    Created {
+        pid: i32,
+        at_ns: i64,
+        detail: CreateDetail,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// How a container was created (for the daemon's figures and counters).
@@ -101,7 +125,12 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Exited { exec_id: Option<String>, pid: i32, status: i32, exited_at_ns: i64 },
+    Exited {
+        exec_id: Option<String>,
+        pid: i32,
+        status: i32,
+        exited_at_ns: i64,
+    },
     Oom,
 }
 
@@ -157,7 +186,12 @@ pub fn recv<T: DeserializeOwned>(fd: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>)
     let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let (len, fds) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
+        match recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
             Ok(msg) => {
                 let mut fds = Vec::new();
                 for c in msg.cmsgs()? {
@@ -197,10 +231,21 @@ mod tests {
     fn round_trip_with_fds() {
         let (a, b) = pair().unwrap();
         let (x, _y) = pair().unwrap();
-        let req = Request::Kill { exec_id: Some("e1".into()), signal: 15, all: false };
+        let req = Request::Kill {
+            exec_id: Some("e1".into()),
+            signal: 15,
+            all: false,
+        };
         send(a.as_fd(), &req, &[x.as_raw_fd()]).unwrap();
         let (got, fds): (Request, _) = recv(b.as_fd()).unwrap();
-        assert!(matches!(got, Request::Kill { signal: 15, all: false, .. }));
+        assert!(matches!(
+            got,
+            Request::Kill {
+                signal: 15,
+                all: false,
+                ..
+            }
+        ));
         assert_eq!(fds.len(), 1);
         drop(a);
         assert!(matches!(recv::<Request>(b.as_fd()), Err(ProtoError::Closed)));

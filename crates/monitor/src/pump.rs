@@ -35,7 +35,12 @@ impl Pump {
     pub fn new(src: OwnedFd, dst: OwnedFd) -> nix::Result<Self> {
         set_nonblocking(&src)?;
         set_nonblocking(&dst)?;
-        Ok(Pump { src: Some(src), dst: Some(dst), buf: Vec::with_capacity(BUF), pos: 0 })
+        Ok(Pump {
+            src: Some(src),
+            dst: Some(dst),
+            buf: Vec::with_capacity(BUF),
+            pos: 0,
+        })
     }
 
     /// True once all input was copied and the destination closed.

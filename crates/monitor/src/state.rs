@@ -102,7 +102,13 @@ pub struct ProcState {
 impl ProcState {
     /// A process just created, at its exec barrier.
     pub fn created(pid: i32) -> ProcState {
-        ProcState { pid, status: Status::Created, exit_status: None, exited_at_ns: None, start_time: start_time(pid) }
+        ProcState {
+            pid,
+            status: Status::Created,
+            exit_status: None,
+            exited_at_ns: None,
+            start_time: start_time(pid),
+        }
     }
 }
 
@@ -123,9 +129,17 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: malformed")]
-    Json { path: PathBuf, #[source] source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl StateError {
@@ -157,7 +171,10 @@ pub fn release_reserve(dir: &Path) -> bool {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io { path: path.to_path_buf(), source }
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `value` as JSON to `path` atomically (temp file + rename).
@@ -172,9 +189,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.{seq}.tmp", std::process::id()));
-    let body = serde_json::to_vec(value).map_err(|source| StateError::Json { path: path.into(), source })?;
+    let body = serde_json::to_vec(value).map_err(|source| StateError::Json {
+        path: path.into(),
+        source,
+    })?;
     let written = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(&body))
         .map_err(io_err(&tmp))
@@ -188,7 +211,10 @@ pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateErr
 /// Reads a JSON file written by [`write_atomic`].
 pub fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StateError> {
     let body = std::fs::read(path).map_err(io_err(path))?;
-    serde_json::from_slice(&body).map_err(|source| StateError::Json { path: path.into(), source })
+    serde_json::from_slice(&body).map_err(|source| StateError::Json {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Current CLOCK_MONOTONIC in nanoseconds (comparable across processes).
@@ -200,7 +226,10 @@ pub fn monotonic_ns() -> i64 {
 
 /// Wall clock in nanoseconds since the Unix epoch.
 pub fn wall_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -212,12 +241,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(STATE_FILE);
         let s = Snapshot {
-            init: ProcState { pid: 7, status: Status::Stopped, exit_status: Some(3), exited_at_ns: Some(1), start_time: Some(9) },
+            init: ProcState {
+                pid: 7,
+                status: Status::Stopped,
+                exit_status: Some(3),
+                exited_at_ns: Some(1),
+                start_time: Some(9),
+            },
             execs: BTreeMap::new(),
         };
         write_atomic(&p, &s).unwrap();
         assert_eq!(read::<Snapshot>(&p).unwrap(), s);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, [std::ffi::OsString::from(STATE_FILE)], "no temp file left");
     }
 
@@ -245,7 +283,11 @@ mod tests {
         });
         let (_, i): (u64, u64) = read(&p).unwrap();
         assert_eq!(i, 199);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the file itself remains");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only the file itself remains"
+        );
     }
 
     #[test]

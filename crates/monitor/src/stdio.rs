@@ -41,13 +41,22 @@ use crate::state::StdioPaths;
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
     #[error("open {what} {path}")]
-    Open { what: &'static str, path: PathBuf, #[source] source: nix::Error },
+    Open {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("pipe for {0}")]
     Pipe(&'static str, #[source] nix::Error),
     #[error("invalid stdio uri {0:?}")]
     BadUri(String),
     #[error("start logging binary {path}")]
-    Binary { path: PathBuf, #[source] source: std::io::Error },
+    Binary {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("logging binary {0} failed to signal readiness")]
     BinaryNotReady(PathBuf),
 }
@@ -78,7 +87,10 @@ fn parse(uri: &str) -> Result<Target, StdioError> {
                 args.push(percent_decode(v));
             }
         }
-        return Ok(Target::Binary { path: PathBuf::from(percent_decode(path)), args });
+        return Ok(Target::Binary {
+            path: PathBuf::from(percent_decode(path)),
+            args,
+        });
     }
     if let Some(rest) = uri.strip_prefix("file://") {
         if !rest.starts_with('/') {
@@ -122,7 +134,11 @@ fn open_path(what: &'static str, path: &Path, flags: OFlag) -> Result<OwnedFd, S
             // SAFETY: `open` returned a fresh descriptor that nothing else owns.
             unsafe { crate::sys::own(raw) }
         })
-        .map_err(|source| StdioError::Open { what, path: path.into(), source })
+        .map_err(|source| StdioError::Open {
+            what,
+            path: path.into(),
+            source,
+        })
 }
 
 fn unsafe_own(raw: std::os::fd::RawFd) -> OwnedFd {
@@ -178,7 +194,13 @@ impl OutputFifo {
     fn open(what: &'static str, path: PathBuf) -> Result<(Self, OwnedFd), StdioError> {
         let keeper = open_path(what, &path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
         let writer = open_path(what, &path, OFlag::O_WRONLY)?;
-        Ok((OutputFifo { path, keeper: Some(keeper) }, writer))
+        Ok((
+            OutputFifo {
+                path,
+                keeper: Some(keeper),
+            },
+            writer,
+        ))
     }
 
     /// True when a reader other than our keeper has the FIFO open (or it is
@@ -186,7 +208,11 @@ impl OutputFifo {
     /// reopened after; the process holds the FIFO open meanwhile.
     fn has_other_reader(&mut self) -> bool {
         self.keeper = None;
-        let found = match open(&self.path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
+        let found = match open(
+            &self.path,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(raw) => {
                 drop(unsafe_own(raw));
                 true
@@ -194,9 +220,13 @@ impl OutputFifo {
             Err(nix::Error::ENXIO) => false,
             Err(_) => true,
         };
-        self.keeper = open(&self.path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-            .map(unsafe_own)
-            .ok();
+        self.keeper = open(
+            &self.path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map(unsafe_own)
+        .ok();
         found
     }
 }
@@ -246,8 +276,12 @@ impl ProcessIo {
     /// Bytes in the output FIFOs that no reader has taken yet (one more
     /// while a terminal's output is still being copied).
     pub fn unread_output(&self) -> usize {
-        let queued: usize =
-            self.outputs.iter().filter_map(|o| o.keeper.as_ref()).map(|k| crate::sys::unread_bytes(k.as_fd())).sum();
+        let queued: usize = self
+            .outputs
+            .iter()
+            .filter_map(|o| o.keeper.as_ref())
+            .map(|k| crate::sys::unread_bytes(k.as_fd()))
+            .sum();
         queued + usize::from(self.output.is_some())
     }
 
@@ -284,7 +318,11 @@ pub fn prepare(paths: &StdioPaths, owner: &Owner<'_>) -> Result<(Stdio, ProcessI
                 io.outputs.push(fifo);
                 Some(fd)
             }
-            Target::File(p) => Some(open_path("stdout file", &p, OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?),
+            Target::File(p) => Some(open_path(
+                "stdout file",
+                &p,
+                OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
+            )?),
             Target::None => None,
             Target::Binary { .. } => return Err(StdioError::BadUri(paths.stdout.clone())),
         };
@@ -348,11 +386,18 @@ fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(
     unsafe {
         cmd.pre_exec(move || crate::sys::dup2_all(&pairs));
     }
-    let child = cmd.spawn().map_err(|source| StdioError::Binary { path: path.into(), source })?;
+    let child = cmd.spawn().map_err(|source| StdioError::Binary {
+        path: path.into(),
+        source,
+    })?;
     drop((out_r, err_r, ready_w));
     // Ready = it wrote to or closed fd 5. Bounded, so a broken logger cannot
     // hang the monitor.
-    let mut pfd = [libc::pollfd { fd: ready_r.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    let mut pfd = [libc::pollfd {
+        fd: ready_r.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
     if crate::sys::poll(&mut pfd, 10_000) == 0 {
         let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         return Err(StdioError::BinaryNotReady(path.into()));
@@ -370,10 +415,16 @@ mod tests {
         assert_eq!(parse("").unwrap(), Target::None);
         assert_eq!(parse("/run/x/stdout").unwrap(), Target::Fifo("/run/x/stdout".into()));
         assert_eq!(parse("fifo:///a/b").unwrap(), Target::Fifo("/a/b".into()));
-        assert_eq!(parse("file:///var/log/c%20d.log").unwrap(), Target::File("/var/log/c d.log".into()));
+        assert_eq!(
+            parse("file:///var/log/c%20d.log").unwrap(),
+            Target::File("/var/log/c d.log".into())
+        );
         assert_eq!(
             parse("binary:///usr/bin/logger?id=abc&debug").unwrap(),
-            Target::Binary { path: "/usr/bin/logger".into(), args: vec!["id".into(), "abc".into(), "debug".into()] }
+            Target::Binary {
+                path: "/usr/bin/logger".into(),
+                args: vec!["id".into(), "abc".into(), "debug".into()]
+            }
         );
         assert!(parse("relative/path").is_err());
         assert!(parse("file://relative").is_err());
@@ -386,7 +437,9 @@ mod tests {
     }
 
     fn stdout_of(stdio: Stdio) -> OwnedFd {
-        let Stdio::Fds { stdout: Some(fd), .. } = stdio else { panic!("no stdout") };
+        let Stdio::Fds { stdout: Some(fd), .. } = stdio else {
+            panic!("no stdout")
+        };
         fd
     }
 
@@ -397,8 +450,15 @@ mod tests {
     fn output_waits_for_its_reader_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let out = fifo(dir.path(), "out");
-        let paths = StdioPaths { stdout: out.to_string_lossy().into_owned(), ..Default::default() };
-        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
+        let paths = StdioPaths {
+            stdout: out.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let owner = Owner {
+            id: "id",
+            namespace: "ns",
+            bundle: dir.path(),
+        };
         let (stdio, mut io) = prepare(&paths, &owner).unwrap();
         let writer = stdout_of(stdio);
         let late = out.clone();
@@ -420,14 +480,25 @@ mod tests {
     fn output_without_a_reader_is_kept_for_a_late_one() {
         let dir = tempfile::tempdir().unwrap();
         let out = fifo(dir.path(), "out");
-        let paths = StdioPaths { stdout: out.to_string_lossy().into_owned(), ..Default::default() };
-        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
+        let paths = StdioPaths {
+            stdout: out.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let owner = Owner {
+            id: "id",
+            namespace: "ns",
+            bundle: dir.path(),
+        };
         let (stdio, mut io) = prepare(&paths, &owner).unwrap();
         let writer = stdout_of(stdio);
         assert_eq!(io.await_readers(), vec![out.clone()]);
         nix::unistd::write(&writer, b"early\n").unwrap();
         drop(writer);
-        let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&out).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&out)
+            .unwrap();
         let mut got = String::new();
         std::io::Read::read_to_string(&mut f, &mut got).unwrap();
         assert_eq!(got, "early\n");
@@ -438,10 +509,24 @@ mod tests {
     fn file_output_is_appended() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/out.log");
-        let paths = StdioPaths { stdout: format!("file://{}", p.display()), ..Default::default() };
-        let owner = Owner { id: "id", namespace: "ns", bundle: dir.path() };
+        let paths = StdioPaths {
+            stdout: format!("file://{}", p.display()),
+            ..Default::default()
+        };
+        let owner = Owner {
+            id: "id",
+            namespace: "ns",
+            bundle: dir.path(),
+        };
         let (stdio, _io) = prepare(&paths, &owner).unwrap();
-        let Stdio::Fds { stdout: Some(fd), stdin: None, stderr: None } = stdio else { panic!("unexpected") };
+        let Stdio::Fds {
+            stdout: Some(fd),
+            stdin: None,
+            stderr: None,
+        } = stdio
+        else {
+            panic!("unexpected")
+        };
         nix::unistd::write(&fd, b"x").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }

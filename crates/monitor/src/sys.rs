@@ -17,7 +17,15 @@ pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> nix::Result<()> {
     // SAFETY: the descriptor is open for the call; siginfo is NULL and flags
     // are 0, so the kernel reads no memory of ours.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
     nix::errno::Errno::result(rc).map(drop)
 }
 
@@ -46,7 +54,12 @@ pub fn unread_bytes(fd: BorrowedFd<'_>) -> usize {
 
 /// TIOCSWINSZ on a pty master.
 pub fn set_winsize(fd: BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<()> {
-    let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: height as u16,
+        ws_col: width as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: `fd` is open for the duration of the call and `ws` is a fully
     // initialised winsize that the kernel only reads.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };

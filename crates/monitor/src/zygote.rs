@@ -61,7 +61,10 @@ pub fn run(config_json: &str) -> i32 {
     }
     let fail = |control: &OwnedFd, message: String| {
         warn!("{message}");
-        let reply = Reply::Error { kind: ErrorKind::Internal, message };
+        let reply = Reply::Error {
+            kind: ErrorKind::Internal,
+            message,
+        };
         let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
         1
     };
@@ -70,7 +73,11 @@ pub fn run(config_json: &str) -> i32 {
         Err(e) => return fail(&control, format!("bad zygote config: {e}")),
     };
     let born_ns = state::monotonic_ns();
-    let guest = GuestSupport { runner: &zygote_wasm::RUNNER, warm: cfg.wasm, hot: cfg.hot.clone() };
+    let guest = GuestSupport {
+        runner: &zygote_wasm::RUNNER,
+        warm: cfg.wasm,
+        hot: cfg.hot.clone(),
+    };
     let zygote = match Zygote::spawn(CloneFlags::from_bits_retain(cfg.clone_flags), Some(guest)) {
         Ok(z) => z,
         Err(e) => return fail(&control, format!("spawn zygote: {}", proto::error_chain(&e))),
@@ -85,7 +92,10 @@ pub fn run(config_json: &str) -> i32 {
         },
         None => None,
     };
-    let reply = Reply::Pid { pid: zygote.pid(), at_ns: state::monotonic_ns() };
+    let reply = Reply::Pid {
+        pid: zygote.pid(),
+        at_ns: state::monotonic_ns(),
+    };
     if proto::send(control.as_fd(), &Message::Reply { reply }, &[]).is_err() {
         return discard(zygote, pool, "daemon gone");
     }
@@ -111,7 +121,10 @@ pub fn pool_cgroup_name(daemon_dir: &Path, pid: i32) -> String {
 
 /// The common start of every pool cgroup name of the daemon in `daemon_dir`.
 pub fn pool_cgroup_stem(daemon_dir: &Path) -> String {
-    let tag = daemon_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tag = daemon_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{POOL_CGROUP_PREFIX}{tag}")
 }
 
@@ -120,10 +133,15 @@ fn place(parent: &Path, daemon_dir: &Path, pid: i32) -> Result<Cgroup, String> {
     let path = parent.join(pool_cgroup_name(daemon_dir, pid));
     let layout = Layout::detect().map_err(|e| proto::error_chain(&e))?;
     let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
-    cg.create(None).map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;
+    cg.create(None)
+        .map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;
     if let Err(e) = cg.add_task(pid) {
         let _ = cg.remove();
-        return Err(format!("place zygote in {}: {}", path.display(), proto::error_chain(&e)));
+        return Err(format!(
+            "place zygote in {}: {}",
+            path.display(),
+            proto::error_chain(&e)
+        ));
     }
     Ok(cg)
 }
@@ -134,8 +152,16 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
     let pidfd = sys::pidfd_open(zygote.pid()).map_err(|_| "pidfd_open failed")?;
     loop {
         let mut fds = [
-            libc::pollfd { fd: control.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: control.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         if sys::poll(&mut fds, -1) == 0 {
             continue;
@@ -148,7 +174,10 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
             Ok((Request::Claim { .. }, _)) => return Err("zygote child died"),
             Ok((other, _)) => {
                 let message = format!("a waiting zygote only accepts a claim, not {other:?}");
-                let reply = Reply::Error { kind: ErrorKind::FailedPrecondition, message };
+                let reply = Reply::Error {
+                    kind: ErrorKind::FailedPrecondition,
+                    message,
+                };
                 let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
             }
             Err(proto::ProtoError::Io(nix::Error::EAGAIN | nix::Error::EINTR)) => {}

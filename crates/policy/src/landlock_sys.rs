@@ -157,13 +157,7 @@ pub fn add_net_port(ruleset: BorrowedFd<'_>, attr: &NetPortAttr) -> Result<(), E
 /// thread (and its future children).
 pub fn restrict_self(ruleset: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: plain integer arguments; no memory is passed.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_restrict_self,
-            ruleset.as_raw_fd(),
-            0 as libc::c_uint,
-        )
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0 as libc::c_uint) };
     check(ret).map(drop)
 }
 

@@ -50,16 +50,13 @@ pub fn profile_from_options(type_url: &str, value: &[u8]) -> Result<Option<Strin
     } else {
         return Ok(None);
     };
-    let opts: OptionsFile =
-        toml::from_str(&text).map_err(|e| match toml_error(&origin, &text, &e) {
-            PolicyError::Parse {
-                location, message, ..
-            } => PolicyError::Options {
-                origin: origin.clone(),
-                message: format!("{location}: {message}"),
-            },
-            other => other,
-        })?;
+    let opts: OptionsFile = toml::from_str(&text).map_err(|e| match toml_error(&origin, &text, &e) {
+        PolicyError::Parse { location, message, .. } => PolicyError::Options {
+            origin: origin.clone(),
+            message: format!("{location}: {message}"),
+        },
+        other => other,
+    })?;
     if let Some(name) = &opts.profile {
         profile_name(name).map_err(|m| PolicyError::Options {
             origin: origin.clone(),
@@ -193,9 +190,7 @@ impl RuntimeOptions {
             }
             let n = w.varint()?;
             let bytes = w.take(n, name)?;
-            let text = || {
-                String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not valid UTF-8"))
-            };
+            let text = || String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not valid UTF-8"));
             match field {
                 1 => out.type_url = text()?,
                 2 => out.config_path = text()?,

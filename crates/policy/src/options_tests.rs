@@ -30,15 +30,9 @@ fn literal_message_with_config_body() {
             config_body: b"profile = \"fast\"".to_vec(),
         }
     );
-    assert_eq!(
-        profile_from_options(TYPE, bytes).unwrap().as_deref(),
-        Some("fast")
-    );
+    assert_eq!(profile_from_options(TYPE, bytes).unwrap().as_deref(), Some("fast"));
     let full = format!("type.googleapis.com/{TYPE}");
-    assert_eq!(
-        profile_from_options(&full, bytes).unwrap().as_deref(),
-        Some("fast")
-    );
+    assert_eq!(profile_from_options(&full, bytes).unwrap().as_deref(), Some("fast"));
 }
 
 #[test]
@@ -55,10 +49,7 @@ fn other_types_and_empty_mean_no_profile() {
     );
     assert_eq!(profile_from_options(TYPE, b"").unwrap(), None);
     // Body without a profile key.
-    assert_eq!(
-        profile_from_options(TYPE, &field(3, b"# nothing\n")).unwrap(),
-        None
-    );
+    assert_eq!(profile_from_options(TYPE, &field(3, b"# nothing\n")).unwrap(), None);
 }
 
 #[test]
@@ -69,22 +60,15 @@ fn config_path_is_read_when_body_is_empty() {
     let mut bytes = field(1, TYPE.as_bytes());
     bytes.extend(field(2, path.to_str().unwrap().as_bytes()));
     bytes.extend(field(3, b""));
-    assert_eq!(
-        profile_from_options(TYPE, &bytes).unwrap().as_deref(),
-        Some("locked")
-    );
+    assert_eq!(profile_from_options(TYPE, &bytes).unwrap().as_deref(), Some("locked"));
 
     // A non-empty body wins over the path.
     let mut with_body = bytes.clone();
     with_body.extend(field(3, b"profile = \"fast\""));
-    assert_eq!(
-        profile_from_options(TYPE, &with_body).unwrap().as_deref(),
-        Some("fast")
-    );
+    assert_eq!(profile_from_options(TYPE, &with_body).unwrap().as_deref(), Some("fast"));
 
     let missing = dir.path().join("missing.toml");
-    let e =
-        profile_from_options(TYPE, &field(2, missing.to_str().unwrap().as_bytes())).unwrap_err();
+    let e = profile_from_options(TYPE, &field(2, missing.to_str().unwrap().as_bytes())).unwrap_err();
     assert!(matches!(e, PolicyError::Read { .. }), "{e:?}");
     assert!(e.to_string().contains("missing.toml: cannot read"), "{e}");
 
@@ -132,10 +116,7 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
     bytes.extend([0x43, 0x08, 0x01, 0x44]); // group 8 { field 1 varint 1 }
     bytes.extend([0x80, 0x01, 0x05]); // field 16 varint (two-byte tag)
     bytes.extend(field(3, b"profile = \"p1\""));
-    assert_eq!(
-        profile_from_options(TYPE, &bytes).unwrap().as_deref(),
-        Some("p1")
-    );
+    assert_eq!(profile_from_options(TYPE, &bytes).unwrap().as_deref(), Some("p1"));
 }
 
 #[test]

@@ -19,7 +19,10 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads `path` as UTF-8 text: a regular file of at most `limit` bytes.
 pub fn small_text_file(path: &Path, limit: u64) -> Result<String, PolicyError> {
-    let read_err = |source| PolicyError::Read { path: path.to_path_buf(), source };
+    let read_err = |source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -39,16 +42,27 @@ pub fn small_text_file(path: &Path, limit: u64) -> Result<String, PolicyError> {
         } else {
             "not a regular file"
         };
-        return Err(PolicyError::NotRegularFile { path: path.to_path_buf(), kind });
+        return Err(PolicyError::NotRegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
     }
     if meta.len() > limit {
-        return Err(PolicyError::TooLarge { path: path.to_path_buf(), size: meta.len(), limit });
+        return Err(PolicyError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            limit,
+        });
     }
     let mut text = String::new();
     // The file may grow between fstat and read: never read past the limit.
     let n = file.take(limit + 1).read_to_string(&mut text).map_err(read_err)?;
     if n as u64 > limit {
-        return Err(PolicyError::TooLarge { path: path.to_path_buf(), size: n as u64, limit });
+        return Err(PolicyError::TooLarge {
+            path: path.to_path_buf(),
+            size: n as u64,
+            limit,
+        });
     }
     Ok(text)
 }
@@ -65,7 +79,10 @@ mod tests {
         let started = std::time::Instant::now();
         let e = small_text_file(&fifo, MAX_FILE_BYTES).unwrap_err().to_string();
         assert!(e.contains("is a FIFO"), "{e}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "must not block on a FIFO");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "must not block on a FIFO"
+        );
         let e = small_text_file(dir.path(), MAX_FILE_BYTES).unwrap_err().to_string();
         assert!(e.contains("is a directory"), "{e}");
         let big = dir.path().join("big");

@@ -101,10 +101,7 @@ fn fs_read_only_beneath_one_directory() {
 
         assert_eq!(std::fs::read_to_string(inside.join("a.txt")).unwrap(), "a");
         assert_eq!(std::fs::read_dir(&inside).unwrap().count(), 1);
-        assert_eq!(
-            std::fs::read_to_string(outside.join("single.txt")).unwrap(),
-            "1"
-        );
+        assert_eq!(std::fs::read_to_string(outside.join("single.txt")).unwrap(), "1");
         let e = std::fs::File::open(outside.join("secret.txt")).unwrap_err();
         assert_eq!(errno_of(&e), Some(Errno::EACCES), "{e}");
         let e = std::fs::write(inside.join("new.txt"), "x").unwrap_err();

@@ -14,13 +14,23 @@ fn load(rel: &str) -> Config {
 fn test_pass_configs_differ_only_in_pool_sizes() {
     let warm = load("tests/integration/config/warm.toml");
     let cold = load("tests/integration/config/cold.toml");
-    assert_eq!(warm.profiles.keys().collect::<Vec<_>>(), ["churn", "default", "locked", "open", "wasm"]);
-    assert_eq!(cold.profiles.keys().collect::<Vec<_>>(), ["churn", "default", "locked", "open", "wasm"]);
+    assert_eq!(
+        warm.profiles.keys().collect::<Vec<_>>(),
+        ["churn", "default", "locked", "open", "wasm"]
+    );
+    assert_eq!(
+        cold.profiles.keys().collect::<Vec<_>>(),
+        ["churn", "default", "locked", "open", "wasm"]
+    );
     for (name, w) in &warm.profiles {
         let c = &cold.profiles[name];
         assert!(w.pool.initial > 0, "{name}: warm pass must fill the pool");
         assert_eq!(c.pool.max, 0, "{name}: cold pass must disable the pool");
-        assert_eq!((&w.landlock, &w.seccomp, &w.namespaces), (&c.landlock, &c.seccomp, &c.namespaces), "{name}");
+        assert_eq!(
+            (&w.landlock, &w.seccomp, &w.namespaces),
+            (&c.landlock, &c.seccomp, &c.namespaces),
+            "{name}"
+        );
     }
     assert!(warm.profiles["locked"].landlock.is_some() && warm.profiles["locked"].seccomp.is_some());
 }

@@ -75,7 +75,9 @@ impl Warm {
 
     /// The connection and its events, for the task that claims the zygote.
     pub fn into_parts(mut self) -> (MonitorClient, mpsc::UnboundedReceiver<Incoming>) {
-        self.parts.take().expect("a Warm always holds its connection until taken")
+        self.parts
+            .take()
+            .expect("a Warm always holds its connection until taken")
     }
 }
 
@@ -263,7 +265,9 @@ impl PoolSet {
         if parents.is_empty() {
             return;
         }
-        let Ok(layout) = zygote_runtime::cgroups::Layout::detect() else { return };
+        let Ok(layout) = zygote_runtime::cgroups::Layout::detect() else {
+            return;
+        };
         let stem = format!("{}-", zygote_monitor::zygote::pool_cgroup_stem(&self.dir));
         let mut removed = 0;
         for root in layout.roots() {
@@ -297,7 +301,9 @@ impl PoolSet {
 
     /// A copy of the counters.
     pub fn stats(&self) -> Stats {
-        Stats { profiles: self.lock().iter().map(|(k, p)| (k.clone(), p.stats.clone())).collect() }
+        Stats {
+            profiles: self.lock().iter().map(|(k, p)| (k.clone(), p.stats.clone())).collect(),
+        }
     }
 
     /// Stops refilling and lets every idle zygote go (each kills its child
@@ -367,7 +373,11 @@ impl PoolSet {
                     cgroup_parent: pool.parent.clone(),
                     daemon_dir: self.dir.clone(),
                     wasm: pool.spec.wasm,
-                    hot: if pool.spec.wasm { pool.hot.iter().cloned().collect() } else { Vec::new() },
+                    hot: if pool.spec.wasm {
+                        pool.hot.iter().cloned().collect()
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
         }
@@ -385,7 +395,12 @@ impl PoolSet {
         let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
         // Until it is ready, a `Warm` with no pid: dropped on any failure, it
         // hangs up and the zygote goes away.
-        let mut warm = Warm { parts: Some((client.clone(), events)), pid: 0, born, monitor };
+        let mut warm = Warm {
+            parts: Some((client.clone(), events)),
+            pid: 0,
+            born,
+            monitor,
+        };
         match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
             Ok(Ok(Reply::Pid { pid, .. })) => {
                 warm.pid = pid;
@@ -424,8 +439,9 @@ impl PoolSet {
             Ok(_) => {}
             Err(e) => {
                 pool.stats.spawn_failures += 1;
-                let backoff =
-                    pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| (b * 2).min(Duration::from_secs(30)));
+                let backoff = pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| {
+                    (b * 2).min(Duration::from_secs(30))
+                });
                 warn!(profile, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create a zygote");
                 pool.retry_at = Some((Instant::now() + backoff, backoff));
             }
@@ -446,7 +462,10 @@ impl PoolSet {
 /// True while `pid` exists and is not a zombie.
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -76,7 +76,11 @@ mod tests {
         assert_eq!(most_frequent(&VecDeque::<&str>::new(), None), None);
     }
 
-    const B: Bounds = Bounds { min: 1, initial: 2, max: 8 };
+    const B: Bounds = Bounds {
+        min: 1,
+        initial: 2,
+        max: 8,
+    };
 
     #[test]
     fn idle_profile_keeps_initial() {
@@ -97,9 +101,17 @@ mod tests {
 
     #[test]
     fn min_wins_over_a_smaller_initial() {
-        let b = Bounds { min: 3, initial: 0, max: 4 };
+        let b = Bounds {
+            min: 3,
+            initial: 0,
+            max: 4,
+        };
         assert_eq!(Demand::default().target(b, Instant::now()), 3);
-        let off = Bounds { min: 0, initial: 0, max: 0 };
+        let off = Bounds {
+            min: 0,
+            initial: 0,
+            max: 0,
+        };
         assert_eq!(Demand::default().target(off, Instant::now()), 0);
     }
 }

@@ -98,12 +98,7 @@ impl Pending {
                 Some((Message::Warning(text), _)) => {
                     tracing::warn!(pid = self.pid, "container process: {text}")
                 }
-                Some((other, _)) => {
-                    return Err(RuntimeError::Sync(format!(
-                        "unexpected {} after go",
-                        other.name()
-                    )))
-                }
+                Some((other, _)) => return Err(RuntimeError::Sync(format!("unexpected {} after go", other.name()))),
             }
         }
     }
@@ -117,18 +112,8 @@ impl Pending {
 ///
 /// Must be called from a single-threaded process (it forks); see the module
 /// docs for the subreaper requirement.
-pub fn create_container(
-    cfg: &ContainerConfig,
-    cgroup: &Cgroup,
-    stdio: Stdio,
-) -> Result<Pending, RuntimeError> {
-    let mut plan = build::container_plan(
-        &cfg.spec,
-        &cfg.bundle,
-        &cfg.rootfs,
-        stdio_plan(stdio)?,
-        &cfg.security,
-    )?;
+pub fn create_container(cfg: &ContainerConfig, cgroup: &Cgroup, stdio: Stdio) -> Result<Pending, RuntimeError> {
+    let mut plan = build::container_plan(&cfg.spec, &cfg.bundle, &cfg.rootfs, stdio_plan(stdio)?, &cfg.security)?;
     if let Some((task, runner)) = &cfg.guest {
         plan = init::guest::into_guest_plan(plan, task.clone(), *runner, &cfg.rootfs)?;
     }
@@ -165,8 +150,7 @@ pub fn exec_process(
 /// Refuse to fork from a multi-threaded process: the child of such a fork
 /// may inherit locks held by other threads (one procfs read, ~20µs).
 pub(crate) fn ensure_single_threaded() -> Result<(), RuntimeError> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status".into())?;
+    let status = std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status".into())?;
     let threads = status
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
@@ -183,11 +167,7 @@ pub(crate) fn ensure_single_threaded() -> Result<(), RuntimeError> {
 pub(crate) fn stdio_plan(stdio: Stdio) -> Result<StdioPlan, RuntimeError> {
     match stdio {
         Stdio::Terminal => Ok(StdioPlan::Terminal),
-        Stdio::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => {
+        Stdio::Fds { stdin, stdout, stderr } => {
             let null = || -> Result<OwnedFd, RuntimeError> {
                 nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
                     .map(own)
@@ -245,12 +225,7 @@ pub(crate) fn reap(pid: Pid, kill_first: bool) -> String {
 
 /// Clone the child (directly or via an intermediate), do the parent's part,
 /// release it and wait until it is ready.
-fn spawn(
-    id: &str,
-    plan: InitPlan,
-    cgroup: &Cgroup,
-    oom_score_adj: Option<i32>,
-) -> Result<Pending, RuntimeError> {
+fn spawn(id: &str, plan: InitPlan, cgroup: &Cgroup, oom_score_adj: Option<i32>) -> Result<Pending, RuntimeError> {
     ensure_single_threaded()?;
     let (parent, child) = SyncChannel::pair()?;
     let pid = if plan.namespaces.needs_intermediate() {
@@ -321,12 +296,7 @@ fn spawn(
 /// Placing the child in its cgroup failed. The child may have failed (and
 /// exited) on its own meanwhile, which is what made placing it fail: its own
 /// report is the better error. The child is killed and reaped.
-pub(crate) fn placing_failed(
-    id: &str,
-    chan: &SyncChannel,
-    guard: ChildGuard,
-    e: RuntimeError,
-) -> RuntimeError {
+pub(crate) fn placing_failed(id: &str, chan: &SyncChannel, guard: ChildGuard, e: RuntimeError) -> RuntimeError {
     let status = guard.finish();
     while let Ok(Some((m, _))) = chan.recv() {
         if let Message::Error(text) = m {
@@ -339,22 +309,13 @@ pub(crate) fn placing_failed(
 
 /// Collect the child's warnings, pty master and security time until it is
 /// `Ready` at the exec barrier (shared by the cold and the warm path).
-pub(crate) fn await_ready(
-    id: &str,
-    pid: Pid,
-    parent: SyncChannel,
-    guard: ChildGuard,
-) -> Result<Pending, RuntimeError> {
+pub(crate) fn await_ready(id: &str, pid: Pid, parent: SyncChannel, guard: ChildGuard) -> Result<Pending, RuntimeError> {
     let mut pty_master = None;
     let mut security_us = 0;
     loop {
         match parent.recv()? {
             Some((Message::Warning(text), _)) => {
-                tracing::warn!(
-                    container = id,
-                    pid = pid.as_raw(),
-                    "container process: {text}"
-                )
+                tracing::warn!(container = id, pid = pid.as_raw(), "container process: {text}")
             }
             Some((Message::PtyMaster, Some(fd))) => pty_master = Some(fd),
             Some((Message::SecurityTime(us), _)) => security_us += us,
@@ -363,12 +324,7 @@ pub(crate) fn await_ready(
                 drop(guard);
                 return Err(RuntimeError::Container(text));
             }
-            Some((other, _)) => {
-                return Err(RuntimeError::Sync(format!(
-                    "unexpected {} before ready",
-                    other.name()
-                )))
-            }
+            Some((other, _)) => return Err(RuntimeError::Sync(format!("unexpected {} before ready", other.name()))),
             None => {
                 let status = guard.finish();
                 return Err(RuntimeError::Sync(format!(
@@ -401,10 +357,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Report `result` (an error or a panic) to the parent and exit.
-pub(crate) fn report_and_exit(
-    result: std::thread::Result<Result<Infallible, RuntimeError>>,
-    chan: &SyncChannel,
-) -> ! {
+pub(crate) fn report_and_exit(result: std::thread::Result<Result<Infallible, RuntimeError>>, chan: &SyncChannel) -> ! {
     let text = match result {
         Ok(Ok(never)) => match never {},
         Ok(Err(e)) => e.to_string(),

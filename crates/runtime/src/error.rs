@@ -73,10 +73,7 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, Errno> {
     fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T, RuntimeError> {
-        self.map_err(|errno| RuntimeError::Sys {
-            context: f(),
-            errno,
-        })
+        self.map_err(|errno| RuntimeError::Sys { context: f(), errno })
     }
 }
 
@@ -89,10 +86,7 @@ impl<T> Context<T> for Result<T, std::io::Error> {
                 context: f(),
                 errno: Errno::from_raw(raw),
             },
-            None => RuntimeError::Io {
-                context: f(),
-                error,
-            },
+            None => RuntimeError::Io { context: f(), error },
         })
     }
 }

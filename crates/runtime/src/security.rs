@@ -27,6 +27,9 @@ impl Security {
             Some(s) => Some(crate::seccomp::compile(s)?),
             None => None,
         };
-        Ok(Security { seccomp, landlock: None })
+        Ok(Security {
+            seccomp,
+            landlock: None,
+        })
     }
 }

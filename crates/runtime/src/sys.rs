@@ -120,13 +120,7 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<
     };
     // SAFETY: TIOCSWINSZ reads a `struct winsize` through the pointer, which
     // points to a live, initialised local; `fd` is valid while borrowed.
-    let ret = unsafe {
-        libc::ioctl(
-            fd.as_raw_fd(),
-            libc::TIOCSWINSZ,
-            &ws as *const libc::winsize,
-        )
-    };
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
     Errno::result(ret).map(drop)
 }
 
@@ -204,7 +198,12 @@ pub fn reset_signals() -> nix::Result<()> {
         restorer: usize,
         mask: u64,
     }
-    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     // Every signal, real-time ones included: an ignored disposition survives
     // execve, our own process ignores SIGPIPE (Rust's runtime) and may
     // inherit other ignored signals, including 32/33 that the C library's
@@ -218,7 +217,13 @@ pub fn reset_signals() -> nix::Result<()> {
         // SAFETY: rt_sigaction only reads `dfl`, a valid kernel sigaction alive
         // across the call; the old-action pointer is NULL, so nothing is written.
         let rc = unsafe {
-            libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null::<u8>(), 8usize)
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null::<u8>(),
+                8usize,
+            )
         };
         Errno::result(rc)?;
     }

@@ -83,7 +83,11 @@ impl Zygote {
         }
         ensure_single_threaded()?;
         let mut host_ns = Vec::new();
-        for kind in [CloneFlags::CLONE_NEWUTS, CloneFlags::CLONE_NEWIPC, CloneFlags::CLONE_NEWNET] {
+        for kind in [
+            CloneFlags::CLONE_NEWUTS,
+            CloneFlags::CLONE_NEWIPC,
+            CloneFlags::CLONE_NEWNET,
+        ] {
             if pre.contains(kind) {
                 let path = format!("/proc/self/ns/{}", init::namespaces::ns_name(kind));
                 let fd = nix::fcntl::open(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
@@ -100,7 +104,11 @@ impl Zygote {
                 drop(parent);
                 zygote_main(pre, &host_ns, guest.as_ref(), &child)
             }
-            ForkResult::Parent { child: pid } => Ok(Zygote { pid, chan: parent, guard: ChildGuard(Some(pid)) }),
+            ForkResult::Parent { child: pid } => Ok(Zygote {
+                pid,
+                chan: parent,
+                guard: ChildGuard(Some(pid)),
+            }),
         }
     }
 
@@ -111,7 +119,10 @@ impl Zygote {
 
     /// True while the child has not exited (a dead one is reaped here).
     pub fn alive(&self) -> bool {
-        matches!(waitpid(self.pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
+        matches!(
+            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        )
     }
 
     /// Hand the child its task and wait until it is at the exec barrier.
@@ -153,7 +164,12 @@ fn zygote_main(
         // the claimed zygote process is the task's monitor).
         sys::die_with_parent().ctx(|| "prctl(PR_SET_PDEATHSIG)".into())?;
         sys::reset_signals().ctx(|| "reset signal dispositions".into())?;
-        if let Some(GuestSupport { runner, warm: true, hot }) = guest {
+        if let Some(GuestSupport {
+            runner,
+            warm: true,
+            hot,
+        }) = guest
+        {
             if let Err(e) = runner.warm(hot) {
                 // Not fatal: a claim loads what it needs itself.
                 chan.warn(format!("warming the guest runner: {e}"));
@@ -166,7 +182,10 @@ fn zygote_main(
                 Some((Message::Task(json), _)) => break json,
                 None => sys::exit_now(0),
                 Some((other, _)) => {
-                    return Err(RuntimeError::Sync(format!("zygote expected a task, got {}", other.name())))
+                    return Err(RuntimeError::Sync(format!(
+                        "zygote expected a task, got {}",
+                        other.name()
+                    )))
                 }
             }
         };
@@ -178,7 +197,11 @@ fn zygote_main(
             let mut it = fds.into_iter();
             match (it.next(), it.next(), it.next()) {
                 (Some(stdin), Some(stdout), Some(stderr)) => StdioPlan::Fds { stdin, stdout, stderr },
-                _ => return Err(RuntimeError::Sync("zygote task without its three stdio descriptors".into())),
+                _ => {
+                    return Err(RuntimeError::Sync(
+                        "zygote task without its three stdio descriptors".into(),
+                    ))
+                }
             }
         };
         let spec = crate::spec::load(&task.bundle)?;

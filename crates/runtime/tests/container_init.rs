@@ -73,15 +73,9 @@ fn user_and_additional_groups() {
         .run()
     });
     assert_eq!(out.status, 0, "{out:?}");
-    assert!(
-        out.stdout.starts_with("uid=1000 gid=1000 groups="),
-        "{out:?}"
-    );
+    assert!(out.stdout.starts_with("uid=1000 gid=1000 groups="), "{out:?}");
     let groups = out.stdout.trim().rsplit('=').next().unwrap();
-    let groups: Vec<&str> = groups
-        .split(',')
-        .map(|g| g.split('(').next().unwrap())
-        .collect();
+    let groups: Vec<&str> = groups.split(',').map(|g| g.split('(').next().unwrap()).collect();
     assert_eq!(groups, ["10", "20"], "{out:?}");
 }
 
@@ -134,10 +128,7 @@ fn missing_executable_fails_create() {
         let c = TestContainer::new(tmp, "missing", &["nonexistent"], |_| {});
         let mut out = c.run();
         // Nothing may be left to reap: create_container reaped the child.
-        let left = nix::sys::wait::waitpid(
-            Pid::from_raw(-1),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        );
+        let left = nix::sys::wait::waitpid(Pid::from_raw(-1), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
         out.notes.insert("waitpid".into(), format!("{left:?}"));
         out
     });
@@ -187,8 +178,7 @@ fn cgroup_mount_shows_own_cgroup() {
 #[test]
 fn rlimit_and_oom_score_adj_are_clamped() {
     let out = isolated("rlimit_and_oom_score_adj_are_clamped", |tmp| {
-        let (_, cur_hard) =
-            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        let (_, cur_hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
         let mut out = TestContainer::new(
             tmp,
             "clamp",
@@ -206,14 +196,8 @@ fn rlimit_and_oom_score_adj_are_clamped() {
         )
         .run();
         out.notes.insert("cur_hard".into(), cur_hard.to_string());
-        let sys_resource = caps::has_cap(
-            None,
-            caps::CapSet::Effective,
-            caps::Capability::CAP_SYS_RESOURCE,
-        )
-        .unwrap();
-        out.notes
-            .insert("sys_resource".into(), sys_resource.to_string());
+        let sys_resource = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap();
+        out.notes.insert("sys_resource".into(), sys_resource.to_string());
         out.notes.insert(
             "our_oom".into(),
             std::fs::read_to_string("/proc/self/oom_score_adj")
@@ -228,11 +212,7 @@ fn rlimit_and_oom_score_adj_are_clamped() {
     let cur_hard: u64 = out.notes["cur_hard"].parse().unwrap();
     if out.notes["sys_resource"] == "false" {
         // Clamped to what we have, never a failure.
-        assert_eq!(
-            lines,
-            [cur_hard.to_string(), out.notes["our_oom"].clone()],
-            "{out:?}"
-        );
+        assert_eq!(lines, [cur_hard.to_string(), out.notes["our_oom"].clone()], "{out:?}");
     } else {
         assert_eq!(
             lines,
@@ -245,17 +225,22 @@ fn rlimit_and_oom_score_adj_are_clamped() {
 #[test]
 fn seccomp_filter_is_applied() {
     let out = isolated("seccomp_filter_is_applied", |tmp| {
-        TestContainer::new(tmp, "seccomp", &["sh", "-c", "mkdir /tmp/d && echo MADE || echo DENIED"], |spec| {
-            let mut linux = spec.linux().clone().unwrap();
-            let seccomp = serde_json::from_value(serde_json::json!({
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "architectures": ["SCMP_ARCH_X86_64"],
-                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
-            }))
-            .unwrap();
-            linux.set_seccomp(Some(seccomp));
-            spec.set_linux(Some(linux));
-        })
+        TestContainer::new(
+            tmp,
+            "seccomp",
+            &["sh", "-c", "mkdir /tmp/d && echo MADE || echo DENIED"],
+            |spec| {
+                let mut linux = spec.linux().clone().unwrap();
+                let seccomp = serde_json::from_value(serde_json::json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "architectures": ["SCMP_ARCH_X86_64"],
+                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+                }))
+                .unwrap();
+                linux.set_seccomp(Some(seccomp));
+                spec.set_linux(Some(linux));
+            },
+        )
         .run()
     });
     assert_eq!(out.stdout, "DENIED\n", "{out:?}");
@@ -436,19 +421,10 @@ fn join_namespaces_by_path() {
         // network namespace (joined by the child), new mount/ipc/uts.
         let b_tmp = tmp.join("b");
         std::fs::create_dir(&b_tmp).unwrap();
-        let script =
-            "readlink /proc/self/ns/net; readlink /proc/self/ns/pid; echo $$; cat /proc/1/comm";
+        let script = "readlink /proc/self/ns/net; readlink /proc/self/ns/pid; echo $$; cat /proc/1/comm";
         let b = TestContainer::new(&b_tmp, "ns-b", &["sh", "-c", script], |spec| {
-            add_namespace(
-                spec,
-                LinuxNamespaceType::Pid,
-                Some(format!("/proc/{a_pid}/ns/pid")),
-            );
-            add_namespace(
-                spec,
-                LinuxNamespaceType::Network,
-                Some(format!("/proc/{a_pid}/ns/net")),
-            );
+            add_namespace(spec, LinuxNamespaceType::Pid, Some(format!("/proc/{a_pid}/ns/pid")));
+            add_namespace(spec, LinuxNamespaceType::Network, Some(format!("/proc/{a_pid}/ns/net")));
         });
         let links: Vec<(String, String)> = ["net", "pid"]
             .iter()
@@ -470,10 +446,7 @@ fn join_namespaces_by_path() {
     assert_eq!(lines[0], out.notes["net"], "{out:?}");
     assert_eq!(lines[1], out.notes["pid"], "{out:?}");
     assert_ne!(lines[2], "1", "{out:?}");
-    assert_eq!(
-        lines[3], "sleep",
-        "pid 1 of the joined namespace is a's init: {out:?}"
-    );
+    assert_eq!(lines[3], "sleep", "pid 1 of the joined namespace is a's init: {out:?}");
     assert_clean(&out);
 }
 
@@ -501,21 +474,14 @@ fn host_network_with_file_binds() {
         .run();
         out.notes.insert(
             "host_net".into(),
-            std::fs::read_link("/proc/self/ns/net")
-                .unwrap()
-                .display()
-                .to_string(),
+            std::fs::read_link("/proc/self/ns/net").unwrap().display().to_string(),
         );
         out
     });
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines,
-        [
-            "127.0.0.1 zygote-host",
-            "RO",
-            out.notes["host_net"].as_str()
-        ],
+        ["127.0.0.1 zygote-host", "RO", out.notes["host_net"].as_str()],
         "{out:?}"
     );
 }
@@ -548,13 +514,10 @@ fn sysctls_are_written() {
             ],
             |spec| {
                 let mut linux = spec.linux().clone().unwrap();
-                let sysctl = [
-                    ("net.ipv4.ip_forward", "1"),
-                    ("kernel.shm_rmid_forced", "1"),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+                let sysctl = [("net.ipv4.ip_forward", "1"), ("kernel.shm_rmid_forced", "1")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 linux.set_sysctl(Some(sysctl));
                 spec.set_linux(Some(linux));
             },
@@ -632,11 +595,7 @@ fn exec_with_terminal() {
         init.start().expect("start init");
         let mut process = c.cfg.spec.process().clone().unwrap();
         process.set_terminal(Some(true));
-        process.set_args(Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "test -t 0 && tty".into(),
-        ]));
+        process.set_args(Some(vec!["sh".into(), "-c".into(), "test -t 0 && tty".into()]));
         let mut out = Outcome::default();
         match exec_process(&c.cfg, init_pid, &c.cgroup, &process, Stdio::Terminal) {
             Err(e) => out.create_error = Some(e.to_string()),
@@ -695,10 +654,8 @@ fn exec_into_user_namespace() {
                 let pid = pending.pid;
                 let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
                 let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
-                out.notes.insert(
-                    "host_uid".into(),
-                    uid.split_whitespace().next().unwrap().into(),
-                );
+                out.notes
+                    .insert("host_uid".into(), uid.split_whitespace().next().unwrap().into());
                 out.start_error = common::start(pending);
                 let (o, e) = read_two(out_r, err_r);
                 out.stdout = o;
@@ -707,8 +664,7 @@ fn exec_into_user_namespace() {
             }
         }
         let userns = std::fs::read_link(format!("/proc/{init_pid}/ns/user")).unwrap();
-        out.notes
-            .insert("init_userns".into(), userns.display().to_string());
+        out.notes.insert("init_userns".into(), userns.display().to_string());
         kill(Pid::from_raw(init_pid), Signal::SIGKILL).unwrap();
         wait_status(init_pid);
         c.finish(&mut out);
@@ -741,8 +697,6 @@ fn multi_threaded_caller_is_refused() {
         stdout: None,
         stderr: None,
     };
-    let err = create_container(&cfg, &cgroup, stdio)
-        .unwrap_err()
-        .to_string();
+    let err = create_container(&cfg, &cgroup, stdio).unwrap_err().to_string();
     assert!(err.contains("single-threaded"), "{err}");
 }

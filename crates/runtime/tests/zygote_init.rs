@@ -17,7 +17,13 @@ const PRE: CloneFlags = CloneFlags::CLONE_NEWPID
 
 fn without_ns(spec: &mut Spec, typ: LinuxNamespaceType) {
     let mut linux = spec.linux().clone().unwrap();
-    let ns: Vec<_> = linux.namespaces().clone().unwrap().into_iter().filter(|n| n.typ() != typ).collect();
+    let ns: Vec<_> = linux
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != typ)
+        .collect();
     linux.set_namespaces(Some(ns));
     spec.set_linux(Some(linux));
 }
@@ -28,7 +34,11 @@ fn warm_container_runs_in_its_own_namespaces() {
         TestContainer::new(
             tmp,
             "warm",
-            &["sh", "-c", "echo $$ $(hostname); ls /proc/1/ns/net >/dev/null && echo ok"],
+            &[
+                "sh",
+                "-c",
+                "echo $$ $(hostname); ls /proc/1/ns/net >/dev/null && echo ok",
+            ],
             |s| {
                 s.set_hostname(Some("warmhost".into()));
             },
@@ -62,7 +72,9 @@ fn warm_zygote_refuses_a_host_pid_spec() {
     let out = isolated("warm_zygote_refuses_a_host_pid_spec", |tmp| {
         TestContainer::new(tmp, "hostpid", &["true"], |s| without_ns(s, LinuxNamespaceType::Pid)).run_warm(PRE)
     });
-    let err = out.create_error.expect("a zygote with its own pid namespace cannot serve a host-pid spec");
+    let err = out
+        .create_error
+        .expect("a zygote with its own pid namespace cannot serve a host-pid spec");
     assert!(err.contains("host_pid_namespace"), "{err}");
     assert!(out.leftover_procs.is_empty(), "{:?}", out.leftover_procs);
 }
@@ -73,15 +85,26 @@ fn locked(tmp: &std::path::Path, warm: bool) -> common::Outcome {
     let landlock = LandlockPolicy {
         compatibility: Compatibility::BestEffort,
         fs: vec![
-            FsRule { path: "/bin".into(), access: vec!["read".into(), "execute".into()] },
-            FsRule { path: "/tmp".into(), access: vec!["read".into(), "write".into()] },
-            FsRule { path: "/dev".into(), access: vec!["read".into(), "write".into()] },
+            FsRule {
+                path: "/bin".into(),
+                access: vec!["read".into(), "execute".into()],
+            },
+            FsRule {
+                path: "/tmp".into(),
+                access: vec!["read".into(), "write".into()],
+            },
+            FsRule {
+                path: "/dev".into(),
+                access: vec!["read".into(), "write".into()],
+            },
         ],
         net_bind: None,
         net_connect: None,
         scope: vec![],
     };
-    let prepared = landlock.prepare(zygote_policy::abi_version()).expect("prepare landlock");
+    let prepared = landlock
+        .prepare(zygote_policy::abi_version())
+        .expect("prepare landlock");
     let deny_mkdir: LinuxSeccomp = serde_json::from_value(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }]
@@ -104,20 +127,30 @@ fn check_locked(out: common::Outcome, warm: bool) {
     assert_eq!(lines.len(), 4, "warm={warm}: {:?} / {}", lines, out.stderr);
     assert_eq!(lines[0], "read-denied", "warm={warm}");
     assert_eq!(lines[1], "write-ok", "warm={warm}");
-    assert!(lines[2].contains("Operation not permitted"), "warm={warm}: {}", lines[2]);
+    assert!(
+        lines[2].contains("Operation not permitted"),
+        "warm={warm}: {}",
+        lines[2]
+    );
     assert_eq!(lines[3], "mkdir=1", "warm={warm}");
 }
 
 #[test]
 fn landlock_and_profile_seccomp_enforced_warm() {
     let out = isolated("landlock_and_profile_seccomp_enforced_warm", |t| locked(t, true));
-    assert!(out.notes["security_us"].parse::<u64>().unwrap() > 0, "security time is measured");
+    assert!(
+        out.notes["security_us"].parse::<u64>().unwrap() > 0,
+        "security time is measured"
+    );
     check_locked(out, true);
 }
 
 #[test]
 fn landlock_and_profile_seccomp_enforced_cold() {
-    check_locked(isolated("landlock_and_profile_seccomp_enforced_cold", |t| locked(t, false)), false);
+    check_locked(
+        isolated("landlock_and_profile_seccomp_enforced_cold", |t| locked(t, false)),
+        false,
+    );
 }
 
 #[test]
@@ -137,7 +170,11 @@ fn a_dead_zygote_fails_the_claim_cleanly() {
             security: Default::default(),
             guest: None,
         };
-        let stdio = zygote_runtime::container::Stdio::Fds { stdin: None, stdout: None, stderr: None };
+        let stdio = zygote_runtime::container::Stdio::Fds {
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        };
         let mut o = common::Outcome::default();
         if let Err(e) = z.serve(&task, stdio, |_| Ok(())) {
             o.create_error = Some(e.to_string());

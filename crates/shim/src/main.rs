@@ -18,12 +18,20 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("__monitor") if args.len() == 3 => {
             let _ = std::env::set_current_dir("/");
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter()).init();
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_env_filter(filter())
+                .init();
             std::process::exit(zygote_monitor::run(Path::new(&args[2])));
         }
         Some("__zygote") if args.len() == 3 => {
             let _ = std::env::set_current_dir("/");
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter()).init();
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_env_filter(filter())
+                .init();
             std::process::exit(zygote_monitor::zygote::run(&args[2]));
         }
         Some("__daemon") if args.len() == 3 => std::process::exit(daemon(Path::new(&args[2]))),
@@ -32,7 +40,8 @@ fn main() {
 }
 
 fn filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_env("ZYGOTE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    tracing_subscriber::EnvFilter::try_from_env("ZYGOTE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
 fn daemon(dir: &Path) -> i32 {
@@ -40,14 +49,22 @@ fn daemon(dir: &Path) -> i32 {
     // Do not pin the directory we were started in (a task's bundle).
     let _ = std::env::set_current_dir("/");
     let _ = std::fs::create_dir_all(dir);
-    let log = match std::fs::OpenOptions::new().create(true).append(true).open(zygote_daemon::paths::log(dir)) {
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(zygote_daemon::paths::log(dir))
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("zygote daemon: cannot open log in {}: {e}", dir.display());
             return 1;
         }
     };
-    tracing_subscriber::fmt().with_writer(std::sync::Mutex::new(log)).with_ansi(false).with_env_filter(filter()).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(log))
+        .with_ansi(false)
+        .with_env_filter(filter())
+        .init();
     // Few threads, and idle blocking threads go away quickly: the daemon's
     // footprint should not depend on what it did a minute ago.
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -22,17 +22,27 @@ pub const RUNTIME_ID: &str = "io.containerd.zygote.v1";
 pub fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "-v" || a == "--version" || a == "-version") {
-        println!("{}:\n  Version: {}\n  Runtime: {RUNTIME_ID}", args[0], env!("CARGO_PKG_VERSION"));
+        println!(
+            "{}:\n  Version: {}\n  Runtime: {RUNTIME_ID}",
+            args[0],
+            env!("CARGO_PKG_VERSION")
+        );
         return;
     }
-    let r = containerd_shim::parse(&args[1..]).map_err(anyhow::Error::from).and_then(|flags| {
-        let bundle = if flags.bundle.is_empty() { std::env::current_dir()? } else { PathBuf::from(&flags.bundle) };
-        match flags.action.as_str() {
-            "start" => start(&bundle),
-            "delete" => delete(&flags.id, &bundle),
-            other => bail!("unknown action {other:?}: containerd runs this binary with `start` or `delete`"),
-        }
-    });
+    let r = containerd_shim::parse(&args[1..])
+        .map_err(anyhow::Error::from)
+        .and_then(|flags| {
+            let bundle = if flags.bundle.is_empty() {
+                std::env::current_dir()?
+            } else {
+                PathBuf::from(&flags.bundle)
+            };
+            match flags.action.as_str() {
+                "start" => start(&bundle),
+                "delete" => delete(&flags.id, &bundle),
+                other => bail!("unknown action {other:?}: containerd runs this binary with `start` or `delete`"),
+            }
+        });
     if let Err(e) = r {
         eprintln!("{RUNTIME_ID}: {e:#}");
         std::process::exit(1);
@@ -46,7 +56,11 @@ fn ttrpc_address() -> Result<String> {
 /// containerd's `oom_score_adj` (we inherit it: containerd runs `start`)
 /// plus one, at most 1000: what containerd's own shims give themselves.
 fn shim_oom_score_adj() -> Option<i32> {
-    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").ok()?.trim().parse().ok()?;
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some((own + 1).min(1000))
 }
 
@@ -60,14 +74,19 @@ fn write_if_changed(path: &Path, body: &[u8]) -> Result<()> {
     }
     // Per-process temp name: concurrent `start`s race on the same file.
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, body).and_then(|()| std::fs::rename(&tmp, path)).with_context(|| format!("write {}", path.display()))
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn start(bundle: &Path) -> Result<()> {
     let ttrpc = ttrpc_address()?;
     let dir = paths::daemon_dir(&paths::state_root(), &ttrpc);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let cfg = serde_json::to_vec(&DaemonConfig { ttrpc_address: ttrpc, oom_score_adj: shim_oom_score_adj() })?;
+    let cfg = serde_json::to_vec(&DaemonConfig {
+        ttrpc_address: ttrpc,
+        oom_score_adj: shim_oom_score_adj(),
+    })?;
     write_if_changed(&zygote_daemon::server::config_path(&dir), &cfg)?;
     let sock = paths::socket(&dir);
     let address = format!("unix://{}", sock.display());
@@ -87,7 +106,11 @@ fn start(bundle: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers(&sock) {
             if Instant::now() > deadline {
-                bail!("zygote daemon did not come up at {}; see {}", sock.display(), paths::log(&dir).display());
+                bail!(
+                    "zygote daemon did not come up at {}; see {}",
+                    sock.display(),
+                    paths::log(&dir).display()
+                );
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -109,7 +132,12 @@ fn delete(id: &str, bundle: &Path) -> Result<()> {
         Some(d) => (d.pid, d.exit_status, d.exited_at_ns),
         None => (0, 137, zygote_monitor::state::wall_ns()),
     };
-    let resp = DeleteResponse { pid, exit_status: status, exited_at: Some(zygote_daemon::daemon::timestamp(at)).into(), ..Default::default() };
+    let resp = DeleteResponse {
+        pid,
+        exit_status: status,
+        exited_at: Some(zygote_daemon::daemon::timestamp(at)).into(),
+        ..Default::default()
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(&resp.write_to_bytes()?)?;
     out.flush()?;

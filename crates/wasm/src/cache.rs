@@ -189,11 +189,17 @@ impl Cache {
             let size = std::fs::metadata(&artifact).map(|m| m.len()).ok();
             match (meta, size) {
                 (Some(m), Some(size)) if m.artifact_bytes == size => {
-                    let last_use =
-                        std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+                    let last_use = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
                     index.entries.insert(
                         key.to_string(),
-                        Entry { artifact_sha256: m.artifact_sha256, bytes: size, last_use, verified: None },
+                        Entry {
+                            artifact_sha256: m.artifact_sha256,
+                            bytes: size,
+                            last_use,
+                            verified: None,
+                        },
                     );
                 }
                 _ => {
@@ -220,8 +226,12 @@ impl Cache {
     pub fn get(&self, module: &mut File, name: &Path) -> Result<Artifact, WasmError> {
         let started = Instant::now();
         let mut bytes = Vec::new();
-        module.seek(SeekFrom::Start(0)).map_err(WasmError::io(format!("seek {}", name.display())))?;
-        module.read_to_end(&mut bytes).map_err(WasmError::io(format!("read {}", name.display())))?;
+        module
+            .seek(SeekFrom::Start(0))
+            .map_err(WasmError::io(format!("seek {}", name.display())))?;
+        module
+            .read_to_end(&mut bytes)
+            .map_err(WasmError::io(format!("read {}", name.display())))?;
         let digest = hex(&Sha256::digest(&bytes));
         let key = format!("{digest}-{}", self.compat);
         let path = self.dir.join(format!("{key}.cwasm"));
@@ -232,7 +242,14 @@ impl Cache {
                     self.count(|s| s.hits += 1);
                     self.touch(&key);
                     let lookup_us = started.elapsed().as_micros() as u64;
-                    return Ok(Artifact { path, digest, outcome: Outcome::Hit, compile_us: 0, lookup_us, fingerprint });
+                    return Ok(Artifact {
+                        path,
+                        digest,
+                        outcome: Outcome::Hit,
+                        compile_us: 0,
+                        lookup_us,
+                        fingerprint,
+                    });
                 }
                 Check::Corrupt => outcome = Outcome::Recompiled,
                 Check::Missing => {}
@@ -247,10 +264,10 @@ impl Cache {
             }
             let lookup_us = started.elapsed().as_micros() as u64;
             let t = Instant::now();
-            let compiled = self
-                .engine
-                .precompile_module(&bytes)
-                .map_err(|e| WasmError::Compile { module: name.to_path_buf(), message: format!("{e:#}") })?;
+            let compiled = self.engine.precompile_module(&bytes).map_err(|e| WasmError::Compile {
+                module: name.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
             let compile_us = t.elapsed().as_micros() as u64;
             let fingerprint = self.insert(&key, &digest, &compiled)?;
             self.count(|s| {
@@ -260,9 +277,19 @@ impl Cache {
                 }
             });
             self.evict(&key);
-            return Ok(Artifact { path, digest, outcome, compile_us, lookup_us, fingerprint });
+            return Ok(Artifact {
+                path,
+                digest,
+                outcome,
+                compile_us,
+                lookup_us,
+                fingerprint,
+            });
         }
-        Err(WasmError::Compile { module: name.to_path_buf(), message: "the cache entry vanished twice".into() })
+        Err(WasmError::Compile {
+            module: name.to_path_buf(),
+            message: "the cache entry vanished twice".into(),
+        })
     }
 
     /// Counters and totals.
@@ -322,7 +349,12 @@ impl Cache {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         index.entries.insert(
             key.to_string(),
-            Entry { artifact_sha256, bytes: compiled.len() as u64, last_use: SystemTime::now(), verified: Some(fp) },
+            Entry {
+                artifact_sha256,
+                bytes: compiled.len() as u64,
+                last_use: SystemTime::now(),
+                verified: Some(fp),
+            },
         );
         refresh_totals(&mut index);
         Ok(fp)
@@ -331,7 +363,13 @@ impl Cache {
     /// Record a use (in memory and as the meta file's mtime).
     fn touch(&self, key: &str) {
         let now = SystemTime::now();
-        if let Some(e) = self.index.lock().unwrap_or_else(|p| p.into_inner()).entries.get_mut(key) {
+        if let Some(e) = self
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .get_mut(key)
+        {
             e.last_use = now;
         }
         if let Ok(f) = File::options().write(true).open(self.dir.join(format!("{key}.meta"))) {
@@ -457,12 +495,17 @@ mod tests {
     #[test]
     fn least_recently_used_entries_are_evicted_past_the_bound() {
         let d = tempfile::tempdir().unwrap();
-        let (a, b, c) =
-            (module(d.path(), "a.wasm", "a"), module(d.path(), "b.wasm", "b"), module(d.path(), "c.wasm", "c"));
+        let (a, b, c) = (
+            module(d.path(), "a.wasm", "a"),
+            module(d.path(), "b.wasm", "b"),
+            module(d.path(), "c.wasm", "c"),
+        );
         let probe = Cache::open(&d.path().join("p"), 1 << 30).unwrap();
         let one = std::fs::metadata(get(&probe, &a).path).unwrap().len();
         // Room for two artifacts.
-        let cache = Cache::open(&d.path().join("c"), one * 2 + one / 2).unwrap().with_eviction_grace(Duration::ZERO);
+        let cache = Cache::open(&d.path().join("c"), one * 2 + one / 2)
+            .unwrap()
+            .with_eviction_grace(Duration::ZERO);
         get(&cache, &a);
         std::thread::sleep(Duration::from_millis(20));
         get(&cache, &b);

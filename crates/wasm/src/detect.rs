@@ -57,22 +57,38 @@ pub fn entrypoint(rootfs: &Path, arg0: &str, cwd: &str, env: &[String]) -> Resul
     let candidates: Vec<PathBuf> = if arg0.contains('/') {
         vec![Path::new(cwd).join(arg0)]
     } else {
-        let path = env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-        path.split(':').map(|d| Path::new(if d.is_empty() { cwd } else { d }).join(arg0)).collect()
+        let path = env
+            .iter()
+            .find_map(|kv| kv.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        path.split(':')
+            .map(|d| Path::new(if d.is_empty() { cwd } else { d }).join(arg0))
+            .collect()
     };
     for candidate in candidates {
         let Ok(mut file) = sys::open_in_root(&root, &candidate) else {
             continue;
         };
-        let meta = file.metadata().map_err(WasmError::io(format!("stat {}", candidate.display())))?;
+        let meta = file
+            .metadata()
+            .map_err(WasmError::io(format!("stat {}", candidate.display())))?;
         if !meta.is_file() {
             continue;
         }
         let mut header = [0u8; 8];
         let n = read_up_to(&mut file, &mut header).map_err(WasmError::io(format!("read {}", candidate.display())))?;
         match kind_of(&header[..n]) {
-            Kind::Module => return Ok(Some(Entrypoint { file, in_rootfs: candidate })),
-            Kind::Component => return Err(WasmError::Component { path: candidate.display().to_string() }),
+            Kind::Module => {
+                return Ok(Some(Entrypoint {
+                    file,
+                    in_rootfs: candidate,
+                }))
+            }
+            Kind::Component => {
+                return Err(WasmError::Component {
+                    path: candidate.display().to_string(),
+                })
+            }
             // Like a PATH search: a non-executable file is skipped.
             Kind::Native if meta.permissions().mode() & 0o111 == 0 => continue,
             Kind::Native => return Ok(None),
@@ -119,7 +135,9 @@ mod tests {
         let d = rootfs();
         let found = entrypoint(d.path(), "/app.wasm", "/", &[]).unwrap().unwrap();
         assert_eq!(found.in_rootfs, Path::new("/app.wasm"));
-        let found = entrypoint(d.path(), "noext", "/", &["PATH=/bin".into()]).unwrap().unwrap();
+        let found = entrypoint(d.path(), "noext", "/", &["PATH=/bin".into()])
+            .unwrap()
+            .unwrap();
         assert_eq!(found.in_rootfs, Path::new("/bin/noext"));
         assert!(entrypoint(d.path(), "/fake.wasm", "/", &[]).unwrap().is_none());
         assert!(entrypoint(d.path(), "sh", "/", &[]).unwrap().is_none());

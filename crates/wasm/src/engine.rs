@@ -48,7 +48,9 @@ pub fn runner() -> Result<(Engine, bool), WasmError> {
         Ok(e) => Ok((e, true)),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable, using on-demand allocation");
-            Engine::new(&base()).map(|e| (e, false)).map_err(|e| WasmError::Engine(format!("{e:#}")))
+            Engine::new(&base())
+                .map(|e| (e, false))
+                .map_err(|e| WasmError::Engine(format!("{e:#}")))
         }
     }
 }

@@ -55,7 +55,11 @@ struct MemoryCap(Option<usize>);
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         match self.0 {
-            Some(limit) if desired > limit => Err(wasmtime::Error::new(MemoryLimitReached { current, desired, limit })),
+            Some(limit) if desired > limit => Err(wasmtime::Error::new(MemoryLimitReached {
+                current,
+                desired,
+                limit,
+            })),
             _ => Ok(true),
         }
     }
@@ -97,7 +101,12 @@ fn new_warm() -> Result<Warm, RuntimeError> {
     let mut linker: Linker<Host> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
         .map_err(|e| rt("link WASI preview 1", format!("{e:#}")))?;
-    Ok(Warm { engine, pooling, linker, hot: HashMap::new() })
+    Ok(Warm {
+        engine,
+        pooling,
+        linker,
+        hot: HashMap::new(),
+    })
 }
 
 fn identity(path: &Path) -> std::io::Result<(PathBuf, Fingerprint)> {
@@ -107,9 +116,12 @@ fn identity(path: &Path) -> std::io::Result<(PathBuf, Fingerprint)> {
 fn prepare(warm: &Warm, artifact: &Path) -> Result<InstancePre<Host>, RuntimeError> {
     let module = sys::load_artifact(&warm.engine, artifact)
         .map_err(|e| rt(&format!("load artifact {}", artifact.display()), format!("{e:#}")))?;
-    warm.linker
-        .instantiate_pre(&module)
-        .map_err(|e| rt("link the module's imports (only WASI preview 1 is provided)", format!("{e:#}")))
+    warm.linker.instantiate_pre(&module).map_err(|e| {
+        rt(
+            "link the module's imports (only WASI preview 1 is provided)",
+            format!("{e:#}"),
+        )
+    })
 }
 
 impl GuestRunner for WasmRunner {
@@ -148,13 +160,21 @@ impl GuestRunner for WasmRunner {
             Some(pre) => pre.clone(),
             None => prepare(&warm, &task.artifact)?,
         };
-        tracing::debug!(pooling = warm.pooling, hot = warm.hot.contains_key(&id), "wasm module loaded");
+        tracing::debug!(
+            pooling = warm.pooling,
+            hot = warm.hot.contains_key(&id),
+            "wasm module loaded"
+        );
         // The other hot modules are never released: releasing one reads its
         // mapping (unwind tables), and a cache file changed in place since
         // it was mapped (a corrupt entry the daemon has since replaced)
         // would raise SIGBUS. The process ends with its task anyway.
         std::mem::forget(warm.hot);
-        Ok(Box::new(Loaded { engine: warm.engine, pre, task: task.clone() }))
+        Ok(Box::new(Loaded {
+            engine: warm.engine,
+            pre,
+            task: task.clone(),
+        }))
     }
 }
 
@@ -166,13 +186,26 @@ struct Loaded {
 
 impl LoadedGuest for Loaded {
     fn instantiate(self: Box<Self>, launch: &GuestLaunch) -> Result<Box<dyn ReadyGuest>, RuntimeError> {
-        let perms = if self.task.readonly_root { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        let perms = if self.task.readonly_root {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
         let mut b = WasiCtxBuilder::new();
-        b.args(&launch.args).envs(&launch.env).inherit_stdio().allow_blocking_current_thread(true);
+        b.args(&launch.args)
+            .envs(&launch.env)
+            .inherit_stdio()
+            .allow_blocking_current_thread(true);
         b.preopened_dir(&launch.rootfs, "/", perms)
             .map_err(|e| rt(&format!("preopen {} as /", launch.rootfs.display()), format!("{e:#}")))?;
         let cap = MemoryCap(self.task.memory_limit.map(|l| l as usize));
-        let mut store = Store::new(&self.engine, Host { wasi: b.build_p1(), cap });
+        let mut store = Store::new(
+            &self.engine,
+            Host {
+                wasi: b.build_p1(),
+                cap,
+            },
+        );
         store.limiter(|h| &mut h.cap);
         store.set_epoch_deadline(1);
         store.epoch_deadline_trap();
@@ -181,10 +214,18 @@ impl LoadedGuest for Loaded {
             .pre
             .instantiate(&mut store)
             .map_err(|e| rt(&format!("instantiate {}", self.task.module_in_rootfs), format!("{e:#}")))?;
-        let start = instance
-            .get_typed_func::<(), ()>(&mut store, "_start")
-            .map_err(|_| rt(&self.task.module_in_rootfs, "exports no `_start` function (not a WASI command module)"))?;
-        Ok(Box::new(Ready { engine: self.engine, store, start, module: self.task.module_in_rootfs }))
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(|_| {
+            rt(
+                &self.task.module_in_rootfs,
+                "exports no `_start` function (not a WASI command module)",
+            )
+        })?;
+        Ok(Box::new(Ready {
+            engine: self.engine,
+            store,
+            start,
+            module: self.task.module_in_rootfs,
+        }))
     }
 }
 
@@ -197,12 +238,21 @@ struct Ready {
 
 impl ReadyGuest for Ready {
     fn run(self: Box<Self>, entered: &dyn Fn()) -> i32 {
-        let Ready { engine, mut store, start, module } = *self;
+        let Ready {
+            engine,
+            mut store,
+            start,
+            module,
+        } = *self;
         if let Err(e) = signals::arm(&engine) {
             eprintln!("zygote: {module}: cannot install signal handlers: {e}");
             return 1;
         }
-        let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        let tokio = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+        {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("zygote: {module}: cannot start the WASI runtime: {e}");

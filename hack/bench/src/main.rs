@@ -39,7 +39,16 @@ pub struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { address: String::new(), image: String::new(), state_dir: PathBuf::new(), n: 30, tasks: 10, burst: 50, wasm_image: None, wasm_cache: None };
+    let mut a = Args {
+        address: String::new(),
+        image: String::new(),
+        state_dir: PathBuf::new(),
+        n: 30,
+        tasks: 10,
+        burst: 50,
+        wasm_image: None,
+        wasm_cache: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
@@ -62,7 +71,12 @@ fn parse_args() -> Result<Args> {
 }
 
 pub fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
-    let out = Command::new("ctr").arg("--address").arg(&a.address).args(args).output().context("run ctr")?;
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(&a.address)
+        .args(args)
+        .output()
+        .context("run ctr")?;
     Ok(out)
 }
 
@@ -112,14 +126,20 @@ pub fn pss_kib(pid: u32) -> u64 {
 }
 
 fn field_kib(s: &str, key: &str) -> u64 {
-    s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Pids whose cmdline contains all of `needles`.
 pub fn pids_matching(needles: &[&str]) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if needles.iter().all(|n| cmd.contains(n)) {
@@ -163,10 +183,19 @@ fn memory(a: &Args, dir: &Path) -> Result<()> {
     let mnt = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
     let claimed = pids_matching(&["__zygote", &own]).into_iter().filter(|z| {
         let kids = std::fs::read_to_string(format!("/proc/{z}/task/{z}/children")).unwrap_or_default();
-        kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()).any(|k| mnt(k) != mnt(*z))
+        kids.split_whitespace()
+            .filter_map(|k| k.parse::<u32>().ok())
+            .any(|k| mnt(k) != mnt(*z))
     });
-    let monitors: u64 = pids_matching(&["__monitor", &tag]).into_iter().chain(claimed).map(pss_kib).sum();
-    let shims: u64 = pids_matching(&["containerd-shim-runc-v2", &tag]).iter().map(|p| pss_kib(*p)).sum();
+    let monitors: u64 = pids_matching(&["__monitor", &tag])
+        .into_iter()
+        .chain(claimed)
+        .map(pss_kib)
+        .sum();
+    let shims: u64 = pids_matching(&["containerd-shim-runc-v2", &tag])
+        .iter()
+        .map(|p| pss_kib(*p))
+        .sum();
     println!("\nmemory (KiB):");
     println!("  zygote daemon idle: RSS {idle}, PSS {idle_pss}");
     println!(
@@ -175,7 +204,10 @@ fn memory(a: &Args, dir: &Path) -> Result<()> {
         monitors as f64 / a.tasks as f64,
         (busy.saturating_sub(idle) + monitors) as f64 / a.tasks as f64
     );
-    println!("  runc-v2 per running task: shim PSS {:.0}", shims as f64 / a.tasks as f64);
+    println!(
+        "  runc-v2 per running task: shim PSS {:.0}",
+        shims as f64 / a.tasks as f64
+    );
     for rt in ["r", "z"] {
         for i in 0..a.tasks {
             let id = format!("{tag}-{rt}-{i}");
@@ -215,8 +247,15 @@ fn main() -> Result<()> {
     println!("ctr run --rm {} /bin/true, {} runs each, interleaved:", a.image, a.n);
     println!("  runc-v2     : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
     println!("  zygote warm : median {zm:7.1} ms   p90 {:7.1} ms", pct(&mut z, 0.9));
-    println!("  zygote cold : median {cm:7.1} ms   p90 {:7.1} ms   (profile \"cold\": pool disabled)", pct(&mut c, 0.9));
-    println!("  ratio runc/zygote warm (median): {:.2}x; runc/zygote cold: {:.2}x", rm / zm, rm / cm);
+    println!(
+        "  zygote cold : median {cm:7.1} ms   p90 {:7.1} ms   (profile \"cold\": pool disabled)",
+        pct(&mut c, 0.9)
+    );
+    println!(
+        "  ratio runc/zygote warm (median): {:.2}x; runc/zygote cold: {:.2}x",
+        rm / zm,
+        rm / cm
+    );
     let dir = daemon_dir(&a.state_dir)?;
     for (label, prefix) in [("warm", format!("{tag}-z")), ("cold", format!("{tag}-c"))] {
         let t = timings(&dir, &prefix);
@@ -227,8 +266,14 @@ fn main() -> Result<()> {
         let mut s: Vec<f64> = t.iter().map(|x| x.1).collect();
         let mut e: Vec<f64> = t.iter().map(|x| x.2).collect();
         println!("shim-level, {label} (daemon timestamps, {} tasks):", t.len());
-        println!("  Create received -> container ready at exec barrier: median {:.2} ms", pct(&mut cr, 0.5));
-        println!("  Start received -> user process exec'd:             median {:.2} ms", pct(&mut s, 0.5));
+        println!(
+            "  Create received -> container ready at exec barrier: median {:.2} ms",
+            pct(&mut cr, 0.5)
+        );
+        println!(
+            "  Start received -> user process exec'd:             median {:.2} ms",
+            pct(&mut s, 0.5)
+        );
         println!("  Create received -> user process exec'd:            median {:.2} ms (includes containerd's gap between Create and Start)", pct(&mut e, 0.5));
     }
     println!("burst of {} concurrent ctr run --rm /bin/true:", a.burst);

@@ -41,7 +41,12 @@ pub fn burst(a: &Args, runtime: &str, tag: &str, n: usize, extra: &[&str]) -> Ve
 }
 
 pub fn print_burst(label: &str, mut v: Vec<f64>, n: usize) {
-    println!("  {label:8}: {}/{n} ok, p50 {:7.1} ms   p99 {:7.1} ms", v.len(), pct(&mut v, 0.5), pct(&mut v, 0.99));
+    println!(
+        "  {label:8}: {}/{n} ok, p50 {:7.1} ms   p99 {:7.1} ms",
+        v.len(),
+        pct(&mut v, 0.5),
+        pct(&mut v, 0.99)
+    );
 }
 
 /// Pool counters of `profile` and PSS of its idle zygotes (each one: the

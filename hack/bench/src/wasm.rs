@@ -50,15 +50,27 @@ pub fn run(a: &Args, dir: &Path, image: &str, cache: &Path) -> Result<()> {
     }
     let (rm, wm) = (pct(&mut r, 0.5), pct(&mut w, 0.5));
     println!("\nWasm: ctr run --rm {image} (hello.wasm, profile wasm) vs runc-v2 busybox /bin/true, {} runs each, interleaved:", a.n);
-    println!("  runc-v2 busybox : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
-    println!("  zygote wasm     : median {wm:7.1} ms   p90 {:7.1} ms", pct(&mut w, 0.9));
+    println!(
+        "  runc-v2 busybox : median {rm:7.1} ms   p90 {:7.1} ms",
+        pct(&mut r, 0.9)
+    );
+    println!(
+        "  zygote wasm     : median {wm:7.1} ms   p90 {:7.1} ms",
+        pct(&mut w, 0.9)
+    );
     println!("  ratio runc/zygote wasm (median): {:.2}x", rm / wm);
     let t = timings(dir, &format!("{tag}-w"));
     let mut cr: Vec<f64> = t.iter().map(|x| x.0).collect();
     let mut st: Vec<f64> = t.iter().map(|x| x.1).collect();
     println!("shim-level wasm spawn (daemon timestamps, {} tasks):", t.len());
-    println!("  Create received -> instance ready at the barrier:  median {:.2} ms", pct(&mut cr, 0.5));
-    println!("  Start received -> _start entered:                  median {:.2} ms", pct(&mut st, 0.5));
+    println!(
+        "  Create received -> instance ready at the barrier:  median {:.2} ms",
+        pct(&mut cr, 0.5)
+    );
+    println!(
+        "  Start received -> _start entered:                  median {:.2} ms",
+        pct(&mut st, 0.5)
+    );
     println!(
         "  sum (Create->ready + Start->_start, without ctr's gap): median {:.2} ms",
         pct(&mut cr, 0.5) + pct(&mut st, 0.5)

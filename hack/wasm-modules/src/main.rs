@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 
 fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [src, out] = args.as_slice() else { bail!("usage: wasm-modules <src-dir> <out-dir>") };
+    let [src, out] = args.as_slice() else {
+        bail!("usage: wasm-modules <src-dir> <out-dir>")
+    };
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let mut built = 0;
     for entry in std::fs::read_dir(src).with_context(|| format!("list {}", src.display()))? {

@@ -60,10 +60,7 @@ impl Output {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
-    {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -88,11 +85,7 @@ pub struct Background {
     started: Instant,
 }
 
-fn spawn_reader<R: Read + Send + 'static>(
-    mut r: R,
-    buf: Arc<Mutex<Vec<u8>>>,
-    done: mpsc::Sender<()>,
-) {
+fn spawn_reader<R: Read + Send + 'static>(mut r: R, buf: Arc<Mutex<Vec<u8>>>, done: mpsc::Sender<()>) {
     thread::spawn(move || {
         let mut chunk = [0u8; 8192];
         loop {
@@ -119,31 +112,18 @@ impl Background {
     /// piped when `pipe_stdin`, else /dev/null.
     pub fn spawn(mut cmd: Command, pipe_stdin: bool) -> Background {
         let cmdline = {
-            let args: Vec<String> = cmd
-                .get_args()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
+            let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
             cmdline_of(&cmd.get_program().to_string_lossy(), &args)
         };
-        cmd.stdin(if pipe_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
+        cmd.stdin(if pipe_stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, done_rx) = mpsc::channel();
-        spawn_reader(
-            child.stdout.take().expect("stdout"),
-            stdout.clone(),
-            tx.clone(),
-        );
+        spawn_reader(child.stdout.take().expect("stdout"), stdout.clone(), tx.clone());
         spawn_reader(child.stderr.take().expect("stderr"), stderr.clone(), tx);
         let stdin = child.stdin.take();
         Background {
@@ -191,10 +171,7 @@ impl Background {
     }
 
     pub fn write_stdin(&mut self, data: &[u8]) {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .expect("stdin was not piped or is closed");
+        let stdin = self.stdin.as_mut().expect("stdin was not piped or is closed");
         stdin.write_all(data).expect("write to child stdin");
         stdin.flush().expect("flush child stdin");
     }
@@ -240,12 +217,7 @@ impl Background {
             if Instant::now() > deadline {
                 timed_out = true;
                 self.kill_group(libc::SIGKILL);
-                break self
-                    .child
-                    .as_mut()
-                    .expect("child")
-                    .wait()
-                    .expect("wait after kill");
+                break self.child.as_mut().expect("child").wait().expect("wait after kill");
             }
             thread::sleep(Duration::from_millis(5));
         };

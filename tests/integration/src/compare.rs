@@ -28,11 +28,7 @@ where
 {
     let mut results = Vec::new();
     for rt in selected_runtimes() {
-        eprintln!(
-            "--- {scenario}: running under {} ({})",
-            rt.short(),
-            rt.name()
-        );
+        eprintln!("--- {scenario}: running under {} ({})", rt.short(), rt.name());
         let r = catch_unwind(AssertUnwindSafe(|| f(rt))).map_err(|e| panic_message(e.as_ref()));
         match &r {
             Ok(v) => eprintln!("--- {scenario}: {} observed {v:?}", rt.short()),

@@ -49,7 +49,10 @@ impl Ctr {
 
     /// The same namespace on another containerd (see `PrivateContainerd`).
     pub fn at(address: &str) -> Ctr {
-        Ctr { address: Some(address.to_string()), ..Ctr::new() }
+        Ctr {
+            address: Some(address.to_string()),
+            ..Ctr::new()
+        }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Ctr {
@@ -234,9 +237,7 @@ pub fn parse_exit_warning(stderr: &str) -> Option<i32> {
 /// Strip what the pty adds: `\r`, NULs, and the echoed `^@`/`^D` that
 /// `script` produces when its own stdin is at EOF (/dev/null).
 pub fn normalize_tty(s: &str) -> String {
-    s.replace(['\r', '\0'], "")
-        .replace("^@", "")
-        .replace("^D", "")
+    s.replace(['\r', '\0'], "").replace("^@", "").replace("^D", "")
 }
 
 /// Removes the container (task and record) when dropped, whatever happened.
@@ -272,9 +273,7 @@ mod tests {
 
     #[test]
     fn parses_task_ls() {
-        let t = parse_task_ls(
-            "TASK      PID     STATUS    \nholder    7667    RUNNING\nd1        0       STOPPED\n",
-        );
+        let t = parse_task_ls("TASK      PID     STATUS    \nholder    7667    RUNNING\nd1        0       STOPPED\n");
         assert_eq!(t.len(), 2);
         assert_eq!(
             t[0],

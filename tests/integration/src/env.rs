@@ -22,8 +22,7 @@ pub struct TestEnv {
     pub hack_dir: PathBuf,
 }
 
-const HOW_TO_RUN: &str =
-    "the integration tests need the private containerd started by hack/test.sh; \
+const HOW_TO_RUN: &str = "the integration tests need the private containerd started by hack/test.sh; \
 run e.g. `hack/test.sh` or `hack/test.sh -p zygote-integration-tests --test basic` \
 (ZYGOTE_TEST_RUNTIMES=runc to exercise runc only)";
 
@@ -68,7 +67,10 @@ pub fn env() -> &'static TestEnv {
             );
         }
         if !env.rootfs.join("bin/busybox").exists() {
-            panic!("ZYGOTE_TEST_ROOTFS={} has no bin/busybox: {HOW_TO_RUN}", env.rootfs.display());
+            panic!(
+                "ZYGOTE_TEST_ROOTFS={} has no bin/busybox: {HOW_TO_RUN}",
+                env.rootfs.display()
+            );
         }
         env
     })

@@ -49,11 +49,7 @@ impl Events {
     }
 
     pub fn all(&self) -> Vec<Event> {
-        self.bg
-            .stdout_so_far()
-            .lines()
-            .filter_map(parse_event_line)
-            .collect()
+        self.bg.stdout_so_far().lines().filter_map(parse_event_line).collect()
     }
 
     /// Events of the test namespace concerning container `id`.
@@ -72,11 +68,7 @@ impl Events {
     pub fn wait_for(&self, id: &str, topic: &str, timeout: Duration) -> Option<Event> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(e) = self
-                .for_container(id)
-                .into_iter()
-                .find(|e| e.topic == topic)
-            {
+            if let Some(e) = self.for_container(id).into_iter().find(|e| e.topic == topic) {
                 return Some(e);
             }
             if Instant::now() > deadline {
@@ -91,16 +83,12 @@ impl Events {
     pub fn exit_status(&self, id: &str, timeout: Duration) -> Option<i64> {
         let deadline = Instant::now() + timeout;
         loop {
-            let found = self.for_container(id).into_iter().find(|e| {
-                e.topic == "/tasks/exit" && e.payload.get("id").and_then(|v| v.as_str()) == Some(id)
-            });
+            let found = self
+                .for_container(id)
+                .into_iter()
+                .find(|e| e.topic == "/tasks/exit" && e.payload.get("id").and_then(|v| v.as_str()) == Some(id));
             if let Some(e) = found {
-                return Some(
-                    e.payload
-                        .get("exit_status")
-                        .and_then(|v| v.as_i64())
-                        .unwrap_or(0),
-                );
+                return Some(e.payload.get("exit_status").and_then(|v| v.as_i64()).unwrap_or(0));
             }
             if Instant::now() > deadline {
                 return None;

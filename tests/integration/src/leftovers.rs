@@ -19,10 +19,7 @@ fn mountinfo_sources() -> Vec<(String, String)> {
     for (_, pid) in zygote_daemons() {
         let ns = fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
         if ns.is_some() && ns != my_ns {
-            sources.push((
-                format!("zygote daemon {pid}"),
-                format!("/proc/{pid}/mountinfo"),
-            ));
+            sources.push((format!("zygote daemon {pid}"), format!("/proc/{pid}/mountinfo")));
         }
     }
     sources
@@ -33,11 +30,7 @@ pub fn mounts_mentioning(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (who, path) in mountinfo_sources() {
         if let Ok(text) = fs::read_to_string(&path) {
-            out.extend(
-                text.lines()
-                    .filter(|l| l.contains(id))
-                    .map(|l| format!("[{who}] {l}")),
-            );
+            out.extend(text.lines().filter(|l| l.contains(id)).map(|l| format!("[{who}] {l}")));
         }
     }
     out
@@ -115,9 +108,7 @@ pub fn cgroups_named(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     for root in cgroup_roots() {
         walk_dirs(&root, 6, &mut |p| {
-            if p.file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(id))
-            {
+            if p.file_name().is_some_and(|n| n.to_string_lossy().contains(id)) {
                 out.push(p.to_string_lossy().into_owned());
             }
         });
@@ -137,7 +128,10 @@ pub fn cgroup_count() -> usize {
             // Warm zygotes' pool cgroups come and go with the pools (the
             // pool tests account for them).
             walk_dirs(&d, 8, &mut |p| {
-                if !p.file_name().is_some_and(|f| f.to_string_lossy().starts_with("zygote@")) {
+                if !p
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with("zygote@"))
+                {
                     n += 1
                 }
             });
@@ -165,7 +159,9 @@ pub fn pool_cgroups() -> Vec<PathBuf> {
                 continue;
             }
             walk_dirs(&entry.path(), 4, &mut |p| {
-                if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zygote@")) {
+                if p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("zygote@"))
+                {
                     out.push(p.to_path_buf());
                 }
             });
@@ -220,9 +216,7 @@ pub fn state_dirs_for(id: &str) -> Vec<String> {
     }
     for p in [
         bundle_dir(id),
-        PathBuf::from("/run/containerd/runc")
-            .join(&e.namespace)
-            .join(id),
+        PathBuf::from("/run/containerd/runc").join(&e.namespace).join(id),
     ] {
         if p.exists() {
             out.push(p.to_string_lossy().into_owned());

@@ -35,7 +35,11 @@ pub fn ensure_daemon() {
         let out = crate::ctr::Ctr::new().run_rm(crate::runtime::Runtime::Zygote, &id, &[], &["true"]);
         assert!(out.success(), "{}", out.describe());
     }
-    assert!(daemon_dir().is_some(), "no zygote daemon directory with a daemon.pid under {}", env().state_dir.display());
+    assert!(
+        daemon_dir().is_some(),
+        "no zygote daemon directory with a daemon.pid under {}",
+        env().state_dir.display()
+    );
 }
 
 /// The daemon's pool counters (`{"profiles": {name: {...}}}`).
@@ -53,7 +57,9 @@ pub fn pool_counter(profile: &str, field: &str) -> u64 {
 
 /// A fallback counter of one profile (0 when absent).
 pub fn pool_fallbacks(profile: &str, reason: &str) -> u64 {
-    pools_json()["profiles"][profile]["fallbacks"][reason].as_u64().unwrap_or(0)
+    pools_json()["profiles"][profile]["fallbacks"][reason]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// Polls `f` every 50 ms until it holds or `timeout` passes.
@@ -83,7 +89,9 @@ pub fn timing(id: &str) -> Option<Value> {
 /// (their argument names the daemon's directory).
 pub fn zygote_pids() -> Vec<i32> {
     let ours = env().state_dir.to_string_lossy().into_owned();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     rd.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
@@ -139,7 +147,10 @@ pub fn idle_zygotes() -> Vec<IdleZygote> {
         .filter_map(|&pid| {
             let children = children_of(pid);
             let [child] = children[..] else { return None };
-            if !pids.contains(&child) || !crate::process::proc_alive(pid as u32) || !crate::process::proc_alive(child as u32) {
+            if !pids.contains(&child)
+                || !crate::process::proc_alive(pid as u32)
+                || !crate::process::proc_alive(child as u32)
+            {
                 return None;
             }
             let cfg = zygote_config(pid)?;
@@ -158,9 +169,14 @@ pub fn idle_zygotes() -> Vec<IdleZygote> {
 /// `pools.json` summed over every profile: (idle, spawning).
 pub fn pool_totals() -> (u64, u64) {
     let v = pools_json();
-    let Some(profiles) = v["profiles"].as_object() else { return (0, 0) };
+    let Some(profiles) = v["profiles"].as_object() else {
+        return (0, 0);
+    };
     profiles.values().fold((0, 0), |(i, s), p| {
-        (i + p["idle"].as_u64().unwrap_or(0), s + p["spawning"].as_u64().unwrap_or(0))
+        (
+            i + p["idle"].as_u64().unwrap_or(0),
+            s + p["spawning"].as_u64().unwrap_or(0),
+        )
     })
 }
 
@@ -190,7 +206,9 @@ pub fn orphan_pool_cgroups() -> Vec<String> {
             let procs = cgroup_pids(&dir);
             let why = match pool_cgroup_pid(&dir) {
                 None => "not named after a zygote".to_string(),
-                Some(pid) if !children.contains(&pid) => format!("zygote child {pid} is not waiting in a pool (procs {procs:?})"),
+                Some(pid) if !children.contains(&pid) => {
+                    format!("zygote child {pid} is not waiting in a pool (procs {procs:?})")
+                }
                 Some(_) if procs.is_empty() => "empty".to_string(),
                 Some(_) => return None,
             };

@@ -40,8 +40,16 @@ impl PrivateContainerd {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let out = containerd_sh("start", &dir, state_dir);
-        assert!(out.success(), "cannot start a private containerd in {}:\n{}", dir.display(), out.describe());
-        PrivateContainerd { dir, state_dir: state_dir.to_path_buf() }
+        assert!(
+            out.success(),
+            "cannot start a private containerd in {}:\n{}",
+            dir.display(),
+            out.describe()
+        );
+        PrivateContainerd {
+            dir,
+            state_dir: state_dir.to_path_buf(),
+        }
     }
 
     pub fn address(&self) -> String {
@@ -63,7 +71,11 @@ impl Drop for PrivateContainerd {
     fn drop(&mut self) {
         let out = containerd_sh("stop", &self.dir, &self.state_dir);
         if !out.success() {
-            eprintln!("warning: stopping the private containerd in {} failed:\n{}", self.dir.display(), out.describe());
+            eprintln!(
+                "warning: stopping the private containerd in {} failed:\n{}",
+                self.dir.display(),
+                out.describe()
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -77,9 +89,14 @@ pub struct Tmpfs {
 
 impl Tmpfs {
     pub fn mount(size: &str) -> Tmpfs {
-        let path = tempfile::Builder::new().prefix("zt-tmpfs-").tempdir_in("/var/tmp").expect("tempdir").keep();
+        let path = tempfile::Builder::new()
+            .prefix("zt-tmpfs-")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir")
+            .keep();
         let mut c = Command::new("mount");
-        c.args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"]).arg(&path);
+        c.args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(&path);
         run_cmd(c, Duration::from_secs(10)).assert_success();
         Tmpfs { path }
     }

@@ -18,9 +18,7 @@ pub fn proc_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
             // The state follows the last ')' (comm may contain spaces/parens).
-            let state = s
-                .rfind(')')
-                .and_then(|i| s[i + 1..].split_whitespace().next());
+            let state = s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -113,11 +111,7 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     let threads = field("Threads:")?;
     let rss_kib = field("VmRSS:").unwrap_or(0);
     let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-    Some(ProcStats {
-        threads,
-        fds,
-        rss_kib,
-    })
+    Some(ProcStats { threads, fds, rss_kib })
 }
 
 /// Live zygote daemons: (pid file, pid) from `$ZYGOTE_STATE_DIR/*/daemon.pid`.
@@ -187,9 +181,7 @@ pub fn count_processes(exe_prefix: &str, needle: &str) -> usize {
             let cmd = fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|r| String::from_utf8_lossy(&r).replace('\0', " "))
                 .unwrap_or_default();
-            name.is_some_and(|n| n.starts_with(exe_prefix))
-                && cmd.contains(needle)
-                && proc_alive(pid)
+            name.is_some_and(|n| n.starts_with(exe_prefix)) && cmd.contains(needle) && proc_alive(pid)
         })
         .count()
 }

@@ -18,8 +18,7 @@ pub fn default_spec() -> serde_json::Value {
     SPEC.get_or_init(|| {
         let out = Ctr::new().run(&["oci", "spec"]);
         out.assert_success();
-        serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("ctr oci spec: bad JSON: {e}\n{}", out.describe()))
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("ctr oci spec: bad JSON: {e}\n{}", out.describe()))
     })
     .clone()
 }
@@ -55,19 +54,14 @@ impl ConfigBundle {
         let mut spec = default_spec();
         spec["root"] = serde_json::json!({ "path": rootfs.to_string_lossy(), "readonly": false });
         spec["process"]["args"] = serde_json::json!(args);
-        spec["process"]["env"] = serde_json::json!([
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        ]);
+        spec["process"]["env"] =
+            serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
         spec["process"]["cwd"] = serde_json::json!("/");
         spec["process"]["terminal"] = serde_json::json!(false);
         spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/{}", e.namespace, id));
         edit(&mut spec);
         let config = dir.join("config.json");
-        fs::write(
-            &config,
-            serde_json::to_vec_pretty(&spec).expect("serialize spec"),
-        )
-        .expect("write config.json");
+        fs::write(&config, serde_json::to_vec_pretty(&spec).expect("serialize spec")).expect("write config.json");
         ConfigBundle {
             dir,
             config,

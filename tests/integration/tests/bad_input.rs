@@ -204,9 +204,9 @@ fn still_works_after_failures() {
                 .assert_failure();
         }
         let c = Container::new("after-fail", rt);
-        let out =
-            ctr.with_timeout(Duration::from_secs(60))
-                .run_rm(rt, c.id(), &[], &["echo", "ok"]);
+        let out = ctr
+            .with_timeout(Duration::from_secs(60))
+            .run_rm(rt, c.id(), &[], &["echo", "ok"]);
         (out.code(), out.stdout)
     });
 }
@@ -369,10 +369,7 @@ fn remove_ctr_fifos(id: &str) {
         };
         let mut ours = false;
         for f in files.flatten() {
-            if f.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{id}-"))
-            {
+            if f.file_name().to_string_lossy().starts_with(&format!("{id}-")) {
                 ours = true;
                 let _ = std::fs::remove_file(f.path());
             }
@@ -440,9 +437,7 @@ fn huge_profile_annotation_is_quoted_cut() {
     if out.timed_out {
         remove_ctr_fifos(c.id());
     }
-    eprintln!(
-        "(refusal, stderr under 4 KiB, daemon.log grew under 16 KiB, nothing left) = {obs:?}"
-    );
+    eprintln!("(refusal, stderr under 4 KiB, daemon.log grew under 16 KiB, nothing left) = {obs:?}");
     assert_eq!(
         obs,
         (REFUSED_AT_CREATE, true, true, true),

@@ -71,8 +71,7 @@ fn exit_code_after_task_kill_sigkill() {
         let c = Container::new("kill9", rt);
         let bg = ctr.spawn(&run_args(rt, c.id(), true, &[], &["sleep", "100"]));
         ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
-        ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()])
-            .assert_success();
+        ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()]).assert_success();
         bg.wait(Duration::from_secs(30)).code()
     });
 }
@@ -86,16 +85,9 @@ fn exit_code_after_task_kill_sigterm() {
         let host = HostProcess::sleeper();
         let pidns = format!("pid:{}", host.ns_path("pid"));
         let c = Container::new("kill15", rt);
-        let bg = ctr.spawn(&run_args(
-            rt,
-            c.id(),
-            true,
-            &["--with-ns", &pidns],
-            &["sleep", "100"],
-        ));
+        let bg = ctr.spawn(&run_args(rt, c.id(), true, &["--with-ns", &pidns], &["sleep", "100"]));
         ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
-        ctr.run(&["task", "kill", "-s", "SIGTERM", c.id()])
-            .assert_success();
+        ctr.run(&["task", "kill", "-s", "SIGTERM", c.id()]).assert_success();
         bg.wait(Duration::from_secs(30)).code()
     });
 }
@@ -106,12 +98,7 @@ fn stdout_and_stderr() {
     let expected = (0, "out\nmore out\n".to_string(), "err\n".to_string());
     both_expect("stdout/stderr", expected, |rt| {
         let c = Container::new("stdio", rt);
-        let out = Ctr::new().run_rm(
-            rt,
-            c.id(),
-            &[],
-            &["sh", "-c", "echo out; echo err >&2; echo more out"],
-        );
+        let out = Ctr::new().run_rm(rt, c.id(), &[], &["sh", "-c", "echo out; echo err >&2; echo more out"]);
         (out.code(), out.stdout, out.stderr)
     });
 }
@@ -121,12 +108,7 @@ fn stdout_and_stderr() {
 fn large_output() {
     both_expect("1 MiB of stdout", (0, 1_048_576usize), |rt| {
         let c = Container::new("bigout", rt);
-        let out = Ctr::new().run_rm(
-            rt,
-            c.id(),
-            &[],
-            &["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x"],
-        );
+        let out = Ctr::new().run_rm(rt, c.id(), &[], &["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x"]);
         (out.code(), out.stdout.len())
     });
 }
@@ -136,12 +118,7 @@ fn large_output() {
 fn environment() {
     let env = both("env", |rt| {
         let c = Container::new("env", rt);
-        let out = Ctr::new().run_rm(
-            rt,
-            c.id(),
-            &["--env", "FOO=bar", "--env", "EMPTY="],
-            &["env"],
-        );
+        let out = Ctr::new().run_rm(rt, c.id(), &["--env", "FOO=bar", "--env", "EMPTY="], &["env"]);
         let mut lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
         lines.sort();
         (out.code(), lines)
@@ -150,9 +127,7 @@ fn environment() {
     assert!(env.1.contains(&"FOO=bar".to_string()), "{env:?}");
     assert!(env.1.contains(&"EMPTY=".to_string()), "{env:?}");
     assert!(
-        env.1
-            .iter()
-            .any(|l| l.starts_with("PATH=") && l.contains("/bin")),
+        env.1.iter().any(|l| l.starts_with("PATH=") && l.contains("/bin")),
         "{env:?}"
     );
 }
@@ -201,8 +176,7 @@ fn user_additional_gids() {
     both_expect("additionalGids", (0, "1000 0 65534\n".to_string()), |rt| {
         let c = Container::new("gids", rt);
         let b = ConfigBundle::new(c.id(), &["id", "-G"], |s| {
-            s["process"]["user"] =
-                serde_json::json!({ "uid": 1000, "gid": 1000, "additionalGids": [0, 65534] });
+            s["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000, "additionalGids": [0, 65534] });
         });
         let out = Ctr::new().run(&[
             "run",
@@ -231,19 +205,10 @@ fn tty() {
             c2.id(),
             true,
             &["-t"],
-            &[
-                "sh",
-                "-c",
-                "test -t 0 && test -t 1 && echo is-a-tty; exit 6",
-            ],
+            &["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; exit 6"],
         ));
         let b_out = normalize_tty(&b.stdout);
-        (
-            a.code(),
-            normalize_tty(&a.stdout),
-            b.code(),
-            b_out.contains("is-a-tty"),
-        )
+        (a.code(), normalize_tty(&a.stdout), b.code(), b_out.contains("is-a-tty"))
     });
 }
 
@@ -265,8 +230,7 @@ fn tty_size_and_resize() {
         let script = format!("{WAIT_SIZE}; w \"\"; w \"$s\"");
         let args = run_args(rt, c.id(), true, &["-t"], &["sh", "-c", &script]);
         // `tty` tells which pty ctr runs on, to resize it from here.
-        let mut bg =
-            Background::spawn(ctr.tty_command("stty rows 33 cols 77 && tty", &args), false);
+        let mut bg = Background::spawn(ctr.tty_command("stty rows 33 cols 77 && tty", &args), false);
         assert!(
             bg.wait_for_stdout("size=33 77", Duration::from_secs(30)),
             "never saw the first size: {:?} {:?}",
@@ -297,37 +261,27 @@ fn tty_size_and_resize() {
 /// closes the container's stdin.  So stdin is closed only once the task runs.
 #[test]
 fn stdin_piped() {
-    both_expect(
-        "stdin",
-        (0, "hello\nworld\n".to_string(), "2\n".to_string()),
-        |rt| {
-            let ctr = Ctr::new();
-            let c = Container::new("stdin", rt);
-            let mut bg = ctr.spawn_with_stdin(&run_args(
-                rt,
-                c.id(),
-                true,
-                &[],
-                &["sh", "-c", "cat; cat /dev/null"],
-            ));
-            bg.write_stdin(b"hello\n");
-            ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
-            thread::sleep(Duration::from_millis(300));
-            bg.write_stdin(b"world\n");
-            bg.close_stdin();
-            let out = bg.wait(Duration::from_secs(30));
+    both_expect("stdin", (0, "hello\nworld\n".to_string(), "2\n".to_string()), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("stdin", rt);
+        let mut bg = ctr.spawn_with_stdin(&run_args(rt, c.id(), true, &[], &["sh", "-c", "cat; cat /dev/null"]));
+        bg.write_stdin(b"hello\n");
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        thread::sleep(Duration::from_millis(300));
+        bg.write_stdin(b"world\n");
+        bg.close_stdin();
+        let out = bg.wait(Duration::from_secs(30));
 
-            let c2 = Container::new("stdin-wc", rt);
-            let mut bg2 = ctr.spawn_with_stdin(&run_args(rt, c2.id(), true, &[], &["wc", "-l"]));
-            bg2.write_stdin(b"a\nb\n");
-            ctr.wait_status(c2.id(), "RUNNING", Duration::from_secs(20));
-            thread::sleep(Duration::from_millis(300));
-            bg2.close_stdin();
-            let out2 = bg2.wait(Duration::from_secs(30));
-            assert_eq!(out2.code(), 0, "{}", out2.describe());
-            (out.code(), out.stdout, out2.stdout.trim_start().to_string())
-        },
-    );
+        let c2 = Container::new("stdin-wc", rt);
+        let mut bg2 = ctr.spawn_with_stdin(&run_args(rt, c2.id(), true, &[], &["wc", "-l"]));
+        bg2.write_stdin(b"a\nb\n");
+        ctr.wait_status(c2.id(), "RUNNING", Duration::from_secs(20));
+        thread::sleep(Duration::from_millis(300));
+        bg2.close_stdin();
+        let out2 = bg2.wait(Duration::from_secs(30));
+        assert_eq!(out2.code(), 0, "{}", out2.describe());
+        (out.code(), out.stdout, out2.stdout.trim_start().to_string())
+    });
 }
 
 /// `ctr task exec`: output, exit code, --user, --cwd, and an exec of a
@@ -358,34 +312,9 @@ fn exec() {
             "-c",
             "echo exo; echo exe >&2; exit 4",
         ]);
-        let u = ctr.run(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e2",
-            "--user",
-            "1000:1000",
-            c.id(),
-            "id",
-        ]);
-        let w = ctr.run(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e3",
-            "--cwd",
-            "/etc",
-            c.id(),
-            "pwd",
-        ]);
-        let m = ctr.run(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e4",
-            c.id(),
-            "/bin/no-such-binary-zt",
-        ]);
+        let u = ctr.run(&["task", "exec", "--exec-id", "e2", "--user", "1000:1000", c.id(), "id"]);
+        let w = ctr.run(&["task", "exec", "--exec-id", "e3", "--cwd", "/etc", c.id(), "pwd"]);
+        let m = ctr.run(&["task", "exec", "--exec-id", "e4", c.id(), "/bin/no-such-binary-zt"]);
         let running = ctr.task(c.id()).map(|t| t.status) == Some("RUNNING".to_string());
         Obs {
             out: (a.code(), a.stdout, a.stderr),
@@ -399,10 +328,7 @@ fn exec() {
     assert_eq!(obs.out, (4, "exo\n".to_string(), "exe\n".to_string()));
     assert_eq!(
         obs.user,
-        (
-            0,
-            "uid=1000(user) gid=1000(user) groups=1000(user)\n".to_string()
-        )
+        (0, "uid=1000(user) gid=1000(user) groups=1000(user)\n".to_string())
     );
     assert_eq!(obs.cwd, (0, "/etc\n".to_string()));
     assert!(
@@ -432,17 +358,7 @@ fn exec_tty() {
         let out = run_cmd(
             ctr.tty_command(
                 "stty rows 22 cols 61",
-                &[
-                    "task",
-                    "exec",
-                    "-t",
-                    "--exec-id",
-                    "t1",
-                    c.id(),
-                    "sh",
-                    "-c",
-                    &script,
-                ],
+                &["task", "exec", "-t", "--exec-id", "t1", c.id(), "sh", "-c", &script],
             ),
             Duration::from_secs(60),
         );
@@ -456,11 +372,7 @@ fn exec_tty() {
 /// once the exec exists (see `stdin_piped`), so EOF comes after "ready".
 #[test]
 fn exec_stdin_close() {
-    let expected = (
-        0,
-        "ready\nhello\nworld\neof-seen\n".to_string(),
-        "RUNNING".to_string(),
-    );
+    let expected = (0, "ready\nhello\nworld\neof-seen\n".to_string(), "RUNNING".to_string());
     both_expect("exec stdin + CloseIO", expected, |rt| {
         let ctr = Ctr::new();
         let c = Container::new("exec-stdin", rt);
@@ -529,38 +441,30 @@ fn exec_concurrent() {
 #[test]
 fn signal_dispositions() {
     let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n".to_string();
-    both_expect(
-        "signal mask and ignored signals",
-        (clean.clone(), clean),
-        |rt| {
-            let ctr = Ctr::new();
-            let c = Container::new("sigmask", rt);
-            let show = [
-                "sh",
-                "-c",
-                "grep -E '^Sig(Blk|Ign):' /proc/self/status; sleep 60",
-            ];
-            let mut bg = ctr.spawn(&run_args(rt, c.id(), true, &[], &show));
-            assert!(
-                bg.wait_for_stdout("SigIgn", Duration::from_secs(20)),
-                "init printed nothing: {:?}",
-                bg.stderr_so_far()
-            );
-            let exec = ctr.run(&[
-                "task",
-                "exec",
-                "--exec-id",
-                "sig",
-                c.id(),
-                "grep",
-                "-E",
-                "^Sig(Blk|Ign):",
-                "/proc/self/status",
-            ]);
-            exec.assert_success();
-            (bg.stdout_so_far(), exec.stdout)
-        },
-    );
+    both_expect("signal mask and ignored signals", (clean.clone(), clean), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("sigmask", rt);
+        let show = ["sh", "-c", "grep -E '^Sig(Blk|Ign):' /proc/self/status; sleep 60"];
+        let mut bg = ctr.spawn(&run_args(rt, c.id(), true, &[], &show));
+        assert!(
+            bg.wait_for_stdout("SigIgn", Duration::from_secs(20)),
+            "init printed nothing: {:?}",
+            bg.stderr_so_far()
+        );
+        let exec = ctr.run(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "sig",
+            c.id(),
+            "grep",
+            "-E",
+            "^Sig(Blk|Ign):",
+            "/proc/self/status",
+        ]);
+        exec.assert_success();
+        (bg.stdout_so_far(), exec.stdout)
+    });
 }
 
 /// `ctr task kill -s SIGUSR1` reaches a handler in the init process.
@@ -576,8 +480,7 @@ fn kill_sigusr1() {
             "never ready: {:?}",
             bg.stderr_so_far()
         );
-        ctr.run(&["task", "kill", "-s", "SIGUSR1", c.id()])
-            .assert_success();
+        ctr.run(&["task", "kill", "-s", "SIGUSR1", c.id()]).assert_success();
         let out = bg.wait(Duration::from_secs(30));
         (out.code(), out.stdout.contains("got-usr1"))
     });
@@ -591,8 +494,7 @@ fn kill_sigkill_detached() {
         let c = Container::new("kill-d", rt);
         ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
         ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
-        ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()])
-            .assert_success();
+        ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()]).assert_success();
         let t = ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(20));
         (t.status, ctr.delete_task_exit_status(c.id()))
     });
@@ -617,11 +519,7 @@ fn kill_all() {
 #[test]
 fn pause_resume() {
     let expected = (
-        vec![
-            "RUNNING".to_string(),
-            "PAUSED".to_string(),
-            "RUNNING".to_string(),
-        ],
+        vec!["RUNNING".to_string(), "PAUSED".to_string(), "RUNNING".to_string()],
         true,
         true,
     );
@@ -639,16 +537,12 @@ fn pause_resume() {
                 "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
             ],
         );
-        let mut states = vec![
-            ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20))
-                .status,
-        ];
+        let mut states = vec![ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20)).status];
         thread::sleep(Duration::from_millis(300));
         ctr.run(&["task", "pause", c.id()]).assert_success();
         states.push(ctr.task(c.id()).expect("task").status);
         let pid = ctr.task_pid(c.id());
-        let read =
-            || std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n")).unwrap_or_default();
+        let read = || std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n")).unwrap_or_default();
         let before = read();
         thread::sleep(Duration::from_millis(500));
         let frozen = read() == before;
@@ -727,14 +621,10 @@ fn shim_update(bundle_of: &str, id: &str, resources: &serde_json::Value) -> Resu
     use containerd_shim_protos::{api, protobuf, ttrpc, Client, TaskClient};
     let address = std::fs::read_to_string(bundle_dir(bundle_of).join("address"))
         .map_err(|e| format!("read the shim address of {bundle_of}: {e}"))?;
-    let client = Client::connect(address.trim())
-        .map_err(|e| format!("connect to {}: {e}", address.trim()))?;
+    let client = Client::connect(address.trim()).map_err(|e| format!("connect to {}: {e}", address.trim()))?;
     let task = TaskClient::new(client);
     let mut ctx = ttrpc::context::with_duration(Duration::from_secs(20));
-    ctx.add(
-        "containerd-namespace-ttrpc".to_string(),
-        env().namespace.clone(),
-    );
+    ctx.add("containerd-namespace-ttrpc".to_string(), env().namespace.clone());
     let any = protobuf::well_known_types::any::Any {
         type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".to_string(),
         value: serde_json::to_vec(resources).expect("serialize resources"),
@@ -771,12 +661,7 @@ fn update_resources() {
     let obs = both("Update (resources)", |rt| {
         let ctr = Ctr::new();
         let c = Container::new("update", rt);
-        ctr.run_detached(
-            rt,
-            c.id(),
-            &["--memory-limit", "100000000"],
-            &["sleep", "60"],
-        );
+        ctr.run_detached(rt, c.id(), &["--memory-limit", "100000000"], &["sleep", "60"]);
         ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
         let memory = || task_cgroup_file(c.id(), "memory", "memory.limit_in_bytes", "memory.max");
         let memory_before = memory();
@@ -818,11 +703,7 @@ fn update_resources() {
     });
     assert_eq!(obs.update, Ok(()), "{obs:?}");
     assert_eq!(obs.memory_after, "67108864", "{obs:?}");
-    assert_eq!(
-        obs.cpu_after,
-        ("20000".to_string(), "100000".to_string()),
-        "{obs:?}"
-    );
+    assert_eq!(obs.cpu_after, ("20000".to_string(), "100000".to_string()), "{obs:?}");
     assert_eq!(obs.status, "RUNNING", "{obs:?}");
     assert_eq!(obs.unknown_id_code, "NOT_FOUND", "{obs:?}");
 }
@@ -836,11 +717,7 @@ fn read_only_rootfs() {
         let out = ctr.run_rm(rt, c.id(), &["--read-only"], &["touch", "/x"]);
         let c2 = Container::new("rw", rt);
         let rw = ctr.run_rm(rt, c2.id(), &[], &["touch", "/x"]);
-        (
-            out.code(),
-            out.stderr.contains("Read-only file system"),
-            rw.code(),
-        )
+        (out.code(), out.stderr.contains("Read-only file system"), rw.code())
     });
 }
 
@@ -856,22 +733,15 @@ fn memory_limit_oom() {
             &["--memory-limit", "20000000"],
             &["sh", "-c", "x=0123456789; while :; do x=$x$x; done"],
         );
-        let oom = events
-            .wait_for(c.id(), "/tasks/oom", Duration::from_secs(10))
-            .is_some();
-        (
-            out.code(),
-            oom,
-            events.exit_status(c.id(), Duration::from_secs(10)),
-        )
+        let oom = events.wait_for(c.id(), "/tasks/oom", Duration::from_secs(10)).is_some();
+        (out.code(), oom, events.exit_status(c.id(), Duration::from_secs(10)))
     });
 }
 
 /// `--net-host` sees the host's interfaces; the default gets only `lo`.
 #[test]
 fn network_host_and_private() {
-    let host: BTreeSet<String> =
-        net_dev_interfaces(&std::fs::read_to_string("/proc/net/dev").expect("/proc/net/dev"));
+    let host: BTreeSet<String> = net_dev_interfaces(&std::fs::read_to_string("/proc/net/dev").expect("/proc/net/dev"));
     let lo: BTreeSet<String> = ["lo".to_string()].into();
     both_expect("--net-host", (0, host.clone(), 0, lo.clone()), |rt| {
         let ctr = Ctr::new();
@@ -923,10 +793,7 @@ fn cgroup_placement() {
         let out = Ctr::new().run_rm(rt, c.id(), &[], &["cat", "/proc/self/cgroup"]);
         let want = format!("/{}/{}", env().namespace, c.id());
         // runc (no cgroup namespace on cgroup v1) shows the full path.
-        let ok = out
-            .stdout
-            .lines()
-            .any(|l| l.contains(":memory:") && l.ends_with(&want));
+        let ok = out.stdout.lines().any(|l| l.contains(":memory:") && l.ends_with(&want));
         (out.code(), ok)
     });
 }
@@ -1004,8 +871,7 @@ kill $l 2>/dev/null; wait $l 2>/dev/null; exit 0"#;
                 .to_string()
         };
         let lo_flags = field("flags=");
-        let lo_up =
-            u32::from_str_radix(lo_flags.trim_start_matches("0x"), 16).is_ok_and(|f| f & 0x1 != 0);
+        let lo_up = u32::from_str_radix(lo_flags.trim_start_matches("0x"), 16).is_ok_and(|f| f & 0x1 != 0);
         Obs {
             code: out.code(),
             lo_up,
@@ -1056,14 +922,13 @@ fn hardening_parity_with_runc() {
         oom_score_adj: String,
         unified_line: String,
     }
-    let containerd_pid = std::fs::read_to_string(env().containerd_dir.join("containerd.pid"))
-        .expect("read containerd.pid");
-    let containerd_adj: i32 =
-        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", containerd_pid.trim()))
-            .expect("read containerd's oom_score_adj")
-            .trim()
-            .parse()
-            .expect("containerd's oom_score_adj is a number");
+    let containerd_pid =
+        std::fs::read_to_string(env().containerd_dir.join("containerd.pid")).expect("read containerd.pid");
+    let containerd_adj: i32 = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", containerd_pid.trim()))
+        .expect("read containerd's oom_score_adj")
+        .trim()
+        .parse()
+        .expect("containerd's oom_score_adj is a number");
     let paths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
     let hardened: Vec<String> = ["ro", "nosuid", "nodev", "noexec"]
         .iter()
@@ -1071,19 +936,13 @@ fn hardening_parity_with_runc() {
         .collect();
     let expected = Obs {
         code: 0,
-        proc_mount_flags: paths
-            .iter()
-            .map(|p| (p.to_string(), hardened.clone()))
-            .collect(),
+        proc_mount_flags: paths.iter().map(|p| (p.to_string(), hardened.clone())).collect(),
         oom_score_adj: (containerd_adj + 1).min(1000).to_string(),
         unified_line: format!("0::/{}/<id>", env().namespace),
     };
-    both_expect(
-        "read-only /proc paths, oom_score_adj, unified cgroup",
-        expected,
-        |rt| {
-            let c = Container::new("hardening", rt);
-            let out = Ctr::new().run_rm(
+    both_expect("read-only /proc paths, oom_score_adj, unified cgroup", expected, |rt| {
+        let c = Container::new("hardening", rt);
+        let out = Ctr::new().run_rm(
             rt,
             c.id(),
             &[],
@@ -1093,27 +952,23 @@ fn hardening_parity_with_runc() {
                 "cat /proc/self/mountinfo; echo '--- oom'; cat /proc/self/oom_score_adj; echo '--- cgroup'; cat /proc/self/cgroup",
             ],
         );
-            eprintln!("{}", out.describe());
-            let (mountinfo, rest) = out
-                .stdout
-                .split_once("--- oom\n")
-                .unwrap_or((&out.stdout, ""));
-            let (oom, cgroup) = rest.split_once("--- cgroup\n").unwrap_or((rest, ""));
-            Obs {
-                code: out.code(),
-                proc_mount_flags: paths
-                    .iter()
-                    .map(|p| (p.to_string(), security_mount_flags(mountinfo, p)))
-                    .collect(),
-                oom_score_adj: oom.trim().to_string(),
-                unified_line: cgroup
-                    .lines()
-                    .find(|l| l.starts_with("0::"))
-                    .unwrap_or("<no 0:: line>")
-                    .replace(c.id(), "<id>"),
-            }
-        },
-    );
+        eprintln!("{}", out.describe());
+        let (mountinfo, rest) = out.stdout.split_once("--- oom\n").unwrap_or((&out.stdout, ""));
+        let (oom, cgroup) = rest.split_once("--- cgroup\n").unwrap_or((rest, ""));
+        Obs {
+            code: out.code(),
+            proc_mount_flags: paths
+                .iter()
+                .map(|p| (p.to_string(), security_mount_flags(mountinfo, p)))
+                .collect(),
+            oom_score_adj: oom.trim().to_string(),
+            unified_line: cgroup
+                .lines()
+                .find(|l| l.starts_with("0::"))
+                .unwrap_or("<no 0:: line>")
+                .replace(c.id(), "<id>"),
+        }
+    });
 }
 
 /// Regression (defect: zygote's Delete killed every process in the task's
@@ -1151,27 +1006,17 @@ fn delete_kills_only_the_tasks_own_processes() {
         let a = Container::new("shared-cg-a", rt);
         let b = Container::new("shared-cg-b", rt);
         ctr.run_detached(rt, a.id(), &[], &["sleep", "600"]);
-        let a_pid = ctr
-            .wait_status(a.id(), "RUNNING", Duration::from_secs(20))
-            .pid;
+        let a_pid = ctr.wait_status(a.id(), "RUNNING", Duration::from_secs(20)).pid;
         let a_cgroup = format!("/{}/{}", env().namespace, a.id());
         ctr.run_detached(rt, b.id(), &["--cgroup", &a_cgroup], &["sleep", "600"]);
-        let b_pid = ctr
-            .wait_status(b.id(), "RUNNING", Duration::from_secs(20))
-            .pid;
+        let b_pid = ctr.wait_status(b.id(), "RUNNING", Duration::from_secs(20)).pid;
         let procs = task_cgroup_file(a.id(), "memory", "cgroup.procs", "cgroup.procs");
         eprintln!("{rt:?}: A pid {a_pid}, B pid {b_pid}, A's cgroup.procs: {procs:?}");
-        let listed: Vec<u32> = procs
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        let listed: Vec<u32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
         let sharing_a_cgroup = listed.contains(&a_pid) && listed.contains(&b_pid);
 
-        ctr.run(&["task", "kill", "-s", "SIGKILL", b.id()])
-            .assert_success();
-        let b_status_after_kill = ctr
-            .wait_status(b.id(), "STOPPED", Duration::from_secs(20))
-            .status;
+        ctr.run(&["task", "kill", "-s", "SIGKILL", b.id()]).assert_success();
+        let b_status_after_kill = ctr.wait_status(b.id(), "STOPPED", Duration::from_secs(20)).status;
         let b_delete = ctr.delete_task_exit_status(b.id());
         ctr.run(&["container", "delete", b.id()]).assert_success();
         // Let anything asynchronous Delete might have set off happen.

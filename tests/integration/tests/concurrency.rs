@@ -23,8 +23,7 @@ fn twenty_at_once() {
                 .map(|(i, c)| {
                     let ctr = ctr.clone();
                     s.spawn(move || {
-                        let out =
-                            ctr.run_rm(rt, c.id(), &[], &["sh", "-c", &format!("echo hello-{i}")]);
+                        let out = ctr.run_rm(rt, c.id(), &[], &["sh", "-c", &format!("echo hello-{i}")]);
                         if !out.success() {
                             eprintln!("container {i} failed:\n{}", out.describe());
                         }
@@ -32,10 +31,7 @@ fn twenty_at_once() {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("thread"))
-                .collect()
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
         });
         for c in &containers {
             assert_no_leftovers(c.id());
@@ -48,8 +44,7 @@ fn twenty_at_once() {
 #[test]
 fn ten_detached_with_exec() {
     const N: usize = 10;
-    let expected: Vec<(i32, String, Result<i32, String>)> =
-        (0..N).map(|i| (0, format!("in-{i}\n"), Ok(137))).collect();
+    let expected: Vec<(i32, String, Result<i32, String>)> = (0..N).map(|i| (0, format!("in-{i}\n"), Ok(137))).collect();
     let _ = both_expect("10 detached + exec + kill", expected, |rt| {
         let ctr = Ctr::new().with_timeout(Duration::from_secs(120));
         let containers: Vec<Container> = (0..N).map(|_| Container::new("det", rt)).collect();
@@ -72,8 +67,7 @@ fn ten_detached_with_exec() {
             out.push((e.code.unwrap_or(-1), e.stdout));
         }
         for c in &containers {
-            ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()])
-                .assert_success();
+            ctr.run(&["task", "kill", "-s", "SIGKILL", c.id()]).assert_success();
         }
         let mut res = Vec::new();
         for (c, (code, stdout)) in containers.iter().zip(out) {
@@ -165,16 +159,8 @@ fn no_output_lost_eight_at_a_time() {
     let all = [
         ("runc-v2 busybox", Runtime::Runc, Quick::Native),
         ("zygote busybox", Runtime::Zygote, Quick::Native),
-        (
-            "zygote wasm, default profile",
-            Runtime::Zygote,
-            Quick::Wasm(false),
-        ),
-        (
-            "zygote wasm, wasm profile",
-            Runtime::Zygote,
-            Quick::Wasm(true),
-        ),
+        ("zygote wasm, default profile", Runtime::Zygote, Quick::Wasm(false)),
+        ("zygote wasm, wasm profile", Runtime::Zygote, Quick::Wasm(true)),
     ];
     let mut skipped = Vec::new();
     let mut cases = Vec::new();
@@ -213,17 +199,11 @@ fn no_output_lost_eight_at_a_time() {
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("worker"))
-            .collect()
+        workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
     });
     let took = t0.elapsed();
 
-    let mut report = format!(
-        "{TEST}: {} runs, {QUICK_WORKERS} at a time, in {took:?}\n",
-        done.len()
-    );
+    let mut report = format!("{TEST}: {} runs, {QUICK_WORKERS} at a time, in {took:?}\n", done.len());
     let mut total_losses = 0;
     for (c, (name, _, _)) in cases.iter().enumerate() {
         let runs = done.iter().filter(|d| d.0 == c).count();

@@ -29,11 +29,7 @@ fn zygote_daemon_sigkill() {
     let c = Container::new("daemon-kill", rt);
     ctr.run_detached(rt, c.id(), &[], &["sh", "-c", "sleep 6; exit 7"]);
     let task = ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
-    assert!(
-        proc_alive(task.pid),
-        "container init {} not alive",
-        task.pid
-    );
+    assert!(proc_alive(task.pid), "container init {} not alive", task.pid);
 
     let daemons = zygote_daemons();
     assert!(
@@ -53,39 +49,24 @@ fn zygote_daemon_sigkill() {
     }
 
     // The container survives the daemon.
-    assert!(
-        proc_alive(task.pid),
-        "container init {} died with the daemon",
-        task.pid
-    );
+    assert!(proc_alive(task.pid), "container init {} died with the daemon", task.pid);
 
     // ctr task ls still works and lists it.
     let out = ctr.run(&["task", "ls"]);
     out.assert_success();
-    let listed = parse_task_ls(&out.stdout)
-        .into_iter()
-        .find(|t| t.id == c.id());
+    let listed = parse_task_ls(&out.stdout).into_iter().find(|t| t.id == c.id());
     assert!(
         listed.is_some(),
         "task {} not listed after daemon kill:\n{}",
         c.id(),
         out.describe()
     );
-    assert_eq!(
-        listed.unwrap().pid,
-        task.pid,
-        "pid changed after daemon kill"
-    );
+    assert_eq!(listed.unwrap().pid, task.pid, "pid changed after daemon kill");
 
     // A new container works.
     let c2 = Container::new("after-daemon-kill", rt);
     let out = ctr.run_rm(rt, c2.id(), &[], &["echo", "ok"]);
-    assert_eq!(
-        (out.code(), out.stdout.as_str()),
-        (0, "ok\n"),
-        "{}",
-        out.describe()
-    );
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "ok\n"), "{}", out.describe());
 
     // The old container finishes normally and its status is delivered.
     ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(30));
@@ -116,12 +97,7 @@ fn zygote_daemon_sigkill_idle() {
     }
     let c2 = Container::new("idle-kill", rt);
     let out = ctr.run_rm(rt, c2.id(), &[], &["echo", "ok"]);
-    assert_eq!(
-        (out.code(), out.stdout.as_str()),
-        (0, "ok\n"),
-        "{}",
-        out.describe()
-    );
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "ok\n"), "{}", out.describe());
     assert_no_leftovers(c2.id());
 }
 
@@ -130,37 +106,27 @@ fn zygote_daemon_sigkill_idle() {
 #[test]
 fn containerd_restart() {
     let _g = exclusive();
-    let _ = both_expect(
-        "containerd restart",
-        ("STOPPED".to_string(), Ok(5), true),
-        |rt| {
-            let ctr = Ctr::new();
-            let c = Container::new("ctrd-restart", rt);
-            ctr.run_detached(rt, c.id(), &[], &["sh", "-c", "sleep 4; exit 5"]);
-            let before = ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
-            let out = containerd_sh("restart");
-            assert!(
-                out.success(),
-                "containerd.sh restart failed:\n{}",
-                out.describe()
-            );
-            // Still running (and the same process) right after the restart.
-            let after = ctr
-                .task(c.id())
-                .expect("task lost across containerd restart");
-            assert_eq!(
-                (after.pid, after.status.as_str()),
-                (before.pid, "RUNNING"),
-                "task changed across restart"
-            );
-            let t = ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(30));
-            let status = ctr.delete_task_exit_status(c.id());
-            // The restarted containerd can still run containers of this runtime.
-            let c2 = Container::new("post-restart", rt);
-            let ok = ctr.run_rm(rt, c2.id(), &[], &["true"]).success();
-            (t.status, status, ok)
-        },
-    );
+    let _ = both_expect("containerd restart", ("STOPPED".to_string(), Ok(5), true), |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("ctrd-restart", rt);
+        ctr.run_detached(rt, c.id(), &[], &["sh", "-c", "sleep 4; exit 5"]);
+        let before = ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let out = containerd_sh("restart");
+        assert!(out.success(), "containerd.sh restart failed:\n{}", out.describe());
+        // Still running (and the same process) right after the restart.
+        let after = ctr.task(c.id()).expect("task lost across containerd restart");
+        assert_eq!(
+            (after.pid, after.status.as_str()),
+            (before.pid, "RUNNING"),
+            "task changed across restart"
+        );
+        let t = ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(30));
+        let status = ctr.delete_task_exit_status(c.id());
+        // The restarted containerd can still run containers of this runtime.
+        let c2 = Container::new("post-restart", rt);
+        let ok = ctr.run_rm(rt, c2.id(), &[], &["true"]).success();
+        (t.status, status, ok)
+    });
 }
 
 /// The parent of process `pid` (`PPid` in `/proc/<pid>/status`).
@@ -189,7 +155,11 @@ fn monitor_sigkill(name: &str, join_host_pidns: bool) {
         let events = Events::start();
         let c = Container::new(name, rt);
         let pidns = format!("pid:{}", host.ns_path("pid"));
-        let extra: Vec<&str> = if join_host_pidns { vec!["--with-ns", &pidns] } else { vec![] };
+        let extra: Vec<&str> = if join_host_pidns {
+            vec!["--with-ns", &pidns]
+        } else {
+            vec![]
+        };
         ctr.run_detached(rt, c.id(), &extra, &["sleep", "600"]);
         let task = ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
         let holder = parent_of(task.pid);
@@ -220,50 +190,55 @@ fn monitor_sigkill_ends_a_task_in_a_joined_pid_namespace() {
 fn full_state_dir_keeps_exit_statuses() {
     let _g = exclusive();
     let codes = [3, 4, 5];
-    both_expect("exit statuses with a full zygote state dir", codes.map(Ok).to_vec(), |rt| {
-        let tmpfs = Tmpfs::mount("64k");
-        let containerd = PrivateContainerd::start("enospc", &tmpfs.path);
-        let ctr = containerd.ctr();
-        let ids: Vec<String> = codes.iter().map(|_| unique_id("enospc", rt)).collect();
-        let bundles: Vec<ConfigBundle> = ids
-            .iter()
-            .zip(codes)
-            .map(|(id, code)| {
-                let script = format!("while [ ! -e /go ]; do sleep 0.1; done; exit {code}");
-                ConfigBundle::new(id, &["sh", "-c", &script], |_| {})
-            })
-            .collect();
-        for (id, b) in ids.iter().zip(&bundles) {
-            let cfg = b.config_str();
-            ctr.run(&["run", "-d", "--runtime", rt.name(), "--config", &cfg, id]).assert_success();
-        }
-        for id in &ids {
-            ctr.wait_status(id, "RUNNING", Duration::from_secs(30));
-        }
-        let filler = tmpfs.fill();
-        for b in &bundles {
-            std::fs::write(b.rootfs.join("go"), b"").expect("release the task");
-        }
-        for id in &ids {
-            ctr.wait_status(id, "STOPPED", Duration::from_secs(30));
-        }
-        let statuses: Vec<Result<i32, String>> = ids.iter().map(|id| ctr.delete_task_exit_status(id)).collect();
-        eprintln!("{}: exit statuses {statuses:?}", rt.short());
-        if rt == Runtime::Zygote {
-            let log = containerd.log();
-            assert!(
-                log.contains("cannot save its state"),
-                "the full state dir is not reported in containerd's log:\n{}",
-                log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-            );
-        }
-        let _ = std::fs::remove_file(filler);
-        for id in &ids {
-            ctr.run(&["container", "delete", id]).assert_success();
-            assert_no_leftovers(id);
-        }
-        statuses
-    });
+    both_expect(
+        "exit statuses with a full zygote state dir",
+        codes.map(Ok).to_vec(),
+        |rt| {
+            let tmpfs = Tmpfs::mount("64k");
+            let containerd = PrivateContainerd::start("enospc", &tmpfs.path);
+            let ctr = containerd.ctr();
+            let ids: Vec<String> = codes.iter().map(|_| unique_id("enospc", rt)).collect();
+            let bundles: Vec<ConfigBundle> = ids
+                .iter()
+                .zip(codes)
+                .map(|(id, code)| {
+                    let script = format!("while [ ! -e /go ]; do sleep 0.1; done; exit {code}");
+                    ConfigBundle::new(id, &["sh", "-c", &script], |_| {})
+                })
+                .collect();
+            for (id, b) in ids.iter().zip(&bundles) {
+                let cfg = b.config_str();
+                ctr.run(&["run", "-d", "--runtime", rt.name(), "--config", &cfg, id])
+                    .assert_success();
+            }
+            for id in &ids {
+                ctr.wait_status(id, "RUNNING", Duration::from_secs(30));
+            }
+            let filler = tmpfs.fill();
+            for b in &bundles {
+                std::fs::write(b.rootfs.join("go"), b"").expect("release the task");
+            }
+            for id in &ids {
+                ctr.wait_status(id, "STOPPED", Duration::from_secs(30));
+            }
+            let statuses: Vec<Result<i32, String>> = ids.iter().map(|id| ctr.delete_task_exit_status(id)).collect();
+            eprintln!("{}: exit statuses {statuses:?}", rt.short());
+            if rt == Runtime::Zygote {
+                let log = containerd.log();
+                assert!(
+                    log.contains("cannot save its state"),
+                    "the full state dir is not reported in containerd's log:\n{}",
+                    log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+                );
+            }
+            let _ = std::fs::remove_file(filler);
+            for id in &ids {
+                ctr.run(&["container", "delete", id]).assert_success();
+                assert_no_leftovers(id);
+            }
+            statuses
+        },
+    );
 }
 
 /// A foreground `ctr run` returns with the task's status after the zygote
@@ -279,16 +254,29 @@ fn foreground_run_returns_after_daemon_sigkill() {
     let rt = Runtime::Zygote;
     let ctr = Ctr::new();
     let c = Container::new("fg-daemon-kill", rt);
-    let run = ctr.spawn(&run_args(rt, c.id(), true, &[], &["sh", "-c", "sleep 4; echo done; exit 7"]));
+    let run = ctr.spawn(&run_args(
+        rt,
+        c.id(),
+        true,
+        &[],
+        &["sh", "-c", "sleep 4; echo done; exit 7"],
+    ));
     ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
     let daemons = zygote_daemons();
     assert!(!daemons.is_empty(), "no zygote daemon while a zygote task runs");
     for (_, pid) in &daemons {
         assert!(send_signal(*pid, libc::SIGKILL), "kill -9 {pid}");
-        assert!(wait_proc_gone(*pid, Duration::from_secs(10)), "daemon {pid} survived SIGKILL");
+        assert!(
+            wait_proc_gone(*pid, Duration::from_secs(10)),
+            "daemon {pid} survived SIGKILL"
+        );
     }
     let out = run.wait(Duration::from_secs(60));
-    assert!(!out.timed_out, "ctr run never returned after the daemon was killed:\n{}", out.describe());
+    assert!(
+        !out.timed_out,
+        "ctr run never returned after the daemon was killed:\n{}",
+        out.describe()
+    );
     assert_eq!((out.code(), out.stdout.as_str()), (7, "done\n"), "{}", out.describe());
     assert_no_leftovers(c.id());
 }

@@ -81,11 +81,7 @@ fn check(rt: Runtime, cycles: usize) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let (node1, d1) = loop {
         let n = node(rt);
-        let d = if rt == Runtime::Zygote {
-            daemon_stats()
-        } else {
-            None
-        };
+        let d = if rt == Runtime::Zygote { daemon_stats() } else { None };
         let settled = n == node0
             && match (d0, d) {
                 (Some(a), Some(b)) => b.fds <= a.fds + 2 && b.threads <= a.threads + 2,
@@ -102,10 +98,7 @@ fn check(rt: Runtime, cycles: usize) -> Result<String, String> {
         problems.push(format!("mounts {} -> {}", node0.mounts, node1.mounts));
     }
     if node1.cgroups != node0.cgroups {
-        problems.push(format!(
-            "cgroup dirs {} -> {}",
-            node0.cgroups, node1.cgroups
-        ));
+        problems.push(format!("cgroup dirs {} -> {}", node0.cgroups, node1.cgroups));
     }
     if node1.shims > node0.shims {
         problems.push(format!("shim processes {} -> {}", node0.shims, node1.shims));

@@ -74,11 +74,7 @@ fn log_uri_file() {
             rt,
             c.id(),
             &["--log-uri", &uri],
-            &[
-                "sh",
-                "-c",
-                "echo to-file; sleep 0.2; echo err-to-file >&2; exit 3",
-            ],
+            &["sh", "-c", "echo to-file; sleep 0.2; echo err-to-file >&2; exit 3"],
         );
         let c2 = Container::new("log-file-new", rt);
         let uri2 = format!("file://{}", created.display());
@@ -174,11 +170,7 @@ fn log_uri_binary() {
             rt,
             &id,
             &["--log-uri", &uri],
-            &[
-                "sh",
-                "-c",
-                "echo to-bin; echo err-to-bin >&2; echo more; exit 4",
-            ],
+            &["sh", "-c", "echo to-bin; echo err-to-bin >&2; echo more; exit 4"],
         );
         let ready_before_run_returned = file("ready").exists();
         ctr.wait_status(&id, "STOPPED", Duration::from_secs(20));

@@ -50,11 +50,31 @@ fn run_probe(test: &str, extra: &[&str]) -> Output {
 
 fn assert_locked(out: &Output) {
     assert!(out.success(), "{}", out.describe());
-    assert!(!out.stdout.contains("read=ok"), "Landlock must deny /etc: {}", out.describe());
-    assert!(out.stderr.contains("Permission denied"), "EACCES from Landlock: {}", out.describe());
-    assert!(!out.stdout.contains("mkdir=ok"), "seccomp must deny mkdir: {}", out.describe());
-    assert!(out.stderr.contains("Operation not permitted"), "EPERM from seccomp: {}", out.describe());
-    assert!(!out.stdout.contains("connect=ok"), "Landlock must deny TCP connect: {}", out.describe());
+    assert!(
+        !out.stdout.contains("read=ok"),
+        "Landlock must deny /etc: {}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("Permission denied"),
+        "EACCES from Landlock: {}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("mkdir=ok"),
+        "seccomp must deny mkdir: {}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "EPERM from seccomp: {}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("connect=ok"),
+        "Landlock must deny TCP connect: {}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -66,7 +86,12 @@ fn profile_by_annotation_is_enforced_inside() {
     assert_locked(&run_probe("ann_locked", &["--annotation", "zygote.dev/profile=locked"]));
     let open = run_probe("ann_open", &["--annotation", "zygote.dev/profile=open"]);
     assert!(open.success(), "{}", open.describe());
-    assert_eq!(open.stdout.lines().collect::<Vec<_>>(), ["read=ok", "mkdir=ok", "connect=ok"], "{}", open.describe());
+    assert_eq!(
+        open.stdout.lines().collect::<Vec<_>>(),
+        ["read=ok", "mkdir=ok", "connect=ok"],
+        "{}",
+        open.describe()
+    );
 }
 
 #[test]
@@ -81,7 +106,15 @@ fn profile_by_runtime_options() {
     let opts = opts.to_string_lossy().into_owned();
     assert_locked(&run_probe("opt_locked", &["--runtime-config-path", &opts]));
     // The annotation wins over the runtime options.
-    let out = run_probe("opt_ann", &["--runtime-config-path", &opts, "--annotation", "zygote.dev/profile=open"]);
+    let out = run_probe(
+        "opt_ann",
+        &[
+            "--runtime-config-path",
+            &opts,
+            "--annotation",
+            "zygote.dev/profile=open",
+        ],
+    );
     assert!(out.stdout.contains("mkdir=ok"), "{}", out.describe());
 }
 
@@ -94,7 +127,11 @@ fn default_profile_and_expected_path() {
     let path = test_path();
     ensure_daemon();
     if path == "warm" {
-        assert!(wait_until(Duration::from_secs(10), || pool_counter("default", "idle") >= 1), "pool never filled: {}", pools_json());
+        assert!(
+            wait_until(Duration::from_secs(10), || pool_counter("default", "idle") >= 1),
+            "pool never filled: {}",
+            pools_json()
+        );
     }
     let id = unique_id("default_path", Z);
     let out = Ctr::new().run_rm(Z, &id, &[], &["true"]);
@@ -118,14 +155,26 @@ fn unknown_or_malformed_profile_is_rejected_cleanly() {
     let id = unique_id("unknown_profile", Z);
     let out = Ctr::new().run_rm(Z, &id, &["--annotation", "zygote.dev/profile=nope"], &["true"]);
     assert!(!out.success(), "{}", out.describe());
-    assert!(out.stderr.contains("selects profile \"nope\", which is not configured"), "{}", out.describe());
-    assert!(out.stderr.contains("known profiles: churn, default, locked, open"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("selects profile \"nope\", which is not configured"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("known profiles: churn, default, locked, open"),
+        "{}",
+        out.describe()
+    );
     Ctr::new().cleanup(&id);
     assert_no_leftovers(&id);
     let id = unique_id("bad_annotation", Z);
     let out = Ctr::new().run_rm(Z, &id, &["--annotation", "zygote.dev/profile=Not/A Name"], &["true"]);
     assert!(!out.success(), "{}", out.describe());
-    assert!(out.stderr.contains("annotation zygote.dev/profile=\"Not/A Name\""), "{}", out.describe());
+    assert!(
+        out.stderr.contains("annotation zygote.dev/profile=\"Not/A Name\""),
+        "{}",
+        out.describe()
+    );
     Ctr::new().cleanup(&id);
     assert_no_leftovers(&id);
     assert_eq!(cgroup_count(), before);
@@ -142,19 +191,33 @@ fn claims_drain_and_refill_the_pool() {
     let _g = exclusive();
     ensure_daemon();
     let target = 3; // warm.toml: default pool initial = 3
-    assert!(wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= target), "{}", pools_json());
+    assert!(
+        wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= target),
+        "{}",
+        pools_json()
+    );
     let created = pool_counter("default", "created");
     let claimed = pool_counter("default", "claimed");
     let ids: Vec<String> = (0..3).map(|i| unique_id(&format!("drain{i}"), Z)).collect();
     for id in &ids {
         Ctr::new().run_detached(Z, id, &[], &["sleep", "30"]).assert_success();
     }
-    assert!(wait_until(Duration::from_secs(5), || pool_counter("default", "claimed") >= claimed + 3), "{}", pools_json());
+    assert!(
+        wait_until(Duration::from_secs(5), || pool_counter("default", "claimed")
+            >= claimed + 3),
+        "{}",
+        pools_json()
+    );
     for id in &ids {
-        assert_eq!(timing(id).map(|t| t["path"].clone()), Some("warm".into()), "{id} was not served warm");
+        assert_eq!(
+            timing(id).map(|t| t["path"].clone()),
+            Some("warm".into()),
+            "{id} was not served warm"
+        );
     }
     assert!(
-        wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= target && pool_counter("default", "created") >= created + 3),
+        wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= target
+            && pool_counter("default", "created") >= created + 3),
         "pool did not refill: {}",
         pools_json()
     );
@@ -171,7 +234,11 @@ fn killed_zygote_is_replaced_and_never_handed_out() {
     }
     let _g = exclusive();
     ensure_daemon();
-    assert!(wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= 3), "{}", pools_json());
+    assert!(
+        wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= 3),
+        "{}",
+        pools_json()
+    );
     let died = pool_counter("default", "died");
     // Kill the waiting child of every idle zygote, then ask for a task at once.
     let mut killed = 0;
@@ -181,18 +248,31 @@ fn killed_zygote_is_replaced_and_never_handed_out() {
             killed += 1;
         }
     }
-    assert!(killed >= 3, "expected at least 3 waiting zygote children, killed {killed}");
+    assert!(
+        killed >= 3,
+        "expected at least 3 waiting zygote children, killed {killed}"
+    );
     let id = unique_id("after_kill", Z);
     let out = Ctr::new().run_rm(Z, &id, &[], &["echo", "served"]);
     assert!(out.success() && out.stdout == "served\n", "{}", out.describe());
-    assert!(wait_until(Duration::from_secs(10), || pool_counter("default", "died") >= died + 1), "{}", pools_json());
-    assert!(wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= 3), "not replaced: {}", pools_json());
+    assert!(
+        wait_until(Duration::from_secs(10), || pool_counter("default", "died") >= died + 1),
+        "{}",
+        pools_json()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= 3),
+        "not replaced: {}",
+        pools_json()
+    );
     assert_no_leftovers(&id);
 }
 
 /// SIGKILL through the `kill` command (keeps this file free of `unsafe`).
 fn unsafe_free_kill(pid: i32) {
-    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
 }
 
 #[test]
@@ -204,12 +284,20 @@ fn daemon_stop_with_full_pools_leaves_no_zygote() {
     // Make sure a daemon runs and its pools are full.
     let id = unique_id("before_stop", Z);
     assert!(Ctr::new().run_rm(Z, &id, &[], &["true"]).success());
-    assert!(wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= 3), "{}", pools_json());
+    assert!(
+        wait_until(Duration::from_secs(15), || pool_counter("default", "idle") >= 3),
+        "{}",
+        pools_json()
+    );
     assert!(!zygote_pids().is_empty());
     let dir = daemon_dir().expect("daemon dir");
     let pid = std::fs::read_to_string(dir.join("daemon.pid")).unwrap();
     let _ = std::process::Command::new("kill").args(["-TERM", pid.trim()]).status();
-    assert!(wait_until(Duration::from_secs(10), || zygote_pids().is_empty()), "zygotes outlived the daemon: {:?}", zygote_pids());
+    assert!(
+        wait_until(Duration::from_secs(10), || zygote_pids().is_empty()),
+        "zygotes outlived the daemon: {:?}",
+        zygote_pids()
+    );
     // Ours only (pool_cgroups: under /<namespace>): other containerds of the machine have pools too.
     assert!(pool_cgroups().is_empty(), "pool cgroups left: {:?}", pool_cgroups());
     // The next task starts a new daemon.
@@ -252,7 +340,9 @@ fn pools_at_floor(json: &serde_json::Value) -> bool {
         "wasm" => 2,
         other => panic!("profile {other} is not known to this test; add its floor"),
     };
-    json["profiles"].as_object().is_some_and(|ps| ps.iter().all(|(name, p)| p["target"] == floor(name)))
+    json["profiles"]
+        .as_object()
+        .is_some_and(|ps| ps.iter().all(|(name, p)| p["target"] == floor(name)))
 }
 
 /// The pools as the daemon tells them and as the node shows them.
@@ -280,7 +370,15 @@ fn pool_view() -> PoolView {
         .is_some_and(|ps| ps.values().all(|p| p["idle"] == p["target"] && p["spawning"] == 0));
     let at_floor = pools_at_floor(&json);
     let (idle, spawning) = pool_totals();
-    PoolView { idle, spawning, at_rest, at_floor, zygotes: idle_zygotes(), orphans: orphan_pool_cgroups(), daemon_fds: daemon_fds() }
+    PoolView {
+        idle,
+        spawning,
+        at_rest,
+        at_floor,
+        zygotes: idle_zygotes(),
+        orphans: orphan_pool_cgroups(),
+        daemon_fds: daemon_fds(),
+    }
 }
 
 impl PoolView {
@@ -329,12 +427,23 @@ fn placed_zygote(profile: &str, floor: Option<u64>, all_placed: bool) -> Option<
         let (target, idle) = (pool_counter(profile, "target"), pool_counter(profile, "idle"));
         let at_floor = idle == target && pool_counter(profile, "spawning") == 0 && floor.is_none_or(|f| target == f);
         let cgroups = pool_cgroups();
-        let placed = |z: &IdleZygote| z.cgroup_parent.is_some() && cgroups.iter().any(|d| pool_cgroup_pid(d) == Some(z.child));
+        let placed =
+            |z: &IdleZygote| z.cgroup_parent.is_some() && cgroups.iter().any(|d| pool_cgroup_pid(d) == Some(z.child));
         let zygotes: Vec<IdleZygote> = idle_zygotes().into_iter().filter(|z| z.profile == profile).collect();
-        found = zygotes.iter().filter(|z| placed(z)).max_by_key(|z| start_time(z.pid)).cloned();
+        found = zygotes
+            .iter()
+            .filter(|z| placed(z))
+            .max_by_key(|z| start_time(z.pid))
+            .cloned();
         at_floor && found.is_some() && (!all_placed || zygotes.iter().all(placed))
     });
-    assert!(ok, "no pre-placed {profile} zygote in a pool at rest: {:?}, pool cgroups {:?}, {}", idle_zygotes(), pool_cgroups(), pools_json());
+    assert!(
+        ok,
+        "no pre-placed {profile} zygote in a pool at rest: {:?}, pool cgroups {:?}, {}",
+        idle_zygotes(),
+        pool_cgroups(),
+        pools_json()
+    );
     found
 }
 
@@ -362,11 +471,19 @@ fn dropped_zygotes_do_not_linger() {
     // The baseline: every pool at rest at its floor (as at the end, when
     // the bursts are forgotten).
     let (ok, start) = wait_view(30, |v| v.at_floor && v.consistent() && v.daemon_fds.is_some());
-    assert!(ok, "pools not at rest at their floor before the bursts: {start:#?}\n{}", pools_json());
+    assert!(
+        ok,
+        "pools not at rest at their floor before the bursts: {start:#?}\n{}",
+        pools_json()
+    );
     let (daemon, fds0) = start.daemon_fds.expect("checked");
     let recycled = pool_counter("churn", "recycled");
     let disabled = pool_fallbacks("churn", "pool_disabled");
-    eprintln!("at rest: {} idle, daemon {daemon} with {fds0} fds, {} zygote processes", start.idle, zygote_pids().len());
+    eprintln!(
+        "at rest: {} idle, daemon {daemon} with {fds0} fds, {} zygote processes",
+        start.idle,
+        zygote_pids().len()
+    );
 
     const BURSTS: usize = 3;
     const PER_BURST: usize = 10;
@@ -393,7 +510,11 @@ fn dropped_zygotes_do_not_linger() {
         } else {
             assert_eq!(pool_counter("churn", "target"), 0, "{}", pools_json());
         }
-        eprintln!("after burst {burst}: {} zygote processes, {}", zygote_pids().len(), pools_json()["profiles"]["churn"]);
+        eprintln!(
+            "after burst {burst}: {} zygote processes, {}",
+            zygote_pids().len(),
+            pools_json()["profiles"]["churn"]
+        );
         if burst + 1 < BURSTS {
             std::thread::sleep(Duration::from_secs(4));
         }
@@ -404,21 +525,35 @@ fn dropped_zygotes_do_not_linger() {
 
     // The bursts leave the 10 s demand window: the target falls back.
     assert!(
-        wait_until(Duration::from_secs(30), || pool_counter("churn", "target") == churn_initial()),
+        wait_until(Duration::from_secs(30), || pool_counter("churn", "target")
+            == churn_initial()),
         "the churn pool's target did not fall back to {}: {}",
         churn_initial(),
         pools_json()
     );
     if warm {
-        assert!(pool_counter("churn", "recycled") > recycled, "no churn zygote reached max_age: {}", pools_json());
+        assert!(
+            pool_counter("churn", "recycled") > recycled,
+            "no churn zygote reached max_age: {}",
+            pools_json()
+        );
     } else {
         let n = (BURSTS * PER_BURST) as u64;
-        assert!(pool_fallbacks("churn", "pool_disabled") >= disabled + n, "{}", pools_json());
+        assert!(
+            pool_fallbacks("churn", "pool_disabled") >= disabled + n,
+            "{}",
+            pools_json()
+        );
     }
 
     // No task runs now: every waiting zygote process is one pools.json counts.
     let (ok, v) = wait_view(30, |v| v.at_floor && v.at_rest && v.idle == start.idle);
-    assert!(ok, "pools.json did not settle back to {} idle: {v:#?}\n{}", start.idle, pools_json());
+    assert!(
+        ok,
+        "pools.json did not settle back to {} idle: {v:#?}\n{}",
+        start.idle,
+        pools_json()
+    );
     let (ok, v) = wait_view(20, |v| v.at_rest && v.zygotes.len() as u64 == v.idle + v.spawning);
     assert!(
         ok,
@@ -430,9 +565,15 @@ fn dropped_zygotes_do_not_linger() {
     let (ok, v) = wait_view(20, |v| v.orphans.is_empty());
     assert!(ok, "pool cgroups without a waiting zygote: {:#?}\n{v:#?}", v.orphans);
     let (ok, v) = wait_view(20, |v| {
-        v.consistent() && v.idle == start.idle && v.daemon_fds.is_some_and(|(pid, fds)| pid == daemon && fds <= fds0 + 1)
+        v.consistent()
+            && v.idle == start.idle
+            && v.daemon_fds.is_some_and(|(pid, fds)| pid == daemon && fds <= fds0 + 1)
     });
-    assert!(ok, "the daemon's fds did not come back to {fds0} with the pools back at {} idle: {v:#?}", start.idle);
+    assert!(
+        ok,
+        "the daemon's fds did not come back to {fds0} with the pools back at {} idle: {v:#?}",
+        start.idle
+    );
 }
 
 /// `ctr run --rm` of a spec (from [`ConfigBundle`]) whose `cgroupsPath` is
@@ -469,7 +610,9 @@ fn failed_claim_leaves_no_pool_cgroup() {
             let out = Ctr::new().run_rm(rt, &id, &["--annotation", CHURN, "--cgroup", &cg], &["true"]);
             (id, out)
         }),
-        ("with a newline", |rt, test| run_config_cgroup(rt, test, |id| format!("/{}/{id}\nx", env().namespace))),
+        ("with a newline", |rt, test| {
+            run_config_cgroup(rt, test, |id| format!("/{}/{id}\nx", env().namespace))
+        }),
     ];
     for (what, run) in cases {
         let expected = (true, true, Vec::<String>::new());
@@ -477,7 +620,11 @@ fn failed_claim_leaves_no_pool_cgroup() {
             let mut attempt = 0;
             let (failed, at_create) = loop {
                 attempt += 1;
-                let placed = if rt == Z { placed_zygote("churn", None, true) } else { None };
+                let placed = if rt == Z {
+                    placed_zygote("churn", None, true)
+                } else {
+                    None
+                };
                 let claimed = pool_counter("churn", "claimed");
                 let (id, out) = run(rt, "claim_fail");
                 eprintln!("{}", out.describe());
@@ -486,11 +633,21 @@ fn failed_claim_leaves_no_pool_cgroup() {
                 assert_no_leftovers(&id);
                 let ctr = Ctr::new();
                 assert!(ctr.task(&id).is_none(), "task {id} still listed");
-                assert!(!ctr.run(&["container", "ls", "-q"]).stdout.lines().any(|l| l.trim() == id), "container {id} still listed");
+                assert!(
+                    !ctr.run(&["container", "ls", "-q"])
+                        .stdout
+                        .lines()
+                        .any(|l| l.trim() == id),
+                    "container {id} still listed"
+                );
                 if rt == Z && warm && pool_counter("churn", "claimed") == claimed {
                     // Its one zygote was being recycled (max_age) just then,
                     // and the task took the cold path: again.
-                    assert!(attempt < 3, "no warm zygote claimed in {attempt} attempts (placed: {placed:?}): {}", pools_json());
+                    assert!(
+                        attempt < 3,
+                        "no warm zygote claimed in {attempt} attempts (placed: {placed:?}): {}",
+                        pools_json()
+                    );
                     continue;
                 }
                 break (failed, at_create);
@@ -524,7 +681,10 @@ fn pool_cgroups_of_a_killed_daemon_are_swept() {
     let (ok, v) = wait_view(20, |v| v.orphans.is_empty());
     assert!(ok, "pool cgroups without a waiting zygote before the kill: {v:#?}");
     let placed_dirs: Vec<PathBuf> = match &placed {
-        Some(z) => pool_cgroups().into_iter().filter(|d| pool_cgroup_pid(d) == Some(z.child)).collect(),
+        Some(z) => pool_cgroups()
+            .into_iter()
+            .filter(|d| pool_cgroup_pid(d) == Some(z.child))
+            .collect(),
         None => Vec::new(),
     };
     let daemons = zygote_daemons();
@@ -534,9 +694,15 @@ fn pool_cgroups_of_a_killed_daemon_are_swept() {
     // (a zygote removes its pool cgroup when its child dies, or when the
     // daemon hangs up), the daemon, then the zygotes' children.
     let all = zygote_pids();
-    let (zygotes, others): (Vec<i32>, Vec<i32>) =
-        all.iter().partition(|p| children_of(**p).iter().any(|c| all.contains(c)));
-    let order: Vec<u32> = zygotes.iter().map(|p| *p as u32).chain([daemon]).chain(others.iter().map(|p| *p as u32)).collect();
+    let (zygotes, others): (Vec<i32>, Vec<i32>) = all
+        .iter()
+        .partition(|p| children_of(**p).iter().any(|c| all.contains(c)));
+    let order: Vec<u32> = zygotes
+        .iter()
+        .map(|p| *p as u32)
+        .chain([daemon])
+        .chain(others.iter().map(|p| *p as u32))
+        .collect();
     for pid in &order {
         send_signal(*pid, libc::SIGKILL);
     }
@@ -546,14 +712,29 @@ fn pool_cgroups_of_a_killed_daemon_are_swept() {
     // Their pool cgroups stay behind, empty.
     let left = pool_cgroups();
     if warm {
-        assert!(placed.is_some() && !left.is_empty(), "no pool cgroup left behind to sweep (killed {order:?})");
+        assert!(
+            placed.is_some() && !left.is_empty(),
+            "no pool cgroup left behind to sweep (killed {order:?})"
+        );
     }
     let gone: Vec<&PathBuf> = placed_dirs.iter().filter(|d| !left.contains(d)).collect();
-    assert!(gone.is_empty(), "pool cgroups of the killed {placed:?} went with it: {gone:#?}");
+    assert!(
+        gone.is_empty(),
+        "pool cgroups of the killed {placed:?} went with it: {gone:#?}"
+    );
     for d in &left {
-        assert!(cgroup_pids(d).is_empty(), "{} still holds {:?}", d.display(), cgroup_pids(d));
+        assert!(
+            cgroup_pids(d).is_empty(),
+            "{} still holds {:?}",
+            d.display(),
+            cgroup_pids(d)
+        );
         let pid = pool_cgroup_pid(d);
-        assert!(pid.is_some_and(|p| others.contains(&p)), "{} is not the pool cgroup of a killed zygote child ({others:?})", d.display());
+        assert!(
+            pid.is_some_and(|p| others.contains(&p)),
+            "{} is not the pool cgroup of a killed zygote child ({others:?})",
+            d.display()
+        );
     }
     // A new daemon (started for the next task) sweeps them.
     let id = unique_id("sweep_after", Z);
@@ -588,7 +769,10 @@ fn task_cannot_take_a_pool_cgroup() {
     // of its zygotes goes meanwhile) when there is one (warm pass), and its
     // pool cgroup.
     let target: Option<(IdleZygote, PathBuf)> = placed_zygote("default", Some(DEFAULT_INITIAL), false).map(|z| {
-        let d = pool_cgroups().into_iter().find(|d| pool_cgroup_pid(d) == Some(z.child)).expect("placed");
+        let d = pool_cgroups()
+            .into_iter()
+            .find(|d| pool_cgroup_pid(d) == Some(z.child))
+            .expect("placed");
         (z, d)
     });
     let name = match &target {
@@ -603,17 +787,29 @@ fn task_cannot_take_a_pool_cgroup() {
         assert!(!out.success(), "a task took the pool cgroup {path}: {}", out.describe());
         assert!(out.stderr.contains("failed to create shim task"), "{}", out.describe());
         let names_prefix = out.stderr.contains("reserved") && out.stderr.contains("\"zygote@\"");
-        assert!(names_prefix, "the error must name the reserved prefix: {}", out.describe());
+        assert!(
+            names_prefix,
+            "the error must name the reserved prefix: {}",
+            out.describe()
+        );
         Ctr::new().cleanup(&id);
         assert_no_leftovers(&id);
     }
     // Refused before any claim: the zygote whose cgroup was named still
     // waits, alone in its pool cgroup (in every hierarchy).
-    assert_eq!(pool_counter("default", "claimed"), claimed, "a refused task claimed a zygote: {}", pools_json());
+    assert_eq!(
+        pool_counter("default", "claimed"),
+        claimed,
+        "a refused task claimed a zygote: {}",
+        pools_json()
+    );
     if let Some((z, _)) = &target {
         let now = idle_zygotes();
         assert!(now.contains(z), "zygote {z:?} no longer waits: {now:?}");
-        let dirs: Vec<PathBuf> = pool_cgroups().into_iter().filter(|d| pool_cgroup_pid(d) == Some(z.child)).collect();
+        let dirs: Vec<PathBuf> = pool_cgroups()
+            .into_iter()
+            .filter(|d| pool_cgroup_pid(d) == Some(z.child))
+            .collect();
         assert_eq!(dirs.len(), cgroup_roots().len(), "the pool cgroups of {z:?}: {dirs:#?}");
         for d in &dirs {
             assert_eq!(cgroup_pids(d), [z.child], "{}", d.display());
@@ -627,7 +823,10 @@ fn task_cannot_take_a_pool_cgroup() {
 fn start_time(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Field 22; the fields after the command (which may hold spaces) start at 3.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Removes `/<parent>` (a test's odd cgroup parent) in every hierarchy,
@@ -667,12 +866,25 @@ fn one_odd_cgroup_parent_does_not_move_the_pool() {
         let id = run_churn(&format!("normal{i}"), &[], &["true"]);
         assert_no_leftovers(&id);
     }
-    let before: Vec<i32> = idle_zygotes().iter().filter(|z| z.profile == "churn").map(|z| z.pid).collect();
+    let before: Vec<i32> = idle_zygotes()
+        .iter()
+        .filter(|z| z.profile == "churn")
+        .map(|z| z.pid)
+        .collect();
     let id = unique_id("odd", Z);
     let cg = format!("/{}/{id}", odd.0);
-    let out = Ctr::new().run_rm(Z, &id, &["--annotation", CHURN, "--cgroup", &cg], &["cat", "/proc/self/cgroup"]);
+    let out = Ctr::new().run_rm(
+        Z,
+        &id,
+        &["--annotation", CHURN, "--cgroup", &cg],
+        &["cat", "/proc/self/cgroup"],
+    );
     assert!(out.success(), "{}", out.describe());
-    assert!(out.stdout.contains(&cg), "the odd task did not run in {cg}: {}", out.describe());
+    assert!(
+        out.stdout.contains(&cg),
+        "the odd task did not run in {cg}: {}",
+        out.describe()
+    );
     odd.remove();
     assert_no_leftovers(&id);
     // A refill: churn zygotes born after the odd task (the pool refills
@@ -685,21 +897,43 @@ fn one_odd_cgroup_parent_does_not_move_the_pool() {
     let mut refilled = true;
     if test_path() == "warm" {
         refilled = wait_until(Duration::from_secs(20), || {
-            fresh = idle_zygotes().into_iter().filter(|z| z.profile == "churn" && !before.contains(&z.pid)).collect();
+            fresh = idle_zygotes()
+                .into_iter()
+                .filter(|z| z.profile == "churn" && !before.contains(&z.pid))
+                .collect();
             cgroups = pool_cgroups();
-            let placed = |z: &IdleZygote| cgroups.iter().filter(|d| pool_cgroup_pid(d) == Some(z.child)).count() == roots.len();
+            let placed =
+                |z: &IdleZygote| cgroups.iter().filter(|d| pool_cgroup_pid(d) == Some(z.child)).count() == roots.len();
             !fresh.is_empty() && fresh.iter().all(placed)
         });
     }
-    let under_odd: Vec<&PathBuf> = cgroups.iter().filter(|d| d.components().any(|c| c.as_os_str() == odd.0.as_str())).collect();
-    assert!(under_odd.is_empty(), "zygotes placed under the odd parent /{}: {under_odd:#?}", odd.0);
+    let under_odd: Vec<&PathBuf> = cgroups
+        .iter()
+        .filter(|d| d.components().any(|c| c.as_os_str() == odd.0.as_str()))
+        .collect();
+    assert!(
+        under_odd.is_empty(),
+        "zygotes placed under the odd parent /{}: {under_odd:#?}",
+        odd.0
+    );
     let odd_dirs: Vec<PathBuf> = roots.iter().map(|r| r.join(&odd.0)).filter(|d| d.exists()).collect();
     assert!(odd_dirs.is_empty(), "the odd parent came back: {odd_dirs:#?}");
-    assert!(refilled, "no new churn zygote in a pool cgroup in every hierarchy: {fresh:?} {cgroups:#?} {}", pools_json());
+    assert!(
+        refilled,
+        "no new churn zygote in a pool cgroup in every hierarchy: {fresh:?} {cgroups:#?} {}",
+        pools_json()
+    );
     for z in &fresh {
         assert_eq!(z.cgroup_parent.as_deref(), Some(format!("/{ns}").as_str()), "{z:?}");
         let dirs: Vec<&PathBuf> = cgroups.iter().filter(|d| pool_cgroup_pid(d) == Some(z.child)).collect();
-        let normal = dirs.iter().filter(|d| roots.iter().any(|r| d.parent() == Some(r.join(&ns).as_path()))).count();
-        assert_eq!(normal, roots.len(), "the pool cgroups of {z:?} are not /{ns}/zygote@... in every hierarchy: {dirs:#?}");
+        let normal = dirs
+            .iter()
+            .filter(|d| roots.iter().any(|r| d.parent() == Some(r.join(&ns).as_path())))
+            .count();
+        assert_eq!(
+            normal,
+            roots.len(),
+            "the pool cgroups of {z:?} are not /{ns}/zygote@... in every hierarchy: {dirs:#?}"
+        );
     }
 }

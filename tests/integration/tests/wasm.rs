@@ -49,7 +49,11 @@ fn hello_exit_codes_and_traps() {
         let _g = exclusive();
         if test_path() == "warm" {
             ensure_daemon();
-            assert!(wait_until(Duration::from_secs(15), || pool_counter("wasm", "idle") >= 1), "{}", pools_json());
+            assert!(
+                wait_until(Duration::from_secs(15), || pool_counter("wasm", "idle") >= 1),
+                "{}",
+                pools_json()
+            );
         }
         let (id, out) = run_ok("w_hello", &[], &[]);
         assert_eq!(out.stdout, "hello from wasm\n", "{}", out.describe());
@@ -59,7 +63,12 @@ fn hello_exit_codes_and_traps() {
     // PATH without an extension.
     let id = unique_id("w_path", Z);
     let out = run_wasm(&id, true, &[], &["hello"]);
-    assert_eq!((out.code(), out.stdout.as_str()), (0, "hello from wasm\n"), "{}", out.describe());
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "hello from wasm\n"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(timing(&id).expect("timing")["kind"], "wasm");
 
     let id = unique_id("w_exit5", Z);
@@ -71,7 +80,11 @@ fn hello_exit_codes_and_traps() {
     let id = unique_id("w_trap", Z);
     let out = run_wasm(&id, true, WASM_PROFILE, &["/trap.wasm"]);
     assert_eq!(out.code(), 134, "a trap is 128 + SIGABRT: {}", out.describe());
-    assert!(out.stderr.contains("wasm trap") && out.stderr.contains("unreachable"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("wasm trap") && out.stderr.contains("unreachable"),
+        "{}",
+        out.describe()
+    );
     assert_no_leftovers(&id);
 }
 
@@ -80,19 +93,36 @@ fn args_env_and_the_rootfs_as_root() {
     if !require_runtime(Z, "args_env_and_the_rootfs_as_root") {
         return;
     }
-    let (_, out) = run_ok("w_echo", &["--env", "GREETING=hi there"], &["/echo.wasm", "one", "two words"]);
+    let (_, out) = run_ok(
+        "w_echo",
+        &["--env", "GREETING=hi there"],
+        &["/echo.wasm", "one", "two words"],
+    );
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(&lines[..3], ["/echo.wasm", "one", "two words"], "{}", out.describe());
-    assert!(lines.contains(&"GREETING=hi there") && lines.contains(&"PATH=/bin"), "{}", out.describe());
+    assert!(
+        lines.contains(&"GREETING=hi there") && lines.contains(&"PATH=/bin"),
+        "{}",
+        out.describe()
+    );
 
     let (_, out) = run_ok("w_cat", &[], &["/cat.wasm", "etc/greeting"]);
     assert_eq!(out.stdout, "greetings from the rootfs\n", "{}", out.describe());
 
     // Nothing outside the rootfs: `..` and absolute symlinks stay inside.
     let id = unique_id("w_cat_out", Z);
-    let out = run_wasm(&id, true, WASM_PROFILE, &["/cat.wasm", "../../../../../../etc/hostname"]);
+    let out = run_wasm(
+        &id,
+        true,
+        WASM_PROFILE,
+        &["/cat.wasm", "../../../../../../etc/hostname"],
+    );
     assert_ne!(out.code(), 0, "{}", out.describe());
-    assert!(out.stderr.contains("open failed") && out.stdout.is_empty(), "{}", out.describe());
+    assert!(
+        out.stderr.contains("open failed") && out.stdout.is_empty(),
+        "{}",
+        out.describe()
+    );
 
     let id = unique_id("w_escape", Z);
     let marker = format!("escape-{id}");
@@ -104,7 +134,12 @@ fn args_env_and_the_rootfs_as_root() {
     assert_no_leftovers(&id);
 
     let (_, out) = run_ok("w_create", &[], &["/create.wasm", "tmp/inside"]);
-    assert_eq!(out.stdout, "created\n", "writing inside the rootfs works: {}", out.describe());
+    assert_eq!(
+        out.stdout,
+        "created\n",
+        "writing inside the rootfs works: {}",
+        out.describe()
+    );
 }
 
 fn kill_case(module: &str, signal: &str, expected: i32) {
@@ -119,7 +154,11 @@ fn kill_case(module: &str, signal: &str, expected: i32) {
     ctr.run(&["task", "kill", "-s", signal, &id]).assert_success();
     ctr.wait_status(&id, "STOPPED", Duration::from_secs(5));
     let took = t0.elapsed();
-    assert_eq!(ctr.delete_task_exit_status(&id), Ok(expected), "{module} after {signal}");
+    assert_eq!(
+        ctr.delete_task_exit_status(&id),
+        Ok(expected),
+        "{module} after {signal}"
+    );
     ctr.run(&["container", "delete", &id]).assert_success();
     assert_no_leftovers(&id);
     eprintln!("{module} {signal}: stopped after {took:?}");
@@ -143,8 +182,12 @@ fn memory_limit_stops_a_memory_bomb() {
     }
     let id = unique_id("w_bomb", Z);
     let limit = 64 << 20;
-    let out =
-        run_wasm(&id, true, &[WASM_PROFILE, &["--memory-limit", &limit.to_string()]].concat(), &["/membomb.wasm"]);
+    let out = run_wasm(
+        &id,
+        true,
+        &[WASM_PROFILE, &["--memory-limit", &limit.to_string()]].concat(),
+        &["/membomb.wasm"],
+    );
     assert_eq!(out.code(), 134, "{}", out.describe());
     assert!(out.stdout.starts_with("growing"), "{}", out.describe());
     assert!(
@@ -164,14 +207,22 @@ fn twenty_wasm_tasks_at_once() {
         .map(|i| {
             std::thread::spawn(move || {
                 let id = unique_id(&format!("w_many{i}"), Z);
-                (run_wasm(&id, true, WASM_PROFILE, &["/echo.wasm", &format!("task-{i}")]), i, id)
+                (
+                    run_wasm(&id, true, WASM_PROFILE, &["/echo.wasm", &format!("task-{i}")]),
+                    i,
+                    id,
+                )
             })
         })
         .collect();
     for h in handles {
         let (out, i, id) = h.join().unwrap();
         assert!(out.success(), "task {i}: {}", out.describe());
-        assert!(out.stdout.lines().nth(1) == Some(&format!("task-{i}")), "task {i}: {}", out.describe());
+        assert!(
+            out.stdout.lines().nth(1) == Some(&format!("task-{i}")),
+            "task {i}: {}",
+            out.describe()
+        );
         assert_no_leftovers(&id);
     }
 }
@@ -191,12 +242,20 @@ fn busybox_and_wasm_side_by_side() {
     let out = ctr.run(&["task", "exec", "--exec-id", "e1", &native, "echo", "in-busybox"]);
     assert_eq!(out.stdout.trim(), "in-busybox", "{}", out.describe());
     let out = ctr.run(&["task", "exec", "--exec-id", "e1", &wasm, "/bin/sh"]);
-    assert!(!out.success() && out.stderr.contains("not supported in a WebAssembly task"), "{}", out.describe());
+    assert!(
+        !out.success() && out.stderr.contains("not supported in a WebAssembly task"),
+        "{}",
+        out.describe()
+    );
     // Both are listed with their own pids, both stop on SIGKILL.
     let pids = (ctr.task_pid(&native), ctr.task_pid(&wasm));
     assert!(pids.0 > 0 && pids.1 > 0 && pids.0 != pids.1);
     let out = ctr.run(&["task", "ps", &wasm]);
-    assert!(out.success() && out.stdout.contains(&pids.1.to_string()), "{}", out.describe());
+    assert!(
+        out.success() && out.stdout.contains(&pids.1.to_string()),
+        "{}",
+        out.describe()
+    );
     for id in [&native, &wasm] {
         ctr.run(&["task", "kill", "-s", "SIGKILL", id]).assert_success();
         ctr.wait_status(id, "STOPPED", Duration::from_secs(5));
@@ -246,7 +305,10 @@ fn cache_compiles_once_hits_and_survives_a_daemon_restart() {
     let (first, out) = run_ok("w_cache1", &[], &["/cachetest.wasm"]);
     assert_eq!(out.stdout, "cache test ok!!\n");
     let outcome = cache_outcome(&first);
-    assert!(outcome == "compiled" || outcome == "recompiled", "first run after removing the entry compiles: {outcome}");
+    assert!(
+        outcome == "compiled" || outcome == "recompiled",
+        "first run after removing the entry compiles: {outcome}"
+    );
     assert!(counter("compiles") > compiles, "{}", wasm_cache_stats());
     assert_eq!(cache_artifacts(&digest).len(), 1, "one artifact on disk");
     let (second, _) = run_ok("w_cache2", &[], &["/cachetest.wasm"]);

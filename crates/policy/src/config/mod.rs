@@ -54,9 +54,7 @@ pub(crate) mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use types::{
-    Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
-};
+pub use types::{Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode};
 
 use crate::error::PolicyError;
 
@@ -167,12 +165,10 @@ impl Config {
                 .get(&self.default_profile)
                 .expect("default_profile is validated at load"));
         };
-        self.profiles
-            .get(name)
-            .ok_or_else(|| PolicyError::UnknownProfile {
-                name: name.to_string(),
-                source_of_choice,
-                known: self.profiles.keys().cloned().collect(),
-            })
+        self.profiles.get(name).ok_or_else(|| PolicyError::UnknownProfile {
+            name: name.to_string(),
+            source_of_choice,
+            known: self.profiles.keys().cloned().collect(),
+        })
     }
 }

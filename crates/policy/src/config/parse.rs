@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::types::{
-    Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode,
-};
+use super::types::{Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
 use super::{validate, Config, BUILTIN_PROFILE};
 use crate::error::PolicyError;
 use crate::landlock::LandlockPolicy;
@@ -68,11 +66,7 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
         let invalid = |message: String| PolicyError::InvalidProfile {
             file: file.clone(),
             profile: name.clone(),
-            field: message
-                .split([' ', ':'])
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            field: message.split([' ', ':']).next().unwrap_or_default().to_string(),
             message,
         };
         validate::profile_name(&name).map_err(|m| invalid(format!("name: {} is {m}", crate::quote(&name))))?;
@@ -94,9 +88,7 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
         let builtin = Profile::builtin();
         profiles.insert(builtin.name.clone(), builtin);
     }
-    let default_profile = doc
-        .default_profile
-        .unwrap_or_else(|| BUILTIN_PROFILE.to_string());
+    let default_profile = doc.default_profile.unwrap_or_else(|| BUILTIN_PROFILE.to_string());
     if !profiles.contains_key(&default_profile) {
         return Err(PolicyError::InvalidConfig {
             file,
@@ -109,11 +101,7 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
     }
     validate::wasm(&doc.wasm).map_err(|message| PolicyError::InvalidConfig {
         file: file.clone(),
-        field: message
-            .split([' ', ':'])
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        field: message.split([' ', ':']).next().unwrap_or_default().to_string(),
         message,
     })?;
     Ok(Config {
@@ -160,9 +148,7 @@ pub(crate) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> PolicyE
 /// Best-effort key path of the line starting at `line_start`: the last
 /// table header at or above it, plus the line's own `key =` if it has one.
 fn key_path(text: &str, line_start: usize) -> Vec<String> {
-    let line_end = text[line_start..]
-        .find('\n')
-        .map_or(text.len(), |i| line_start + i);
+    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
     let this_line = text[line_start..line_end].trim();
     let header = text[..line_end]
         .lines()
@@ -195,9 +181,7 @@ fn split_keys(key: &str) -> Option<Vec<String>> {
             (Some(q), c) if c == q => quote = None,
             (Some(_), c) => cur.push(c),
             (None, '.') => keys.push(std::mem::take(&mut cur).trim().to_string()),
-            (None, c) if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ' => {
-                cur.push(c)
-            }
+            (None, c) if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ' => cur.push(c),
             (None, _) => return None,
         }
     }

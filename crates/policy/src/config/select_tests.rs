@@ -21,10 +21,7 @@ fn select_prefers_annotation_then_options_then_default() {
     assert_eq!(c.select(&none, None).unwrap().name, "b");
     assert_eq!(c.select(&none, Some("c")).unwrap().name, "c");
     assert_eq!(c.select(&annotations("a"), Some("c")).unwrap().name, "a");
-    assert_eq!(
-        c.select(&annotations("default"), None).unwrap().name,
-        "default"
-    );
+    assert_eq!(c.select(&annotations("default"), None).unwrap().name, "default");
 }
 
 #[test]
@@ -60,8 +57,7 @@ fn select_errors() {
     );
     let e = c.select(&HashMap::new(), Some("yy")).unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with("runtime options selects profile \"yy\""),
+        e.to_string().starts_with("runtime options selects profile \"yy\""),
         "{e}"
     );
 }
@@ -98,15 +94,21 @@ fn load_order_and_missing_files() {
     assert!(e.to_string().ends_with("(given by $ZYGOTE_CONFIG)"), "{e}");
     // A directory is unreadable as a file: an error, not the built-in config.
     let e = Config::load_from(None, None, dir.path()).unwrap_err();
-    assert!(matches!(e, PolicyError::NotRegularFile { kind: "a directory", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            PolicyError::NotRegularFile {
+                kind: "a directory",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // Errors of a loaded file name it.
     std::fs::write(&a, "[profiles.q.pool]\ninitial = 99\n").unwrap();
     let e = Config::load(Some(&a)).unwrap_err().to_string();
     assert!(
-        e.starts_with(&format!(
-            "{}: profile \"q\": pool.initial (99)",
-            a.display()
-        )),
+        e.starts_with(&format!("{}: profile \"q\": pool.initial (99)", a.display())),
         "{e}"
     );
 }

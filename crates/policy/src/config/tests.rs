@@ -30,10 +30,7 @@ fn builtin_default_profile() {
     assert_eq!(c.profiles.len(), 1);
     let p = c.profile("default").unwrap();
     assert_eq!(p.mode, Mode::Namespace);
-    assert_eq!(
-        p.namespaces,
-        [NsKind::Pid, NsKind::Uts, NsKind::Ipc, NsKind::Net]
-    );
+    assert_eq!(p.namespaces, [NsKind::Pid, NsKind::Uts, NsKind::Ipc, NsKind::Net]);
     assert_eq!(
         (p.pool.min, p.pool.initial, p.pool.max, p.pool.max_age),
         (0, 2, 8, Duration::from_secs(600))
@@ -47,18 +44,12 @@ fn builtin_default_profile() {
 fn example_file_parses() {
     let c = load(EXAMPLE).unwrap();
     assert_eq!(c.source.as_deref(), Some(Path::new(FILE)));
-    assert_eq!(
-        c.profiles.keys().collect::<Vec<_>>(),
-        ["default", "fast", "locked"]
-    );
+    assert_eq!(c.profiles.keys().collect::<Vec<_>>(), ["default", "fast", "locked"]);
     assert_eq!(c.profile("default").unwrap(), &Profile::builtin());
 
     let fast = c.profile("fast").unwrap();
     assert_eq!(fast.namespaces.len(), 6);
-    assert_eq!(
-        (fast.pool.min, fast.pool.initial, fast.pool.max),
-        (2, 4, 16)
-    );
+    assert_eq!((fast.pool.min, fast.pool.initial, fast.pool.max), (2, 4, 16));
     assert_eq!(fast.pool.max_age, Duration::from_secs(300));
     assert_eq!(fast.resources.memory_limit_bytes, Some(536_870_912));
     assert_eq!(fast.resources.pids_limit, Some(1024));
@@ -101,10 +92,7 @@ fn builtin_default_is_added_and_can_be_overridden() {
     let c = load("[profiles.a]\n").unwrap();
     assert_eq!(c.profiles.keys().collect::<Vec<_>>(), ["a", "default"]);
     assert_eq!(c.profile("a").unwrap().pool, PoolBounds::default());
-    let c = load(
-        "[profiles.default]\nmode = \"wasm\"\n[profiles.default.pool]\nmax = 3\ninitial = 1\n",
-    )
-    .unwrap();
+    let c = load("[profiles.default]\nmode = \"wasm\"\n[profiles.default.pool]\nmax = 3\ninitial = 1\n").unwrap();
     let d = c.profile("default").unwrap();
     assert_eq!(d.mode, Mode::Wasm);
     assert_eq!((d.pool.min, d.pool.initial, d.pool.max), (0, 1, 3));
@@ -118,17 +106,11 @@ fn pool_errors_name_file_profile_and_field() {
         "/etc/zygote/config.toml: profile \"fast\": pool.initial (9) is larger than pool.max (8)"
     );
     let e = err("[profiles.fast.pool]\nmin = 3\ninitial = 2\n");
-    assert!(
-        e.ends_with("pool.min (3) is larger than pool.initial (2)"),
-        "{e}"
-    );
+    assert!(e.ends_with("pool.min (3) is larger than pool.initial (2)"), "{e}");
     let e = err("[profiles.fast.pool]\nmax = 257\ninitial = 2\n");
     assert!(e.ends_with("pool.max (257) is larger than 256"), "{e}");
     let e = err("[profiles.fast.pool]\nmax_age_secs = 0\n");
-    assert!(
-        e.contains("profile \"fast\": pool.max_age_secs (0) must be > 0"),
-        "{e}"
-    );
+    assert!(e.contains("profile \"fast\": pool.max_age_secs (0) must be > 0"), "{e}");
     match load("[profiles.fast.pool]\ninitial = 9\n").unwrap_err() {
         PolicyError::InvalidProfile { profile, field, .. } => {
             assert_eq!((profile.as_str(), field.as_str()), ("fast", "pool.initial"))
@@ -151,17 +133,11 @@ fn syntax_errors_carry_file_line_and_column() {
 #[test]
 fn unknown_fields_are_reported_with_profile_and_position() {
     let e = err("[profiles.fast]\n[profiles.fast.pool]\nmni = 1\n");
-    assert!(
-        e.starts_with("/etc/zygote/config.toml: line 3, column 1"),
-        "{e}"
-    );
+    assert!(e.starts_with("/etc/zygote/config.toml: line 3, column 1"), "{e}");
     assert!(e.contains("profile \"fast\": pool.mni"), "{e}");
     assert!(e.contains("unknown field `mni`"), "{e}");
     let e = err("[profiles.x]\nresources = { memory_limit = 5 }\n");
-    assert!(
-        e.contains("line 2") && e.contains("profile \"x\": resources"),
-        "{e}"
-    );
+    assert!(e.contains("line 2") && e.contains("profile \"x\": resources"), "{e}");
     assert!(e.contains("unknown field `memory_limit`"), "{e}");
     let e = err("defaultprofile = \"x\"\n");
     assert!(
@@ -188,10 +164,7 @@ fn namespaces_are_checked() {
     let e = err("[profiles.x]\nnamespaces = [\"mnt\"]\n");
     assert!(e.contains("unknown namespace \"mnt\""), "{e}");
     let e = err("[profiles.x]\nnamespaces = [\"pid\", \"net\", \"pid\"]\n");
-    assert!(
-        e.ends_with("profile \"x\": namespaces: \"pid\" is listed twice"),
-        "{e}"
-    );
+    assert!(e.ends_with("profile \"x\": namespaces: \"pid\" is listed twice"), "{e}");
     let c = load("[profiles.x]\nnamespaces = []\n").unwrap();
     assert!(c.profile("x").unwrap().namespaces.is_empty());
 }
@@ -202,10 +175,7 @@ fn clone_flags() {
     assert_eq!(NsKind::Cgroup.clone_flag(), CloneFlags::CLONE_NEWCGROUP);
     assert_eq!(
         Profile::builtin().clone_flags(),
-        CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWNET
+        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET
     );
 }
 
@@ -219,37 +189,21 @@ fn default_profile_and_names() {
     );
     let c = load("default_profile = \"a\"\n[profiles.a]\n").unwrap();
     assert_eq!(c.default_profile, "a");
-    for bad in [
-        "Fast",
-        "-x",
-        "\"a.b\"",
-        "\"\"",
-        &format!("a{}", "b".repeat(63)),
-    ] {
+    for bad in ["Fast", "-x", "\"a.b\"", "\"\"", &format!("a{}", "b".repeat(63))] {
         let e = err(&format!("[profiles.{bad}]\n"));
         assert!(e.contains("is not a valid profile name"), "{bad}: {e}");
     }
-    load(&format!(
-        "[profiles.0{}]\n[profiles.a_b-c]\n",
-        "z".repeat(62)
-    ))
-    .unwrap();
+    load(&format!("[profiles.0{}]\n[profiles.a_b-c]\n", "z".repeat(62))).unwrap();
 }
 
 #[test]
 fn resources_placement_prefetch_ranges() {
     let e = err("[profiles.x.resources]\nmemory_limit_bytes = 0\n");
-    assert!(
-        e.ends_with("resources.memory_limit_bytes (0) must be > 0"),
-        "{e}"
-    );
+    assert!(e.ends_with("resources.memory_limit_bytes (0) must be > 0"), "{e}");
     let e = err("[profiles.x.resources]\npids_limit = -1\n");
     assert!(e.ends_with("resources.pids_limit (-1) must be > 0"), "{e}");
     let e = err("[profiles.x.resources]\ncpu_shares = 1\n");
-    assert!(
-        e.ends_with("resources.cpu_shares (1) must be in 2..=262144"),
-        "{e}"
-    );
+    assert!(e.ends_with("resources.cpu_shares (1) must be in 2..=262144"), "{e}");
     load("[profiles.x.resources]\ncpu_shares = 262144\n").unwrap();
     for (bad, why) in [
         ("", "empty list"),
@@ -285,15 +239,9 @@ fn landlock_is_validated_at_load() {
     let e = err("[profiles.x.landlock]\nnet_bind = [80, 0]\n");
     assert!(e.contains("landlock.net_bind[1]: port 0"), "{e}");
     let e = err("[profiles.x.landlock]\nnet_bind = [70000]\n");
-    assert!(
-        e.contains("profile \"x\": landlock") && e.contains("70000"),
-        "{e}"
-    );
+    assert!(e.contains("profile \"x\": landlock") && e.contains("70000"), "{e}");
     let e = err("[profiles.x.landlock]\nscope = [\"signals\"]\n");
-    assert!(
-        e.contains("landlock.scope[0]: unknown scope \"signals\""),
-        "{e}"
-    );
+    assert!(e.contains("landlock.scope[0]: unknown scope \"signals\""), "{e}");
     let e = err("[profiles.x.landlock]\nfs = [{ path = \"/a\", acess = [\"read\"] }]\n");
     assert!(e.contains("unknown field `acess`"), "{e}");
 }
@@ -302,9 +250,7 @@ fn landlock_is_validated_at_load() {
 fn required_landlock_is_checked_against_the_kernel_abi() {
     let text = "[profiles.x.landlock]\ncompatibility = \"required\"\n\
                 fs = [{ path = \"/dev\", access = [\"read\", \"ioctl_dev\"] }]\n";
-    let e = parse(text, Some(Path::new(FILE)), 4)
-        .unwrap_err()
-        .to_string();
+    let e = parse(text, Some(Path::new(FILE)), 4).unwrap_err().to_string();
     assert_eq!(
         e,
         "/etc/zygote/config.toml: profile \"x\": landlock.compatibility: \"required\", but \
@@ -327,23 +273,16 @@ fn seccomp_is_validated_at_load() {
         e.contains("profile \"x\": seccomp") && e.contains("defaultAction"),
         "{e}"
     );
-    let e = err(
-        "[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscall = [] }\n",
-    );
+    let e = err("[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscall = [] }\n");
     assert!(e.contains("unknown field `filter.syscall`"), "{e}");
     let e = err("[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscalls = [{ names = [\"a\"], action = \"SCMP_ACT_KILL\", errno = 1 }] }\n");
-    assert!(
-        e.contains("unknown field `filter.syscalls[0].errno`"),
-        "{e}"
-    );
+    assert!(e.contains("unknown field `filter.syscalls[0].errno`"), "{e}");
     let e = err("[profiles.x.seccomp]\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\", syscalls = [{ names = [], action = \"SCMP_ACT_KILL\" }] }\n");
     assert!(
         e.ends_with("profile \"x\": seccomp.filter.syscalls[0].names: empty"),
         "{e}"
     );
-    let e = err(
-        "[profiles.x.seccomp]\nmode = \"stack\"\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\" }\n",
-    );
+    let e = err("[profiles.x.seccomp]\nmode = \"stack\"\nfilter = { defaultAction = \"SCMP_ACT_ALLOW\" }\n");
     assert!(e.contains("unknown variant `stack`"), "{e}");
     let c = load("[profiles.x.seccomp]\nmode = \"replace\"\nfilter = { defaultAction = \"SCMP_ACT_ERRNO\", defaultErrnoRet = 38 }\n").unwrap();
     let sc = c.profile("x").unwrap().seccomp.as_ref().unwrap();

@@ -68,18 +68,14 @@ impl NsKind {
     /// Parse a config-file name, with a specific message for `user`.
     pub fn from_name(name: &str) -> Result<NsKind, String> {
         if name == "user" {
-            return Err(
-                "\"user\" is not allowed: a user namespace cannot be created in \
+            return Err("\"user\" is not allowed: a user namespace cannot be created in \
                         advance (its ID mapping comes from the task's spec)"
-                    .to_string(),
-            );
+                .to_string());
         }
         NsKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                format!("unknown namespace \"{name}\" (allowed: pid, uts, ipc, net, mount, cgroup)")
-            })
+            .ok_or_else(|| format!("unknown namespace \"{name}\" (allowed: pid, uts, ipc, net, mount, cgroup)"))
     }
 }
 
@@ -107,11 +103,7 @@ pub struct PoolBounds {
     #[serde(default = "PoolBounds::default_initial")]
     pub initial: u32,
     /// A zygote older than this is replaced. File field: `max_age_secs`.
-    #[serde(
-        rename = "max_age_secs",
-        with = "secs",
-        default = "PoolBounds::default_max_age"
-    )]
+    #[serde(rename = "max_age_secs", with = "secs", default = "PoolBounds::default_max_age")]
     pub max_age: Duration,
 }
 

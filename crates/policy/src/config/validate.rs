@@ -54,9 +54,7 @@ pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), String> {
     }
     for (i, path) in p.prefetch.iter().enumerate() {
         if !path.is_absolute() {
-            return Err(format!(
-                "prefetch.files[{i}]: {path:?} is not an absolute path"
-            ));
+            return Err(format!("prefetch.files[{i}]: {path:?} is not an absolute path"));
         }
     }
 
@@ -75,9 +73,7 @@ pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), String> {
                 return Err(format!("seccomp.filter.syscalls[{i}].names: empty"));
             }
             if let Some(j) = sc.names().iter().position(|n| n.trim().is_empty()) {
-                return Err(format!(
-                    "seccomp.filter.syscalls[{i}].names[{j}]: empty name"
-                ));
+                return Err(format!("seccomp.filter.syscalls[{i}].names[{j}]: empty name"));
             }
         }
     }
@@ -86,11 +82,7 @@ pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), String> {
 
 fn pool(b: &PoolBounds) -> Result<(), String> {
     if b.max > PoolBounds::LIMIT {
-        return Err(format!(
-            "pool.max ({}) is larger than {}",
-            b.max,
-            PoolBounds::LIMIT
-        ));
+        return Err(format!("pool.max ({}) is larger than {}", b.max, PoolBounds::LIMIT));
     }
     if b.initial > b.max {
         return Err(format!(
@@ -148,10 +140,7 @@ pub(crate) fn cpuset_list(list: &str) -> Result<(), String> {
 /// The `[wasm]` table.
 pub(crate) fn wasm(w: &super::types::WasmNode) -> Result<(), String> {
     if !w.cache_dir.is_absolute() {
-        return Err(format!(
-            "wasm.cache_dir: {:?} is not an absolute path",
-            w.cache_dir
-        ));
+        return Err(format!("wasm.cache_dir: {:?} is not an absolute path", w.cache_dir));
     }
     if w.cache_max_mb == 0 {
         return Err("wasm.cache_max_mb: must be at least 1".into());

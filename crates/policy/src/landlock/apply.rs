@@ -34,11 +34,7 @@ impl PreparedLandlock {
                 "the policy restricts nothing on this ABI"
             };
             warnings.push(format!("landlock not applied: {why}"));
-            warnings.extend(
-                self.dropped
-                    .iter()
-                    .map(|d| format!("landlock dropped: {d}")),
-            );
+            warnings.extend(self.dropped.iter().map(|d| format!("landlock dropped: {d}")));
             return Ok(warnings);
         }
         let attr = sys::RulesetAttr {
@@ -46,22 +42,14 @@ impl PreparedLandlock {
             handled_access_net: self.handled_net,
             scoped: self.scoped,
         };
-        let ruleset =
-            sys::create_ruleset(&attr, sys::ruleset_attr_size(self.abi)).map_err(|errno| {
-                LandlockError::CreateRuleset {
-                    abi: self.abi,
-                    errno,
-                }
-            })?;
+        let ruleset = sys::create_ruleset(&attr, sys::ruleset_attr_size(self.abi))
+            .map_err(|errno| LandlockError::CreateRuleset { abi: self.abi, errno })?;
 
         for (path, access) in &self.fs_rules {
             let file = match open_path(path) {
                 Ok(file) => file,
                 Err(Errno::ENOENT) => {
-                    warnings.push(format!(
-                        "landlock: {} does not exist, rule skipped",
-                        path.display()
-                    ));
+                    warnings.push(format!("landlock: {} does not exist, rule skipped", path.display()));
                     continue;
                 }
                 Err(errno) => {
@@ -76,11 +64,7 @@ impl PreparedLandlock {
                 errno: io_errno(&e),
             })?;
             let is_dir = is_dir.is_dir();
-            let allowed = if is_dir {
-                *access
-            } else {
-                access & FILE_RIGHTS
-            };
+            let allowed = if is_dir { *access } else { access & FILE_RIGHTS };
             if allowed == 0 {
                 warnings.push(format!(
                     "landlock: {} is not a directory and the rule allows only directory \
@@ -93,11 +77,9 @@ impl PreparedLandlock {
                 allowed_access: allowed,
                 parent_fd: file.as_raw_fd(),
             };
-            sys::add_path_beneath(ruleset.as_fd(), &attr).map_err(|errno| {
-                LandlockError::AddRule {
-                    what: format!("{} access={allowed:#x}", path.display()),
-                    errno,
-                }
+            sys::add_path_beneath(ruleset.as_fd(), &attr).map_err(|errno| LandlockError::AddRule {
+                what: format!("{} access={allowed:#x}", path.display()),
+                errno,
             })?;
         }
 
@@ -112,13 +94,8 @@ impl PreparedLandlock {
             })?;
         }
 
-        sys::restrict_self(ruleset.as_fd())
-            .map_err(|errno| LandlockError::RestrictSelf { errno })?;
-        warnings.extend(
-            self.dropped
-                .iter()
-                .map(|d| format!("landlock dropped: {d}")),
-        );
+        sys::restrict_self(ruleset.as_fd()).map_err(|errno| LandlockError::RestrictSelf { errno })?;
+        warnings.extend(self.dropped.iter().map(|d| format!("landlock dropped: {d}")));
         Ok(warnings)
     }
 }

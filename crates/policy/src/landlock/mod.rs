@@ -176,15 +176,10 @@ impl LandlockPolicy {
     pub fn validate(&self) -> Result<(), String> {
         for (i, rule) in self.fs.iter().enumerate() {
             if !rule.path.is_absolute() {
-                return Err(format!(
-                    "fs[{i}].path: {:?} is not an absolute path",
-                    rule.path
-                ));
+                return Err(format!("fs[{i}].path: {:?} is not an absolute path", rule.path));
             }
             if rule.access.is_empty() {
-                return Err(format!(
-                    "fs[{i}].access: empty (a rule must allow something)"
-                ));
+                return Err(format!("fs[{i}].access: empty (a rule must allow something)"));
             }
             for name in &rule.access {
                 if parse_access(name).is_none() {
@@ -195,10 +190,7 @@ impl LandlockPolicy {
                 }
             }
         }
-        for (field, ports) in [
-            ("net_bind", &self.net_bind),
-            ("net_connect", &self.net_connect),
-        ] {
+        for (field, ports) in [("net_bind", &self.net_bind), ("net_connect", &self.net_connect)] {
             for (i, port) in ports.iter().flatten().enumerate() {
                 if *port == 0 {
                     return Err(format!("{field}[{i}]: port 0 is not in 1..=65535"));
@@ -264,26 +256,17 @@ impl LandlockPolicy {
                     out.dropped.push(msg);
                     continue;
                 }
-                out.fs_rules
-                    .push((rule.path.clone(), mask & out.handled_fs));
+                out.fs_rules.push((rule.path.clone(), mask & out.handled_fs));
             }
         }
 
         let mut ports: BTreeMap<u16, u64> = BTreeMap::new();
         for (field, list, bit) in [
             ("net_bind", &self.net_bind, sys::ACCESS_NET_BIND_TCP),
-            (
-                "net_connect",
-                &self.net_connect,
-                sys::ACCESS_NET_CONNECT_TCP,
-            ),
+            ("net_connect", &self.net_connect, sys::ACCESS_NET_CONNECT_TCP),
         ] {
             let Some(list) = list else { continue };
-            if need(
-                format!("{field} (TCP port rules)"),
-                NET_ABI,
-                &mut out.dropped,
-            )? {
+            if need(format!("{field} (TCP port rules)"), NET_ABI, &mut out.dropped)? {
                 out.handled_net |= bit;
                 for port in list {
                     *ports.entry(*port).or_default() |= bit;

@@ -38,10 +38,7 @@ fn validate_names_the_sub_field() {
         net_connect: Some(vec![443, 0]),
         ..Default::default()
     };
-    assert_eq!(
-        p.validate().unwrap_err(),
-        "net_connect[1]: port 0 is not in 1..=65535"
-    );
+    assert_eq!(p.validate().unwrap_err(), "net_connect[1]: port 0 is not in 1..=65535");
     let p = LandlockPolicy {
         scope: vec!["signal".into(), "ptrace".into()],
         ..Default::default()
@@ -50,11 +47,7 @@ fn validate_names_the_sub_field() {
         .validate()
         .unwrap_err()
         .starts_with("scope[1]: unknown scope \"ptrace\""));
-    let all: Vec<&str> = FS_RIGHTS
-        .iter()
-        .map(|r| r.0)
-        .chain(["read", "write", "all"])
-        .collect();
+    let all: Vec<&str> = FS_RIGHTS.iter().map(|r| r.0).chain(["read", "write", "all"]).collect();
     policy(vec![rule("/", &all)]).validate().unwrap();
 }
 
@@ -108,10 +101,7 @@ fn empty_fs_handles_no_fs_right() {
     };
     let r = p.prepare(6).unwrap();
     assert_eq!(r.handled_fs, 0);
-    assert_eq!(
-        r.handled_net,
-        sys::ACCESS_NET_BIND_TCP | sys::ACCESS_NET_CONNECT_TCP
-    );
+    assert_eq!(r.handled_net, sys::ACCESS_NET_BIND_TCP | sys::ACCESS_NET_CONNECT_TCP);
     assert_eq!(
         r.net_rules,
         [
@@ -126,30 +116,21 @@ fn empty_fs_handles_no_fs_right() {
         ..Default::default()
     };
     let r = p.prepare(4).unwrap();
-    assert_eq!(
-        (r.handled_net, r.net_rules.len()),
-        (sys::ACCESS_NET_CONNECT_TCP, 0)
-    );
+    assert_eq!((r.handled_net, r.net_rules.len()), (sys::ACCESS_NET_CONNECT_TCP, 0));
     assert!(LandlockPolicy::default().prepare(7).unwrap().is_noop());
 }
 
 #[test]
 fn best_effort_drops_what_the_abi_lacks() {
     let p = LandlockPolicy {
-        fs: vec![
-            rule("/dev", &["read_file", "ioctl_dev"]),
-            rule("/r", &["refer"]),
-        ],
+        fs: vec![rule("/dev", &["read_file", "ioctl_dev"]), rule("/r", &["refer"])],
         net_bind: Some(vec![80]),
         scope: vec!["abstract_unix_socket".into()],
         ..Default::default()
     };
     let r = p.prepare(1).unwrap();
     assert_eq!(r.handled_fs, ABI1_FS);
-    assert_eq!(
-        r.fs_rules,
-        [(PathBuf::from("/dev"), sys::ACCESS_FS_READ_FILE)]
-    );
+    assert_eq!(r.fs_rules, [(PathBuf::from("/dev"), sys::ACCESS_FS_READ_FILE)]);
     assert_eq!((r.handled_net, r.scoped), (0, 0));
     assert_eq!(
         r.dropped,
@@ -227,8 +208,5 @@ fn config_form_round_trips_through_toml() {
     assert_eq!(back, p);
     let prepared = p.prepare(7).unwrap();
     let json = serde_json::to_string(&prepared).unwrap();
-    assert_eq!(
-        serde_json::from_str::<PreparedLandlock>(&json).unwrap(),
-        prepared
-    );
+    assert_eq!(serde_json::from_str::<PreparedLandlock>(&json).unwrap(), prepared);
 }

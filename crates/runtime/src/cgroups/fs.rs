@@ -16,11 +16,7 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
         value: value.to_string(),
         source,
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(err)?;
+    let mut f = OpenOptions::new().write(true).truncate(true).open(path).map_err(err)?;
     f.write_all(value.as_bytes()).map_err(err)?;
     tracing::trace!(file = %path.display(), value, "cgroup write");
     Ok(())
@@ -102,10 +98,7 @@ pub(crate) fn parse_pids(path: &Path, text: &str) -> Result<Vec<i32>, CgroupErro
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            l.parse()
-                .map_err(|_| parse_err(path, format!("{l:?} is not a pid")))
-        })
+        .map(|l| l.parse().map_err(|_| parse_err(path, format!("{l:?} is not a pid"))))
         .collect()
 }
 
@@ -132,10 +125,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("memory.max");
         let err = write(&f, "100").unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("write \"100\" to {}: ", f.display())),
-            "{err}"
-        );
+        assert!(err.starts_with(&format!("write \"100\" to {}: ", f.display())), "{err}");
         assert!(!f.exists());
         std::fs::write(&f, "old-longer-value").unwrap();
         write(&f, "100").unwrap();

@@ -37,10 +37,7 @@ fn resources(v: serde_json::Value) -> LinuxResources {
 }
 
 fn sleeper() -> Child {
-    Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("spawn sleep")
+    Command::new("sleep").arg("300").spawn().expect("spawn sleep")
 }
 
 /// Removes the cgroup and its test parent even if an assertion fails.
@@ -68,10 +65,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         if let Some(st) = child.try_wait().unwrap() {
             return st;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "child did not exit"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "child did not exit");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -114,10 +108,7 @@ fn v1_lifecycle_with_real_processes() {
     }));
     cg.create(Some(&res)).unwrap();
     let mem = cg.controller_dir("memory").unwrap();
-    assert_eq!(
-        fs::read_u64(&mem.join("memory.limit_in_bytes")).unwrap(),
-        67108864
-    );
+    assert_eq!(fs::read_u64(&mem.join("memory.limit_in_bytes")).unwrap(), 67108864);
     assert_eq!(
         fs::read(&cg.controller_dir("pids").unwrap().join("pids.max"))
             .unwrap()
@@ -139,22 +130,15 @@ fn v1_lifecycle_with_real_processes() {
 
     // Growing memory and memory+swap needs memsw written first; shrinking
     // needs the opposite order. Both must be accepted by the kernel.
-    cg.update(&resources(
-        json!({"memory": {"limit": 134217728, "swap": 268435456}}),
-    ))
-    .unwrap();
+    cg.update(&resources(json!({"memory": {"limit": 134217728, "swap": 268435456}})))
+        .unwrap();
     assert_eq!(
         fs::read_u64(&mem.join("memory.memsw.limit_in_bytes")).unwrap(),
         268435456
     );
-    cg.update(&resources(
-        json!({"memory": {"limit": 33554432, "swap": 33554432}}),
-    ))
-    .unwrap();
-    assert_eq!(
-        fs::read_u64(&mem.join("memory.limit_in_bytes")).unwrap(),
-        33554432
-    );
+    cg.update(&resources(json!({"memory": {"limit": 33554432, "swap": 33554432}})))
+        .unwrap();
+    assert_eq!(fs::read_u64(&mem.join("memory.limit_in_bytes")).unwrap(), 33554432);
 
     // Joins first, then execs, so its memory is charged to the new cgroup
     // (v1 does not move existing charges).
@@ -169,10 +153,7 @@ fn v1_lifecycle_with_real_processes() {
     assert_eq!(cg.procs().unwrap(), vec![pid]);
     wait_for_exec(pid, "sleep");
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(
-        own.contains(&format!("memory:{}", cg.path().display())),
-        "{own}"
-    );
+    assert!(own.contains(&format!("memory:{}", cg.path().display())), "{own}");
 
     let stats = cg.stats().unwrap();
     assert_eq!(stats.pids.current, 1);
@@ -260,10 +241,7 @@ fn v1_oom_kill_is_counted_and_signalled() {
     // The shell waits for a line on stdin, so it is in the cgroup before it
     // allocates.
     let mut child = Command::new("sh")
-        .args([
-            "-c",
-            "read x; exec dd if=/dev/zero of=/dev/null bs=128M count=1",
-        ])
+        .args(["-c", "read x; exec dd if=/dev/zero of=/dev/null bs=128M count=1"])
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -316,10 +294,7 @@ fn v2_lifecycle_on_the_unified_mount() {
         .update(&resources(json!({"pids": {"limit": 5}})))
         .unwrap_err()
         .to_string();
-    assert_eq!(
-        err,
-        format!("controller pids is not available for cgroup {parent}/ctr")
-    );
+    assert_eq!(err, format!("controller pids is not available for cgroup {parent}/ctr"));
     assert!(cg.oom_event_fd().unwrap().is_none());
 
     cg.kill_all(Signal::SIGKILL).unwrap(); // via cgroup.kill

@@ -164,7 +164,10 @@ pub fn v1_from_mountinfo(infos: &[MountInfo]) -> Vec<V1Hierarchy> {
     let mut out = v1_controller_mounts(infos);
     if let Some(mi) = infos.iter().find(|m| m.fstype == "cgroup2") {
         if !out.is_empty() {
-            out.push(V1Hierarchy { mount_point: mi.mount_point.clone(), controllers: vec![HYBRID_UNIFIED.to_string()] });
+            out.push(V1Hierarchy {
+                mount_point: mi.mount_point.clone(),
+                controllers: vec![HYBRID_UNIFIED.to_string()],
+            });
         }
     }
     out

@@ -107,11 +107,7 @@ pub enum CgroupError {
         source: std::io::Error,
     },
     #[error("send {signal} to pid {pid}: {errno}")]
-    Signal {
-        pid: i32,
-        signal: Signal,
-        errno: Errno,
-    },
+    Signal { pid: i32, signal: Signal, errno: Errno },
     #[error("register an oom eventfd for {path}: {errno}")]
     EventFd { path: PathBuf, errno: Errno },
 }
@@ -229,7 +225,9 @@ impl Cgroup {
     /// [`Cgroup::add_task_unified`] (a migration after all, but only of that
     /// hierarchy).
     pub fn create_by_rename(&self, pool: &Cgroup, resources: Option<&LinuxResources>) -> Result<bool> {
-        let Layout::V1(hiers) = &self.layout else { return Ok(false) };
+        let Layout::V1(hiers) = &self.layout else {
+            return Ok(false);
+        };
         if self.path.parent() != pool.path.parent() {
             return Ok(false);
         }
@@ -266,7 +264,10 @@ impl Cgroup {
     /// A hybrid host's unified directory of this cgroup.
     fn unified_leaf(&self) -> Option<PathBuf> {
         match &self.layout {
-            Layout::V1(h) => h.iter().find(|h| h.is_unified()).map(|h| h.mount_point.join(self.rel())),
+            Layout::V1(h) => h
+                .iter()
+                .find(|h| h.is_unified())
+                .map(|h| h.mount_point.join(self.rel())),
             Layout::V2(_) => None,
         }
     }
@@ -328,11 +329,7 @@ impl Cgroup {
         for (i, comp) in comps.iter().enumerate() {
             cur.push(comp);
             match std::fs::create_dir(&cur) {
-                Ok(()) => self
-                    .created
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(cur.clone()),
+                Ok(()) => self.created.lock().unwrap_or_else(|e| e.into_inner()).push(cur.clone()),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(source) => {
                     return Err(CgroupError::CreateDir {
@@ -387,10 +384,7 @@ impl Cgroup {
     fn unified_dir(&self) -> PathBuf {
         match &self.layout {
             Layout::V2(root) => root.join(self.rel()),
-            Layout::V1(h) => h
-                .first()
-                .map(|h| h.mount_point.join(self.rel()))
-                .unwrap_or_default(),
+            Layout::V1(h) => h.first().map(|h| h.mount_point.join(self.rel())).unwrap_or_default(),
         }
     }
 
@@ -589,13 +583,12 @@ impl Cgroup {
         }
         let dir = self.controller_dir("memory")?;
         let control = dir.join("memory.oom_control");
-        let efd: OwnedFd =
-            nix::sys::eventfd::EventFd::from_flags(nix::sys::eventfd::EfdFlags::EFD_CLOEXEC)
-                .map_err(|errno| CgroupError::EventFd {
-                    path: control.clone(),
-                    errno,
-                })?
-                .into();
+        let efd: OwnedFd = nix::sys::eventfd::EventFd::from_flags(nix::sys::eventfd::EfdFlags::EFD_CLOEXEC)
+            .map_err(|errno| CgroupError::EventFd {
+                path: control.clone(),
+                errno,
+            })?
+            .into();
         let cfile = std::fs::File::open(&control).map_err(|source| CgroupError::Read {
             path: control.clone(),
             source,
@@ -632,7 +625,9 @@ enum FreezerState {
 /// a few milliseconds later, share that grace period. Best effort: errors
 /// are ignored.
 pub fn prime_migration(own_pid: u32) {
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else { return };
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
     // v2 line "0::/path", or the first v1 hierarchy with a controller.
     let target = text.lines().find_map(|l| {
         let mut it = l.splitn(3, ':');

@@ -76,11 +76,7 @@ fn parse_systemd(path: &str) -> Result<PathBuf, String> {
     if name == "." || name == ".." {
         return Err(format!("systemd unit name {name:?} is not allowed"));
     }
-    let slice = if slice.is_empty() {
-        "system.slice"
-    } else {
-        slice
-    };
+    let slice = if slice.is_empty() { "system.slice" } else { slice };
     let mut out = expand_slice(slice)?;
     let unit = if name.ends_with(".slice") {
         name.to_string()
@@ -151,10 +147,7 @@ mod tests {
         assert_eq!(ok("/a/./b"), "/a/b");
         assert_eq!(ok("/a:b"), "/a:b");
         assert_eq!(ok("/a..b/c"), "/a..b/c");
-        assert_eq!(
-            ok("/kubepods/burstable/pod1/abc"),
-            "/kubepods/burstable/pod1/abc"
-        );
+        assert_eq!(ok("/kubepods/burstable/pod1/abc"), "/kubepods/burstable/pod1/abc");
     }
 
     #[test]
@@ -174,10 +167,7 @@ mod tests {
 
     #[test]
     fn systemd_form() {
-        assert_eq!(
-            ok("system.slice:docker:abc"),
-            "/system.slice/docker-abc.scope"
-        );
+        assert_eq!(ok("system.slice:docker:abc"), "/system.slice/docker-abc.scope");
         assert_eq!(
             ok("kubepods-besteffort-pod123.slice:cri-containerd:abc"),
             "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod123.slice/cri-containerd-abc.scope"
@@ -186,10 +176,7 @@ mod tests {
         assert_eq!(ok("-.slice:docker:abc"), "/docker-abc.scope");
         assert_eq!(ok("user.slice::abc"), "/user.slice/abc.scope");
         assert_eq!(ok("a.slice:p:a-b.slice"), "/a.slice/a-b.slice");
-        assert_eq!(
-            ok("a-b-c.slice:x:y"),
-            "/a.slice/a-b.slice/a-b-c.slice/x-y.scope"
-        );
+        assert_eq!(ok("a-b-c.slice:x:y"), "/a.slice/a-b.slice/a-b-c.slice/x-y.scope");
     }
 
     #[test]
@@ -211,10 +198,7 @@ mod tests {
         assert!(bad("a--b.slice:docker:abc").contains("empty component"));
         assert!(bad("-a.slice:docker:abc").contains("empty component"));
         assert!(bad("a-.slice:docker:abc").contains("empty component"));
-        assert_eq!(
-            bad("system.slice:docker:"),
-            "systemd unit name must not be empty"
-        );
+        assert_eq!(bad("system.slice:docker:"), "systemd unit name must not be empty");
         assert!(bad("system.slice:docker:a/b").contains("must not contain /"));
         assert!(bad("system.slice:do/cker:ab").contains("must not contain /"));
         assert!(bad("system.slice:docker:..").contains("not allowed"));
@@ -223,10 +207,7 @@ mod tests {
     #[test]
     fn expand_slice_cases() {
         assert_eq!(expand_slice("-.slice").unwrap(), Path::new("/"));
-        assert_eq!(
-            expand_slice("test.slice").unwrap(),
-            Path::new("/test.slice")
-        );
+        assert_eq!(expand_slice("test.slice").unwrap(), Path::new("/test.slice"));
         assert_eq!(
             expand_slice("test-a.slice").unwrap(),
             Path::new("/test.slice/test-a.slice")

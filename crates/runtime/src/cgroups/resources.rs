@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources,
-    LinuxThrottleDevice,
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources, LinuxThrottleDevice,
 };
 
 use super::{fs, Cgroup, CgroupError, Layout, Result};
@@ -210,29 +209,14 @@ fn v1_blkio(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
         }
     }
     let throttles: [(&str, &Option<Vec<LinuxThrottleDevice>>); 4] = [
-        (
-            "blkio.throttle.read_bps_device",
-            bio.throttle_read_bps_device(),
-        ),
-        (
-            "blkio.throttle.write_bps_device",
-            bio.throttle_write_bps_device(),
-        ),
-        (
-            "blkio.throttle.read_iops_device",
-            bio.throttle_read_iops_device(),
-        ),
-        (
-            "blkio.throttle.write_iops_device",
-            bio.throttle_write_iops_device(),
-        ),
+        ("blkio.throttle.read_bps_device", bio.throttle_read_bps_device()),
+        ("blkio.throttle.write_bps_device", bio.throttle_write_bps_device()),
+        ("blkio.throttle.read_iops_device", bio.throttle_read_iops_device()),
+        ("blkio.throttle.write_iops_device", bio.throttle_write_iops_device()),
     ];
     for (file, devs) in throttles {
         for d in devs.iter().flatten() {
-            fs::write(
-                &dir.join(file),
-                &format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-            )?;
+            fs::write(&dir.join(file), &format!("{}:{} {}", d.major(), d.minor(), d.rate()))?;
         }
     }
     Ok(())
@@ -243,14 +227,26 @@ fn v1_blkio(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
 /// device (the node is useless without rw), the standard character devices,
 /// the pty devices and tun.
 const DEFAULT_ALLOWED: &[&str] = &[
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm",
-    "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 5:1 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
 ];
 
 /// At creation on v1: deny all unless the spec has device rules (runc's
 /// default), then the spec's rules, then [`DEFAULT_ALLOWED`].
 pub(super) fn v1_create_devices(cg: &Cgroup, r: Option<&LinuxResources>) -> Result<()> {
-    let Ok(dir) = cg.controller_dir("devices") else { return Ok(()) };
+    let Ok(dir) = cg.controller_dir("devices") else {
+        return Ok(());
+    };
     let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
     if rules.is_empty() {
         fs::write(&dir.join("devices.deny"), "a *:* rwm")?;
@@ -271,25 +267,14 @@ fn v1_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
             Some(LinuxDeviceType::B) => 'b',
             Some(LinuxDeviceType::P) => continue, // FIFOs are not device-controlled
         };
-        let num = |n: Option<i64>| {
-            n.filter(|&v| v >= 0)
-                .map_or("*".to_string(), |v| v.to_string())
-        };
-        let access = rule
-            .access()
-            .as_deref()
-            .filter(|a| !a.is_empty())
-            .unwrap_or("rwm");
+        let num = |n: Option<i64>| n.filter(|&v| v >= 0).map_or("*".to_string(), |v| v.to_string());
+        let access = rule.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
         let line = if typ == 'a' {
             format!("a *:* {access}")
         } else {
             format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()))
         };
-        let file = if rule.allow() {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
+        let file = if rule.allow() { "devices.allow" } else { "devices.deny" };
         fs::write(&dir.join(file), &line)?;
     }
     Ok(())
@@ -297,13 +282,7 @@ fn v1_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
 
 /// v2 writes check first that the controller's file exists, so a missing
 /// controller is reported as such rather than as ENOENT.
-fn write_v2_aware(
-    cg: &Cgroup,
-    dir: &Path,
-    controller: &str,
-    file: &str,
-    value: &str,
-) -> Result<()> {
+fn write_v2_aware(cg: &Cgroup, dir: &Path, controller: &str, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     if matches!(cg.layout, Layout::V2(_)) && !path.exists() {
         return Err(CgroupError::ControllerUnavailable {
@@ -340,12 +319,7 @@ pub(crate) fn v2_swap_value(limit: Option<i64>, swap: Option<i64>) -> Result<Opt
         (-1, 0) => Some("max".to_string()),
         (_, -1) => Some("max".to_string()),
         (_, 0) => None,
-        (0 | -1, s) => {
-            return Err(invalid(
-                FIELD,
-                format!("({s}) cannot be set without memory.limit"),
-            ))
-        }
+        (0 | -1, s) => return Err(invalid(FIELD, format!("({s}) cannot be set without memory.limit"))),
         (l, s) if s < l => {
             return Err(invalid(
                 FIELD,
@@ -367,9 +341,7 @@ fn max_or(v: i64) -> String {
 fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     warn_ignored(r, r.memory().as_ref(), r.cpu().as_ref());
     let dir: PathBuf = cg.unified_dir();
-    let w = |controller: &str, file: &str, value: &str| {
-        write_v2_aware(cg, &dir, controller, file, value)
-    };
+    let w = |controller: &str, file: &str, value: &str| write_v2_aware(cg, &dir, controller, file, value);
     if let Some(mem) = r.memory() {
         if let Some(swap) = v2_swap_value(mem.limit(), mem.swap())? {
             let swap_file = dir.join("memory.swap.max");
@@ -394,9 +366,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
             w("memory", "memory.low", &max_or(res))?;
         }
         if mem.swappiness().is_some() {
-            tracing::warn!(
-                "linux.resources.memory.swappiness has no cgroup v2 equivalent and is ignored"
-            );
+            tracing::warn!("linux.resources.memory.swappiness has no cgroup v2 equivalent and is ignored");
         }
         if mem.disable_oom_killer() == Some(true) {
             tracing::warn!("linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent and is ignored");
@@ -409,9 +379,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
         let quota = cpu.quota().filter(|&q| q != 0);
         let period = cpu.period().filter(|&p| p != 0);
         if quota.is_some() || period.is_some() {
-            let mut value = quota
-                .filter(|&q| q > 0)
-                .map_or("max".to_string(), |q| q.to_string());
+            let mut value = quota.filter(|&q| q > 0).map_or("max".to_string(), |q| q.to_string());
             if let Some(p) = period {
                 value.push_str(&format!(" {p}"));
             }
@@ -453,11 +421,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
         }
     }
     for h in r.hugepage_limits().iter().flatten() {
-        w(
-            "hugetlb",
-            &format!("hugetlb.{}.max", h.page_size()),
-            &max_or(h.limit()),
-        )?;
+        w("hugetlb", &format!("hugetlb.{}.max", h.page_size()), &max_or(h.limit()))?;
     }
     if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         tracing::warn!(cgroup = %cg.path.display(), "linux.resources.devices is not enforced on cgroup v2 (needs an eBPF device program)");

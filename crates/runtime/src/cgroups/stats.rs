@@ -128,18 +128,11 @@ fn collect_v1(cg: &Cgroup) -> Result<CgroupStats> {
         m.max_usage = fs::read_u64(&dir.join("memory.max_usage_in_bytes"))?;
         m.failcnt = fs::read_u64(&dir.join("memory.failcnt"))?;
         m.stat = fs::parse_keyed(&fs::read(&dir.join("memory.stat"))?);
-        let pick = |a: &str, b: &str| {
-            m.stat
-                .get(a)
-                .or_else(|| m.stat.get(b))
-                .copied()
-                .unwrap_or(0)
-        };
+        let pick = |a: &str, b: &str| m.stat.get(a).or_else(|| m.stat.get(b)).copied().unwrap_or(0);
         m.cache = pick("total_cache", "cache");
         m.rss = pick("total_rss", "rss");
         m.memsw_usage = fs::read_u64_opt(&dir.join("memory.memsw.usage_in_bytes"))?;
-        m.memsw_limit =
-            fs::read_u64_opt(&dir.join("memory.memsw.limit_in_bytes"))?.and_then(v1_limit);
+        m.memsw_limit = fs::read_u64_opt(&dir.join("memory.memsw.limit_in_bytes"))?.and_then(v1_limit);
         m.swap_usage = m.memsw_usage.map_or(0, |sw| sw.saturating_sub(m.usage));
     }
     if let Ok(dir) = cg.controller_dir("pids") {

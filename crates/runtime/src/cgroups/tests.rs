@@ -80,10 +80,7 @@ fn v1_dirs_and_controller_dirs() {
         dir.path().join("cpu,cpuacct/default/abc")
     );
     let err = cg.controller_dir("hugetlb").unwrap_err().to_string();
-    assert_eq!(
-        err,
-        "controller hugetlb is not available for cgroup /default/abc"
-    );
+    assert_eq!(err, "controller hugetlb is not available for cgroup /default/abc");
 }
 
 #[test]
@@ -102,14 +99,8 @@ fn v1_create_applies_limits() {
     cg.create(Some(&res)).unwrap();
     let leaf = |h: &str, f: &str| r.join(h).join("default/abc").join(f);
     assert_eq!(get(&leaf("memory", "memory.limit_in_bytes")), "67108864");
-    assert_eq!(
-        get(&leaf("memory", "memory.memsw.limit_in_bytes")),
-        "134217728"
-    );
-    assert_eq!(
-        get(&leaf("memory", "memory.soft_limit_in_bytes")),
-        "33554432"
-    );
+    assert_eq!(get(&leaf("memory", "memory.memsw.limit_in_bytes")), "134217728");
+    assert_eq!(get(&leaf("memory", "memory.soft_limit_in_bytes")), "33554432");
     assert_eq!(get(&leaf("memory", "memory.swappiness")), "10");
     assert_eq!(get(&leaf("cpu,cpuacct", "cpu.shares")), "512");
     assert_eq!(get(&leaf("cpu,cpuacct", "cpu.cfs_quota_us")), "50000");
@@ -166,9 +157,7 @@ fn v1_errors_name_the_problem() {
         "linux.resources.unified requires cgroup v2 but the host uses cgroup v1"
     );
     let err = cg
-        .update(&resources(
-            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}),
-        ))
+        .update(&resources(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})))
         .unwrap_err()
         .to_string();
     assert_eq!(err, "controller hugetlb is not available for cgroup /x");
@@ -190,9 +179,7 @@ fn create_failure_cleans_up_what_it_made() {
     put(&r.join("pids/cgroup.procs"), "");
     let cg = Cgroup::with_root(r, "/new/leaf", "leaf").unwrap();
     // No pids.max in the fresh fixture directory, so applying fails.
-    let err = cg
-        .create(Some(&resources(json!({"pids": {"limit": 3}}))))
-        .unwrap_err();
+    let err = cg.create(Some(&resources(json!({"pids": {"limit": 3}})))).unwrap_err();
     assert!(matches!(err, CgroupError::Write { .. }), "{err:?}");
     assert!(!r.join("memory/new").exists());
     assert!(!r.join("pids/new").exists());
@@ -234,10 +221,7 @@ fn freezer_and_oom_state_v1() {
         "oom_kill_disable 0\nunder_oom 0\n",
     );
     let err = cg.oom_kill_count().unwrap_err().to_string();
-    assert!(
-        err.ends_with("memory.oom_control: field oom_kill is missing"),
-        "{err}"
-    );
+    assert!(err.ends_with("memory.oom_control: field oom_kill is missing"), "{err}");
 }
 
 #[test]
@@ -308,10 +292,7 @@ fn stats_v1() {
 
 /// A v2 root offering `controllers`, with leaf `rel` pre-populated.
 fn v2_fixture(root: &Path, rel: &str, files: &[&str]) {
-    put(
-        &root.join("cgroup.controllers"),
-        "cpuset cpu io memory pids\n",
-    );
+    put(&root.join("cgroup.controllers"), "cpuset cpu io memory pids\n");
     put(&root.join("cgroup.subtree_control"), "");
     put(&root.join("cgroup.procs"), "");
     let leaf = root.join(rel);
@@ -376,22 +357,17 @@ fn v2_missing_controller_is_reported() {
         .to_string();
     assert_eq!(err, "controller pids is not available for cgroup /c");
     // Quota without period keeps the current period.
-    cg.update(&resources(json!({"cpu": {"quota": -1}})))
-        .unwrap();
+    cg.update(&resources(json!({"cpu": {"quota": -1}}))).unwrap();
     assert_eq!(get(&r.join("c/cpu.max")), "max");
     // Swap "max" without swap accounting is silently fine (runc behaviour).
     v2_fixture(r, "c", &["memory.max"]);
-    cg.update(&resources(json!({"memory": {"limit": -1}})))
-        .unwrap();
+    cg.update(&resources(json!({"memory": {"limit": -1}}))).unwrap();
     assert_eq!(get(&r.join("c/memory.max")), "max");
     let err = cg
         .update(&resources(json!({"unified": {"../escape": "1"}})))
         .unwrap_err()
         .to_string();
-    assert_eq!(
-        err,
-        "linux.resources.unified[\"../escape\"] is not a cgroup file name"
-    );
+    assert_eq!(err, "linux.resources.unified[\"../escape\"] is not a cgroup file name");
 }
 
 #[test]
@@ -410,13 +386,13 @@ fn v2_state_stats_and_oom() {
         cg.oom_kill_count(),
         Err(CgroupError::ControllerUnavailable { .. })
     ));
-    put(
-        &leaf.join("memory.events"),
-        "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n",
-    );
+    put(&leaf.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n");
     assert_eq!(cg.oom_kill_count().unwrap(), 2);
     assert!(cg.oom_event_fd().unwrap().is_none());
-    put(&leaf.join("cpu.stat"), "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 3\nnr_throttled 1\nthrottled_usec 7\n");
+    put(
+        &leaf.join("cpu.stat"),
+        "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 3\nnr_throttled 1\nthrottled_usec 7\n",
+    );
     put(&leaf.join("memory.current"), "100\n");
     put(&leaf.join("memory.max"), "max\n");
     put(&leaf.join("memory.stat"), "anon 60\nfile 30\n");
@@ -426,11 +402,7 @@ fn v2_state_stats_and_oom() {
     put(&leaf.join("pids.max"), "10\n");
     let s = cg.stats().unwrap();
     assert_eq!(
-        (
-            s.cpu.usage_total_ns,
-            s.cpu.usage_user_ns,
-            s.cpu.usage_kernel_ns
-        ),
+        (s.cpu.usage_total_ns, s.cpu.usage_user_ns, s.cpu.usage_kernel_ns),
         (10_000, 6_000, 4_000)
     );
     assert_eq!(
@@ -442,17 +414,9 @@ fn v2_state_stats_and_oom() {
         }
     );
     assert!(s.cpu.per_cpu_usage_ns.is_empty());
+    assert_eq!((s.memory.usage, s.memory.limit, s.memory.failcnt), (100, None, 4));
     assert_eq!(
-        (s.memory.usage, s.memory.limit, s.memory.failcnt),
-        (100, None, 4)
-    );
-    assert_eq!(
-        (
-            s.memory.rss,
-            s.memory.cache,
-            s.memory.swap_usage,
-            s.memory.swap_limit
-        ),
+        (s.memory.rss, s.memory.cache, s.memory.swap_usage, s.memory.swap_limit),
         (60, 30, 5, Some(1000))
     );
     assert_eq!(
@@ -473,23 +437,11 @@ fn conversions() {
     assert_eq!(shares_to_weight(1_000_000), 10_000);
     assert_eq!(blkio_to_io_weight(10), 1);
     assert_eq!(blkio_to_io_weight(1000), 10_000);
-    assert_eq!(
-        v2_swap_value(Some(-1), None).unwrap().as_deref(),
-        Some("max")
-    );
-    assert_eq!(
-        v2_swap_value(Some(100), Some(-1)).unwrap().as_deref(),
-        Some("max")
-    );
+    assert_eq!(v2_swap_value(Some(-1), None).unwrap().as_deref(), Some("max"));
+    assert_eq!(v2_swap_value(Some(100), Some(-1)).unwrap().as_deref(), Some("max"));
     assert_eq!(v2_swap_value(Some(100), None).unwrap(), None);
-    assert_eq!(
-        v2_swap_value(Some(100), Some(100)).unwrap().as_deref(),
-        Some("0")
-    );
-    assert_eq!(
-        v2_swap_value(Some(100), Some(250)).unwrap().as_deref(),
-        Some("150")
-    );
+    assert_eq!(v2_swap_value(Some(100), Some(100)).unwrap().as_deref(), Some("0"));
+    assert_eq!(v2_swap_value(Some(100), Some(250)).unwrap().as_deref(), Some("150"));
     assert!(v2_swap_value(None, Some(100)).is_err());
     assert!(v2_swap_value(Some(200), Some(100)).is_err());
 }
@@ -503,8 +455,7 @@ fn from_spec_uses_cgroups_path() {
     .unwrap();
     let cg = Cgroup::from_spec(&spec, "abc").unwrap();
     assert_eq!(cg.path(), Path::new("/system.slice/docker-abc.scope"));
-    let spec: oci_spec::runtime::Spec =
-        serde_json::from_value(json!({"ociVersion": "1.1.0"})).unwrap();
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(json!({"ociVersion": "1.1.0"})).unwrap();
     assert_eq!(
         Cgroup::from_spec(&spec, "xyz").unwrap().path(),
         Path::new("/zygote/xyz")

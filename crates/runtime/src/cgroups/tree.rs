@@ -11,9 +11,7 @@ use super::{fs, CgroupError, Result, REMOVE_TIMEOUT};
 /// children. Failures (e.g. EBUSY because the directory has processes) are
 /// logged; a limit that then needs the controller fails with a clear error.
 pub(super) fn enable_controllers(dir: &Path) {
-    const WANTED: &[&str] = &[
-        "cpu", "cpuset", "io", "memory", "pids", "hugetlb", "misc", "rdma",
-    ];
+    const WANTED: &[&str] = &["cpu", "cpuset", "io", "memory", "pids", "hugetlb", "misc", "rdma"];
     let Ok(Some(available)) = fs::read_opt(&dir.join("cgroup.controllers")) else {
         return;
     };
@@ -70,8 +68,7 @@ pub(super) fn remove_tree_retry(dir: &Path) -> Result<()> {
         match remove_tree(dir) {
             Ok(()) => return Ok(()),
             Err(CgroupError::Remove { ref source, .. })
-                if source.raw_os_error() == Some(libc::EBUSY)
-                    && start.elapsed() < REMOVE_TIMEOUT =>
+                if source.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < REMOVE_TIMEOUT =>
             {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(100));

@@ -120,10 +120,7 @@ pub fn exec_plan(
     Ok(InitPlan {
         namespaces,
         rootfs: None,
-        process: process_plan(
-            process,
-            &Path::new("/proc").join(init_pid.to_string()).join("root"),
-        )?,
+        process: process_plan(process, &Path::new("/proc").join(init_pid.to_string()).join("root"))?,
         stdio,
         seccomp: security.seccomp.clone(),
         landlock: security.landlock.clone(),
@@ -145,9 +142,7 @@ pub fn zygote_misfit(spec: &Spec, pre: CloneFlags) -> Option<&'static str> {
     }
     match find(LinuxNamespaceType::Pid) {
         Some(n) if n.path().is_some() => return Some("join_pid_namespace"),
-        Some(_) if !pre.contains(CloneFlags::CLONE_NEWPID) => {
-            return Some("zygote_without_pid_namespace")
-        }
+        Some(_) if !pre.contains(CloneFlags::CLONE_NEWPID) => return Some("zygote_without_pid_namespace"),
         None if pre.contains(CloneFlags::CLONE_NEWPID) => return Some("host_pid_namespace"),
         _ => {}
     }
@@ -176,16 +171,13 @@ pub fn zygote_plan(
     }
     let mut plan = container_plan(spec, bundle, rootfs, stdio, security)?;
     let ns = &mut plan.namespaces;
-    let joined =
-        |kind: CloneFlags, ns: &NamespacePlan| ns.join_in_child.iter().any(|j| j.kind == kind);
+    let joined = |kind: CloneFlags, ns: &NamespacePlan| ns.join_in_child.iter().any(|j| j.kind == kind);
     let mut leave = Vec::new();
     for (kind, fd) in host_ns {
         if pre.contains(*kind) && !ns.clone_flags.contains(*kind) && !joined(*kind, ns) {
             leave.push(NsJoin {
                 kind: *kind,
-                fd: fd
-                    .try_clone()
-                    .ctx(|| "duplicate a namespace descriptor".into())?,
+                fd: fd.try_clone().ctx(|| "duplicate a namespace descriptor".into())?,
                 path: PathBuf::from(format!(
                     "<the zygote parent's {} namespace>",
                     super::namespaces::ns_name(*kind)
@@ -211,10 +203,7 @@ fn open_ns(path: &Path) -> Result<OwnedFd, RuntimeError> {
 
 fn container_namespaces(spec: &Spec) -> Result<NamespacePlan, RuntimeError> {
     let linux = spec.linux().as_ref();
-    let list = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .cloned()
-        .unwrap_or_default();
+    let list = linux.and_then(|l| l.namespaces().as_ref()).cloned().unwrap_or_default();
     let mut plan = NamespacePlan::default();
     let mut paths = Vec::new();
     let mut has_uts = false;
@@ -252,16 +241,11 @@ fn container_namespaces(spec: &Spec) -> Result<NamespacePlan, RuntimeError> {
     }
     if new_user {
         plan.become_root = true;
-        plan.uid_mappings = linux
-            .and_then(|l| l.uid_mappings().clone())
-            .unwrap_or_default();
-        plan.gid_mappings = linux
-            .and_then(|l| l.gid_mappings().clone())
-            .unwrap_or_default();
+        plan.uid_mappings = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+        plan.gid_mappings = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
         if plan.uid_mappings.is_empty() || plan.gid_mappings.is_empty() {
             return Err(RuntimeError::InvalidSpec(
-                "linux.uidMappings and linux.gidMappings are required for a new user namespace"
-                    .into(),
+                "linux.uidMappings and linux.gidMappings are required for a new user namespace".into(),
             ));
         }
     }
@@ -284,8 +268,7 @@ pub fn process_plan(process: &Process, rootfs: &Path) -> Result<ProcessPlan, Run
         .cloned()
         .ok_or_else(|| RuntimeError::InvalidSpec("process.args must not be empty".into()))?;
     let cstr = |field: &str, s: &str| {
-        CString::new(s.as_bytes())
-            .map_err(|_| RuntimeError::InvalidSpec(format!("{field} contains a NUL byte")))
+        CString::new(s.as_bytes()).map_err(|_| RuntimeError::InvalidSpec(format!("{field} contains a NUL byte")))
     };
     let args = args
         .iter()
@@ -346,9 +329,7 @@ fn caps_plan(process: &Process) -> Result<CapsPlan, RuntimeError> {
         for cap in set.iter().flatten() {
             let name = format!("CAP_{cap}");
             let parsed = caps::Capability::from_str(&name).map_err(|_| {
-                RuntimeError::InvalidSpec(format!(
-                    "process.capabilities.{field}: unknown capability {name}"
-                ))
+                RuntimeError::InvalidSpec(format!("process.capabilities.{field}: unknown capability {name}"))
             })?;
             if available & parsed.bitmask() == 0 {
                 dropped.push(name);
@@ -431,12 +412,7 @@ fn rlimits_plan(process: &Process) -> Result<Vec<RlimitPlan>, RuntimeError> {
 }
 
 fn has_sys_resource() -> bool {
-    caps::has_cap(
-        None,
-        caps::CapSet::Effective,
-        caps::Capability::CAP_SYS_RESOURCE,
-    )
-    .unwrap_or(false)
+    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false)
 }
 
 /// The home directory of `uid` in `<rootfs>/etc/passwd`, `/` if unknown.

@@ -33,8 +33,7 @@ struct OwnCgroup {
 }
 
 fn own_cgroups() -> Result<Vec<OwnCgroup>, RuntimeError> {
-    let text =
-        std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".into())?;
+    let text = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".into())?;
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -104,9 +103,10 @@ pub fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(),
     let dest = root.resolve(&m.destination)?;
 
     let known = known_controllers();
-    for info in infos.iter().filter(|i| {
-        i.mount_point.starts_with(CGROUP_ROOT) && (i.fstype == "cgroup" || i.fstype == "cgroup2")
-    }) {
+    for info in infos
+        .iter()
+        .filter(|i| i.mount_point.starts_with(CGROUP_ROOT) && (i.fstype == "cgroup" || i.fstype == "cgroup2"))
+    {
         let Some(name) = info.mount_point.file_name() else {
             continue;
         };
@@ -189,14 +189,8 @@ fn mount_v2(
     target: &Path,
 ) -> Result<(), RuntimeError> {
     if plan.cgroup_ns {
-        return mount(
-            Some("cgroup2"),
-            target,
-            Some("cgroup2"),
-            m.flags,
-            None::<&str>,
-        )
-        .ctx(|| format!("mount cgroup2 at {}", m.destination.display()));
+        return mount(Some("cgroup2"), target, Some("cgroup2"), m.flags, None::<&str>)
+            .ctx(|| format!("mount cgroup2 at {}", m.destination.display()));
     }
     let info = infos
         .iter()

@@ -80,12 +80,7 @@ fn mknod_device(root: &Root, dev: &DevicePlan) -> Result<(), RuntimeError> {
         Err(Errno::EEXIST) => return Ok(()),
         Err(errno) => {
             return Err(RuntimeError::Sys {
-                context: format!(
-                    "mknod {} ({}:{})",
-                    root.display(&dev.path),
-                    dev.major,
-                    dev.minor
-                ),
+                context: format!("mknod {} ({}:{})", root.display(&dev.path), dev.major, dev.minor),
                 errno,
             })
         }
@@ -97,14 +92,7 @@ fn mknod_device(root: &Root, dev: &DevicePlan) -> Result<(), RuntimeError> {
         Some(Gid::from_raw(dev.gid)),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .ctx(|| {
-        format!(
-            "chown {} to {}:{}",
-            root.display(&dev.path),
-            dev.uid,
-            dev.gid
-        )
-    })
+    .ctx(|| format!("chown {} to {}:{}", root.display(&dev.path), dev.uid, dev.gid))
 }
 
 fn bind_device(root: &Root, dev: &DevicePlan) -> Result<(), RuntimeError> {
@@ -116,13 +104,7 @@ fn bind_device(root: &Root, dev: &DevicePlan) -> Result<(), RuntimeError> {
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .ctx(|| {
-        format!(
-            "bind device {} to {}",
-            dev.path.display(),
-            root.display(&dev.path)
-        )
-    })
+    .ctx(|| format!("bind device {} to {}", dev.path.display(), root.display(&dev.path)))
 }
 
 /// `/dev/fd`, `/dev/std{in,out,err}`, `/dev/core` (when the host has
@@ -143,10 +125,7 @@ pub fn create_dev_symlinks(root: &Root) -> Result<(), RuntimeError> {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(errno) => {
                 return Err(RuntimeError::Sys {
-                    context: format!(
-                        "symlink {} -> {target}",
-                        root.display(&Path::new("/dev").join(name))
-                    ),
+                    context: format!("symlink {} -> {target}", root.display(&Path::new("/dev").join(name))),
                     errno,
                 })
             }
@@ -161,10 +140,6 @@ pub fn create_dev_symlinks(root: &Root) -> Result<(), RuntimeError> {
             })
         }
     }
-    symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx").ctx(|| {
-        format!(
-            "symlink {} -> pts/ptmx",
-            root.display(Path::new("/dev/ptmx"))
-        )
-    })
+    symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx")
+        .ctx(|| format!("symlink {} -> pts/ptmx", root.display(Path::new("/dev/ptmx"))))
 }

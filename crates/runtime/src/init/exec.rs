@@ -38,12 +38,7 @@ fn check_executable(path: &Path) -> Result<(), String> {
     if meta.is_dir() {
         return Err(errno_text(Errno::EISDIR));
     }
-    match faccessat(
-        None,
-        path,
-        AccessFlags::X_OK,
-        nix::fcntl::AtFlags::AT_EACCESS,
-    ) {
+    match faccessat(None, path, AccessFlags::X_OK, nix::fcntl::AtFlags::AT_EACCESS) {
         Ok(()) => Ok(()),
         Err(errno) => Err(errno_text(errno)),
     }
@@ -83,11 +78,7 @@ pub fn lookup(p: &ProcessPlan) -> Result<CString, RuntimeError> {
 /// Report ready, wait for the parent's go, apply seccomp if it was deferred
 /// (no_new_privs set: the filter then goes in last so it need not allow the
 /// setup syscalls) and exec. Only returns on failure.
-pub fn barrier_and_exec(
-    plan: &InitPlan,
-    prepared: &Prepared,
-    chan: &SyncChannel,
-) -> Result<Infallible, RuntimeError> {
+pub fn barrier_and_exec(plan: &InitPlan, prepared: &Prepared, chan: &SyncChannel) -> Result<Infallible, RuntimeError> {
     chan.ensure_placed()?;
     chan.send(&Message::Ready)?;
     chan.wait_for(&Message::Go)?;

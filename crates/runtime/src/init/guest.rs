@@ -86,7 +86,10 @@ fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_policy::PreparedLandlock
     }
     let policy = LandlockPolicy {
         compatibility: Compatibility::BestEffort,
-        fs: vec![FsRule { path: rootfs.to_path_buf(), access }],
+        fs: vec![FsRule {
+            path: rootfs.to_path_buf(),
+            access,
+        }],
         net_bind: Some(Vec::new()),
         net_connect: Some(Vec::new()),
         scope: vec!["abstract_unix_socket".into(), "signal".into()],

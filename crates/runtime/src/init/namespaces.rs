@@ -27,8 +27,7 @@ pub fn ns_name(kind: CloneFlags) -> &'static str {
 }
 
 fn join(j: &NsJoin) -> Result<(), RuntimeError> {
-    setns(j.fd.as_fd(), j.kind)
-        .ctx(|| format!("join {} namespace {}", ns_name(j.kind), j.path.display()))
+    setns(j.fd.as_fd(), j.kind).ctx(|| format!("join {} namespace {}", ns_name(j.kind), j.path.display()))
 }
 
 /// Join the namespaces that must be entered before cloning (run by the
@@ -50,8 +49,7 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), RuntimeError> {
     // The list is ordered: user first, mnt last.
     plan.join_in_child.iter().try_for_each(join)?;
     if !plan.unshare_in_child.is_empty() {
-        unshare(plan.unshare_in_child)
-            .ctx(|| format!("unshare {:?}", plan.unshare_in_child))?;
+        unshare(plan.unshare_in_child).ctx(|| format!("unshare {:?}", plan.unshare_in_child))?;
     }
     if plan.unshare_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;

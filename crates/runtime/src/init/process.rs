@@ -78,11 +78,7 @@ pub fn setup(plan: &InitPlan, chan: &SyncChannel) -> Result<(), RuntimeError> {
 /// Put the planned descriptors (or a fresh pty) on 0, 1, 2.
 fn setup_stdio(stdio: &StdioPlan, p: &ProcessPlan, chan: &SyncChannel) -> Result<(), RuntimeError> {
     match stdio {
-        StdioPlan::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => install_stdio([stdin, stdout, stderr]),
+        StdioPlan::Fds { stdin, stdout, stderr } => install_stdio([stdin, stdout, stderr]),
         StdioPlan::Terminal => setup_terminal(p, chan),
     }
 }
@@ -107,17 +103,15 @@ fn install_stdio(fds: [&OwnedFd; 3]) -> Result<(), RuntimeError> {
 /// make the slave the controlling terminal and fds 0-2, and pass the master
 /// to the parent.
 fn setup_terminal(p: &ProcessPlan, chan: &SyncChannel) -> Result<(), RuntimeError> {
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .ctx(|| "open /dev/ptmx".into())?;
+    let master =
+        nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
     nix::pty::unlockpt(&master).ctx(|| "unlockpt".into())?;
     let master = own(master.into_raw_fd());
     if let Some((rows, cols)) = p.console_size {
-        sys::set_window_size(master.as_fd(), rows, cols)
-            .ctx(|| format!("set console size {cols}x{rows}"))?;
+        sys::set_window_size(master.as_fd(), rows, cols).ctx(|| format!("set console size {cols}x{rows}"))?;
     }
     let slave = sys::open_pty_peer(master.as_fd()).ctx(|| "open pty slave".into())?;
-    sys::set_controlling_terminal(slave.as_fd())
-        .ctx(|| "make pty the controlling terminal".into())?;
+    sys::set_controlling_terminal(slave.as_fd()).ctx(|| "make pty the controlling terminal".into())?;
     install_stdio([&slave, &slave, &slave])?;
     chan.send_with_fd(&Message::PtyMaster, Some(master.as_fd()))
 }
@@ -128,12 +122,10 @@ fn set_rlimits(p: &ProcessPlan, chan: &SyncChannel) -> Result<(), RuntimeError> 
             Ok(()) => {}
             Err(Errno::EPERM) => {
                 // Raising a hard limit needs CAP_SYS_RESOURCE: clamp, warn.
-                let (_, cur_hard) =
-                    getrlimit(r.resource).ctx(|| format!("getrlimit {}", r.name))?;
+                let (_, cur_hard) = getrlimit(r.resource).ctx(|| format!("getrlimit {}", r.name))?;
                 let hard = r.hard.min(cur_hard);
                 let soft = r.soft.min(hard);
-                setrlimit(r.resource, soft, hard)
-                    .ctx(|| format!("setrlimit {} soft={soft} hard={hard}", r.name))?;
+                setrlimit(r.resource, soft, hard).ctx(|| format!("setrlimit {} soft={soft} hard={hard}", r.name))?;
                 chan.warn(format!(
                     "{}: hard limit {} clamped to {hard} (no CAP_SYS_RESOURCE)",
                     r.name, r.hard
@@ -153,11 +145,7 @@ fn set_rlimits(p: &ProcessPlan, chan: &SyncChannel) -> Result<(), RuntimeError> 
 fn set_credentials(p: &ProcessPlan) -> Result<(), RuntimeError> {
     drop_bounding_set(&p.caps)?;
     prctl::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
-    let gids: Vec<Gid> = p
-        .additional_gids
-        .iter()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
+    let gids: Vec<Gid> = p.additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
     setgroups(&gids).ctx(|| format!("setgroups {:?}", p.additional_gids))?;
     let gid = Gid::from_raw(p.gid);
     setresgid(gid, gid, gid).ctx(|| format!("setresgid {}", p.gid))?;

@@ -82,21 +82,15 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<(), RuntimeError> {
 fn pivot(rootfs: &Path) -> Result<(), RuntimeError> {
     let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
     let old_root = own(nix::fcntl::open("/", flags, Mode::empty()).ctx(|| "open /".into())?);
-    let new_root = own(nix::fcntl::open(rootfs, flags, Mode::empty())
-        .ctx(|| format!("open rootfs {}", rootfs.display()))?);
+    let new_root =
+        own(nix::fcntl::open(rootfs, flags, Mode::empty()).ctx(|| format!("open rootfs {}", rootfs.display()))?);
     use std::os::fd::AsRawFd;
     fchdir(new_root.as_raw_fd()).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     pivot_root(".", ".").ctx(|| format!("pivot_root into {}", rootfs.display()))?;
     fchdir(old_root.as_raw_fd()).ctx(|| "chdir to the old root".into())?;
     // Keep the unmount below from propagating to the host.
-    mount(
-        none(),
-        ".",
-        none(),
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        none(),
-    )
-    .ctx(|| "make the old root rslave".into())?;
+    mount(none(), ".", none(), MsFlags::MS_SLAVE | MsFlags::MS_REC, none())
+        .ctx(|| "make the old root rslave".into())?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root".into())?;
     chdir("/").ctx(|| "chdir to the new root".into())
 }
@@ -126,15 +120,13 @@ fn finalize(plan: &RootfsPlan) -> Result<(), RuntimeError> {
         mask_path(p)?;
     }
     if plan.readonly_root {
-        remount_bind(Path::new("/"), MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(
-            |e| match e {
-                RuntimeError::Sys { errno, .. } => RuntimeError::Sys {
-                    context: "remount / read-only (root.readonly)".into(),
-                    errno,
-                },
-                e => e,
+        remount_bind(Path::new("/"), MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(|e| match e {
+            RuntimeError::Sys { errno, .. } => RuntimeError::Sys {
+                context: "remount / read-only (root.readonly)".into(),
+                errno,
             },
-        )?;
+            e => e,
+        })?;
     }
     Ok(())
 }
@@ -144,14 +136,8 @@ fn finalize(plan: &RootfsPlan) -> Result<(), RuntimeError> {
 fn mask_path(path: &Path) -> Result<(), RuntimeError> {
     match mount(Some("/dev/null"), path, none(), MsFlags::MS_BIND, none()) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::ENOTDIR) => mount(
-            Some("tmpfs"),
-            path,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            none(),
-        )
-        .ctx(|| format!("mask directory {}", path.display())),
+        Err(Errno::ENOTDIR) => mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, none())
+            .ctx(|| format!("mask directory {}", path.display())),
         Err(errno) => Err(RuntimeError::Sys {
             context: format!("mask {}", path.display()),
             errno,
@@ -161,13 +147,7 @@ fn mask_path(path: &Path) -> Result<(), RuntimeError> {
 
 /// Bind `path` onto itself read-only. Missing paths are skipped.
 fn readonly_path(path: &Path) -> Result<(), RuntimeError> {
-    match mount(
-        Some(path),
-        path,
-        none(),
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        none(),
-    ) {
+    match mount(Some(path), path, none(), MsFlags::MS_BIND | MsFlags::MS_REC, none()) {
         // Keep nosuid/nodev/noexec of the mount underneath (procfs has all
         // three), as runc does: a plain read-only remount would clear them.
         Ok(()) => remount_bind(path, MsFlags::MS_RDONLY | super::spec_mounts::security_flags(path)),

@@ -58,8 +58,7 @@ pub fn build_rootfs_plan(
     cgroup_ns: bool,
     default_devices: Vec<DevicePlan>,
 ) -> Result<RootfsPlan, RuntimeError> {
-    let rootfs =
-        std::fs::canonicalize(rootfs).ctx(|| format!("resolve rootfs {}", rootfs.display()))?;
+    let rootfs = std::fs::canonicalize(rootfs).ctx(|| format!("resolve rootfs {}", rootfs.display()))?;
     if !rootfs.is_dir() {
         return Err(RuntimeError::InvalidSpec(format!(
             "rootfs {} is not a directory",
@@ -69,9 +68,8 @@ pub fn build_rootfs_plan(
     let linux = spec.linux().as_ref();
     let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p) => propagation_flags(p).ok_or_else(|| {
-            RuntimeError::InvalidSpec(format!("linux.rootfsPropagation: unknown mode {p:?}"))
-        })?,
+        Some(p) => propagation_flags(p)
+            .ok_or_else(|| RuntimeError::InvalidSpec(format!("linux.rootfsPropagation: unknown mode {p:?}")))?,
     };
 
     let mut mounts = Vec::new();
@@ -113,10 +111,7 @@ pub fn build_rootfs_plan(
             (_, s) => s.clone(),
         };
         flags -= MsFlags::MS_BIND | MsFlags::MS_REC;
-        if kind == MountKind::Filesystem
-            && destination == Path::new("/dev")
-            && flags.contains(MsFlags::MS_RDONLY)
-        {
+        if kind == MountKind::Filesystem && destination == Path::new("/dev") && flags.contains(MsFlags::MS_RDONLY) {
             // Devices are created after mounting /dev: remount ro afterwards.
             flags -= MsFlags::MS_RDONLY;
             dev_readonly = true;
@@ -189,11 +184,7 @@ pub fn build_rootfs_plan(
         dev_readonly,
         masked_paths: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
-        readonly_root: spec
-            .root()
-            .as_ref()
-            .and_then(|r| r.readonly())
-            .unwrap_or(false),
+        readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         sysctl,
         cgroup_ns,
         cwd: cwd.to_path_buf(),

@@ -17,7 +17,11 @@ use crate::error::{Context, RuntimeError};
 /// Mount every spec mount in order.
 /// `placed` is called before anything that needs the process to be in its
 /// cgroup already (the cgroup mount).
-pub fn mount_all(root: &Root, plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
+pub fn mount_all(
+    root: &Root,
+    plan: &RootfsPlan,
+    placed: &dyn Fn() -> Result<(), RuntimeError>,
+) -> Result<(), RuntimeError> {
     for m in &plan.mounts {
         mount_one(root, plan, m, placed)?;
     }
@@ -38,7 +42,12 @@ fn none() -> Option<&'static str> {
     None
 }
 
-fn mount_one(root: &Root, plan: &RootfsPlan, m: &MountPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
+fn mount_one(
+    root: &Root,
+    plan: &RootfsPlan,
+    m: &MountPlan,
+    placed: &dyn Fn() -> Result<(), RuntimeError>,
+) -> Result<(), RuntimeError> {
     match m.kind {
         MountKind::Bind { recursive } => {
             let src = m.source.as_deref().unwrap_or(Path::new(""));
@@ -52,14 +61,12 @@ fn mount_one(root: &Root, plan: &RootfsPlan, m: &MountPlan, placed: &dyn Fn() ->
             if recursive {
                 flags |= MsFlags::MS_REC;
             }
-            mount(Some(src), &fd_path(target.as_fd()), none(), flags, none())
-                .ctx(|| describe(m))?;
+            mount(Some(src), &fd_path(target.as_fd()), none(), flags, none()).ctx(|| describe(m))?;
             if !m.flags.is_empty() {
                 // Bind mounts ignore most flags: apply them with a remount
                 // of the new mount (re-resolved: the old fd is underneath).
                 let top = root.resolve(&m.destination)?;
-                remount_bind(&fd_path(top.as_fd()), m.flags)
-                    .map_err(|e| prefix(e, &describe(m)))?;
+                remount_bind(&fd_path(top.as_fd()), m.flags).map_err(|e| prefix(e, &describe(m)))?;
             }
         }
         MountKind::Cgroup => {

@@ -31,9 +31,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
@@ -82,16 +80,11 @@ pub struct SyncChannel {
 impl SyncChannel {
     /// Create a connected pair `(parent_end, child_end)`, both close-on-exec.
     pub fn pair() -> Result<(SyncChannel, SyncChannel), RuntimeError> {
-        let (a, b) = socket::socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|errno| RuntimeError::Sys {
-            context: "create sync socketpair".into(),
-            errno,
-        })?;
+        let (a, b) = socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|errno| RuntimeError::Sys {
+                context: "create sync socketpair".into(),
+                errno,
+            })?;
         Ok((
             SyncChannel {
                 fd: a,
@@ -126,13 +119,8 @@ impl SyncChannel {
     }
 
     /// Send `msg`, optionally passing `fd` along with it.
-    pub fn send_with_fd(
-        &self,
-        msg: &Message,
-        fd: Option<BorrowedFd<'_>>,
-    ) -> Result<(), RuntimeError> {
-        let bytes = serde_json::to_vec(msg)
-            .map_err(|e| RuntimeError::Sync(format!("encode {msg:?}: {e}")))?;
+    pub fn send_with_fd(&self, msg: &Message, fd: Option<BorrowedFd<'_>>) -> Result<(), RuntimeError> {
+        let bytes = serde_json::to_vec(msg).map_err(|e| RuntimeError::Sync(format!("encode {msg:?}: {e}")))?;
         let iov = [IoSlice::new(&bytes)];
         let fds = fd.map(|f| [f.as_raw_fd()]);
         let cmsgs: Vec<ControlMessage<'_>> = match &fds {
@@ -140,13 +128,7 @@ impl SyncChannel {
             None => Vec::new(),
         };
         loop {
-            match socket::sendmsg::<()>(
-                self.fd.as_raw_fd(),
-                &iov,
-                &cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
+            match socket::sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
                 Ok(_) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(errno) => {
@@ -188,9 +170,7 @@ impl SyncChannel {
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Ok(r) => {
-                    if r.flags
-                        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
-                    {
+                    if r.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
                         return Err(RuntimeError::Sync("message truncated".into()));
                     }
                     let mut fd = None;
@@ -233,8 +213,8 @@ impl SyncChannel {
         if len == 0 {
             return Ok(None);
         }
-        let msg: Message = serde_json::from_slice(&buf[..len])
-            .map_err(|e| RuntimeError::Sync(format!("decode message: {e}")))?;
+        let msg: Message =
+            serde_json::from_slice(&buf[..len]).map_err(|e| RuntimeError::Sync(format!("decode message: {e}")))?;
         Ok(Some((msg, fd)))
     }
 

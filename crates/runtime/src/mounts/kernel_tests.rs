@@ -78,19 +78,12 @@ fn overlay_mount_reads_lower_and_writes_upper() {
             "index=off".into(),
             format!("workdir={}", d.join("work").display()),
             format!("upperdir={}", d.join("upper").display()),
-            format!(
-                "lowerdir={}:{}",
-                d.join("l1").display(),
-                d.join("l2").display()
-            ),
+            format!("lowerdir={}:{}", d.join("l1").display(), d.join("l2").display()),
         ],
     };
     mount_rootfs(&[m], &target).unwrap();
     assert_eq!(fs::read_to_string(target.join("top")).unwrap(), "from l1");
-    assert_eq!(
-        fs::read_to_string(target.join("bottom")).unwrap(),
-        "from l2"
-    );
+    assert_eq!(fs::read_to_string(target.join("bottom")).unwrap(), "from l2");
     fs::write(target.join("new"), "x").unwrap();
     assert!(d.join("upper/new").exists());
     assert!(!d.join("l1/new").exists());
@@ -137,19 +130,12 @@ fn failed_mount_rolls_back_earlier_ones() {
         RootfsMount {
             fstype: "overlay".into(),
             source: "overlay".into(),
-            options: vec![format!(
-                "lowerdir={}:{}",
-                missing.display(),
-                missing.display()
-            )],
+            options: vec![format!("lowerdir={}:{}", missing.display(), missing.display())],
         },
     ];
     let err = mount_rootfs(&mounts, &target).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.starts_with("mount type overlay source overlay on "),
-        "{msg}"
-    );
+    assert!(msg.starts_with("mount type overlay source overlay on "), "{msg}");
     assert!(msg.contains(&target.display().to_string()), "{msg}");
     assert!(
         matches!(
@@ -161,10 +147,7 @@ fn failed_mount_rolls_back_earlier_ones() {
         ),
         "{err:?}"
     );
-    assert!(
-        mounts_below(&target).is_empty(),
-        "rollback left mounts behind"
-    );
+    assert!(mounts_below(&target).is_empty(), "rollback left mounts behind");
 }
 
 #[test]
@@ -194,10 +177,7 @@ fn long_overlay_lowerdirs_are_compacted() {
         format!("upperdir={}", upper.display()),
         format!("lowerdir={}", lowers.join(":")),
     ];
-    assert!(
-        options.join(",").len() > page_size(),
-        "fixture must exceed a page"
-    );
+    assert!(options.join(",").len() > page_size(), "fixture must exceed a page");
     let cwd_before = std::env::current_dir().unwrap();
     mount_rootfs(
         &[RootfsMount {

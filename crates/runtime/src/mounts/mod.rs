@@ -80,9 +80,7 @@ pub enum MountError {
         max: usize,
         reason: String,
     },
-    #[error(
-        "mount type {fstype} source {mount_source} on {target}: option {option:?} is not supported"
-    )]
+    #[error("mount type {fstype} source {mount_source} on {target}: option {option:?} is not supported")]
     UnsupportedOption {
         fstype: String,
         mount_source: String,
@@ -158,10 +156,7 @@ fn mount_one(m: &RootfsMount, target: &Path, mounted: &mut usize) -> Result<(), 
             reason: reason.to_string(),
         };
         if m.fstype != "overlay" {
-            return Err(too_long(
-                "only overlay options can be shortened",
-                data.len(),
-            ));
+            return Err(too_long("only overlay options can be shortened", data.len()));
         }
         let Some((dir, compact)) = compact_lowerdirs(&data) else {
             return Err(too_long(
@@ -204,12 +199,10 @@ fn mount_one(m: &RootfsMount, target: &Path, mounted: &mut usize) -> Result<(), 
         *mounted += 1;
     }
     for p in &opts.propagation {
-        mount(None::<&str>, target, None::<&str>, *p, None::<&str>).map_err(|errno| {
-            MountError::Propagation {
-                target: target.to_path_buf(),
-                flags: *p,
-                errno,
-            }
+        mount(None::<&str>, target, None::<&str>, *p, None::<&str>).map_err(|errno| MountError::Propagation {
+            target: target.to_path_buf(),
+            flags: *p,
+            errno,
         })?;
     }
     if flags.contains(MsFlags::MS_BIND | MsFlags::MS_RDONLY) {
@@ -261,10 +254,7 @@ fn with_cwd<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, MountError> {
 pub(crate) fn compact_lowerdirs(data: &str) -> Option<(PathBuf, String)> {
     let opts: Vec<&str> = data.split(',').collect();
     let idx = opts.iter().position(|o| o.starts_with("lowerdir="))?;
-    let dirs: Vec<&Path> = opts[idx]["lowerdir=".len()..]
-        .split(':')
-        .map(Path::new)
-        .collect();
+    let dirs: Vec<&Path> = opts[idx]["lowerdir=".len()..].split(':').map(Path::new).collect();
     if dirs.len() < 2 || dirs.iter().any(|d| !d.is_absolute()) {
         return None;
     }
@@ -333,12 +323,10 @@ pub fn set_recursive_attrs(target: &Path, attr_set: u64, attr_clr: u64) -> Resul
 fn unmount_top(target: &Path) -> Result<(), MountError> {
     match umount2(target, MntFlags::empty()) {
         Ok(()) => Ok(()),
-        Err(Errno::EBUSY) => {
-            umount2(target, MntFlags::MNT_DETACH).map_err(|errno| MountError::Unmount {
-                target: target.to_path_buf(),
-                errno,
-            })
-        }
+        Err(Errno::EBUSY) => umount2(target, MntFlags::MNT_DETACH).map_err(|errno| MountError::Unmount {
+            target: target.to_path_buf(),
+            errno,
+        }),
         Err(errno) => Err(MountError::Unmount {
             target: target.to_path_buf(),
             errno,

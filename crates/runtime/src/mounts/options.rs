@@ -196,10 +196,7 @@ pub fn parse_mount_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
     {
         flags.insert(MsFlags::MS_RELATIME);
     }
-    let propagation = ext
-        .propagation
-        .iter()
-        .fold(MsFlags::empty(), |acc, p| acc | *p);
+    let propagation = ext.propagation.iter().fold(MsFlags::empty(), |acc, p| acc | *p);
     (flags, propagation, ext.data)
 }
 
@@ -213,12 +210,8 @@ mod tests {
 
     #[test]
     fn overlay_options_become_data() {
-        let (flags, prop, data) = parse_mount_options(&s(&[
-            "index=off",
-            "workdir=/w",
-            "upperdir=/u",
-            "lowerdir=/a:/b",
-        ]));
+        let (flags, prop, data) =
+            parse_mount_options(&s(&["index=off", "workdir=/w", "upperdir=/u", "lowerdir=/a:/b"]));
         assert!(flags.is_empty());
         assert!(prop.is_empty());
         assert_eq!(data, "index=off,workdir=/w,upperdir=/u,lowerdir=/a:/b");
@@ -227,10 +220,7 @@ mod tests {
     #[test]
     fn bind_ro() {
         let (flags, prop, data) = parse_mount_options(&s(&["rbind", "ro"]));
-        assert_eq!(
-            flags,
-            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
-        );
+        assert_eq!(flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
         assert!(prop.is_empty());
         assert_eq!(data, "");
         let (flags, _, _) = parse_mount_options(&s(&["bind"]));
@@ -291,14 +281,7 @@ mod tests {
 
     #[test]
     fn recursive_attrs() {
-        let ext = parse_mount_options_ext(&s(&[
-            "rbind",
-            "rro",
-            "rnosuid",
-            "rnoexec",
-            "tmpcopyup",
-            "mode=1777",
-        ]));
+        let ext = parse_mount_options_ext(&s(&["rbind", "rro", "rnosuid", "rnoexec", "tmpcopyup", "mode=1777"]));
         assert_eq!(
             ext.attr_set,
             libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC
@@ -319,10 +302,7 @@ mod tests {
     #[test]
     fn tuple_form_approximates_recursive_attrs() {
         let (flags, _, data) = parse_mount_options(&s(&["rbind", "rro", "tmpcopyup"]));
-        assert_eq!(
-            flags,
-            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
-        );
+        assert_eq!(flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
         assert_eq!(data, "");
         let (flags, _, _) = parse_mount_options(&s(&["ro", "rrw"]));
         assert_eq!(flags, MsFlags::empty());

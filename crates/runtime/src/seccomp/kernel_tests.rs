@@ -20,10 +20,7 @@ fn in_child(name: &str) -> bool {
 }
 
 fn spawn_self(name: &str, extra_env: &[(&str, &str)]) -> std::process::ExitStatus {
-    let module = module_path!()
-        .split_once("::")
-        .map(|(_, m)| m)
-        .unwrap_or("");
+    let module = module_path!().split_once("::").map(|(_, m)| m).unwrap_or("");
     let full = format!("{module}::{name}");
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([full.as_str(), "--exact", "--nocapture", "--test-threads=1"])
@@ -129,18 +126,12 @@ fn kernel_deny_default_with_allow_list_and_args() {
         };
         let denied = |rc: i64, e: i32| rc == -1 && last_errno() == e;
         check(
-            denied(
-                raw(libc::SYS_mkdir, [path.as_ptr() as i64, 0o755]),
-                libc::EACCES,
-            ),
+            denied(raw(libc::SYS_mkdir, [path.as_ptr() as i64, 0o755]), libc::EACCES),
             3,
         );
         check(raw(libc::SYS_getppid, [0, 0]) > 0, 4);
         check(
-            denied(
-                raw(libc::SYS_uname, [uts.as_mut_ptr() as i64, 0]),
-                libc::ENOSYS,
-            ),
+            denied(raw(libc::SYS_uname, [uts.as_mut_ptr() as i64, 0]), libc::ENOSYS),
             5,
         );
         check(raw(libc::SYS_getpgid, [0, 0]) >= 0, 6);
@@ -150,10 +141,7 @@ fn kernel_deny_default_with_allow_list_and_args() {
         check(raw(libc::SYS_umask, [0o022, 0]) == 0o022, 9);
         check(raw(libc::SYS_kill, [me as i64, 0]) == 0, 10);
         check(
-            denied(
-                raw(libc::SYS_kill, [me as i64, libc::SIGCONT as i64]),
-                libc::EACCES,
-            ),
+            denied(raw(libc::SYS_kill, [me as i64, libc::SIGCONT as i64]), libc::EACCES),
             11,
         );
         child_exit(0);

@@ -71,15 +71,13 @@ mod tests;
 use std::collections::BTreeMap;
 
 use nix::errno::Errno;
-use serde::{Deserialize, Serialize};
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
-    LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
 };
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
+use serde::{Deserialize, Serialize};
 
 pub use syscalls::{all as known_syscalls, syscall_number};
 
@@ -88,16 +86,9 @@ pub use syscalls::{all as known_syscalls, syscall_number};
 pub enum SeccompError {
     #[error("linux.seccomp: {field} action SCMP_ACT_NOTIFY is not supported")]
     NotifyUnsupported { field: String },
-    #[error(
-        "linux.seccomp.architectures {listed:?} does not include the host architecture {native}"
-    )]
-    NativeArchMissing {
-        listed: Vec<Arch>,
-        native: &'static str,
-    },
-    #[error(
-        "linux.seccomp.syscalls[{group}] ({syscall}): argument index {index} is out of range (0-5)"
-    )]
+    #[error("linux.seccomp.architectures {listed:?} does not include the host architecture {native}")]
+    NativeArchMissing { listed: Vec<Arch>, native: &'static str },
+    #[error("linux.seccomp.syscalls[{group}] ({syscall}): argument index {index} is out of range (0-5)")]
     InvalidArgIndex {
         group: usize,
         syscall: String,
@@ -111,24 +102,12 @@ pub enum SeccompError {
         #[source]
         source: seccompiler::BackendError,
     },
-    #[error(
-        "linux.seccomp: the {what} filter has {len} instructions, more than the kernel's 4096"
-    )]
+    #[error("linux.seccomp: the {what} filter has {len} instructions, more than the kernel's 4096")]
     TooLarge { what: String, len: usize },
     #[error("install seccomp filter {index} of {count}: {errno}")]
-    Install {
-        index: usize,
-        count: usize,
-        errno: Errno,
-    },
-    #[error(
-        "install seccomp filter {index} of {count}: thread {tid} could not be synchronised (TSYNC)"
-    )]
-    Tsync {
-        index: usize,
-        count: usize,
-        tid: i64,
-    },
+    Install { index: usize, count: usize, errno: Errno },
+    #[error("install seccomp filter {index} of {count}: thread {tid} could not be synchronised (TSYNC)")]
+    Tsync { index: usize, count: usize, tid: i64 },
 }
 
 /// BPF programs ready for installation, in install order.
@@ -164,15 +143,16 @@ impl Serialize for CompiledSeccomp {
             .map(|p| {
                 p.iter()
                     .map(|i| {
-                        (u64::from(i.code) << 48)
-                            | (u64::from(i.jt) << 40)
-                            | (u64::from(i.jf) << 32)
-                            | u64::from(i.k)
+                        (u64::from(i.code) << 48) | (u64::from(i.jt) << 40) | (u64::from(i.jf) << 32) | u64::from(i.k)
                     })
                     .collect()
             })
             .collect();
-        WireSeccomp { programs, flags: self.flags as u64 }.serialize(s)
+        WireSeccomp {
+            programs,
+            flags: self.flags as u64,
+        }
+        .serialize(s)
     }
 }
 
@@ -180,7 +160,9 @@ impl<'de> Deserialize<'de> for CompiledSeccomp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = WireSeccomp::deserialize(d)?;
         if w.programs.iter().any(|p| p.is_empty() || p.len() > 4096) {
-            return Err(serde::de::Error::custom("seccomp program of 0 or more than 4096 instructions"));
+            return Err(serde::de::Error::custom(
+                "seccomp program of 0 or more than 4096 instructions",
+            ));
         }
         let programs = w
             .programs
@@ -196,7 +178,10 @@ impl<'de> Deserialize<'de> for CompiledSeccomp {
                     .collect()
             })
             .collect();
-        Ok(CompiledSeccomp { programs, flags: w.flags as libc::c_ulong })
+        Ok(CompiledSeccomp {
+            programs,
+            flags: w.flags as libc::c_ulong,
+        })
     }
 }
 
@@ -255,11 +240,7 @@ impl CompiledSeccomp {
                 )
             };
             if rc > 0 {
-                return Err(SeccompError::Tsync {
-                    index,
-                    count,
-                    tid: rc,
-                });
+                return Err(SeccompError::Tsync { index, count, tid: rc });
             }
             if rc < 0 {
                 return Err(SeccompError::Install {
@@ -297,10 +278,7 @@ const NATIVE: (Arch, TargetArch, &str) = (Arch::ScmpArchAarch64, TargetArch::aar
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> {
     let (native_arch, target, native_name) = NATIVE;
     if let Some(listed) = seccomp.architectures().as_ref().filter(|a| !a.is_empty()) {
-        if !listed
-            .iter()
-            .any(|a| *a == native_arch || *a == Arch::ScmpArchNative)
-        {
+        if !listed.iter().any(|a| *a == native_arch || *a == Arch::ScmpArchNative) {
             return Err(SeccompError::NativeArchMissing {
                 listed: listed.clone(),
                 native: native_name,
@@ -315,21 +293,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
         }
     }
 
-    let default = to_action(
-        seccomp.default_action(),
-        seccomp.default_errno_ret(),
-        "defaultAction",
-    )?;
+    let default = to_action(seccomp.default_action(), seccomp.default_errno_ret(), "defaultAction")?;
 
     let mut union = RuleSet::new();
     let mut groups: Vec<(SeccompAction, RuleSet)> = Vec::new();
     let mut unknown: Vec<&str> = Vec::new();
     for (gi, sc) in seccomp.syscalls().iter().flatten().enumerate() {
-        let action = to_action(
-            sc.action(),
-            sc.errno_ret(),
-            &format!("syscalls[{gi}].action"),
-        )?;
+        let action = to_action(sc.action(), sc.errno_ret(), &format!("syscalls[{gi}].action"))?;
         let rule = build_rule(gi, sc)?;
         let group = match groups.iter().position(|(a, _)| *a == action) {
             Some(i) => i,
@@ -374,13 +344,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
             continue;
         }
         let what = format!("{action:?}");
-        programs.push(build_filter(
-            set,
-            SeccompAction::Allow,
-            action,
-            target,
-            &what,
-        )?);
+        programs.push(build_filter(set, SeccompAction::Allow, action, target, &what)?);
     }
     if seccomp_action != SeccompAction::Allow {
         let mut only = RuleSet::new();
@@ -403,9 +367,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
         flags |= match f {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
-            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
         };
     }
     tracing::debug!(
@@ -452,18 +414,12 @@ fn isolate_seccomp_syscall(
     Ok(matched.unwrap_or_else(|| default.clone()))
 }
 
-fn to_action(
-    action: LinuxSeccompAction,
-    errno_ret: Option<u32>,
-    field: &str,
-) -> Result<SeccompAction, SeccompError> {
+fn to_action(action: LinuxSeccompAction, errno_ret: Option<u32>, field: &str) -> Result<SeccompAction, SeccompError> {
     let eperm = libc::EPERM as u32;
     Ok(match action {
         LinuxSeccompAction::ScmpActAllow => SeccompAction::Allow,
         LinuxSeccompAction::ScmpActErrno => SeccompAction::Errno(errno_ret.unwrap_or(eperm)),
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            SeccompAction::KillThread
-        }
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => SeccompAction::KillThread,
         LinuxSeccompAction::ScmpActKillProcess => SeccompAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => SeccompAction::Trap,
         LinuxSeccompAction::ScmpActLog => SeccompAction::Log,
@@ -500,23 +456,17 @@ fn build_rule(gi: usize, sc: &LinuxSyscall) -> Result<Option<SeccompRule>, Secco
             LinuxSeccompOperator::ScmpCmpLe => (SeccompCmpOp::Le, arg.value()),
             LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
             LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
-            LinuxSeccompOperator::ScmpCmpMaskedEq => (
-                SeccompCmpOp::MaskedEq(arg.value()),
-                arg.value_two().unwrap_or(0),
-            ),
+            LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                (SeccompCmpOp::MaskedEq(arg.value()), arg.value_two().unwrap_or(0))
+            }
         };
         // Full 64-bit comparison, like libseccomp.
-        conds.push(
-            SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value)
-                .map_err(|_| bad_index())?,
-        );
+        conds.push(SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value).map_err(|_| bad_index())?);
     }
-    SeccompRule::new(conds)
-        .map(Some)
-        .map_err(|source| SeccompError::Build {
-            what: format!("syscalls[{gi}]"),
-            source,
-        })
+    SeccompRule::new(conds).map(Some).map_err(|source| SeccompError::Build {
+        what: format!("syscalls[{gi}]"),
+        source,
+    })
 }
 
 fn build_filter(

@@ -31,14 +31,8 @@ fn syscall_table_basics() {
 #[test]
 fn x86_64_table_has_no_gaps() {
     let known: std::collections::HashSet<i64> = syscalls::all().map(|(_, nr)| nr).collect();
-    let missing: Vec<i64> = (0..=335)
-        .chain(424..=466)
-        .filter(|nr| !known.contains(nr))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "x86_64 syscall numbers without a name: {missing:?}"
-    );
+    let missing: Vec<i64> = (0..=335).chain(424..=466).filter(|nr| !known.contains(nr)).collect();
+    assert!(missing.is_empty(), "x86_64 syscall numbers without a name: {missing:?}");
 }
 
 /// Names of Docker's/containerd's default profile that exist on x86_64.
@@ -110,10 +104,7 @@ fn table_covers_docker_default_profile() {
         .copied()
         .filter(|n| syscall_number(n).is_none())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "missing from the x86_64 table: {missing:?}"
-    );
+    assert!(missing.is_empty(), "missing from the x86_64 table: {missing:?}");
     // 32-bit-only names in the same profile are unknown here and get skipped.
     for n in [
         "chown32",

@@ -107,10 +107,7 @@ fn allow_default_with_denied_mkdir() {
     {
         // x32 numbers cannot be used to sidestep the deny list.
         let x32_mkdir = 0x4000_0000 + syscall_number("mkdir").unwrap();
-        assert_eq!(
-            eval_arch(&c, x32_mkdir, AUDIT_ARCH_X86_64, [0; 6]),
-            errno(libc::ENOSYS)
-        );
+        assert_eq!(eval_arch(&c, x32_mkdir, AUDIT_ARCH_X86_64, [0; 6]), errno(libc::ENOSYS));
         assert_eq!(c.program_lengths().len(), 2);
     }
 }
@@ -166,14 +163,8 @@ fn argument_conditions() {
     assert_eq!(eval(&c, "personality", [8, 0, 0, 0, 0, 0]), e);
     // 64-bit comparison: upper half matters.
     assert_eq!(eval(&c, "personality", [1 << 32, 0, 0, 0, 0, 0]), e);
-    assert_eq!(
-        eval(&c, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
-        ALLOW
-    );
-    assert_eq!(
-        eval(&c, "clone", [libc::CLONE_NEWNS as u64, 0, 0, 0, 0, 0]),
-        e
-    );
+    assert_eq!(eval(&c, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(eval(&c, "clone", [libc::CLONE_NEWNS as u64, 0, 0, 0, 0, 0]), e);
     // Multiple args on one rule are ANDed.
     assert_eq!(eval(&c, "kill", [11, 0, 0, 0, 0, 0]), ALLOW);
     assert_eq!(eval(&c, "kill", [11, 9, 0, 0, 0, 0]), e);
@@ -222,17 +213,9 @@ fn seccomp_syscall_stays_allowed_until_the_last_filter() {
                 programs: progs[..k].to_vec(),
                 flags: 0,
             };
-            assert_eq!(
-                eval(&prefix, "seccomp", [1, 0, 0, 0, 0, 0]),
-                ALLOW,
-                "{p} prefix {k}"
-            );
+            assert_eq!(eval(&prefix, "seccomp", [1, 0, 0, 0, 0, 0]), ALLOW, "{p} prefix {k}");
         }
-        assert_eq!(
-            eval_arch(&c, nr, NATIVE_AUDIT, [1, 0, 0, 0, 0, 0]),
-            want,
-            "{p}"
-        );
+        assert_eq!(eval_arch(&c, nr, NATIVE_AUDIT, [1, 0, 0, 0, 0, 0]), want, "{p}");
         // Other syscalls keep their meaning.
         assert_ne!(eval(&c, "mkdir", [0; 6]), ALLOW, "{p}");
     }
@@ -335,13 +318,9 @@ fn rejects_notify_and_missing_native_arch() {
         "architectures": [foreign, "SCMP_ARCH_ARM"]
     })))
     .unwrap_err();
+    assert!(matches!(err, SeccompError::NativeArchMissing { .. }), "{err}");
     assert!(
-        matches!(err, SeccompError::NativeArchMissing { .. }),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .contains("does not include the host architecture"),
+        err.to_string().contains("does not include the host architecture"),
         "{err}"
     );
     compile(&profile(
@@ -359,24 +338,20 @@ fn flags_are_mapped() {
     .unwrap();
     assert_eq!(
         c.flags(),
-        libc::SECCOMP_FILTER_FLAG_TSYNC
-            | libc::SECCOMP_FILTER_FLAG_LOG
-            | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+        libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
     );
 }
 
 #[cfg(all(target_arch = "x86_64", target_pointer_width = "64"))]
 #[test]
 fn docker_sized_profile_fits() {
-    let mut syscalls =
-        vec![json!({"names": super::table_tests::DOCKER_X86_64, "action": "SCMP_ACT_ALLOW"})];
+    let mut syscalls = vec![json!({"names": super::table_tests::DOCKER_X86_64, "action": "SCMP_ACT_ALLOW"})];
     syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
         "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}));
     syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
         "args": [{"index": 0, "value": 2114060288u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}));
     syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
-    syscalls
-        .push(json!({"names": ["chown32", "_llseek", "socketcall"], "action": "SCMP_ACT_ALLOW"}));
+    syscalls.push(json!({"names": ["chown32", "_llseek", "socketcall"], "action": "SCMP_ACT_ALLOW"}));
     let c = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 1,

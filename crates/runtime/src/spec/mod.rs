@@ -53,9 +53,7 @@ pub enum SpecError {
 
 impl SpecError {
     pub(crate) fn missing(field: impl Into<String>) -> Self {
-        SpecError::Missing {
-            field: field.into(),
-        }
+        SpecError::Missing { field: field.into() }
     }
 
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -98,7 +96,10 @@ pub fn private_pid_namespace(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()))
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+        })
 }
 
 /// Returns the container's root filesystem directory: `root.path` taken

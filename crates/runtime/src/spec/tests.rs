@@ -40,9 +40,7 @@ fn parse(v: &Value) -> Spec {
 }
 
 fn err_of(v: &Value) -> String {
-    validate(&parse(v))
-        .expect_err("validation should fail")
-        .to_string()
+    validate(&parse(v)).expect_err("validation should fail").to_string()
 }
 
 fn write_bundle(dir: &Path, content: &str) {
@@ -54,10 +52,7 @@ fn load_valid_bundle() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), &base().to_string());
     let spec = load(dir.path()).unwrap();
-    assert_eq!(
-        spec.process().as_ref().unwrap().args().as_ref().unwrap()[0],
-        "/bin/sh"
-    );
+    assert_eq!(spec.process().as_ref().unwrap().args().as_ref().unwrap()[0], "/bin/sh");
     assert_eq!(resolve_rootfs(dir.path(), &spec), dir.path().join("rootfs"));
 }
 
@@ -65,25 +60,16 @@ fn load_valid_bundle() {
 fn resolve_rootfs_absolute_and_missing() {
     let mut v = base();
     v["root"]["path"] = json!("/srv/root");
-    assert_eq!(
-        resolve_rootfs(Path::new("/b"), &parse(&v)),
-        Path::new("/srv/root")
-    );
+    assert_eq!(resolve_rootfs(Path::new("/b"), &parse(&v)), Path::new("/srv/root"));
     let mut spec = parse(&base());
     spec.set_root(None);
-    assert_eq!(
-        resolve_rootfs(Path::new("/b"), &spec),
-        Path::new("/b/rootfs")
-    );
+    assert_eq!(resolve_rootfs(Path::new("/b"), &spec), Path::new("/b/rootfs"));
 }
 
 #[test]
 fn malformed_json_names_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
-    write_bundle(
-        dir.path(),
-        "{\n  \"ociVersion\": \"1.0.0\",\n  \"root\": }\n",
-    );
+    write_bundle(dir.path(), "{\n  \"ociVersion\": \"1.0.0\",\n  \"root\": }\n");
     let err = load(dir.path()).unwrap_err();
     assert!(matches!(err, SpecError::Parse { .. }), "{err:?}");
     let msg = err.to_string();
@@ -98,8 +84,7 @@ fn malformed_json_names_file_and_position() {
 fn unknown_seccomp_arch_is_a_parse_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut v = base();
-    v["linux"]["seccomp"] =
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]});
+    v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]});
     write_bundle(dir.path(), &v.to_string());
     let msg = load(dir.path()).unwrap_err().to_string();
     assert!(msg.contains("SCMP_ARCH_VAX"), "{msg}");
@@ -184,11 +169,8 @@ fn namespaces_checked() {
         "config.json: linux.namespaces[2].type duplicates namespace type pid"
     );
     let mut v = base();
-    v["linux"]["namespaces"] =
-        json!([{"type": "network", "path": "proc/1/ns/net"}, {"type": "uts"}]);
-    assert!(
-        err_of(&v).starts_with("config.json: linux.namespaces[0].path must be an absolute path")
-    );
+    v["linux"]["namespaces"] = json!([{"type": "network", "path": "proc/1/ns/net"}, {"type": "uts"}]);
+    assert!(err_of(&v).starts_with("config.json: linux.namespaces[0].path must be an absolute path"));
 }
 
 #[test]
@@ -240,17 +222,13 @@ fn mounts_checked() {
     );
     let mut v = base();
     v["mounts"][1].as_object_mut().unwrap().remove("source");
-    assert_eq!(
-        err_of(&v),
-        "config.json: mounts[1].source is required for bind mounts"
-    );
+    assert_eq!(err_of(&v), "config.json: mounts[1].source is required for bind mounts");
 }
 
 #[test]
 fn hostname_needs_uts() {
     let mut v = base();
-    v["linux"]["namespaces"] =
-        json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "network"}]);
+    v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "network"}]);
     v["linux"]["sysctl"] = json!({});
     assert_eq!(
         err_of(&v),
@@ -286,11 +264,7 @@ fn sysctls_need_their_namespace() {
             json!([{"type": "uts"}]),
             "is not allowed; use hostname instead",
         ),
-        (
-            "vm.swappiness",
-            json!([{"type": "uts"}]),
-            "is not namespaced",
-        ),
+        ("vm.swappiness", json!([{"type": "uts"}]), "is not namespaced"),
     ];
     for (key, nss, want) in cases {
         let mut v = base();
@@ -311,14 +285,10 @@ fn linux_paths_and_propagation() {
     assert!(err_of(&v).starts_with("config.json: linux.maskedPaths[0] must be an absolute path"));
     let mut v = base();
     v["linux"]["rootfsPropagation"] = json!("sideways");
-    assert!(
-        err_of(&v).starts_with("config.json: linux.rootfsPropagation \"sideways\" is not one of")
-    );
+    assert!(err_of(&v).starts_with("config.json: linux.rootfsPropagation \"sideways\" is not one of"));
     let mut v = base();
     v["hooks"] = json!({"createRuntime": [{"path": "hook.sh"}]});
-    assert!(
-        err_of(&v).starts_with("config.json: hooks.createRuntime[0].path must be an absolute path")
-    );
+    assert!(err_of(&v).starts_with("config.json: hooks.createRuntime[0].path must be an absolute path"));
 }
 
 #[test]

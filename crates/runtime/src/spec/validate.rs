@@ -4,8 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    Hooks, Linux, LinuxIdMapping, LinuxNamespaceType, LinuxSeccomp, LinuxSeccompAction, Mount,
-    Process, Spec,
+    Hooks, Linux, LinuxIdMapping, LinuxNamespaceType, LinuxSeccomp, LinuxSeccompAction, Mount, Process, Spec,
 };
 
 use super::SpecError;
@@ -59,18 +58,12 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
 
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| SpecError::missing("root"))?;
+    let root = spec.root().as_ref().ok_or_else(|| SpecError::missing("root"))?;
     if root.path().as_os_str().is_empty() {
         return Err(SpecError::invalid("root.path", "must not be empty"));
     }
 
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| SpecError::missing("process"))?;
+    let process = spec.process().as_ref().ok_or_else(|| SpecError::missing("process"))?;
     validate_process(process)?;
 
     if let Some(mounts) = spec.mounts() {
@@ -85,16 +78,10 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     let linux = spec.linux().as_ref();
     let namespaces = validate_namespaces(linux)?;
     let has_ns = |t: LinuxNamespaceType| namespaces.contains(&ns_name(t));
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts)
-    {
-        return Err(SpecError::invalid(
-            "hostname",
-            "cannot be set without a uts namespace",
-        ));
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts) {
+        return Err(SpecError::invalid("hostname", "cannot be set without a uts namespace"));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !has_ns(LinuxNamespaceType::Uts)
-    {
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts) {
         return Err(SpecError::invalid(
             "domainname",
             "cannot be set without a uts namespace",
@@ -155,15 +142,9 @@ fn validate_process(process: &Process) -> Result<(), SpecError> {
 
 fn validate_mount(i: usize, m: &Mount) -> Result<(), SpecError> {
     require_absolute(&format!("mounts[{i}].destination"), m.destination())?;
-    let is_bind = m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind");
-    let has_source = m
-        .source()
-        .as_ref()
-        .is_some_and(|s| !s.as_os_str().is_empty());
+    let is_bind =
+        m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+    let has_source = m.source().as_ref().is_some_and(|s| !s.as_os_str().is_empty());
     if is_bind && !has_source {
         return Err(SpecError::invalid(
             format!("mounts[{i}].source"),
@@ -212,10 +193,7 @@ fn validate_namespaces(linux: Option<&Linux>) -> Result<HashSet<&'static str>, S
     Ok(seen)
 }
 
-fn validate_linux(
-    linux: &Linux,
-    has_ns: &dyn Fn(LinuxNamespaceType) -> bool,
-) -> Result<(), SpecError> {
+fn validate_linux(linux: &Linux, has_ns: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<(), SpecError> {
     let user_ns = linux
         .namespaces()
         .iter()
@@ -275,9 +253,7 @@ fn validate_linux(
                 .map_err(|e| SpecError::invalid("linux.cgroupsPath", format!("is invalid: {e}")))?;
         }
     }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
-        && !has_ns(LinuxNamespaceType::Time)
-    {
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !has_ns(LinuxNamespaceType::Time) {
         return Err(SpecError::invalid(
             "linux.timeOffsets",
             "requires a time namespace in linux.namespaces",
@@ -288,9 +264,7 @@ fn validate_linux(
             if limit > 0 && swap > 0 && swap < limit {
                 return Err(SpecError::invalid(
                     "linux.resources.memory.swap",
-                    format!(
-                        "({swap}) must not be lower than linux.resources.memory.limit ({limit})"
-                    ),
+                    format!("({swap}) must not be lower than linux.resources.memory.limit ({limit})"),
                 ));
             }
         }
@@ -333,12 +307,7 @@ fn check_sysctl(key: &str, has_ns: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
     if has_ns(LinuxNamespaceType::Uts) {
         match norm.as_str() {
             "kernel.domainname" => return Ok(()),
-            "kernel.hostname" => {
-                return Err(SpecError::invalid(
-                    field,
-                    "is not allowed; use hostname instead",
-                ))
-            }
+            "kernel.hostname" => return Err(SpecError::invalid(field, "is not allowed; use hostname instead")),
             _ => {}
         }
     }
@@ -383,10 +352,7 @@ fn require_absolute(field: &str, path: &Path) -> Result<(), SpecError> {
     if !path.is_absolute() {
         return Err(SpecError::invalid(
             field,
-            format!(
-                "must be an absolute path, got {:?}",
-                path.display().to_string()
-            ),
+            format!("must be an absolute path, got {:?}", path.display().to_string()),
         ));
     }
     Ok(())

@@ -100,17 +100,9 @@ pub fn assert_no_mounts_under(dir: &Path) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let leaked: Vec<&str> = info
         .lines()
-        .filter(|l| {
-            l.split(' ')
-                .nth(4)
-                .is_some_and(|mp| Path::new(mp).starts_with(&dir))
-        })
+        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| Path::new(mp).starts_with(&dir)))
         .collect();
-    assert!(
-        leaked.is_empty(),
-        "mounts left under {}: {leaked:#?}",
-        dir.display()
-    );
+    assert!(leaked.is_empty(), "mounts left under {}: {leaked:#?}", dir.display());
 }
 
 fn thread_count() -> usize {
@@ -147,10 +139,7 @@ fn run_as_monitor(body: fn(&Path) -> Outcome) -> ! {
                 body(&tmp)
             });
             let (line, code) = match code {
-                Ok(outcome) => (
-                    format!("\n{MARKER}{}\n", serde_json::to_string(&outcome).unwrap()),
-                    0,
-                ),
+                Ok(outcome) => (format!("\n{MARKER}{}\n", serde_json::to_string(&outcome).unwrap()), 0),
                 Err(_) => (String::from("scenario panicked\n"), 1),
             };
             write_all_fd1(line.as_bytes());
@@ -177,8 +166,8 @@ pub fn busybox_rootfs(tmp: &Path) -> PathBuf {
     }
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     for applet in [
-        "sh", "cat", "echo", "id", "hostname", "ls", "sleep", "true", "false", "tty", "test",
-        "touch", "readlink", "pwd", "env", "wc", "mkdir", "ulimit", "grep",
+        "sh", "cat", "echo", "id", "hostname", "ls", "sleep", "true", "false", "tty", "test", "touch", "readlink",
+        "pwd", "env", "wc", "mkdir", "ulimit", "grep",
     ] {
         symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
@@ -269,8 +258,7 @@ impl TestContainer {
                 id,
                 bundle: tmp.to_path_buf(),
                 rootfs,
-                security: zygote_runtime::security::Security::from_spec(&spec)
-                    .expect("compile seccomp"),
+                security: zygote_runtime::security::Security::from_spec(&spec).expect("compile seccomp"),
                 spec,
                 guest: None,
             },
@@ -352,9 +340,7 @@ impl TestContainer {
             guest: None,
         };
         let t0 = std::time::Instant::now();
-        let served = zygote.serve(&task, stdio, |pid| {
-            self.cgroup.add_task(pid).map_err(Into::into)
-        });
+        let served = zygote.serve(&task, stdio, |pid| self.cgroup.add_task(pid).map_err(Into::into));
         outcome
             .notes
             .insert("create_us".into(), t0.elapsed().as_micros().to_string());
