@@ -12,32 +12,33 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
+use zygote_contract::TaskDir;
+
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// How long one monitor may take to answer a restarted daemon.
 const ADOPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-use zygote_monitor::proto::{Reply, Request};
-use zygote_monitor::state::{self, Snapshot, Status, TaskConfig};
+use zygote_contract::proto::{Reply, Request};
+use zygote_contract::state::{self, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 use crate::daemon::Daemon;
-use crate::paths;
 use crate::task::Task;
-use zygote_monitor::client::MonitorClient;
+use crate::monitor_client::MonitorClient;
 
 impl Daemon {
     /// Adopts every task on disk, concurrently, each bounded in time so one
     /// stuck monitor cannot keep the daemon from serving the others.
     pub async fn adopt_all(self: &Arc<Self>) {
-        let Ok(entries) = std::fs::read_dir(paths::tasks(&self.dir)) else {
+        let Ok(entries) = std::fs::read_dir(self.dir.tasks()) else {
             return;
         };
         let mut set = tokio::task::JoinSet::new();
         for e in entries.flatten() {
             let (this, dir) = (self.clone(), e.path());
             set.spawn(async move {
-                let r = tokio::time::timeout(ADOPT_TIMEOUT, this.adopt_one(&dir)).await;
+                let r = tokio::time::timeout(ADOPT_TIMEOUT, this.adopt_one(&TaskDir::at(&dir))).await;
                 (
                     dir,
                     r.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_TIMEOUT:?}"))),
@@ -69,22 +70,22 @@ impl Daemon {
 
     /// Adopts one task; returns it and the containerd connections its
     /// monitor kept.
-    async fn adopt_one(self: &Arc<Self>, dir: &Path) -> Result<(Arc<Task>, Vec<OwnedFd>), String> {
-        let cfg: TaskConfig = match state::read(&dir.join(state::TASK_FILE)) {
+    async fn adopt_one(self: &Arc<Self>, dir: &TaskDir) -> Result<(Arc<Task>, Vec<OwnedFd>), String> {
+        let cfg: TaskConfig = match state::read(&dir.config()) {
             Ok(c) => c,
             Err(e) => {
                 // A Create that died half-way: nothing to serve, nothing to keep.
-                let _ = std::fs::remove_dir_all(dir);
+                let _ = std::fs::remove_dir_all(dir.path());
                 return Err(e.to_string());
             }
         };
         let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| e.to_string())?;
         let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| e.to_string())?;
-        let task = Arc::new(Task::new(cfg.clone(), dir.to_path_buf(), cgroup));
+        let task = Arc::new(Task::new(cfg.clone(), dir.clone(), cgroup));
         task.set_waits(crate::waits::load(dir));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut conns = Vec::new();
-        let snap: Snapshot = match MonitorClient::connect(&dir.join(state::MONITOR_SOCKET), tx).await {
+        let snap: Snapshot = match MonitorClient::connect(&dir.monitor_socket(), tx).await {
             Ok(m) => match m.call(&Request::Hello, &[]).await {
                 Ok((Reply::Snapshot { snapshot }, fds)) => {
                     *task.monitor.lock().expect("monitor lock") = Some(m);
@@ -99,7 +100,7 @@ impl Daemon {
             },
             Err(e) => {
                 warn!(id = %cfg.id, error = %e, "monitor unreachable; using its last state");
-                state::read(&dir.join(state::STATE_FILE)).map_err(|e| e.to_string())?
+                state::read(&dir.state()).map_err(|e| e.to_string())?
             }
         };
         task.apply_snapshot(&snap);
@@ -119,7 +120,7 @@ impl Daemon {
             self.end_lost_processes(&task).await;
         }
         let init = task.proc("").expect("init after snapshot");
-        if init.state.status == Status::Stopped && !dir.join(state::exit_marker(None)).exists() {
+        if init.state.status == Status::Stopped && !dir.exit_marker(None).exists() {
             self.publish_exit(
                 &task,
                 None,
@@ -129,7 +130,7 @@ impl Daemon {
             );
         }
         for (id, p) in &snap.execs {
-            if p.status == Status::Stopped && !dir.join(state::exit_marker(Some(id))).exists() {
+            if p.status == Status::Stopped && !dir.exit_marker(Some(id)).exists() {
                 self.publish_exit(
                     &task,
                     Some(id),
@@ -160,7 +161,7 @@ impl Daemon {
         let (inject, mut injected) = mpsc::unbounded_channel::<Vec<u8>>();
         self.injectors.lock().expect("injectors lock").insert(conn, inject);
         let seq = self.proxy_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let sock = paths::socket(&self.dir);
+        let sock = self.dir.socket();
         let this = self.clone();
         tokio::spawn(async move {
             let std_stream = std::os::unix::net::UnixStream::from(fd);

@@ -7,17 +7,17 @@
 //! from the short-lived `delete` subcommand.
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::Path;
+use zygote_contract::{DaemonDir, TaskDir};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tracing::warn;
-use zygote_monitor::proto::{self, Message, Reply, Request};
-use zygote_monitor::state::{self, ProcState, Snapshot, Status, TaskConfig};
+use zygote_contract::proto::{self, Message, Reply, Request};
+use zygote_contract::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 /// Kills and removes everything of a task that has no monitor.
-pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup, procs: &[ProcState]) {
+pub fn orphan(cfg: &TaskConfig, dir: &TaskDir, cgroup: &Cgroup, procs: &[ProcState]) {
     kill_lost(cfg, cgroup, procs);
     remove_cgroup(cfg, cgroup);
     release_files(cfg, dir);
@@ -32,14 +32,14 @@ pub fn orphan(cfg: &TaskConfig, dir: &Path, cgroup: &Cgroup, procs: &[ProcState]
 pub fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usize {
     let mut pidfds = Vec::new();
     for p in procs.iter().filter(|p| p.status != Status::Stopped && p.pid > 0) {
-        let Ok(fd) = zygote_monitor::sys::pidfd_open(p.pid) else {
+        let Ok(fd) = zygote_runtime::sys::pidfd_open(p.pid) else {
             continue;
         };
         // Compared after the pidfd is open: from then on it cannot change.
         if p.start_time.is_some() && state::start_time(p.pid) != p.start_time {
             continue;
         }
-        match zygote_monitor::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
+        match zygote_runtime::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
             Ok(()) => pidfds.push(fd),
             Err(e) => {
                 warn!(id = %cfg.id, pid = p.pid, error = %e, "cannot kill a process of a task whose monitor is gone")
@@ -58,7 +58,7 @@ pub fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usiz
             events: libc::POLLIN,
             revents: 0,
         }];
-        zygote_monitor::sys::poll(&mut pfd, left.as_millis() as i32);
+        zygote_runtime::sys::poll(&mut pfd, left.as_millis() as i32);
     }
     killed
 }
@@ -83,13 +83,13 @@ fn remove_cgroup(cfg: &TaskConfig, cgroup: &Cgroup) {
 }
 
 /// Unmounts the rootfs we mounted and removes the task directory.
-fn release_files(cfg: &TaskConfig, dir: &Path) {
+fn release_files(cfg: &TaskConfig, dir: &TaskDir) {
     if cfg.rootfs_mounted {
         if let Err(e) = zygote_runtime::mounts::unmount_rootfs(&cfg.rootfs) {
             warn!(id = %cfg.id, error = %e, "cannot unmount rootfs");
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(dir.path());
 }
 
 /// What `delete` reports to containerd.
@@ -101,10 +101,10 @@ pub struct Deleted {
 
 /// Asks a live monitor to destroy its task (synchronously); returns the
 /// task's final state from the monitor's memory.
-fn destroy_via_monitor(dir: &Path) -> Option<Snapshot> {
+fn destroy_via_monitor(dir: &TaskDir) -> Option<Snapshot> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
     let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).ok()?;
-    let addr = UnixAddr::new(&dir.join(state::MONITOR_SOCKET)).ok()?;
+    let addr = UnixAddr::new(&dir.monitor_socket()).ok()?;
     connect(fd.as_raw_fd(), &addr).ok()?;
     proto::send(fd.as_fd(), &Request::Destroy, &[]).ok()?;
     // Events may come first; wait for the reply.
@@ -125,10 +125,10 @@ fn destroy_via_monitor(dir: &Path) -> Option<Snapshot> {
 
 /// Cleans up task `id` of the daemon in `daemon_dir`, whatever state it is
 /// in. Returns its last known exit (137 if it had to be killed here).
-pub fn delete_task(daemon_dir: &Path, id: &str) -> Option<Deleted> {
-    let dir = crate::paths::task(daemon_dir, id);
-    let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).ok()?;
-    let before: Option<Snapshot> = state::read(&dir.join(state::STATE_FILE)).ok();
+pub fn delete_task(daemon_dir: &DaemonDir, id: &str) -> Option<Deleted> {
+    let dir = daemon_dir.task(id);
+    let cfg: TaskConfig = state::read(&dir.config()).ok()?;
+    let before: Option<Snapshot> = state::read(&dir.state()).ok();
     let after = match destroy_via_monitor(&dir) {
         Some(last) => Some(last),
         None => {

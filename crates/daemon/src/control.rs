@@ -7,8 +7,8 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message as _;
 use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::topics;
-use zygote_monitor::proto::{Reply, Request};
-use zygote_monitor::state::{ProcState, Status, StdioPaths};
+use zygote_contract::proto::{Reply, Request};
+use zygote_contract::state::{ProcState, Status, StdioPaths};
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;

@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use zygote_contract::DaemonDir;
 use std::sync::{Arc, RwLock};
 
 use containerd_shim_protos::events::task::{TaskExit, TaskOOM};
@@ -11,16 +13,16 @@ use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-use zygote_monitor::proto::{Event, Request};
-use zygote_monitor::state::{self, Snapshot, Status};
+use zygote_contract::proto::{Event, Request};
+use zygote_contract::state::{self, Snapshot, Status};
 
 use crate::error::DaemonError;
 use crate::events::Events;
 use crate::task::Task;
-use zygote_monitor::client::Incoming;
+use crate::monitor_client::Incoming;
 
 pub struct Daemon {
-    pub dir: PathBuf,
+    pub dir: DaemonDir,
     /// The shim binary (monitors are this binary in `__monitor` mode).
     pub exe: PathBuf,
     /// containerd's ttrpc address (events go there).
@@ -32,7 +34,7 @@ pub struct Daemon {
     /// The configuration's profiles, their security, the seccomp cache.
     pub profiles: crate::profiles::Profiles,
     /// Warm zygotes per profile.
-    pub pools: std::sync::Arc<zygote_pool::PoolSet>,
+    pub pools: std::sync::Arc<crate::pool::PoolSet>,
     /// Wasm tasks: entrypoint detection and the artifact cache.
     pub wasm: crate::wasm::Wasm,
     /// Inherited containerd connections we serve through a proxy, by the
@@ -50,7 +52,7 @@ pub fn timestamp(ns: i64) -> Timestamp {
 }
 
 impl Daemon {
-    pub fn new(dir: &Path, exe: PathBuf, ttrpc_address: String) -> Self {
+    pub fn new(dir: &DaemonDir, exe: PathBuf, ttrpc_address: String) -> Self {
         let profiles = crate::profiles::Profiles::load();
         // Only cgroup v1 can rename a cgroup into place at claim time.
         let pre_place = matches!(
@@ -59,13 +61,13 @@ impl Daemon {
         );
         let exe_for_pools = exe.clone();
         Daemon {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             exe,
             ttrpc_address,
             tasks: RwLock::new(HashMap::new()),
             creating: Default::default(),
             events: Events::start(),
-            pools: zygote_pool::PoolSet::new(exe_for_pools, dir, pre_place, profiles.pool_specs()),
+            pools: crate::pool::PoolSet::new(exe_for_pools, dir, pre_place, profiles.pool_specs()),
             wasm: crate::wasm::Wasm::new(&profiles.wasm_node(), dir),
             profiles,
             injectors: Default::default(),
@@ -169,7 +171,7 @@ impl Daemon {
             ..Default::default()
         };
         self.publish(task, topics::TASK_EXIT_EVENT_TOPIC, Box::new(ev));
-        let _ = std::fs::write(task.dir.join(state::exit_marker(exec_id)), b"");
+        let _ = std::fs::write(task.dir.exit_marker(exec_id), b"");
     }
 
     /// The monitor died (it never should, short of `kill -9`): like
@@ -182,7 +184,7 @@ impl Daemon {
         if task.deleting.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        if let Ok(snap) = state::read::<Snapshot>(&task.dir.join(state::STATE_FILE)) {
+        if let Ok(snap) = state::read::<Snapshot>(&task.dir.state()) {
             task.apply_snapshot(&snap);
         }
         self.end_lost_processes(task).await;

@@ -2,7 +2,7 @@
 
 use containerd_shim_protos::ttrpc;
 use ttrpc::Code;
-use zygote_monitor::proto::{ErrorKind, ProtoError};
+use zygote_contract::proto::{ErrorKind, ProtoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -41,7 +41,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Cgroup(#[from] zygote_runtime::cgroups::CgroupError),
     #[error(transparent)]
-    State(#[from] zygote_monitor::state::StateError),
+    State(#[from] zygote_contract::state::StateError),
 }
 
 impl DaemonError {
@@ -69,7 +69,7 @@ impl DaemonError {
 }
 
 /// Full cause chain, the way containerd shows it to the user.
-pub use zygote_monitor::proto::error_chain as chain;
+pub use zygote_contract::proto::error_chain as chain;
 
 impl From<DaemonError> for ttrpc::Error {
     fn from(e: DaemonError) -> Self {

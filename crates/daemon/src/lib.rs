@@ -1,28 +1,34 @@
 //! zygote-daemon: the one long-lived process per node that containerd talks
 //! to for every zygote task.
 //!
-//! It serves containerd's task API (v2) over ttrpc, keeps the task table,
-//! publishes events, and delegates everything that forks to the per-task
-//! monitors (`zygote-monitor`), because it is multi-threaded (tokio) and so
-//! must never fork without exec. Killing it loses nothing: monitors keep the
-//! containers, their exit statuses and containerd's connections, restart it,
-//! and it re-adopts them ([`adopt`]).
+//! It serves containerd's task API (v2) over ttrpc ([`service`]), keeps the
+//! task table ([`daemon`], [`task`]), publishes events ([`events`]), keeps
+//! the warm pools ([`pool`]), and delegates everything that forks to the
+//! per-task monitors, through [`monitor_client`]: it is multi-threaded
+//! (tokio), so it must never fork without exec. Killing it loses nothing:
+//! monitors keep the containers, their exit statuses and containerd's
+//! connections, restart it, and it re-adopts them ([`adopt`], [`waits`]).
+//!
+//! The path of a Create through these modules is in `docs/architecture.md`.
 
-pub mod adopt;
-pub mod cleanup;
-pub mod control;
-pub mod daemon;
-pub mod error;
-pub mod events;
-pub mod lifecycle;
-pub mod paths;
-pub mod profiles;
-pub mod server;
-pub mod service;
-pub mod stats;
-pub mod task;
-pub mod waits;
-pub mod wasm;
+mod adopt;
+mod cleanup;
+mod control;
+mod daemon;
+mod error;
+mod events;
+mod lifecycle;
+mod monitor_client;
+mod pool;
+mod profiles;
+mod server;
+mod service;
+mod stats;
+mod task;
+mod waits;
+mod wasm;
 
-pub use error::DaemonError;
-pub use server::{run, DaemonConfig, Outcome};
+pub use cleanup::{delete_task, Deleted};
+pub use daemon::timestamp;
+pub use error::{chain, DaemonError};
+pub use server::{run, Outcome};

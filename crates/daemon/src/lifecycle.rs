@@ -14,6 +14,8 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use zygote_contract::TaskDir;
+
 use containerd_shim_protos::api::{
     CreateTaskRequest, CreateTaskResponse, DeleteResponse, StateResponse, Status as ApiStatus, WaitResponse,
 };
@@ -21,16 +23,15 @@ use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecStart
 use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use zygote_monitor::proto::{self, CreateDetail, Reply, Request};
-use zygote_monitor::state::{self, ProcState, Status, StdioPaths, TaskConfig};
+use zygote_contract::proto::{self, CreateDetail, Reply, Request};
+use zygote_contract::state::{self, ProcState, Status, StdioPaths, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 use zygote_runtime::mounts::{self, RootfsMount};
 
 use crate::daemon::{timestamp, Daemon};
 use crate::error::DaemonError;
-use crate::paths;
 use crate::task::{ProcInfo, Task};
-use zygote_monitor::client::{self as monitor_client, MonitorClient};
+use crate::monitor_client::{self as monitor_client, MonitorClient};
 
 /// Container ids become directory names: keep them boring.
 pub fn validate_id(id: &str) -> Result<(), DaemonError> {
@@ -51,7 +52,7 @@ pub fn validate_id(id: &str) -> Result<(), DaemonError> {
 /// A task may not take (or nest under) one of the warm pools' cgroups: its
 /// Delete would kill a zygote, and a claim would rename it away.
 fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
-    let prefix = zygote_monitor::zygote::POOL_CGROUP_PREFIX;
+    let prefix = zygote_contract::zygote::POOL_CGROUP_PREFIX;
     if cgroup
         .path()
         .components()
@@ -59,7 +60,7 @@ fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
     {
         return Err(DaemonError::InvalidArgument(format!(
             "linux.cgroupsPath {}: cgroup names starting with {prefix:?} are reserved for zygote's warm pools",
-            zygote_policy::quote(&cgroup.path().to_string_lossy())
+            zygote_config::quote(&cgroup.path().to_string_lossy())
         )));
     }
     Ok(())
@@ -69,7 +70,7 @@ fn refuse_pool_cgroup(cgroup: &Cgroup) -> Result<(), DaemonError> {
 /// container's pid, when it was ready, and how it was created.
 type Spawned = (
     MonitorClient,
-    mpsc::UnboundedReceiver<zygote_monitor::client::Incoming>,
+    mpsc::UnboundedReceiver<crate::monitor_client::Incoming>,
     i32,
     i64,
     CreateDetail,
@@ -79,13 +80,13 @@ type Spawned = (
 const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Removes a half-created task's leftovers.
-fn undo(dir: &Path, rootfs: &Path, mounted: bool) {
+fn undo(dir: &TaskDir, rootfs: &Path, mounted: bool) {
     if mounted {
         if let Err(e) = mounts::unmount_rootfs(rootfs) {
             warn!(rootfs = %rootfs.display(), error = %e, "cannot unmount rootfs");
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(dir.path());
 }
 
 impl Daemon {
@@ -139,7 +140,7 @@ impl Daemon {
         refuse_pool_cgroup(&cgroup)?;
         let options = req.options.as_ref().map(|a| (a.type_url.as_str(), a.value.as_slice()));
         let resolved = self.profiles.resolve(&spec, options)?;
-        let dir = paths::task(&self.dir, &req.id);
+        let dir = self.dir.task(&req.id);
         let (rootfs, mounted) = if req.rootfs.is_empty() {
             let r = zygote_runtime::spec::resolve_rootfs(&bundle, &spec);
             if !r.is_dir() {
@@ -279,15 +280,15 @@ impl Daemon {
     /// zygote died before answering (the caller then takes the cold path).
     async fn claim_zygote(
         &self,
-        dir: &Path,
+        dir: &TaskDir,
         cfg: &TaskConfig,
-        mut w: zygote_pool::Warm,
+        mut w: crate::pool::Warm,
     ) -> Result<Spawned, DaemonError> {
-        std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
-        state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
+        std::fs::create_dir_all(dir.path()).map_err(DaemonError::io(format!("create {}", dir.path().display())))?;
+        state::write_atomic(&dir.config(), cfg)?;
         let monitor = w.monitor.take();
         let (client, events) = w.into_parts();
-        let claim = Request::Claim { dir: dir.to_path_buf() };
+        let claim = Request::Claim { dir: dir.path().to_path_buf() };
         let Ok(replied) = tokio::time::timeout(CREATE_TIMEOUT, client.call(&claim, &[])).await else {
             return Err(self.stuck_monitor(dir, cfg, monitor));
         };
@@ -308,18 +309,18 @@ impl Daemon {
         }
     }
 
-    async fn spawn_monitor(&self, dir: &Path, cfg: &TaskConfig) -> Result<Spawned, DaemonError> {
-        std::fs::create_dir_all(dir).map_err(DaemonError::io(format!("create {}", dir.display())))?;
-        state::write_atomic(&dir.join(state::TASK_FILE), cfg)?;
+    async fn spawn_monitor(&self, dir: &TaskDir, cfg: &TaskConfig) -> Result<Spawned, DaemonError> {
+        std::fs::create_dir_all(dir.path()).map_err(DaemonError::io(format!("create {}", dir.path().display())))?;
+        state::write_atomic(&dir.config(), cfg)?;
         let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
         let pid = monitor_client::spawn(
             &self.exe,
-            &["__monitor".as_ref(), dir.as_os_str()],
-            &dir.join("monitor.log"),
+            &["__monitor".as_ref(), dir.path().as_os_str()],
+            &dir.monitor_log(),
             theirs,
         )
         .map_err(DaemonError::io("spawn monitor"))?;
-        let monitor = zygote_monitor::sys::pidfd_open(pid as i32).ok();
+        let monitor = zygote_runtime::sys::pidfd_open(pid as i32).ok();
         let (tx, rx) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(DaemonError::io("monitor socket"))?;
         let Ok(replied) = tokio::time::timeout(CREATE_TIMEOUT, client.first_reply()).await else {
@@ -336,7 +337,7 @@ impl Daemon {
                 "unexpected monitor reply {other:?}"
             ))),
             Err(source) => {
-                let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(dir.monitor_log()).unwrap_or_default();
                 Err(DaemonError::FailedPrecondition(format!(
                     "monitor failed before creating the container: {source}: {}",
                     log.trim()
@@ -348,12 +349,12 @@ impl Daemon {
     /// A monitor that did not finish a Create in [`CREATE_TIMEOUT`] is
     /// killed (its container, cloned by it, dies with it) so the Create can
     /// fail cleanly; its log is quoted in the error.
-    fn stuck_monitor(&self, dir: &Path, cfg: &TaskConfig, monitor: Option<std::os::fd::OwnedFd>) -> DaemonError {
+    fn stuck_monitor(&self, dir: &TaskDir, cfg: &TaskConfig, monitor: Option<std::os::fd::OwnedFd>) -> DaemonError {
         if let Some(fd) = &monitor {
             use std::os::fd::AsFd;
-            let _ = zygote_monitor::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            let _ = zygote_runtime::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         }
-        let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(dir.monitor_log()).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
         warn!(id = %cfg.id, "monitor did not create the container in time; killed");
         DaemonError::FailedPrecondition(format!(
@@ -443,7 +444,7 @@ impl Daemon {
             "wasm": *task.wasm_detail.lock().expect("wasm detail lock"),
         });
         use std::io::Write;
-        let path = paths::timings(&self.dir);
+        let path = self.dir.timings();
         // Bounded: keep one previous generation of at most 1 MiB.
         if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1 << 20) {
             let _ = std::fs::rename(&path, path.with_extension("jsonl.1"));
@@ -554,7 +555,7 @@ impl Daemon {
             } else {
                 crate::cleanup::orphan(&task.cfg, &task.dir, &task.cgroup, &task.procs());
             }
-            if let Some(s) = last.or_else(|| state::read(&task.dir.join(state::STATE_FILE)).ok()) {
+            if let Some(s) = last.or_else(|| state::read(&task.dir.state()).ok()) {
                 task.apply_snapshot(&s);
             }
             if task.cfg.rootfs_mounted {
@@ -562,7 +563,7 @@ impl Daemon {
                     warn!(id, error = %e, "cannot unmount rootfs");
                 }
             }
-            let _ = std::fs::remove_dir_all(&task.dir);
+            let _ = std::fs::remove_dir_all(task.dir.path());
             self.tasks.write().expect("tasks lock").remove(id);
             task.notify();
         }

@@ -15,9 +15,9 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxResources, Spec};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
-use zygote_policy::{Config, Mode, PreparedLandlock, Profile, SeccompMode};
-use zygote_pool::sizing::Bounds;
-use zygote_pool::PoolSpec;
+use zygote_config::{Config, Mode, PreparedLandlock, Profile, SeccompMode};
+use crate::pool::sizing::Bounds;
+use crate::pool::PoolSpec;
 use zygote_runtime::seccomp::{self, CompiledSeccomp};
 use zygote_runtime::security::Security;
 
@@ -45,8 +45,8 @@ impl Profiles {
     /// Loads the configuration (`$ZYGOTE_CONFIG`, `/etc/zygote/config.toml`
     /// or the built-in default) and negotiates every Landlock policy.
     pub fn load() -> Profiles {
-        let config = Config::load(None).map_err(|e| zygote_monitor::proto::error_chain(&e));
-        let abi = zygote_policy::abi_version();
+        let config = Config::load(None).map_err(|e| zygote_contract::proto::error_chain(&e));
+        let abi = zygote_config::abi_version();
         let mut landlock = HashMap::new();
         match &config {
             Ok(c) => {
@@ -80,7 +80,7 @@ impl Profiles {
     }
 
     /// The node-level `[wasm]` settings (defaults when the config is unusable).
-    pub fn wasm_node(&self) -> zygote_policy::WasmNode {
+    pub fn wasm_node(&self) -> zygote_config::WasmNode {
         self.config.as_ref().map(|c| c.wasm.clone()).unwrap_or_default()
     }
 
@@ -112,9 +112,9 @@ impl Profiles {
             .config
             .as_ref()
             .map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
-        let bad = |e: zygote_policy::PolicyError| DaemonError::InvalidArgument(zygote_monitor::proto::error_chain(&e));
+        let bad = |e: zygote_config::PolicyError| DaemonError::InvalidArgument(zygote_contract::proto::error_chain(&e));
         let from_options = match options {
-            Some((type_url, value)) => zygote_policy::profile_from_options(type_url, value).map_err(bad)?,
+            Some((type_url, value)) => zygote_config::profile_from_options(type_url, value).map_err(bad)?,
             None => None,
         };
         let annotations = spec.annotations().clone().unwrap_or_default();
@@ -151,7 +151,7 @@ impl Profiles {
         }
         let compile = |s: &oci_spec::runtime::LinuxSeccomp, what: &str| {
             seccomp::compile(s).map_err(|e| {
-                DaemonError::InvalidArgument(format!("{what}: {}", zygote_monitor::proto::error_chain(&e)))
+                DaemonError::InvalidArgument(format!("{what}: {}", zygote_contract::proto::error_chain(&e)))
             })
         };
         let spec_filter = match &own {

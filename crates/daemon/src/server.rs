@@ -2,37 +2,21 @@
 //! re-adoption of tasks left by a previous daemon, and graceful stop.
 
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use zygote_contract::daemon::DaemonConfig;
+use zygote_contract::DaemonDir;
 use std::sync::Arc;
 
 use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::r#async::Server;
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
-use crate::paths;
 use crate::service::Service;
-
-/// Written by `start` next to the socket: what a daemon restarted by a
-/// monitor needs to know.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DaemonConfig {
-    pub ttrpc_address: String,
-    /// `oom_score_adj` for the daemon, and through it every monitor and
-    /// container that does not set its own: containerd's plus one, like
-    /// containerd's shims (so under memory pressure the kernel picks a
-    /// container before containerd).
-    #[serde(default)]
-    pub oom_score_adj: Option<i32>,
-}
-
-pub fn config_path(dir: &Path) -> PathBuf {
-    dir.join("daemon.json")
-}
 
 /// Outcome of [`run`].
 pub enum Outcome {
@@ -43,25 +27,25 @@ pub enum Outcome {
 }
 
 /// Runs the daemon for `dir` until SIGTERM/SIGINT.
-pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
-    std::fs::create_dir_all(paths::tasks(dir)).map_err(DaemonError::io(format!("create {}", dir.display())))?;
+pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
+    std::fs::create_dir_all(dir.tasks()).map_err(DaemonError::io(format!("create {}", dir.path().display())))?;
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(paths::lock(dir))
+        .open(dir.lock())
         .map_err(DaemonError::io("open daemon.lock"))?;
     let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err(_) => return Ok(Outcome::AlreadyRunning),
     };
-    let cfg: DaemonConfig = zygote_monitor::state::read(&config_path(dir))?;
-    std::fs::write(paths::pid_file(dir), std::process::id().to_string())
+    let cfg: DaemonConfig = zygote_contract::state::read(&dir.config())?;
+    std::fs::write(dir.pid_file(), std::process::id().to_string())
         .map_err(DaemonError::io("write daemon.pid"))?;
     if let Some(adj) = cfg.oom_score_adj {
         set_own_oom_score_adj(adj);
     }
-    let sock = paths::socket(dir);
+    let sock = dir.socket();
     let _ = std::fs::remove_file(&sock);
     let listener =
         std::os::unix::net::UnixListener::bind(&sock).map_err(DaemonError::io(format!("bind {}", sock.display())))?;
@@ -88,7 +72,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
         .start()
         .await
         .map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
-    info!(pid = std::process::id(), dir = %dir.display(), tasks = daemon.task_count(), "zygote daemon serving");
+    info!(pid = std::process::id(), dir = %dir.path().display(), tasks = daemon.task_count(), "zygote daemon serving");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::io("signal"))?;
@@ -103,7 +87,7 @@ pub async fn run(dir: &Path) -> Result<Outcome, DaemonError> {
     server.shutdown().await.ok();
     daemon.pools.drain().await;
     let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(paths::pid_file(dir));
+    let _ = std::fs::remove_file(dir.pid_file());
     Ok(Outcome::Stopped)
 }
 

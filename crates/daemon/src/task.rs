@@ -6,14 +6,14 @@
 //! replies and events, and rebuilt from a `Hello` snapshot on re-adoption.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use zygote_contract::TaskDir;
 use std::sync::Mutex;
 
 use tokio::sync::watch;
-use zygote_monitor::state::{ProcState, Snapshot, Status, StdioPaths, TaskConfig};
+use zygote_contract::state::{ProcState, Snapshot, Status, StdioPaths, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
-use zygote_monitor::client::MonitorClient;
+use crate::monitor_client::MonitorClient;
 
 use crate::waits::PendingWait;
 
@@ -33,7 +33,7 @@ pub struct TaskState {
 
 pub struct Task {
     pub cfg: TaskConfig,
-    pub dir: PathBuf,
+    pub dir: TaskDir,
     pub cgroup: std::sync::Arc<Cgroup>,
     pub monitor: Mutex<Option<MonitorClient>>,
     pub state: Mutex<TaskState>,
@@ -47,7 +47,7 @@ pub struct Task {
     /// (Create received, container ready) on CLOCK_MONOTONIC, for timings.
     pub created_ns: Mutex<Option<(i64, i64)>>,
     /// How the container was created (warm or cold, ...), for timings.
-    pub create_detail: Mutex<Option<zygote_monitor::proto::CreateDetail>>,
+    pub create_detail: Mutex<Option<zygote_contract::proto::CreateDetail>>,
     /// How a Wasm task's artifact was found, for timings.
     pub wasm_detail: Mutex<Option<crate::wasm::WasmDetail>>,
     /// Set when Delete began: the monitor's exit is expected.
@@ -58,7 +58,7 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(cfg: TaskConfig, dir: PathBuf, cgroup: Cgroup) -> Self {
+    pub fn new(cfg: TaskConfig, dir: TaskDir, cgroup: Cgroup) -> Self {
         Task {
             cfg,
             dir,
@@ -195,7 +195,7 @@ mod tests {
         }))
         .unwrap();
         let cg = Cgroup::new(Layout::V2("/nonexistent".into()), "/ns/t", "t").unwrap();
-        Task::new(cfg, "/d/tasks/t".into(), cg)
+        Task::new(cfg, TaskDir::at("/d/tasks/t"), cg)
     }
 
     fn proc_state(status: Status, exit: Option<i32>) -> ProcState {

@@ -4,7 +4,7 @@
 //! the daemon is killed meanwhile, containerd's connection stays open (the
 //! task's monitor holds it, see [`crate::adopt`]) but the request is gone
 //! with the daemon, and a foreground `ctr run` would never return. So each
-//! pending `Wait` is written down (`tasks/<id>/waits.json`: which
+//! pending `Wait` is written down (`TaskDir::waits`: which
 //! connection, which ttrpc stream, which process) until it is answered; a
 //! restarted daemon answers the ones it finds once their process has
 //! stopped, writing the ttrpc response frame for that stream straight onto
@@ -17,15 +17,12 @@
 //! containerd's connection, not the proxy's.
 
 use std::os::fd::RawFd;
-use std::path::Path;
+use zygote_contract::TaskDir;
 
 use containerd_shim_protos::api::WaitResponse;
 use containerd_shim_protos::protobuf::Message as _;
 use containerd_shim_protos::ttrpc;
 use serde::{Deserialize, Serialize};
-
-/// The file of a task's pending waits.
-pub(crate) const WAITS_FILE: &str = "waits.json";
 
 /// One `Wait` containerd is waiting on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,20 +36,20 @@ pub(crate) struct PendingWait {
 }
 
 /// Reads the pending waits of the task in `dir` (none if absent or unreadable).
-pub(crate) fn load(dir: &Path) -> Vec<PendingWait> {
-    zygote_monitor::state::read(&dir.join(WAITS_FILE)).unwrap_or_default()
+pub(crate) fn load(dir: &TaskDir) -> Vec<PendingWait> {
+    zygote_contract::state::read(&dir.waits()).unwrap_or_default()
 }
 
 /// Writes the pending waits of the task in `dir` (removes the file when empty).
-pub(crate) fn save(dir: &Path, waits: &[PendingWait]) {
-    let path = dir.join(WAITS_FILE);
+pub(crate) fn save(dir: &TaskDir, waits: &[PendingWait]) {
+    let path = dir.waits();
     let r = if waits.is_empty() {
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
             _ => Ok(()),
         }
     } else {
-        zygote_monitor::state::write_atomic(&path, &waits).map_err(|e| zygote_monitor::proto::error_chain(&e))
+        zygote_contract::state::write_atomic(&path, &waits).map_err(|e| zygote_contract::proto::error_chain(&e))
     };
     if let Err(e) = r {
         tracing::warn!(path = %path.display(), error = %e, "cannot record pending waits");
@@ -144,17 +141,18 @@ mod tests {
 
     #[test]
     fn waits_round_trip_and_vanish_when_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(load(dir.path()).is_empty());
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = TaskDir::at(tmp.path());
+        assert!(load(&dir).is_empty());
         let w = vec![PendingWait {
             conn: 42,
             stream: 9,
             exec_id: String::new(),
         }];
-        save(dir.path(), &w);
-        assert_eq!(load(dir.path()), w);
-        save(dir.path(), &[]);
-        assert!(!dir.path().join(WAITS_FILE).exists());
+        save(&dir, &w);
+        assert_eq!(load(&dir), w);
+        save(&dir, &[]);
+        assert!(!dir.waits().exists());
     }
 
     #[test]

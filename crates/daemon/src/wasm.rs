@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use oci_spec::runtime::Spec;
 use serde::Serialize;
-use zygote_policy::WasmNode;
+use zygote_config::WasmNode;
 use zygote_runtime::guest::GuestTask;
 use zygote_wasm::{detect, Cache, Outcome, WasmError};
 
@@ -43,7 +43,7 @@ pub struct Wasm {
 }
 
 impl Wasm {
-    pub fn new(node: &WasmNode, daemon_dir: &Path) -> Wasm {
+    pub fn new(node: &WasmNode, daemon_dir: &zygote_contract::DaemonDir) -> Wasm {
         let dir = std::env::var_os(CACHE_DIR_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -52,7 +52,7 @@ impl Wasm {
             dir,
             max_bytes: node.cache_max_mb << 20,
             cache: OnceLock::new(),
-            stats_path: daemon_dir.join("wasm-cache.json"),
+            stats_path: daemon_dir.wasm_cache_stats(),
         }
     }
 
@@ -63,7 +63,7 @@ impl Wasm {
                     format!(
                         "wasm artifact cache {}: {}",
                         self.dir.display(),
-                        zygote_monitor::proto::error_chain(&e)
+                        zygote_contract::proto::error_chain(&e)
                     )
                 })
             })
@@ -148,7 +148,7 @@ impl Wasm {
             let _one = WRITER.lock().unwrap_or_else(|e| e.into_inner());
             let mut stats = serde_json::to_value(cache.stats()).unwrap_or_default();
             stats["dir"] = serde_json::Value::String(cache.dir().display().to_string());
-            if let Err(e) = zygote_monitor::state::write_atomic(&path, &stats) {
+            if let Err(e) = zygote_contract::state::write_atomic(&path, &stats) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write wasm cache counters");
             }
         });

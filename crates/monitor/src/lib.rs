@@ -1,4 +1,5 @@
-//! zygote-monitor: the tiny per-task process that outlives the daemon.
+//! zygote-monitor: the tiny per-task monitor process, and the warm zygote
+//! that becomes one.
 //!
 //! Each task gets one monitor (in the spirit of CRI-O's conmon). It is
 //! single-threaded, so it may clone the container; it is a subreaper, so
@@ -8,20 +9,18 @@
 //! task, so killing or upgrading the daemon never closes containerd's
 //! connection (which containerd 1.6/1.7 would take as "the shim died").
 //!
-//! Modules: [`proto`] is the daemon↔monitor wire protocol, [`client`] the
-//! daemon's end of it, [`state`] the
-//! files on disk, [`stdio`] containerd's stdio URIs, [`shim_log`] containerd's per-task log, [`pump`] the copy loops,
-//! [`monitor`] the event loop itself, [`zygote`] a warm zygote waiting to
-//! become a task's monitor, [`sys`] its raw syscalls.
+//! Modules: [`monitor`] the event loop itself, [`zygote`] a warm zygote
+//! waiting to become a task's monitor, [`stdio`] containerd's stdio URIs,
+//! [`pump`] the copy loops, [`shim_log`] containerd's per-task log, [`sys`]
+//! raw syscalls. What it says to the daemon and keeps on disk is in
+//! `zygote-contract`.
 
-pub mod client;
-pub mod monitor;
-pub mod proto;
-pub mod pump;
-pub mod shim_log;
-pub mod state;
-pub mod stdio;
-pub mod sys;
-pub mod zygote;
+mod monitor;
+mod pump;
+mod shim_log;
+mod stdio;
+mod sys;
+mod zygote;
 
 pub use monitor::run;
+pub use zygote::run as run_zygote;

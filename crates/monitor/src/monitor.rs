@@ -22,8 +22,9 @@ use zygote_runtime::guest::GuestRunner;
 use zygote_runtime::security::Security;
 use zygote_runtime::zygote::{Zygote, ZygoteTask};
 
-use crate::proto::{self, CreateDetail, ErrorKind, Event, Message, Reply, Request};
-use crate::state::{self, ProcState, Snapshot, Status, TaskConfig};
+use zygote_contract::proto::{self, CreateDetail, ErrorKind, Event, Message, Reply, Request};
+use zygote_contract::TaskDir;
+use zygote_contract::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use crate::stdio::{self, ProcessIo};
 use crate::sys;
 
@@ -51,7 +52,7 @@ struct Proc {
 
 impl Proc {
     fn new(pid: i32, pending: Pending, io: ProcessIo) -> Self {
-        let pidfd = sys::pidfd_open(pid)
+        let pidfd = zygote_runtime::sys::pidfd_open(pid)
             .map_err(|e| warn!(pid, error = %e, "pidfd_open failed; exits seen by the 1 s sweep"))
             .ok();
         Proc {
@@ -79,7 +80,7 @@ struct Unreported {
 }
 
 struct Monitor {
-    dir: PathBuf,
+    dir: TaskDir,
     cfg: TaskConfig,
     container: ContainerConfig,
     cgroup: Cgroup,
@@ -105,12 +106,13 @@ struct Monitor {
 /// Runs a monitor for the task in `dir`. Returns the process exit code.
 /// Must be called in a fresh, single-threaded process.
 pub fn run(dir: &Path) -> i32 {
+    let dir = TaskDir::at(dir);
     let control = sys::take_control_fd();
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         warn!(error = %e, "cannot become a subreaper");
     }
-    serve(dir, control, Source::Cold)
+    serve(&dir, control, Source::Cold)
 }
 
 /// Where the container's process comes from.
@@ -127,7 +129,7 @@ pub enum Source {
 
 /// Creates the task in `dir` from `source`, answers the create, and runs
 /// the event loop. Returns the process exit code.
-pub fn serve(dir: &Path, control: OwnedFd, source: Source) -> i32 {
+pub fn serve(dir: &TaskDir, control: OwnedFd, source: Source) -> i32 {
     match create(dir, &control, source) {
         Ok(mut m) => {
             m.control = Some(control);
@@ -147,11 +149,11 @@ pub fn serve(dir: &Path, control: OwnedFd, source: Source) -> i32 {
     }
 }
 
-fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (ErrorKind, String)> {
+fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result<Monitor, (ErrorKind, String)> {
     let internal = |e: &dyn std::error::Error| (ErrorKind::Internal, proto::error_chain(e));
     let t0 = Instant::now();
     let stage = |what: &str| debug!(us = t0.elapsed().as_micros() as u64, "create: {what}");
-    let cfg: TaskConfig = state::read(&dir.join(state::TASK_FILE)).map_err(|e| internal(&e))?;
+    let cfg: TaskConfig = state::read(&dir.config()).map_err(|e| internal(&e))?;
     let spec =
         zygote_runtime::spec::load(&cfg.bundle).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
     let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| (ErrorKind::InvalidArgument, proto::error_chain(&e)))?;
@@ -176,7 +178,7 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
         security,
         guest,
     };
-    let listener = listen(&dir.join(state::MONITOR_SOCKET)).map_err(|e| internal(&e))?;
+    let listener = listen(&dir.monitor_socket()).map_err(|e| internal(&e))?;
     let owner = stdio::Owner {
         id: &cfg.id,
         namespace: &cfg.namespace,
@@ -278,7 +280,7 @@ fn create(dir: &Path, control: &OwnedFd, source: Source) -> Result<Monitor, (Err
     let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
     let oom_kills = cgroup.oom_kill_count().unwrap_or(0);
     let mut m = Monitor {
-        dir: dir.to_path_buf(),
+        dir: dir.clone(),
         cfg,
         container,
         cgroup,
@@ -355,7 +357,7 @@ impl Monitor {
     /// wake-up, and the failure is reported once in containerd's log, since
     /// our own log is likely on the same full filesystem.
     fn persist(&mut self) {
-        let path = self.dir.join(state::STATE_FILE);
+        let path = self.dir.state();
         let snap = self.snapshot();
         let mut r = state::write_atomic(&path, &snap);
         if r.as_ref().is_err_and(state::StateError::is_no_space) && state::release_reserve(&self.dir) {
@@ -408,7 +410,7 @@ impl Monitor {
             } else {
                 1000
             };
-            let n = sys::poll(&mut fds, timeout);
+            let n = zygote_runtime::sys::poll(&mut fds, timeout);
             if n > 0 {
                 for (pfd, tok) in fds.iter().zip(tokens) {
                     if pfd.revents != 0 && self.handle(tok) {
@@ -861,20 +863,12 @@ impl Monitor {
     }
 
     fn maybe_restart_daemon(&mut self) {
-        let Some((when, backoff)) = self.daemon_lost else {
-            return;
-        };
+        let Some((when, backoff)) = self.daemon_lost else { return };
         if Instant::now() < when {
             return;
         }
         info!(id = %self.cfg.id, "restarting the zygote daemon");
-        let r = std::process::Command::new(&self.cfg.exe)
-            .arg("__daemon")
-            .arg(&self.cfg.daemon_dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        let r = zygote_contract::daemon::spawn(&self.cfg.exe, &self.cfg.daemon_dir);
         if let Err(e) = r {
             warn!(error = %e, "cannot restart the daemon");
         }
@@ -963,6 +957,6 @@ impl Monitor {
                 }
             }
         }
-        let _ = std::fs::remove_file(self.dir.join(state::MONITOR_SOCKET));
+        let _ = std::fs::remove_file(self.dir.monitor_socket());
     }
 }

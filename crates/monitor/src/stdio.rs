@@ -36,7 +36,7 @@ use nix::unistd::Pid;
 use zygote_runtime::container::Stdio;
 
 use crate::pump::Pump;
-use crate::state::StdioPaths;
+use zygote_contract::state::StdioPaths;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
@@ -384,7 +384,7 @@ fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(
     // dup2 (async-signal-safe); the fds it names stay open in the parent
     // until `spawn` returns.
     unsafe {
-        cmd.pre_exec(move || crate::sys::dup2_all(&pairs));
+        cmd.pre_exec(move || zygote_runtime::sys::dup2_all(&pairs));
     }
     let child = cmd.spawn().map_err(|source| StdioError::Binary {
         path: path.into(),
@@ -398,7 +398,7 @@ fn start_log_binary(path: &Path, args: &[String], owner: &Owner<'_>) -> Result<(
         events: libc::POLLIN,
         revents: 0,
     }];
-    if crate::sys::poll(&mut pfd, 10_000) == 0 {
+    if zygote_runtime::sys::poll(&mut pfd, 10_000) == 0 {
         let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         return Err(StdioError::BinaryNotReady(path.into()));
     }

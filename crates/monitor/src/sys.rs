@@ -2,43 +2,6 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// `pidfd_open(2)`: a descriptor that polls readable when `pid` exits.
-pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
-    // descriptor or -1; no memory is shared with the kernel.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    nix::errno::Errno::result(fd)?;
-    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// `pidfd_send_signal(2)`: signals exactly the process `pidfd` refers to,
-/// even if its pid has been reused since.
-pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> nix::Result<()> {
-    // SAFETY: the descriptor is open for the call; siginfo is NULL and flags
-    // are 0, so the kernel reads no memory of ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    nix::errno::Errno::result(rc).map(drop)
-}
-
-/// `poll(2)` over `fds` with a timeout in milliseconds; returns how many
-/// entries have events (0 on timeout or EINTR).
-pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {
-    // SAFETY: `fds` is a valid, initialised, exclusively borrowed array of
-    // pollfd for its whole length; the kernel writes only `revents`. The
-    // caller keeps every descriptor in it open for the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    n.max(0) as usize
-}
-
 /// Bytes waiting to be read in a pipe or FIFO (`FIONREAD`); 0 on error.
 pub fn unread_bytes(fd: BorrowedFd<'_>) -> usize {
     let mut n: libc::c_int = 0;
@@ -66,8 +29,6 @@ pub fn set_winsize(fd: BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<(
     nix::errno::Errno::result(rc).map(drop)
 }
 
-/// The descriptor the daemon hands the control socket on.
-pub const CONTROL_FD: RawFd = 3;
 
 /// Takes ownership of the inherited control socket on [`CONTROL_FD`].
 ///
@@ -77,7 +38,7 @@ pub fn take_control_fd() -> OwnedFd {
     // SAFETY: fd 3 is the control socket the daemon passed us and no other
     // object in this process refers to it; if it is not open, the first send
     // fails and the monitor exits.
-    unsafe { OwnedFd::from_raw_fd(CONTROL_FD) }
+    unsafe { OwnedFd::from_raw_fd(zygote_contract::proto::CONTROL_FD) }
 }
 
 /// `accept4(2)` with close-on-exec.
@@ -96,16 +57,3 @@ pub unsafe fn own(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// A `pre_exec` hook body: `dup2(src, dst)` for each pair. Only dup2 is
-/// called, which is async-signal-safe, so it may run between fork and exec
-/// even in a multi-threaded parent.
-pub fn dup2_all(pairs: &[(RawFd, RawFd)]) -> std::io::Result<()> {
-    for &(src, dst) in pairs {
-        // SAFETY: dup2 only manipulates the descriptor table; both values are
-        // plain integers and a bad one is reported as an error.
-        if unsafe { libc::dup2(src, dst) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}

@@ -19,37 +19,17 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
-use serde::{Deserialize, Serialize};
+use zygote_contract::zygote::{pool_cgroup_name, ZygoteConfig};
+use zygote_contract::{DaemonDir, TaskDir};
 use tracing::{info, warn};
 use zygote_runtime::cgroups::{Cgroup, Layout};
 use zygote_runtime::guest::GuestSupport;
 use zygote_runtime::zygote::Zygote;
 
 use crate::monitor::{self, Source};
-use crate::proto::{self, ErrorKind, Message, Reply, Request};
-use crate::state;
+use zygote_contract::proto::{self, ErrorKind, Message, Reply, Request};
+use zygote_contract::state;
 use crate::sys;
-
-/// What the pool asks of one zygote.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ZygoteConfig {
-    /// Profile name (for logs).
-    pub profile: String,
-    /// `CLONE_NEW*` bits created in advance.
-    pub clone_flags: i32,
-    /// Cgroup parent to pre-place the child under (e.g. `/default`).
-    pub cgroup_parent: Option<PathBuf>,
-    /// The owning daemon's directory (shows in `ps`, tells nodes' zygotes
-    /// of different containerds apart).
-    pub daemon_dir: PathBuf,
-    /// Build the Wasm engine in the child before a task comes (profiles
-    /// with `mode = "wasm"`).
-    #[serde(default)]
-    pub wasm: bool,
-    /// Compiled artifacts to load in advance (the profile's hot modules).
-    #[serde(default)]
-    pub hot: Vec<PathBuf>,
-}
 
 /// Runs a zygote; returns the process exit code. Must be called in a
 /// fresh, single-threaded process.
@@ -101,35 +81,17 @@ pub fn run(config_json: &str) -> i32 {
     }
     match wait_for_claim(&control, &zygote) {
         Ok(dir) => {
+            let dir = TaskDir::at(dir);
             redirect_log(&dir);
-            info!(profile = %cfg.profile, pid = zygote.pid(), dir = %dir.display(), "zygote claimed");
+            info!(profile = %cfg.profile, pid = zygote.pid(), dir = %dir.path().display(), "zygote claimed");
             monitor::serve(&dir, control, Source::Warm { zygote, pool, born_ns })
         }
         Err(why) => discard(zygote, pool, why),
     }
 }
 
-/// Names of pool cgroups start with this; tasks may not use such names.
-pub const POOL_CGROUP_PREFIX: &str = "zygote@";
-
-/// The pool cgroup of a zygote child `pid` of the daemon in `daemon_dir`:
-/// `zygote@<daemon dir name>-<pid>`, so each daemon of a node (one per
-/// containerd) finds and sweeps only its own.
-pub fn pool_cgroup_name(daemon_dir: &Path, pid: i32) -> String {
-    format!("{}-{pid}", pool_cgroup_stem(daemon_dir))
-}
-
-/// The common start of every pool cgroup name of the daemon in `daemon_dir`.
-pub fn pool_cgroup_stem(daemon_dir: &Path) -> String {
-    let tag = daemon_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{POOL_CGROUP_PREFIX}{tag}")
-}
-
 /// Puts `pid` in a fresh pool cgroup under `parent` ([`pool_cgroup_name`]).
-fn place(parent: &Path, daemon_dir: &Path, pid: i32) -> Result<Cgroup, String> {
+fn place(parent: &Path, daemon_dir: &DaemonDir, pid: i32) -> Result<Cgroup, String> {
     let path = parent.join(pool_cgroup_name(daemon_dir, pid));
     let layout = Layout::detect().map_err(|e| proto::error_chain(&e))?;
     let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
@@ -149,7 +111,7 @@ fn place(parent: &Path, daemon_dir: &Path, pid: i32) -> Result<Cgroup, String> {
 /// Blocks until the daemon claims the zygote (its task directory) or the
 /// zygote must go (the reason).
 fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'static str> {
-    let pidfd = sys::pidfd_open(zygote.pid()).map_err(|_| "pidfd_open failed")?;
+    let pidfd = zygote_runtime::sys::pidfd_open(zygote.pid()).map_err(|_| "pidfd_open failed")?;
     loop {
         let mut fds = [
             libc::pollfd {
@@ -163,7 +125,7 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
                 revents: 0,
             },
         ];
-        if sys::poll(&mut fds, -1) == 0 {
+        if zygote_runtime::sys::poll(&mut fds, -1) == 0 {
             continue;
         }
         if fds[1].revents != 0 {
@@ -199,11 +161,11 @@ fn discard(zygote: Zygote, pool: Option<Cgroup>, why: &str) -> i32 {
 }
 
 /// From the claim on, this process logs to the task's `monitor.log`.
-fn redirect_log(dir: &Path) {
-    let path = dir.join("monitor.log");
+fn redirect_log(dir: &TaskDir) {
+    let path = dir.monitor_log();
     match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
         Ok(f) => {
-            let _ = sys::dup2_all(&[(f.as_raw_fd(), 1), (f.as_raw_fd(), 2)]);
+            let _ = zygote_runtime::sys::dup2_all(&[(f.as_raw_fd(), 1), (f.as_raw_fd(), 2)]);
         }
         Err(e) => warn!(path = %path.display(), error = %e, "cannot open the task's monitor log"),
     }

@@ -5,7 +5,7 @@
 //! on the child's side; it only installs.
 
 use serde::{Deserialize, Serialize};
-use zygote_policy::PreparedLandlock;
+use zygote_config::PreparedLandlock;
 
 use crate::error::RuntimeError;
 use crate::seccomp::CompiledSeccomp;

@@ -273,6 +273,57 @@ pub fn die_with_parent() -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(signal::Signal::SIGKILL)
 }
 
+/// `pidfd_open(2)`: a descriptor that polls readable when `pid` exits.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
+    // descriptor or -1; no memory is shared with the kernel.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    nix::errno::Errno::result(fd)?;
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) })
+}
+
+/// `pidfd_send_signal(2)`: signals exactly the process `pidfd` refers to,
+/// even if its pid has been reused since.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> nix::Result<()> {
+    // SAFETY: the descriptor is open for the call; siginfo is NULL and flags
+    // are 0, so the kernel reads no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// `poll(2)` over `fds` with a timeout in milliseconds; returns how many
+/// entries have events (0 on timeout or EINTR).
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {
+    // SAFETY: `fds` is a valid, initialised, exclusively borrowed array of
+    // pollfd for its whole length; the kernel writes only `revents`. The
+    // caller keeps every descriptor in it open for the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    n.max(0) as usize
+}
+
+/// A `pre_exec` hook body: `dup2(src, dst)` for each pair. Only dup2 is
+/// called, which is async-signal-safe, so it may run between fork and exec
+/// even in a multi-threaded parent.
+pub fn dup2_all(pairs: &[(std::os::fd::RawFd, std::os::fd::RawFd)]) -> std::io::Result<()> {
+    for &(src, dst) in pairs {
+        // SAFETY: dup2 only manipulates the descriptor table; both values are
+        // plain integers and a bad one is reported as an error.
+        if unsafe { libc::dup2(src, dst) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Terminate the calling process immediately with `code`, without running
 /// atexit handlers or flushing stdio buffers inherited from the parent.
 pub fn exit_now(code: i32) -> ! {

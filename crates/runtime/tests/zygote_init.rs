@@ -8,7 +8,7 @@ mod common;
 use common::{isolated, TestContainer};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Spec};
-use zygote_policy::{Compatibility, FsRule, LandlockPolicy};
+use zygote_config::{Compatibility, FsRule, LandlockPolicy};
 
 const PRE: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWUTS)
@@ -103,7 +103,7 @@ fn locked(tmp: &std::path::Path, warm: bool) -> common::Outcome {
         scope: vec![],
     };
     let prepared = landlock
-        .prepare(zygote_policy::abi_version())
+        .prepare(zygote_config::abi_version())
         .expect("prepare landlock");
     let deny_mkdir: LinuxSeccomp = serde_json::from_value(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",

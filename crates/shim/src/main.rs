@@ -18,25 +18,32 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("__monitor") if args.len() == 3 => {
             let _ = std::env::set_current_dir("/");
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_env_filter(filter())
-                .init();
+            init_logging(std::io::stderr);
             std::process::exit(zygote_monitor::run(Path::new(&args[2])));
         }
         Some("__zygote") if args.len() == 3 => {
             let _ = std::env::set_current_dir("/");
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_env_filter(filter())
-                .init();
-            std::process::exit(zygote_monitor::zygote::run(&args[2]));
+            init_logging(std::io::stderr);
+            std::process::exit(zygote_monitor::run_zygote(&args[2]));
         }
         Some("__daemon") if args.len() == 3 => std::process::exit(daemon(Path::new(&args[2]))),
         _ => shim::main(),
     }
+}
+
+/// Logging for the long-lived modes. A log that cannot be written (its
+/// filesystem is full) is skipped, never reported on stderr: a failed
+/// `eprintln!` panics, and a monitor must not die of a full disk.
+fn init_logging<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter())
+        .log_internal_errors(false)
+        .init();
 }
 
 fn filter() -> tracing_subscriber::EnvFilter {
@@ -45,26 +52,23 @@ fn filter() -> tracing_subscriber::EnvFilter {
 }
 
 fn daemon(dir: &Path) -> i32 {
+    let dir = zygote_contract::DaemonDir::at(dir);
     let _ = nix::unistd::setsid();
     // Do not pin the directory we were started in (a task's bundle).
     let _ = std::env::set_current_dir("/");
-    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::create_dir_all(dir.path());
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(zygote_daemon::paths::log(dir))
+        .open(dir.log())
     {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("zygote daemon: cannot open log in {}: {e}", dir.display());
+            eprintln!("zygote daemon: cannot open log in {}: {e}", dir.path().display());
             return 1;
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(log))
-        .with_ansi(false)
-        .with_env_filter(filter())
-        .init();
+    init_logging(std::sync::Mutex::new(log));
     // Few threads, and idle blocking threads go away quickly: the daemon's
     // footprint should not depend on what it did a minute ago.
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -80,14 +84,14 @@ fn daemon(dir: &Path) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(zygote_daemon::run(dir)) {
+    match rt.block_on(zygote_daemon::run(&dir)) {
         Ok(zygote_daemon::Outcome::AlreadyRunning) => {
             tracing::debug!("another daemon holds the lock");
             0
         }
         Ok(zygote_daemon::Outcome::Stopped) => 0,
         Err(e) => {
-            tracing::error!(error = %zygote_daemon::error::chain(&e), "daemon failed");
+            tracing::error!(error = %zygote_daemon::chain(&e), "daemon failed");
             1
         }
     }

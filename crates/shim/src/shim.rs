@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::Message as _;
-use zygote_daemon::{paths, DaemonConfig};
+use zygote_contract::daemon::DaemonConfig;
+use zygote_contract::layout::{state_root, DaemonDir};
 
 pub const RUNTIME_ID: &str = "io.containerd.zygote.v1";
 
@@ -81,35 +82,28 @@ fn write_if_changed(path: &Path, body: &[u8]) -> Result<()> {
 
 fn start(bundle: &Path) -> Result<()> {
     let ttrpc = ttrpc_address()?;
-    let dir = paths::daemon_dir(&paths::state_root(), &ttrpc);
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let dir = DaemonDir::for_containerd(&state_root(), &ttrpc);
+    std::fs::create_dir_all(dir.path()).with_context(|| format!("create {}", dir.path().display()))?;
     let cfg = serde_json::to_vec(&DaemonConfig {
         ttrpc_address: ttrpc,
         oom_score_adj: shim_oom_score_adj(),
     })?;
-    write_if_changed(&zygote_daemon::server::config_path(&dir), &cfg)?;
-    let sock = paths::socket(&dir);
+    write_if_changed(&dir.config(), &cfg)?;
+    let sock = dir.socket();
     let address = format!("unix://{}", sock.display());
     // containerd reads <bundle>/address to re-dial after it restarts; shims
     // write it themselves.
     write_if_changed(&bundle.join("address"), address.as_bytes())?;
     if !answers(&sock) {
         let exe = std::env::current_exe()?;
-        std::process::Command::new(exe)
-            .arg("__daemon")
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("spawn the zygote daemon")?;
+        zygote_contract::daemon::spawn(&exe, &dir).context("spawn the zygote daemon")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers(&sock) {
             if Instant::now() > deadline {
                 bail!(
                     "zygote daemon did not come up at {}; see {}",
                     sock.display(),
-                    paths::log(&dir).display()
+                    dir.log().display()
                 );
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -122,20 +116,20 @@ fn start(bundle: &Path) -> Result<()> {
 }
 
 fn delete(id: &str, bundle: &Path) -> Result<()> {
-    let dir = paths::daemon_dir(&paths::state_root(), &ttrpc_address()?);
-    let deleted = zygote_daemon::cleanup::delete_task(&dir, id);
+    let dir = DaemonDir::for_containerd(&state_root(), &ttrpc_address()?);
+    let deleted = zygote_daemon::delete_task(&dir, id);
     // Like runc-v2: whatever happened, nothing stays mounted on the bundle.
     if let Err(e) = zygote_runtime::mounts::unmount_rootfs(&bundle.join("rootfs")) {
         eprintln!("{RUNTIME_ID}: unmount rootfs of {id}: {e}");
     }
     let (pid, status, at) = match deleted {
         Some(d) => (d.pid, d.exit_status, d.exited_at_ns),
-        None => (0, 137, zygote_monitor::state::wall_ns()),
+        None => (0, 137, zygote_contract::state::wall_ns()),
     };
     let resp = DeleteResponse {
         pid,
         exit_status: status,
-        exited_at: Some(zygote_daemon::daemon::timestamp(at)).into(),
+        exited_at: Some(zygote_daemon::timestamp(at)).into(),
         ..Default::default()
     };
     let mut out = std::io::stdout().lock();

@@ -81,12 +81,27 @@ where
 }
 
 /// Like [`both`], and the (common) result must also equal `expected`.
+///
+/// The reference (runc-v2) gets two more tries when it observes something
+/// else: under ctr 1.6 on a loaded node it loses a task's output now and
+/// then (ctr cancels an output FIFO open it has not yet taken note of; fixed
+/// in containerd 1.7), which says nothing about zygote. zygote gets one try,
+/// and every retry of the reference is printed.
 pub fn both_expect<T, F>(scenario: &str, expected: T, f: F) -> T
 where
     T: PartialEq + Debug + Clone,
     F: Fn(Runtime) -> T,
 {
-    check_results(scenario, Some(&expected), run_each(scenario, f))
+    let mut results = run_each(scenario, &f);
+    for (rt, r) in results.iter_mut() {
+        let mut tries = 1;
+        while *rt == Runtime::Runc && tries < 3 && r.as_ref().is_ok_and(|v| *v != expected) {
+            eprintln!("--- {scenario}: NOTE: runc-v2 (the reference) observed {r:?}, expected {expected:?}; trying it again");
+            tries += 1;
+            *r = catch_unwind(AssertUnwindSafe(|| f(*rt))).map_err(|e| panic_message(e.as_ref()));
+        }
+    }
+    check_results(scenario, Some(&expected), results)
 }
 
 /// Serialises tests of one test binary that must not overlap (containerd

@@ -277,7 +277,7 @@ fn fifo_has_blocked_reader(path: &std::path::Path) -> bool {
 /// options from that path.  A FIFO must fail Create at once (well within a
 /// 20 s ctr timeout) saying it is a FIFO, with no reader left blocked on it;
 /// a 256 MiB (sparse) file must fail naming its size and the limit (1 MiB,
-/// `MAX_FILE_BYTES` in crates/policy/src/read.rs).  Nothing is left after
+/// `MAX_FILE_BYTES` in crates/config/src/read.rs).  Nothing is left after
 /// either, and a normal task works afterwards.
 #[test]
 fn runtime_config_path_fifo_and_huge_file() {

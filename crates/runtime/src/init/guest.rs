@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
-use zygote_policy::landlock::{Compatibility, FsRule, LandlockPolicy};
+use zygote_config::landlock::{Compatibility, FsRule, LandlockPolicy};
 
 use super::plan::InitPlan;
 use super::process;
@@ -79,7 +79,7 @@ pub fn into_guest_plan(
 /// beneath the rootfs, no execute anywhere, no TCP bind or connect, no
 /// signals or abstract sockets outside the domain. Best effort on older
 /// ABIs.
-fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_policy::PreparedLandlock, RuntimeError> {
+fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_config::PreparedLandlock, RuntimeError> {
     let mut access = vec!["read".to_string()];
     if !readonly {
         access.push("write".to_string());
@@ -95,7 +95,7 @@ fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_policy::PreparedLandlock
         scope: vec!["abstract_unix_socket".into(), "signal".into()],
     };
     policy
-        .prepare(zygote_policy::landlock::abi_version())
+        .prepare(zygote_config::landlock::abi_version())
         .map_err(|e| RuntimeError::Setup(format!("guest landlock: {e}")))
 }
 

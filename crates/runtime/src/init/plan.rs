@@ -18,7 +18,7 @@ use nix::sys::resource::Resource;
 use nix::sys::stat::SFlag;
 use oci_spec::runtime::LinuxIdMapping;
 
-use zygote_policy::PreparedLandlock;
+use zygote_config::PreparedLandlock;
 
 use crate::seccomp::CompiledSeccomp;
 

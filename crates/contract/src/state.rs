@@ -1,13 +1,12 @@
-//! Files a task keeps on disk, under `<daemon dir>/tasks/<id>/`.
+//! A task's files (where they are: [`crate::layout::TaskDir`]):
 //!
 //! * `task.json` ([`TaskConfig`]): written once by the daemon before it
 //!   spawns the monitor; everything needed to re-adopt or clean up the task.
 //! * `state.json` ([`Snapshot`]): written by the monitor, atomically
-//!   (write to a temp file, fsync, rename) on every state change, so an exit
+//!   (write to a temp file, rename) on every state change, so an exit
 //!   status is on disk before anybody is told about it.
-//! * `monitor.sock`: the monitor's listening socket, for a restarted daemon.
-//! * `exit-published[.<exec id>]`: markers the daemon writes once a
-//!   TaskExit was queued for containerd.
+//! * the reserve ([`make_reserve`]): space given back when the state dir is
+//!   full, so an exit status still reaches the disk.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,19 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub const TASK_FILE: &str = "task.json";
-pub const STATE_FILE: &str = "state.json";
-pub const MONITOR_SOCKET: &str = "monitor.sock";
-pub const EXIT_PUBLISHED: &str = "exit-published";
-
-/// The marker for one process: `exit-published` for the init,
-/// `exit-published.<exec id>` for an exec.
-pub fn exit_marker(exec_id: Option<&str>) -> String {
-    match exec_id {
-        None => EXIT_PUBLISHED.to_string(),
-        Some(e) => format!("{EXIT_PUBLISHED}.{e}"),
-    }
-}
+use crate::layout::{DaemonDir, TaskDir};
 
 /// containerd's stdio for one process, as given in Create or Exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +40,7 @@ pub struct TaskConfig {
     /// containerd's ttrpc address, where events go.
     pub ttrpc_address: String,
     /// The daemon's directory (its socket, its lock, its log).
-    pub daemon_dir: PathBuf,
+    pub daemon_dir: DaemonDir,
     /// The shim binary, used by a monitor to restart a dead daemon.
     pub exe: PathBuf,
     /// The profile the task was created with.
@@ -149,25 +136,22 @@ impl StateError {
     }
 }
 
-/// A task's reserve: space taken when the task is created and given back
-/// when its state must be saved on a full filesystem, so exit statuses
-/// still reach the disk. One page: `state.json` is far smaller, and a
+/// Size of a task's reserve: one page. `state.json` is far smaller, and a
 /// rename frees the old copy's page.
-pub const RESERVE_FILE: &str = "reserve";
 const RESERVE_BYTES: usize = 4096;
 
-/// Takes the reserve in `dir` (best effort: on a full filesystem there is
+/// Takes the task's reserve (best effort: on a full filesystem there is
 /// nothing to take).
-pub fn make_reserve(dir: &Path) {
-    let path = dir.join(RESERVE_FILE);
+pub fn make_reserve(dir: &TaskDir) {
+    let path = dir.reserve();
     if std::fs::write(&path, [0u8; RESERVE_BYTES]).is_err() {
         let _ = std::fs::remove_file(&path);
     }
 }
 
-/// Gives the reserve in `dir` back; true if there was one.
-pub fn release_reserve(dir: &Path) -> bool {
-    std::fs::remove_file(dir.join(RESERVE_FILE)).is_ok()
+/// Gives the task's reserve back; true if there was one.
+pub fn release_reserve(dir: &TaskDir) -> bool {
+    std::fs::remove_file(dir.reserve()).is_ok()
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -239,7 +223,7 @@ mod tests {
     #[test]
     fn atomic_write_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(STATE_FILE);
+        let p = dir.path().join("state.json");
         let s = Snapshot {
             init: ProcState {
                 pid: 7,
@@ -256,7 +240,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, [std::ffi::OsString::from(STATE_FILE)], "no temp file left");
+        assert_eq!(names, [std::ffi::OsString::from("state.json")], "no temp file left");
     }
 
     #[test]
@@ -293,7 +277,7 @@ mod tests {
     #[test]
     fn malformed_state_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(STATE_FILE);
+        let p = dir.path().join("state.json");
         std::fs::write(&p, b"{").unwrap();
         let e = read::<Snapshot>(&p).unwrap_err().to_string();
         assert!(e.contains("state.json"), "{e}");

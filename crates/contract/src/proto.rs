@@ -18,6 +18,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::state::{Snapshot, StdioPaths};
 
+/// The descriptor a monitor or zygote finds its control socket on.
+pub const CONTROL_FD: RawFd = 3;
+
 /// Largest datagram we accept (an exec's process spec with a big env fits).
 pub const MAX_MESSAGE: usize = 256 * 1024;
 /// Most descriptors carried by one message.
@@ -199,7 +202,7 @@ pub fn recv<T: DeserializeOwned>(fd: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>)
                         for r in raw {
                             // SAFETY: the kernel just installed `r` in our fd table
                             // for this message; nobody else owns it.
-                            fds.push(unsafe { crate::sys::own(r) });
+                            fds.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) });
                         }
                     }
                 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::getppid;
-use zygote_policy::{abi_version, Compatibility, FsRule, LandlockPolicy};
+use zygote_config::{abi_version, Compatibility, FsRule, LandlockPolicy};
 
 const CHILD_ENV: &str = "ZYGOTE_POLICY_CHILD";
 const TMP_ENV: &str = "ZYGOTE_POLICY_TMP";
@@ -33,7 +33,7 @@ fn isolated(name: &str, body: fn(&Path)) {
         return;
     }
     let tmp = tempfile::Builder::new()
-        .prefix("zygote-policy-")
+        .prefix("zygote-config-")
         .tempdir()
         .expect("create temp dir");
     let out = std::process::Command::new(std::env::current_exe().expect("current_exe"))

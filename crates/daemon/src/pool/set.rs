@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
-use zygote_monitor::client::{self, Incoming, MonitorClient};
-use zygote_monitor::proto::{self, Reply};
-use zygote_monitor::zygote::ZygoteConfig;
+use crate::monitor_client::{self as client, Incoming, MonitorClient};
+use zygote_contract::proto::{self, Reply};
+use zygote_contract::zygote::ZygoteConfig;
+use zygote_contract::DaemonDir;
 
-use crate::sizing::{Bounds, Demand};
-use crate::stats::{ProfileStats, Stats};
+use super::sizing::{Bounds, Demand};
+use super::stats::{ProfileStats, Stats};
 
 /// Zygotes created at the same time, over all profiles (2-core nodes).
 const MAX_PARALLEL_SPAWNS: usize = 2;
@@ -41,8 +42,6 @@ pub struct PoolSpec {
 
 /// How many recent tasks' cgroup parents decide where zygotes go.
 const PARENT_WINDOW: usize = 16;
-/// `<daemon dir>/pool-parents.json`: every parent zygotes were placed under.
-const PARENTS_FILE: &str = "pool-parents.json";
 const MAX_REMEMBERED_PARENTS: usize = 64;
 
 /// How many recently used artifacts a Wasm profile's zygotes preload.
@@ -107,7 +106,7 @@ struct Pool {
 /// Every profile's pool.
 pub struct PoolSet {
     exe: PathBuf,
-    dir: PathBuf,
+    dir: DaemonDir,
     log: PathBuf,
     stats_path: PathBuf,
     /// Pre-place zygotes in a pool cgroup (cgroup v1, where a claim can
@@ -124,7 +123,7 @@ pub struct PoolSet {
 impl PoolSet {
     /// Pools for `specs`; zygotes are `exe __zygote`, logging to
     /// `<dir>/zygotes.log`; counters go to `<dir>/pools.json`.
-    pub fn new(exe: PathBuf, dir: &Path, pre_place: bool, specs: Vec<PoolSpec>) -> Arc<PoolSet> {
+    pub fn new(exe: PathBuf, dir: &DaemonDir, pre_place: bool, specs: Vec<PoolSpec>) -> Arc<PoolSet> {
         let pools = specs
             .into_iter()
             .map(|spec| {
@@ -145,9 +144,9 @@ impl PoolSet {
             .collect();
         Arc::new(PoolSet {
             exe,
-            dir: dir.to_path_buf(),
-            log: dir.join("zygotes.log"),
-            stats_path: dir.join("pools.json"),
+            dir: dir.clone(),
+            log: dir.zygotes_log(),
+            stats_path: dir.pool_stats(),
             pre_place,
             pools: Mutex::new(pools),
             wake: Notify::new(),
@@ -229,7 +228,7 @@ impl PoolSet {
         if pool.recent_parents.len() > PARENT_WINDOW {
             pool.recent_parents.pop_front();
         }
-        let chosen = crate::sizing::most_frequent(&pool.recent_parents, pool.parent.as_ref());
+        let chosen = super::sizing::most_frequent(&pool.recent_parents, pool.parent.as_ref());
         if chosen.is_some() && chosen != pool.parent {
             let chosen = chosen.expect("checked");
             info!(profile, parent = %chosen.display(), "zygotes will be pre-placed under this cgroup parent");
@@ -242,8 +241,8 @@ impl PoolSet {
     /// Adds `parent` to `pool-parents.json`: where a restarted daemon looks
     /// for pool cgroups its predecessor left behind.
     fn remember_parent(&self, parent: &Path) {
-        let path = self.dir.join(PARENTS_FILE);
-        let mut known: Vec<PathBuf> = zygote_monitor::state::read(&path).unwrap_or_default();
+        let path = self.dir.pool_parents();
+        let mut known: Vec<PathBuf> = zygote_contract::state::read(&path).unwrap_or_default();
         if known.iter().any(|p| p == parent) {
             return;
         }
@@ -251,7 +250,7 @@ impl PoolSet {
         if known.len() > MAX_REMEMBERED_PARENTS {
             known.remove(0);
         }
-        if let Err(e) = zygote_monitor::state::write_atomic(&path, &known) {
+        if let Err(e) = zygote_contract::state::write_atomic(&path, &known) {
             warn!(error = %e, "cannot record the pool cgroup parent");
         }
     }
@@ -261,14 +260,14 @@ impl PoolSet {
     /// `zygote@<this daemon>-*` directory under a recorded parent, in every
     /// hierarchy. A live zygote's cgroup is not empty and stays.
     pub fn sweep_stale_cgroups(&self) {
-        let parents: Vec<PathBuf> = zygote_monitor::state::read(&self.dir.join(PARENTS_FILE)).unwrap_or_default();
+        let parents: Vec<PathBuf> = zygote_contract::state::read(&self.dir.pool_parents()).unwrap_or_default();
         if parents.is_empty() {
             return;
         }
         let Ok(layout) = zygote_runtime::cgroups::Layout::detect() else {
             return;
         };
-        let stem = format!("{}-", zygote_monitor::zygote::pool_cgroup_stem(&self.dir));
+        let stem = zygote_contract::zygote::pool_cgroup_stem(&self.dir);
         let mut removed = 0;
         for root in layout.roots() {
             for parent in &parents {
@@ -390,7 +389,7 @@ impl PoolSet {
         let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
         let zygote = client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
-        let monitor = zygote_monitor::sys::pidfd_open(zygote as i32).ok();
+        let monitor = zygote_runtime::sys::pidfd_open(zygote as i32).ok();
         let (tx, events) = mpsc::unbounded_channel();
         let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
         // Until it is ready, a `Warm` with no pid: dropped on any failure, it
@@ -453,7 +452,7 @@ impl PoolSet {
     fn write_stats(&self) {
         let _one = self.stats_writer.lock().unwrap_or_else(|e| e.into_inner());
         let stats = self.stats();
-        if let Err(e) = zygote_monitor::state::write_atomic(&self.stats_path, &stats) {
+        if let Err(e) = zygote_contract::state::write_atomic(&self.stats_path, &stats) {
             debug!(error = %e, "cannot write pools.json");
         }
     }

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::proto::{self, Event, Message, ProtoError, Reply, Request};
+use zygote_contract::proto::{self, Event, Message, ProtoError, Reply, Request};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::debug;
@@ -42,7 +42,7 @@ pub enum Incoming {
 impl MonitorClient {
     /// Wraps a connected SEQPACKET socket and starts its reader task.
     pub fn new(fd: OwnedFd, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
-        crate::pump::set_nonblocking(&fd)?;
+        set_nonblocking(&fd)?;
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
         // refers to the same socket until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
@@ -171,9 +171,17 @@ pub fn spawn(exe: &Path, args: &[&std::ffi::OsStr], log: &Path, control: OwnedFd
     // multi-threaded process and only calls dup2 (async-signal-safe), with a
     // descriptor that stays open in the parent until spawn returns.
     unsafe {
-        cmd.pre_exec(move || crate::sys::dup2_all(&[(raw, crate::sys::CONTROL_FD)]));
+        cmd.pre_exec(move || zygote_runtime::sys::dup2_all(&[(raw, zygote_contract::proto::CONTROL_FD)]));
     }
     let child = cmd.spawn()?;
     drop(control);
     Ok(child.id().unwrap_or(0))
+}
+
+/// Sets `O_NONBLOCK` on a descriptor (tokio's reactor needs it).
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! zygote-policy: what a task is allowed and how it is served, decided before
+//! zygote-config: what a task is allowed and how it is served, decided before
 //! the container exists.
 //!
 //! This crate owns the config file and its profiles (`config`), the profile

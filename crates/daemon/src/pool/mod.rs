@@ -1,6 +1,6 @@
-//! zygote-pool: the daemon's per-profile pools of warm zygotes.
+//! The daemon's per-profile pools of warm zygotes.
 //!
-//! A warm zygote is a `__zygote` process (see `zygote_monitor::zygote`)
+//! A warm zygote is a `__zygote` process (see the `zygote-monitor` crate)
 //! whose child already lives in the profile's namespaces and, on cgroup v1,
 //! in a pool cgroup next to where the profile's tasks' cgroups go. The pool
 //! keeps each profile at its target size in the background ([`PoolSet`]'s
@@ -18,4 +18,3 @@ pub mod sizing;
 pub mod stats;
 
 pub use set::{PoolSet, PoolSpec, Warm};
-pub use stats::{ProfileStats, Stats};

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use zygote_policy::Config;
+use zygote_config::Config;
 
 fn load(rel: &str) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);

@@ -4,7 +4,7 @@
 //! The file is TOML, at `/etc/zygote/config.toml` unless `$ZYGOTE_CONFIG` or
 //! an explicit path says otherwise; without a file zygote uses the built-in
 //! `default` profile. Every table denies unknown fields. Format (see also
-//! `crates/policy/config.example.toml`, which the tests parse):
+//! `crates/config/config.example.toml`, which the tests parse):
 //!
 //! ```toml
 //! default_profile = "default"      # optional; defaults to "default"
