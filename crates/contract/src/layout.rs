@@ -40,7 +40,9 @@ fn fnv1a(s: &str) -> u64 {
 /// The state root from the environment, made absolute (the daemon and the
 /// monitors run with `/` as their working directory).
 pub fn state_root() -> PathBuf {
-    let p = std::env::var_os(STATE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let p = std::env::var_os(STATE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     if p.is_absolute() {
         p
     } else {
@@ -71,7 +73,10 @@ impl DaemonDir {
     /// The directory's name: tells this daemon's things (its pool cgroups)
     /// apart from those of another containerd's daemon on the node.
     pub fn tag(&self) -> String {
-        self.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.0
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -173,7 +178,10 @@ mod tests {
         let a = DaemonDir::for_containerd(Path::new("/run/zygote"), "/run/containerd/containerd.sock.ttrpc");
         let b = DaemonDir::for_containerd(Path::new("/run/zygote"), "/tmp/x/containerd.sock.ttrpc");
         assert_ne!(a, b);
-        assert_eq!(a, DaemonDir::for_containerd(Path::new("/run/zygote"), "/run/containerd/containerd.sock.ttrpc"));
+        assert_eq!(
+            a,
+            DaemonDir::for_containerd(Path::new("/run/zygote"), "/run/containerd/containerd.sock.ttrpc")
+        );
         assert_eq!(a.tag().len(), 16);
         assert_eq!(a.task("x").state(), a.path().join("tasks/x/state.json"));
     }

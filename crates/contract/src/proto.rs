@@ -1,8 +1,9 @@
 //! The daemon ↔ monitor wire protocol.
 //!
-//! One JSON document per datagram over an `AF_UNIX`/`SOCK_SEQPACKET` socket,
-//! so message boundaries come for free and file descriptors (containerd
-//! connections) ride along as `SCM_RIGHTS`. The daemon sends [`Request`]s
+//! One message per datagram over an `AF_UNIX`/`SOCK_SEQPACKET` socket, in the
+//! one codec of every zygote channel (`zygote_runtime::wire`): message
+//! boundaries come for free and file descriptors (containerd connections)
+//! ride along as `SCM_RIGHTS`. The daemon sends [`Request`]s
 //! one at a time; the monitor answers each with exactly one
 //! [`Message::Reply`] and may interleave [`Message::Event`]s at any time.
 //! The very first message a freshly spawned monitor sends is the reply to
@@ -10,21 +11,14 @@
 //! warm zygote's first message is a [`Reply::Pid`] (its child is waiting);
 //! the reply to its [`Request::Claim`] is then the create reply.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::state::{Snapshot, StdioPaths};
 
 /// The descriptor a monitor or zygote finds its control socket on.
 pub const CONTROL_FD: RawFd = 3;
-
-/// Largest datagram we accept (an exec's process spec with a big env fits).
-pub const MAX_MESSAGE: usize = 256 * 1024;
-/// Most descriptors carried by one message.
-pub const MAX_FDS: usize = 64;
 
 /// Daemon → monitor.
 #[derive(Debug, Serialize, Deserialize)]
@@ -137,98 +131,19 @@ pub enum Event {
     Oom,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProtoError {
-    #[error("monitor channel closed")]
-    Closed,
-    #[error("monitor channel i/o")]
-    Io(#[from] nix::Error),
-    #[error("malformed monitor message")]
-    Json(#[from] serde_json::Error),
-    #[error("monitor message of {0} bytes is too large")]
-    TooLarge(usize),
-}
+pub use zygote_runtime::error::chain as error_chain;
+pub use zygote_runtime::wire::{pair, send, WireError};
 
-/// An error and its causes as one line (`a: b: c`), the form error texts
-/// take on this channel and, in the end, in containerd's messages.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
-
-/// Sends one message with optional descriptors attached.
-pub fn send<T: Serialize>(fd: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), ProtoError> {
-    let body = serde_json::to_vec(msg)?;
-    if body.len() > MAX_MESSAGE {
-        return Err(ProtoError::TooLarge(body.len()));
-    }
-    let iov = [IoSlice::new(&body)];
-    let cmsg = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
-    loop {
-        match sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(_) => return Ok(()),
-            Err(nix::Error::EINTR) => continue,
-            Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => return Err(ProtoError::Closed),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Receives one message and the descriptors attached to it. Returns
-/// `Err(Closed)` at end of stream; `Err(Io(EAGAIN))` on a non-blocking
-/// socket with nothing to read.
-pub fn recv<T: DeserializeOwned>(fd: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), ProtoError> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let (len, fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(msg) => {
-                let mut fds = Vec::new();
-                for c in msg.cmsgs()? {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        for r in raw {
-                            // SAFETY: the kernel just installed `r` in our fd table
-                            // for this message; nobody else owns it.
-                            fds.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) });
-                        }
-                    }
-                }
-                break (msg.bytes, fds);
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(nix::Error::ECONNRESET) => return Err(ProtoError::Closed),
-            Err(e) => return Err(e.into()),
-        }
-    };
-    if len == 0 {
-        return Err(ProtoError::Closed);
-    }
-    Ok((serde_json::from_slice(&buf[..len])?, fds))
-}
-
-/// A connected SEQPACKET pair, both ends close-on-exec.
-pub fn pair() -> nix::Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+/// Receives one message and its descriptors; the end of the stream is
+/// [`WireError::Closed`] (a control socket never ends normally).
+pub fn recv<T: serde::de::DeserializeOwned>(fd: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), WireError> {
+    zygote_runtime::wire::recv(fd)?.ok_or(WireError::Closed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
 
     #[test]
     fn round_trip_with_fds() {
@@ -251,6 +166,6 @@ mod tests {
         ));
         assert_eq!(fds.len(), 1);
         drop(a);
-        assert!(matches!(recv::<Request>(b.as_fd()), Err(ProtoError::Closed)));
+        assert!(matches!(recv::<Request>(b.as_fd()), Err(WireError::Closed)));
     }
 }

@@ -24,8 +24,8 @@ use zygote_contract::state::{self, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 use crate::daemon::Daemon;
-use crate::task::Task;
 use crate::monitor_client::MonitorClient;
+use crate::task::Task;
 
 impl Daemon {
     /// Adopts every task on disk, concurrently, each bounded in time so one

@@ -7,8 +7,8 @@
 //! from the short-lived `delete` subcommand.
 
 use std::os::fd::{AsFd, AsRawFd};
-use zygote_contract::{DaemonDir, TaskDir};
 use std::time::Duration;
+use zygote_contract::{DaemonDir, TaskDir};
 
 use nix::sys::signal::Signal;
 use tracing::warn;

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
-use zygote_contract::DaemonDir;
 use std::sync::{Arc, RwLock};
+use zygote_contract::DaemonDir;
 
 use containerd_shim_protos::events::task::{TaskExit, TaskOOM};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -18,8 +18,8 @@ use zygote_contract::state::{self, Snapshot, Status};
 
 use crate::error::DaemonError;
 use crate::events::Events;
-use crate::task::Task;
 use crate::monitor_client::Incoming;
+use crate::task::Task;
 
 pub struct Daemon {
     pub dir: DaemonDir,

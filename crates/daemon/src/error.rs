@@ -2,7 +2,7 @@
 
 use containerd_shim_protos::ttrpc;
 use ttrpc::Code;
-use zygote_contract::proto::{ErrorKind, ProtoError};
+use zygote_contract::proto::{ErrorKind, WireError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -26,13 +26,19 @@ pub enum DaemonError {
     MonitorGone {
         id: String,
         #[source]
-        source: ProtoError,
+        source: WireError,
     },
     #[error("{what}")]
     Io {
         what: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{what}")]
+    Channel {
+        what: &'static str,
+        #[source]
+        source: WireError,
     },
     #[error(transparent)]
     Runtime(#[from] zygote_runtime::RuntimeError),

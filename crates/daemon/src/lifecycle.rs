@@ -30,8 +30,8 @@ use zygote_runtime::mounts::{self, RootfsMount};
 
 use crate::daemon::{timestamp, Daemon};
 use crate::error::DaemonError;
-use crate::task::{ProcInfo, Task};
 use crate::monitor_client::{self as monitor_client, MonitorClient};
+use crate::task::{ProcInfo, Task};
 
 /// Container ids become directory names: keep them boring.
 pub fn validate_id(id: &str) -> Result<(), DaemonError> {
@@ -288,7 +288,9 @@ impl Daemon {
         state::write_atomic(&dir.config(), cfg)?;
         let monitor = w.monitor.take();
         let (client, events) = w.into_parts();
-        let claim = Request::Claim { dir: dir.path().to_path_buf() };
+        let claim = Request::Claim {
+            dir: dir.path().to_path_buf(),
+        };
         let Ok(replied) = tokio::time::timeout(CREATE_TIMEOUT, client.call(&claim, &[])).await else {
             return Err(self.stuck_monitor(dir, cfg, monitor));
         };
@@ -312,7 +314,10 @@ impl Daemon {
     async fn spawn_monitor(&self, dir: &TaskDir, cfg: &TaskConfig) -> Result<Spawned, DaemonError> {
         std::fs::create_dir_all(dir.path()).map_err(DaemonError::io(format!("create {}", dir.path().display())))?;
         state::write_atomic(&dir.config(), cfg)?;
-        let (ours, theirs) = proto::pair().map_err(|e| DaemonError::io("socketpair")(e.into()))?;
+        let (ours, theirs) = proto::pair().map_err(|source| DaemonError::Channel {
+            what: "create a control socketpair",
+            source,
+        })?;
         let pid = monitor_client::spawn(
             &self.exe,
             &["__monitor".as_ref(), dir.path().as_os_str()],

@@ -11,10 +11,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use zygote_contract::proto::{self, Event, Message, ProtoError, Reply, Request};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::debug;
+use zygote_contract::proto::{self, Event, Message, Reply, Request, WireError};
 
 /// A reply and the descriptors that came with it.
 type Answer = (Reply, Vec<OwnedFd>);
@@ -94,18 +94,18 @@ impl MonitorClient {
 
     /// Waits for the reply a freshly spawned monitor sends unasked (the
     /// result of creating the container).
-    pub async fn first_reply(&self) -> Result<Reply, ProtoError> {
+    pub async fn first_reply(&self) -> Result<Reply, WireError> {
         let _g = self.inner.serial.lock().await;
         self.await_reply(None).await.map(|(r, _)| r)
     }
 
     /// Sends a request and waits for its reply.
-    pub async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Answer, ProtoError> {
+    pub async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Answer, WireError> {
         let _g = self.inner.serial.lock().await;
         self.await_reply(Some((req, fds))).await
     }
 
-    async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<Answer, ProtoError> {
+    async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<Answer, WireError> {
         let (tx, rx) = oneshot::channel();
         *self.inner.pending.lock().expect("pending lock") = Some(tx);
         if let Some((req, fds)) = req {
@@ -115,7 +115,7 @@ impl MonitorClient {
                     .fd
                     .writable()
                     .await
-                    .map_err(|e| ProtoError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+                    .map_err(|e| WireError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
                 match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io)) {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) => return Err(from_io(e)),
@@ -123,26 +123,26 @@ impl MonitorClient {
                 }
             }
         }
-        rx.await.map_err(|_| ProtoError::Closed)
+        rx.await.map_err(|_| WireError::Closed)
     }
 }
 
-fn to_io(e: ProtoError) -> std::io::Error {
+fn to_io(e: WireError) -> std::io::Error {
     match e {
-        ProtoError::Io(nix::Error::EAGAIN) => std::io::ErrorKind::WouldBlock.into(),
-        ProtoError::Io(n) => std::io::Error::from_raw_os_error(n as i32),
+        WireError::Io(nix::Error::EAGAIN) => std::io::ErrorKind::WouldBlock.into(),
+        WireError::Io(n) => std::io::Error::from_raw_os_error(n as i32),
         other => std::io::Error::other(other),
     }
 }
 
-fn from_io(e: std::io::Error) -> ProtoError {
+fn from_io(e: std::io::Error) -> WireError {
     match e.raw_os_error() {
-        Some(n) => ProtoError::Io(nix::Error::from_raw(n)),
-        None => ProtoError::Closed,
+        Some(n) => WireError::Io(nix::Error::from_raw(n)),
+        None => WireError::Closed,
     }
 }
 
-async fn recv(fd: &AsyncFd<OwnedFd>) -> Result<(Message, Vec<OwnedFd>), ProtoError> {
+async fn recv(fd: &AsyncFd<OwnedFd>) -> Result<(Message, Vec<OwnedFd>), WireError> {
     loop {
         let mut guard = fd.readable().await.map_err(from_io)?;
         match guard.try_io(|fd| proto::recv::<Message>(fd.get_ref().as_fd()).map_err(to_io)) {

@@ -11,13 +11,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::pool::sizing::Bounds;
+use crate::pool::PoolSpec;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxResources, Spec};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 use zygote_config::{Config, Mode, PreparedLandlock, Profile, SeccompMode};
-use crate::pool::sizing::Bounds;
-use crate::pool::PoolSpec;
 use zygote_runtime::seccomp::{self, CompiledSeccomp};
 use zygote_runtime::security::Security;
 

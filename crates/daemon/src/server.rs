@@ -4,9 +4,9 @@
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
+use std::sync::Arc;
 use zygote_contract::daemon::DaemonConfig;
 use zygote_contract::DaemonDir;
-use std::sync::Arc;
 
 use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::r#async::Server;
@@ -40,8 +40,7 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
         Err(_) => return Ok(Outcome::AlreadyRunning),
     };
     let cfg: DaemonConfig = zygote_contract::state::read(&dir.config())?;
-    std::fs::write(dir.pid_file(), std::process::id().to_string())
-        .map_err(DaemonError::io("write daemon.pid"))?;
+    std::fs::write(dir.pid_file(), std::process::id().to_string()).map_err(DaemonError::io("write daemon.pid"))?;
     if let Some(adj) = cfg.oom_score_adj {
         set_own_oom_score_adj(adj);
     }

@@ -6,8 +6,8 @@
 //! replies and events, and rebuilt from a `Hello` snapshot on re-adoption.
 
 use std::collections::{HashMap, HashSet};
-use zygote_contract::TaskDir;
 use std::sync::Mutex;
+use zygote_contract::TaskDir;
 
 use tokio::sync::watch;
 use zygote_contract::state::{ProcState, Snapshot, Status, StdioPaths, TaskConfig};

@@ -22,11 +22,11 @@ use zygote_runtime::guest::GuestRunner;
 use zygote_runtime::security::Security;
 use zygote_runtime::zygote::{Zygote, ZygoteTask};
 
-use zygote_contract::proto::{self, CreateDetail, ErrorKind, Event, Message, Reply, Request};
-use zygote_contract::TaskDir;
-use zygote_contract::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use crate::stdio::{self, ProcessIo};
 use crate::sys;
+use zygote_contract::proto::{self, CreateDetail, ErrorKind, Event, Message, Reply, Request};
+use zygote_contract::state::{self, ProcState, Snapshot, Status, TaskConfig};
+use zygote_contract::TaskDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -39,7 +39,7 @@ pub enum MonitorError {
         source: nix::Error,
     },
     #[error("control socket")]
-    Proto(#[from] proto::ProtoError),
+    Proto(#[from] proto::WireError),
 }
 
 struct Proc {
@@ -468,7 +468,7 @@ impl Monitor {
                 let Some(c) = &self.control else { return false };
                 match proto::recv::<Request>(c.as_fd()) {
                     Ok((req, fds)) => return self.request(req, fds),
-                    Err(proto::ProtoError::Io(nix::Error::EAGAIN)) => {}
+                    Err(proto::WireError::Io(nix::Error::EAGAIN)) => {}
                     Err(_) => self.lose_daemon(),
                 }
             }
@@ -863,7 +863,9 @@ impl Monitor {
     }
 
     fn maybe_restart_daemon(&mut self) {
-        let Some((when, backoff)) = self.daemon_lost else { return };
+        let Some((when, backoff)) = self.daemon_lost else {
+            return;
+        };
         if Instant::now() < when {
             return;
         }

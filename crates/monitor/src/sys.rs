@@ -29,7 +29,6 @@ pub fn set_winsize(fd: BorrowedFd<'_>, width: u32, height: u32) -> nix::Result<(
     nix::errno::Errno::result(rc).map(drop)
 }
 
-
 /// Takes ownership of the inherited control socket on [`CONTROL_FD`].
 ///
 /// Called once, first thing in the monitor: the daemon puts the socket there
@@ -56,4 +55,3 @@ pub unsafe fn own(fd: RawFd) -> OwnedFd {
     // SAFETY: guaranteed by the caller.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
-

@@ -19,17 +19,17 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
+use tracing::{info, warn};
 use zygote_contract::zygote::{pool_cgroup_name, ZygoteConfig};
 use zygote_contract::{DaemonDir, TaskDir};
-use tracing::{info, warn};
 use zygote_runtime::cgroups::{Cgroup, Layout};
 use zygote_runtime::guest::GuestSupport;
 use zygote_runtime::zygote::Zygote;
 
 use crate::monitor::{self, Source};
+use crate::sys;
 use zygote_contract::proto::{self, ErrorKind, Message, Reply, Request};
 use zygote_contract::state;
-use crate::sys;
 
 /// Runs a zygote; returns the process exit code. Must be called in a
 /// fresh, single-threaded process.
@@ -142,7 +142,7 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
                 };
                 let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
             }
-            Err(proto::ProtoError::Io(nix::Error::EAGAIN | nix::Error::EINTR)) => {}
+            Err(proto::WireError::Io(nix::Error::EAGAIN | nix::Error::EINTR)) => {}
             Err(_) => return Err("daemon closed the zygote's socket"),
         }
     }

@@ -360,7 +360,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 pub(crate) fn report_and_exit(result: std::thread::Result<Result<Infallible, RuntimeError>>, chan: &SyncChannel) -> ! {
     let text = match result {
         Ok(Ok(never)) => match never {},
-        Ok(Err(e)) => e.to_string(),
+        Ok(Err(e)) => crate::error::chain(&e),
         Err(p) => panic_text(p),
     };
     let _ = chan.send(&Message::Error(text));

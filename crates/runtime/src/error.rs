@@ -62,6 +62,13 @@ pub enum RuntimeError {
     /// The parent/child synchronisation protocol broke down.
     #[error("sync with container init: {0}")]
     Sync(String),
+    /// A message could not cross a channel (see [`crate::wire`]).
+    #[error("{what}")]
+    Channel {
+        what: String,
+        #[source]
+        source: crate::wire::WireError,
+    },
 }
 
 /// Attach context to a failed syscall or file operation.
@@ -100,4 +107,17 @@ impl RuntimeError {
             _ => None,
         }
     }
+}
+
+/// An error and its causes as one line (`a: b: c`): how errors travel as
+/// text (from the container's init to its monitor, and on to containerd).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }

@@ -17,6 +17,7 @@ pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod sys;
+pub mod wire;
 pub mod zygote;
 
 pub use error::RuntimeError;

@@ -57,11 +57,7 @@ fn daemon(dir: &Path) -> i32 {
     // Do not pin the directory we were started in (a task's bundle).
     let _ = std::env::set_current_dir("/");
     let _ = std::fs::create_dir_all(dir.path());
-    let log = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.log())
-    {
+    let log = match std::fs::OpenOptions::new().create(true).append(true).open(dir.log()) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("zygote daemon: cannot open log in {}: {e}", dir.path().display());

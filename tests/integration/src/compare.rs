@@ -96,7 +96,9 @@ where
     for (rt, r) in results.iter_mut() {
         let mut tries = 1;
         while *rt == Runtime::Runc && tries < 3 && r.as_ref().is_ok_and(|v| *v != expected) {
-            eprintln!("--- {scenario}: NOTE: runc-v2 (the reference) observed {r:?}, expected {expected:?}; trying it again");
+            eprintln!(
+                "--- {scenario}: NOTE: runc-v2 (the reference) observed {r:?}, expected {expected:?}; trying it again"
+            );
             tries += 1;
             *r = catch_unwind(AssertUnwindSafe(|| f(*rt))).map_err(|e| panic_message(e.as_ref()));
         }

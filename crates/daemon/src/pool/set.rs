@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::monitor_client::{self as client, Incoming, MonitorClient};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
-use crate::monitor_client::{self as client, Incoming, MonitorClient};
 use zygote_contract::proto::{self, Reply};
 use zygote_contract::zygote::ZygoteConfig;
 use zygote_contract::DaemonDir;

@@ -5,8 +5,8 @@
 //! datagram (no framing, no interleaving even when an intermediate process
 //! and the container process both hold the child end), and because the child
 //! end is close-on-exec, EOF on the parent end after "go" means `execve`
-//! succeeded. Messages are small JSON-encoded [`Message`]s; a pty master is
-//! passed as `SCM_RIGHTS` ancillary data.
+//! succeeded. Messages are [`Message`]s in the one codec of every zygote
+//! channel ([`crate::wire`]); a pty master is passed as `SCM_RIGHTS`.
 //!
 //! Protocol (child → parent unless noted):
 //! 1. `ChildPid(pid)` — only from an intermediate process (the parent knows
@@ -27,17 +27,12 @@
 //! its cgroup is final, and the protocol continues from step 4. The child
 //! also reports `SecurityTime` (Landlock + seccomp installation time).
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use nix::errno::Errno;
-use nix::sys::socket::{self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
-
-/// Largest message we accept (error texts are short; this is generous).
-const MAX_MESSAGE: usize = 64 * 1024;
 
 /// One message of the sync protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,11 +75,10 @@ pub struct SyncChannel {
 impl SyncChannel {
     /// Create a connected pair `(parent_end, child_end)`, both close-on-exec.
     pub fn pair() -> Result<(SyncChannel, SyncChannel), RuntimeError> {
-        let (a, b) = socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|errno| RuntimeError::Sys {
-                context: "create sync socketpair".into(),
-                errno,
-            })?;
+        let (a, b) = crate::wire::pair().map_err(|source| RuntimeError::Channel {
+            what: "create the sync socketpair".into(),
+            source,
+        })?;
         Ok((
             SyncChannel {
                 fd: a,
@@ -120,25 +114,11 @@ impl SyncChannel {
 
     /// Send `msg`, optionally passing `fd` along with it.
     pub fn send_with_fd(&self, msg: &Message, fd: Option<BorrowedFd<'_>>) -> Result<(), RuntimeError> {
-        let bytes = serde_json::to_vec(msg).map_err(|e| RuntimeError::Sync(format!("encode {msg:?}: {e}")))?;
-        let iov = [IoSlice::new(&bytes)];
-        let fds = fd.map(|f| [f.as_raw_fd()]);
-        let cmsgs: Vec<ControlMessage<'_>> = match &fds {
-            Some(f) => vec![ControlMessage::ScmRights(f)],
-            None => Vec::new(),
-        };
-        loop {
-            match socket::sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-                Ok(_) => return Ok(()),
-                Err(Errno::EINTR) => continue,
-                Err(errno) => {
-                    return Err(RuntimeError::Sys {
-                        context: format!("send {} on sync socket", msg.name()),
-                        errno,
-                    })
-                }
-            }
-        }
+        let fds: Vec<RawFd> = fd.map(|f| f.as_raw_fd()).into_iter().collect();
+        crate::wire::send(self.fd.as_fd(), msg, &fds).map_err(|source| RuntimeError::Channel {
+            what: format!("send {} to the container init", msg.name()),
+            source,
+        })
     }
 
     /// Send `msg` without ancillary data.
@@ -155,67 +135,11 @@ impl SyncChannel {
     /// Receive one message and the descriptor passed with it, if any.
     /// Returns `Ok(None)` on EOF (every copy of the peer end is closed).
     pub fn recv(&self) -> Result<Option<(Message, Option<OwnedFd>)>, RuntimeError> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-        // A peer that exits with our message unread in its queue makes the
-        // kernel report ECONNRESET once, ahead of what the peer sent before
-        // exiting (typically its Error): take the report and read on.
-        let mut reset_seen = false;
-        let (len, fd) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match socket::recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(r) => {
-                    if r.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
-                        return Err(RuntimeError::Sync("message truncated".into()));
-                    }
-                    let mut fd = None;
-                    let mut extra = Vec::new();
-                    let cmsgs = r.cmsgs().map_err(|errno| RuntimeError::Sys {
-                        context: "decode sync socket control message".into(),
-                        errno,
-                    })?;
-                    for c in cmsgs {
-                        if let ControlMessageOwned::ScmRights(raw) = c {
-                            for f in raw {
-                                // SAFETY: SCM_RIGHTS descriptors are freshly
-                                // installed in our table by the kernel and
-                                // owned by nobody else.
-                                let owned = unsafe { OwnedFd::from_raw_fd(f) };
-                                if fd.is_none() {
-                                    fd = Some(owned);
-                                } else {
-                                    extra.push(owned);
-                                }
-                            }
-                        }
-                    }
-                    drop(extra);
-                    break (r.bytes, fd);
-                }
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ECONNRESET) if !reset_seen => {
-                    reset_seen = true;
-                    continue;
-                }
-                Err(errno) => {
-                    return Err(RuntimeError::Sys {
-                        context: "receive on sync socket".into(),
-                        errno,
-                    })
-                }
-            }
-        };
-        if len == 0 {
-            return Ok(None);
-        }
-        let msg: Message =
-            serde_json::from_slice(&buf[..len]).map_err(|e| RuntimeError::Sync(format!("decode message: {e}")))?;
-        Ok(Some((msg, fd)))
+        let got = crate::wire::recv::<Message>(self.fd.as_fd()).map_err(|source| RuntimeError::Channel {
+            what: "receive from the container init".into(),
+            source,
+        })?;
+        Ok(got.map(|(msg, fds)| (msg, fds.into_iter().next())))
     }
 
     /// Child side: make sure the parent has put us in our cgroup (its
