@@ -101,6 +101,8 @@ struct Monitor {
     /// `state.json` is behind what we know (a write failed, e.g. ENOSPC):
     /// retried on every wake-up; the truth stays in memory meanwhile.
     unsaved: bool,
+    /// A full state dir has been reported in containerd's log.
+    reported_full: bool,
 }
 
 /// Runs a monitor for the task in `dir`. Returns the process exit code.
@@ -296,6 +298,7 @@ fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result<Monitor, (
         daemon_lost: None,
         unreported: Vec::new(),
         unsaved: false,
+        reported_full: false,
     };
     state::make_reserve(dir);
     m.persist();
@@ -353,15 +356,37 @@ impl Monitor {
     /// When the state dir is full, the task's reserve file (made at create)
     /// is given up so this write fits; if it still fails, the state stays
     /// in memory (the daemon gets every exit over the control socket, and
-    /// Destroy returns the final snapshot), the write is retried on every
-    /// wake-up, and the failure is reported once in containerd's log, since
-    /// our own log is likely on the same full filesystem.
+    /// Destroy returns the final snapshot) and the write is retried on every
+    /// wake-up. A full state dir is reported once in containerd's log
+    /// (whether or not the reserve saved the write), since our own log is
+    /// likely on the same full filesystem.
     fn persist(&mut self) {
         let path = self.dir.state();
         let snap = self.snapshot();
         let mut r = state::write_atomic(&path, &snap);
-        if r.as_ref().is_err_and(state::StateError::is_no_space) && state::release_reserve(&self.dir) {
+        let full = r
+            .as_ref()
+            .err()
+            .filter(|e| e.is_no_space())
+            .map(|e| proto::error_chain(e));
+        if full.is_some() && state::release_reserve(&self.dir) {
             r = state::write_atomic(&path, &snap);
+        }
+        if let Some(cause) = &full {
+            if !self.reported_full {
+                self.reported_full = true;
+                let outcome = if r.is_ok() {
+                    "saved it in the space the task reserved at create"
+                } else {
+                    "cannot save its state; exit statuses are kept in memory and still reported"
+                };
+                let text = format!(
+                    "zygote: task {}: the state dir is full ({cause}); {outcome}",
+                    self.cfg.id
+                );
+                warn!("{text}");
+                crate::shim_log::write(&self.cfg.bundle, &text);
+            }
         }
         match r {
             Ok(()) => {
@@ -372,7 +397,7 @@ impl Monitor {
                 }
             }
             Err(e) => {
-                if !self.unsaved {
+                if !self.unsaved && full.is_none() {
                     let text = format!(
                         "zygote: task {}: cannot save its state ({}); exit statuses are kept in memory and still reported",
                         self.cfg.id,
