@@ -21,6 +21,18 @@ pub fn test_path() -> &'static str {
     }
 }
 
+/// Panics unless this is the warm pass. Tests of filled pools call it first;
+/// `hack/test.sh` names them in `--skip` on the cold pass (where every pool
+/// is disabled), so they are reported as not run there instead of passing
+/// without their assertions.
+pub fn assert_warm_path(test: &str) {
+    assert_eq!(
+        test_path(),
+        "warm",
+        "{test} needs filled pools: hack/test.sh skips it on the cold pass (WARM_ONLY_TESTS)"
+    );
+}
+
 /// The running zygote daemon's directory (the one with a `daemon.pid`).
 pub fn daemon_dir() -> Option<PathBuf> {
     let rd = std::fs::read_dir(&env().state_dir).ok()?;

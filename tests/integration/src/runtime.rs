@@ -56,10 +56,17 @@ pub fn runtime_selected(rt: Runtime) -> bool {
 }
 
 /// For tests that only make sense for one runtime: returns false (and says so
-/// loudly) when `ZYGOTE_TEST_RUNTIMES` explicitly excludes it.
+/// loudly) when `ZYGOTE_TEST_RUNTIMES` explicitly excludes it. Under CI it
+/// panics instead: CI runs every test on every runtime.
 pub fn require_runtime(rt: Runtime, test: &str) -> bool {
     if runtime_selected(rt) {
         true
+    } else if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!(
+            "{test}: needs runtime {} but ZYGOTE_TEST_RUNTIMES={:?} excludes it; CI runs every test on every runtime",
+            rt.short(),
+            std::env::var("ZYGOTE_TEST_RUNTIMES").unwrap_or_default()
+        );
     } else {
         eprintln!(
             "NOTICE: {test}: not run: it needs runtime {} which ZYGOTE_TEST_RUNTIMES={:?} excludes",

@@ -229,8 +229,7 @@ impl PoolSet {
             pool.recent_parents.pop_front();
         }
         let chosen = super::sizing::most_frequent(&pool.recent_parents, pool.parent.as_ref());
-        if chosen.is_some() && chosen != pool.parent {
-            let chosen = chosen.expect("checked");
+        if let Some(chosen) = chosen.filter(|c| pool.parent.as_ref() != Some(c)) {
             info!(profile, parent = %chosen.display(), "zygotes will be pre-placed under this cgroup parent");
             pool.parent = Some(chosen.clone());
             drop(pools);

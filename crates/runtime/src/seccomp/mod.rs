@@ -150,7 +150,7 @@ impl Serialize for CompiledSeccomp {
             .collect();
         WireSeccomp {
             programs,
-            flags: self.flags as u64,
+            flags: self.flags,
         }
         .serialize(s)
     }
