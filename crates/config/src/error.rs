@@ -1,10 +1,7 @@
-//! Error types of the policy crate: [`PolicyError`] for loading the config,
-//! picking a profile and decoding runtime options, [`LandlockError`] for
-//! applying a Landlock ruleset in the container's init child.
+//! Error type of the config crate: [`PolicyError`] for loading the config,
+//! picking a profile and decoding runtime options.
 
 use std::path::PathBuf;
-
-use nix::errno::Errno;
 
 /// Loading or validating the config, selecting a profile, or decoding the
 /// runtime options of a Create request. Every message names where the
@@ -81,20 +78,4 @@ pub enum PolicyError {
     /// `config_path <path>`.
     #[error("runtime options ({origin}): {message}")]
     Options { origin: String, message: String },
-}
-
-/// Applying a prepared Landlock ruleset failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LandlockError {
-    #[error("landlock_create_ruleset (ABI {abi}): {errno}")]
-    CreateRuleset { abi: u32, errno: Errno },
-
-    #[error("landlock: open {path} (O_PATH): {errno}", path = path.display())]
-    Open { path: PathBuf, errno: Errno },
-
-    #[error("landlock_add_rule {what}: {errno}")]
-    AddRule { what: String, errno: Errno },
-
-    #[error("landlock_restrict_self: {errno} (the caller needs no_new_privs or CAP_SYS_ADMIN)")]
-    RestrictSelf { errno: Errno },
 }

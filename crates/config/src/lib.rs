@@ -2,16 +2,15 @@
 //! the container exists.
 //!
 //! This crate owns the config file and its profiles (`config`), the profile
-//! named by a Create request's runtime options (`options`), and Landlock
-//! (`landlock`: policy, ABI negotiation and enforcement; its system calls,
-//! the crate's only `unsafe` code, live in `landlock_sys`). It forks
-//! nothing; `PreparedLandlock::apply` is meant to run in the container's
-//! init child.
+//! named by a Create request's runtime options (`options`), and the
+//! Landlock policy as data (`landlock`: rules and ABI negotiation). It makes
+//! no Landlock system call: the kernel's ABI is an argument, and the
+//! enforcement lives with the rest of the container-init security in
+//! `zygote_runtime::landlock`.
 
 pub mod config;
 pub mod error;
 pub mod landlock;
-mod landlock_sys;
 pub mod options;
 pub mod read;
 
@@ -19,8 +18,8 @@ pub use config::{
     Config, Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
     BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
 };
-pub use error::{LandlockError, PolicyError};
-pub use landlock::{abi_version, Compatibility, FsRule, LandlockPolicy, PreparedLandlock};
+pub use error::PolicyError;
+pub use landlock::{Compatibility, FsRule, LandlockPolicy, PreparedLandlock};
 pub use options::profile_from_options;
 
 /// How much of an outside value an error message quotes.

@@ -5,9 +5,12 @@ use std::path::Path;
 
 use zygote_config::Config;
 
+/// The Landlock ABI of the machines the test passes run on (Linux >= 6.15).
+const LANDLOCK_ABI: u32 = 7;
+
 fn load(rel: &str) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
-    Config::load(Some(&path)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    Config::load(Some(&path), LANDLOCK_ABI).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 #[test]

@@ -45,8 +45,8 @@ impl Profiles {
     /// Loads the configuration (`$ZYGOTE_CONFIG`, `/etc/zygote/config.toml`
     /// or the built-in default) and negotiates every Landlock policy.
     pub fn load() -> Profiles {
-        let config = Config::load(None).map_err(|e| zygote_contract::proto::error_chain(&e));
-        let abi = zygote_config::abi_version();
+        let abi = zygote_runtime::landlock::abi_version();
+        let config = Config::load(None, abi).map_err(|e| zygote_contract::proto::error_chain(&e));
         let mut landlock = HashMap::new();
         match &config {
             Ok(c) => {

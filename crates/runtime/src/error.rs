@@ -1,7 +1,7 @@
 //! The crate-wide error type.
 //!
 //! `RuntimeError` wraps the errors of the sibling modules (`spec`, `mounts`,
-//! `seccomp`, `cgroups`) and adds the variants of the container-init
+//! `seccomp`, `cgroups`, `landlock`) and adds the variants of the container-init
 //! sequence. Messages are lowercase and name the path, field or syscall that
 //! failed together with the errno, because for errors raised inside the
 //! container process the message text is all the caller ever sees (it is sent
@@ -24,6 +24,9 @@ pub enum RuntimeError {
     /// A cgroup operation failed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// Enforcing the Landlock ruleset failed.
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     /// The spec asks for something inconsistent or unsupported.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),

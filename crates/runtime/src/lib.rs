@@ -12,6 +12,7 @@ pub mod container;
 pub mod error;
 pub mod guest;
 pub mod init;
+pub mod landlock;
 pub mod mounts;
 pub mod seccomp;
 pub mod security;

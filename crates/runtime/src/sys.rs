@@ -332,3 +332,25 @@ pub fn exit_now(code: i32) -> ! {
     // the parent we were forked from).
     unsafe { libc::_exit(code) }
 }
+
+/// The highest Landlock ABI the kernel supports:
+/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`.
+/// `Err` when Landlock is not built in or disabled at boot (`ENOSYS`,
+/// `EOPNOTSUPP`). The `landlock` crate keeps this query private on purpose
+/// (it wants programs to ask for rights, not versions), but zygote's config
+/// must refuse a `required` policy the kernel cannot honour at load.
+pub fn landlock_abi_version() -> nix::Result<u32> {
+    /// `LANDLOCK_CREATE_RULESET_VERSION` from `<linux/landlock.h>`.
+    const VERSION: libc::c_uint = 1 << 0;
+    // SAFETY: with a NULL attr and size 0 the kernel reads no memory; the
+    // VERSION flag only returns a number.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            VERSION,
+        )
+    };
+    Errno::result(ret).map(|v| v as u32)
+}

@@ -103,7 +103,7 @@ fn locked(tmp: &std::path::Path, warm: bool) -> common::Outcome {
         scope: vec![],
     };
     let prepared = landlock
-        .prepare(zygote_config::abi_version())
+        .prepare(zygote_runtime::landlock::abi_version())
         .expect("prepare landlock");
     let deny_mkdir: LinuxSeccomp = serde_json::from_value(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",

@@ -78,11 +78,15 @@ impl Config {
     /// Load the config: explicit path > `$ZYGOTE_CONFIG` >
     /// `/etc/zygote/config.toml` if it exists > built-in. An explicit or
     /// `$ZYGOTE_CONFIG` path that does not exist is an error.
-    pub fn load(explicit: Option<&Path>) -> Result<Config, PolicyError> {
+    ///
+    /// `landlock_abi` is the running kernel's Landlock ABI (0 without
+    /// Landlock; `zygote_runtime::landlock::abi_version()`), against which a
+    /// policy with `compatibility = "required"` is checked.
+    pub fn load(explicit: Option<&Path>, landlock_abi: u32) -> Result<Config, PolicyError> {
         let env = std::env::var_os(CONFIG_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        Self::load_from(explicit, env.as_deref(), Path::new(DEFAULT_CONFIG_PATH))
+        Self::load_from(explicit, env.as_deref(), Path::new(DEFAULT_CONFIG_PATH), landlock_abi)
     }
 
     /// [`Config::load`] with the environment and default path passed in.
@@ -90,6 +94,7 @@ impl Config {
         explicit: Option<&Path>,
         env: Option<&Path>,
         default_path: &Path,
+        landlock_abi: u32,
     ) -> Result<Config, PolicyError> {
         let (path, origin) = match (explicit, env) {
             (Some(p), _) => (p, "an explicit path"),
@@ -112,7 +117,7 @@ impl Config {
             }
             Err(e) => return Err(e),
         };
-        let config = Config::from_toml(&text, Some(path))?;
+        let config = Config::from_toml(&text, Some(path), landlock_abi)?;
         tracing::info!(
             path = %path.display(),
             default_profile = %config.default_profile,
@@ -124,9 +129,9 @@ impl Config {
 
     /// Parse and validate a config file's text. `source` names the file in
     /// errors. A `landlock` policy with `compatibility = "required"` is
-    /// checked against the running kernel's Landlock ABI.
-    pub fn from_toml(text: &str, source: Option<&Path>) -> Result<Config, PolicyError> {
-        parse::parse(text, source, crate::landlock::abi_version())
+    /// checked against Landlock ABI `landlock_abi` (the running kernel's).
+    pub fn from_toml(text: &str, source: Option<&Path>, landlock_abi: u32) -> Result<Config, PolicyError> {
+        parse::parse(text, source, landlock_abi)
     }
 
     /// The config used when there is no file: one profile, `default`.

@@ -71,29 +71,29 @@ fn load_order_and_missing_files() {
     std::fs::write(&a, "default_profile = \"a\"\n[profiles.a]\n").unwrap();
     std::fs::write(&b, "default_profile = \"b\"\n[profiles.b]\n").unwrap();
 
-    let c = Config::load_from(Some(&a), Some(&b), &b).unwrap();
+    let c = Config::load_from(Some(&a), Some(&b), &b, 7).unwrap();
     assert_eq!(
         (c.default_profile.as_str(), c.source.as_deref()),
         ("a", Some(a.as_path()))
     );
-    let c = Config::load_from(None, Some(&b), &a).unwrap();
+    let c = Config::load_from(None, Some(&b), &a, 7).unwrap();
     assert_eq!(c.default_profile, "b");
-    let c = Config::load_from(None, None, &a).unwrap();
+    let c = Config::load_from(None, None, &a, 7).unwrap();
     assert_eq!(c.default_profile, "a");
-    let c = Config::load_from(None, None, &missing).unwrap();
+    let c = Config::load_from(None, None, &missing, 7).unwrap();
     assert_eq!((c.source, c.profiles), (None, Config::builtin().profiles));
 
-    let e = Config::load_from(Some(&missing), None, &a).unwrap_err();
+    let e = Config::load_from(Some(&missing), None, &a, 7).unwrap_err();
     assert!(matches!(e, PolicyError::NotFound { .. }), "{e:?}");
     assert!(
         e.to_string()
             .contains("missing.toml: config file not found (given by an explicit path)"),
         "{e}"
     );
-    let e = Config::load_from(None, Some(&missing), &a).unwrap_err();
+    let e = Config::load_from(None, Some(&missing), &a, 7).unwrap_err();
     assert!(e.to_string().ends_with("(given by $ZYGOTE_CONFIG)"), "{e}");
     // A directory is unreadable as a file: an error, not the built-in config.
-    let e = Config::load_from(None, None, dir.path()).unwrap_err();
+    let e = Config::load_from(None, None, dir.path(), 7).unwrap_err();
     assert!(
         matches!(
             e,
@@ -106,7 +106,7 @@ fn load_order_and_missing_files() {
     );
     // Errors of a loaded file name it.
     std::fs::write(&a, "[profiles.q.pool]\ninitial = 99\n").unwrap();
-    let e = Config::load(Some(&a)).unwrap_err().to_string();
+    let e = Config::load(Some(&a), 7).unwrap_err().to_string();
     assert!(
         e.starts_with(&format!("{}: profile \"q\": pool.initial (99)", a.display())),
         "{e}"

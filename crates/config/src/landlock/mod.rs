@@ -1,7 +1,8 @@
-//! Landlock policy of a profile: its config form ([`LandlockPolicy`]), its
-//! validation, ABI negotiation against the running kernel
+//! Landlock policy of a profile as data: its config form ([`LandlockPolicy`]),
+//! its validation, ABI negotiation against a given ABI version
 //! ([`LandlockPolicy::prepare`]) and the resulting ruleset
-//! ([`PreparedLandlock`], applied in the container's init child by `apply`).
+//! ([`PreparedLandlock`]). Nothing here calls the kernel: the ABI query and
+//! the enforcement (`zygote_runtime::landlock`) belong to the container init.
 //!
 //! Semantics:
 //! * `fs`: when non-empty, every filesystem right the ABI supports is
@@ -22,17 +23,16 @@
 //!   the policy names mandatory (an error naming the feature, the ABI it needs
 //!   and the ABI present).
 
-mod apply;
+pub mod bits;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::landlock_sys as sys;
+use self::bits as sys;
 
 /// How to treat features the running kernel lacks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ const GROUP_WRITE: u64 = sys::ACCESS_FS_WRITE_FILE
 
 /// Rights that make sense on a non-directory (the kernel rejects the others
 /// in a rule whose path is a file).
-pub(crate) const FILE_RIGHTS: u64 = sys::ACCESS_FS_EXECUTE
+pub const FILE_RIGHTS: u64 = sys::ACCESS_FS_EXECUTE
     | sys::ACCESS_FS_WRITE_FILE
     | sys::ACCESS_FS_READ_FILE
     | sys::ACCESS_FS_TRUNCATE
@@ -137,19 +137,6 @@ pub fn fs_rights_for_abi(abi: u32) -> u64 {
         .iter()
         .filter(|(_, _, need)| *need <= abi)
         .fold(0, |acc, (_, bit, _)| acc | bit)
-}
-
-/// The running kernel's Landlock ABI version, 0 if Landlock is unsupported
-/// or disabled. Queried once per process.
-pub fn abi_version() -> u32 {
-    static ABI: OnceLock<u32> = OnceLock::new();
-    *ABI.get_or_init(|| match sys::abi_version() {
-        Ok(v) => v,
-        Err(errno) => {
-            tracing::debug!(%errno, "landlock is not available");
-            0
-        }
-    })
 }
 
 /// An access name: a single right (with the ABI it needs) or a group.

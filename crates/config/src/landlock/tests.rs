@@ -189,14 +189,6 @@ fn required_fails_naming_feature_and_abis() {
 }
 
 #[test]
-fn abi_version_is_cached_and_matches_the_kernel() {
-    let abi = abi_version();
-    assert_eq!(abi, sys::abi_version().unwrap());
-    assert!(abi >= 1, "this machine has Landlock enabled");
-    assert_eq!(abi_version(), abi);
-}
-
-#[test]
 fn config_form_round_trips_through_toml() {
     let text = "compatibility = \"required\"\nfs = [{ path = \"/bin\", access = [\"read\"] }]\n\
                 net_bind = []\nscope = [\"signal\"]\n";

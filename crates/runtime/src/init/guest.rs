@@ -95,7 +95,7 @@ fn wall(rootfs: &Path, readonly: bool) -> Result<zygote_config::PreparedLandlock
         scope: vec!["abstract_unix_socket".into(), "signal".into()],
     };
     policy
-        .prepare(zygote_config::landlock::abi_version())
+        .prepare(crate::landlock::abi_version())
         .map_err(|e| RuntimeError::Setup(format!("guest landlock: {e}")))
 }
 

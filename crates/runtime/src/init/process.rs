@@ -52,10 +52,7 @@ pub fn setup(plan: &InitPlan, chan: &SyncChannel) -> Result<(), RuntimeError> {
         // seccomp (whose filter may not allow the landlock syscalls) and
         // while still privileged (restrict_self needs CAP_SYS_ADMIN or
         // no_new_privs).
-        for w in landlock
-            .apply()
-            .map_err(|e| RuntimeError::Setup(format!("landlock: {e}")))?
-        {
+        for w in crate::landlock::apply(landlock)? {
             chan.warn(format!("landlock: {w}"));
         }
     }

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::getppid;
-use zygote_config::{abi_version, Compatibility, FsRule, LandlockPolicy};
+use zygote_config::{Compatibility, FsRule, LandlockPolicy};
+use zygote_runtime::landlock::{abi_version, apply as enforce};
 
 const CHILD_ENV: &str = "ZYGOTE_POLICY_CHILD";
 const TMP_ENV: &str = "ZYGOTE_POLICY_TMP";
@@ -68,7 +69,7 @@ fn apply(policy: &LandlockPolicy) -> Vec<String> {
     assert!(abi >= 1, "Landlock must be enabled on this machine");
     let prepared = policy.prepare(abi).expect("prepare");
     assert!(prepared.dropped.is_empty(), "{:?}", prepared.dropped);
-    prepared.apply().expect("apply")
+    enforce(&prepared).expect("apply")
 }
 
 #[test]
@@ -173,7 +174,7 @@ fn abi_zero_is_a_noop_with_a_warning() {
             ..Default::default()
         };
         let prepared = policy.prepare(0).unwrap();
-        let warnings = prepared.apply().unwrap();
+        let warnings = enforce(&prepared).unwrap();
         assert!(
             warnings[0].contains("not supported by this kernel (ABI 0)"),
             "{warnings:?}"
