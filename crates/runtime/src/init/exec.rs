@@ -1,6 +1,7 @@
 //! Resolving `args[0]` like runc (Go's `exec.LookPath`, run inside the
-//! container after the credentials are switched) and the final barrier:
-//! report ready, wait for go, late seccomp, `execve`.
+//! container after the credentials are switched) and the exec barrier
+//! shared by every path: report ready, wait for go, late seccomp; then
+//! `execve`.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -75,10 +76,15 @@ pub fn lookup(p: &ProcessPlan) -> Result<CString, RuntimeError> {
     })
 }
 
-/// Report ready, wait for the parent's go, apply seccomp if it was deferred
-/// (no_new_privs set: the filter then goes in last so it need not allow the
-/// setup syscalls) and exec. Only returns on failure.
-pub fn barrier_and_exec(plan: &InitPlan, prepared: &Prepared, chan: &SyncChannel) -> Result<Infallible, RuntimeError> {
+/// The exec barrier that every process of a container (init, exec, warm
+/// zygote task, guest) passes last before running the user's code: report
+/// `Ready`, wait for the parent's `Go`, then install a seccomp filter that
+/// waited for it (no_new_privs set: the filter goes in last, after the
+/// credential switch, so it need not allow the setup syscalls; without
+/// no_new_privs it was installed before the credential switch, see
+/// [`super::process::setup`]). The order of the security steps is in the
+/// module docs of [`super`].
+pub(super) fn barrier(plan: &InitPlan, chan: &SyncChannel) -> Result<(), RuntimeError> {
     chan.ensure_placed()?;
     chan.send(&Message::Ready)?;
     chan.wait_for(&Message::Go)?;
@@ -87,6 +93,12 @@ pub fn barrier_and_exec(plan: &InitPlan, prepared: &Prepared, chan: &SyncChannel
         filter.apply()?;
         let _ = chan.send(&Message::SecurityTime(started.elapsed().as_micros() as u64));
     }
+    Ok(())
+}
+
+/// [`barrier`], then `execve`. Only returns on failure.
+pub fn barrier_and_exec(plan: &InitPlan, prepared: &Prepared, chan: &SyncChannel) -> Result<Infallible, RuntimeError> {
+    barrier(plan, chan)?;
     // Nothing but 0-2 may leak into the container process; the sync socket
     // is already close-on-exec, so EOF tells the parent exec happened.
     sys::mark_cloexec_from(3).map_err(|errno| RuntimeError::Sys {

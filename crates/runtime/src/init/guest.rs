@@ -10,8 +10,9 @@
 //! seccomp, credentials, capabilities and rlimits are applied exactly as for
 //! a container. Order: load the artifact (it lives outside the rootfs),
 //! the process phase (stdio, Landlock, seccomp, credentials), instantiate,
-//! `Ready`, `Go`, a deferred seccomp filter, hang up the sync socket (the
-//! parent reads that as "exec happened"), run, `_exit` with its status.
+//! the exec barrier shared with containers (`Ready`, `Go`, a deferred
+//! seccomp filter: `exec::barrier`), hang up the sync socket (the parent
+//! reads that as "exec happened"), run, `_exit` with its status.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -21,7 +22,7 @@ use zygote_config::landlock::{Compatibility, FsRule, LandlockPolicy};
 
 use super::plan::InitPlan;
 use super::process;
-use super::sync::{Message, SyncChannel};
+use super::sync::SyncChannel;
 use crate::error::RuntimeError;
 use crate::guest::{GuestLaunch, GuestRunner, GuestTask};
 use crate::sys;
@@ -105,14 +106,7 @@ pub fn run(plan: &InitPlan, guest: &GuestPlan, chan: &SyncChannel) -> Result<Inf
     let loaded = guest.runner.load(&guest.task)?;
     process::setup(plan, chan)?;
     let ready = loaded.instantiate(&guest.launch)?;
-    chan.ensure_placed()?;
-    chan.send(&Message::Ready)?;
-    chan.wait_for(&Message::Go)?;
-    if let (Some(filter), true) = (&plan.seccomp, plan.process.no_new_privileges) {
-        let started = std::time::Instant::now();
-        filter.apply()?;
-        let _ = chan.send(&Message::SecurityTime(started.elapsed().as_micros() as u64));
-    }
+    super::exec::barrier(plan, chan)?;
     let status = ready.run(&|| chan.hang_up());
     sys::exit_now(status)
 }

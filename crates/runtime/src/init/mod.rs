@@ -8,13 +8,26 @@
 //! the parent places it in its cgroup (`Placed`, awaited by the child before
 //! anything cgroup-dependent). Every phase only relies on the
 //! documented preconditions, so a process that reached them another way can
-//! enter halfway: a warm zygote, already cloned into fresh pid/mount/uts/ipc
-//! (net, cgroup) namespaces and placed in its cgroup (its channel's
-//! `Placed` already consumed), receives a task, builds
-//! or receives the task's `InitPlan` (its `namespaces` then only lists joins
-//! by path such as a network namespace) and calls
-//! `run(&plan, Phase::Namespaces, &chan)` — or `Phase::Rootfs` when nothing
-//! is left to join. The sync protocol from `Ready` onwards is identical.
+//! enter halfway: a warm zygote ([`crate::zygote`]), already cloned into
+//! fresh pid/uts/ipc/net namespaces (never mount or cgroup) and placed in
+//! its cgroup (its channel's `Placed` already consumed), receives a task,
+//! builds the task's `InitPlan` (whose `namespaces` then list only what is
+//! left: the mount namespace to unshare, joins by path such as a network
+//! namespace) and calls `run(&plan, Phase::Namespaces, &chan)`. The sync
+//! protocol from `Ready` onwards is identical.
+//!
+//! Security steps, in this order on every path (container init, exec into
+//! a container, warm zygote task, guest), as runc's `standard_init_linux.go`:
+//! 1. Landlock (`process::setup`), after every mount so its paths resolve in
+//!    the container's root, while still privileged;
+//! 2. `PR_SET_NO_NEW_PRIVS` when `process.noNewPrivileges` is set;
+//! 3. seccomp *now* only when no_new_privs is not set: installing a filter
+//!    then needs `CAP_SYS_ADMIN`, which the credential switch may drop;
+//! 4. the credential switch (bounding set, ids, capabilities);
+//! 5. the exec barrier (`exec::barrier`, the one copy): `Ready`, `Go`, and
+//!    seccomp when no_new_privs is set (last, so the filter need not allow
+//!    the setup syscalls);
+//! 6. `execve` (or, for a guest, run the module).
 //!
 //! All of this runs in a single-threaded process that was forked from the
 //! (single-threaded) monitor; allocation is fine, threads are not.
