@@ -27,7 +27,7 @@ use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, RuntimeError};
 use crate::guest::{GuestRunner, GuestTask};
-use crate::init::{self, build, fs::own, InitPlan, Message, Phase, StdioPlan, SyncChannel};
+use crate::init::{self, build, fs::open_owned, InitPlan, Message, Phase, StdioPlan, SyncChannel};
 use crate::security::Security;
 use crate::sys;
 
@@ -169,9 +169,7 @@ pub(crate) fn stdio_plan(stdio: Stdio) -> Result<StdioPlan, RuntimeError> {
         Stdio::Terminal => Ok(StdioPlan::Terminal),
         Stdio::Fds { stdin, stdout, stderr } => {
             let null = || -> Result<OwnedFd, RuntimeError> {
-                nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-                    .map(own)
-                    .ctx(|| "open /dev/null".into())
+                open_owned("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open /dev/null".into())
             };
             Ok(StdioPlan::Fds {
                 stdin: stdin.map_or_else(null, Ok)?,

@@ -30,7 +30,7 @@ use crate::container::{
 };
 use crate::error::{Context, RuntimeError};
 use crate::guest::{GuestSupport, GuestTask};
-use crate::init::{self, build, fs::own, Message, Phase, StdioPlan, SyncChannel};
+use crate::init::{self, build, fs::open_owned, Message, Phase, StdioPlan, SyncChannel};
 use crate::security::Security;
 use crate::sys;
 
@@ -90,8 +90,7 @@ impl Zygote {
         ] {
             if pre.contains(kind) {
                 let path = format!("/proc/self/ns/{}", init::namespaces::ns_name(kind));
-                let fd = nix::fcntl::open(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .map(own)
+                let fd = open_owned(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                     .ctx(|| format!("open {path}"))?;
                 host_ns.push((kind, fd));
             }

@@ -17,11 +17,24 @@ use nix::sys::stat::{mkdirat, Mode};
 
 use crate::error::{Context, RuntimeError};
 
-/// Take ownership of a descriptor a syscall just returned.
-pub(crate) fn own(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass only descriptors freshly returned by open-like
-    // syscalls, which nothing else owns yet.
+/// Take ownership of a descriptor a syscall just returned (for the nix
+/// calls that still return a `RawFd`).
+///
+/// # Safety
+///
+/// `fd` must be an open descriptor that nothing else owns or will close:
+/// in practice one an open-like syscall returned a moment ago. The returned
+/// `OwnedFd` closes it on drop.
+pub(crate) unsafe fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller guarantees `fd` is open and owned by no one else.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `open(2)` returning an owned descriptor (nix 0.29 returns a `RawFd`).
+pub(crate) fn open_owned<P: ?Sized + nix::NixPath>(path: &P, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::open(path, flags, mode)?;
+    // SAFETY: `open` just returned this descriptor; nothing else has it.
+    Ok(unsafe { own(fd) })
 }
 
 /// The magic-link path naming `fd` (usable as a mount source or target).
@@ -46,14 +59,14 @@ pub struct Root {
 impl Root {
     /// Open `path` (a directory) as the resolution root.
     pub fn open(path: &Path) -> Result<Root, RuntimeError> {
-        let fd = nix::fcntl::open(
+        let fd = open_owned(
             path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .ctx(|| format!("open rootfs {}", path.display()))?;
         Ok(Root {
-            fd: own(fd),
+            fd,
             path: path.to_path_buf(),
         })
     }
@@ -85,7 +98,8 @@ impl Root {
             match openat2(self.fd.as_raw_fd(), &rel, how) {
                 // EAGAIN: a concurrent rename raced the lookup; retry.
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
-                r => return r.map(own),
+                // SAFETY: openat2 just returned this descriptor; nothing else has it.
+                r => return r.map(|fd| unsafe { own(fd) }),
             }
         }
     }

@@ -6,7 +6,7 @@
 //! so the permitted set survives, then the final sets are installed.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -88,7 +88,8 @@ fn install_stdio(fds: [&OwnedFd; 3]) -> Result<(), RuntimeError> {
     for fd in fds {
         let dup = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(3))
             .ctx(|| format!("duplicate stdio fd {}", fd.as_raw_fd()))?;
-        high.push(own(dup));
+        // SAFETY: F_DUPFD_CLOEXEC just returned this new descriptor.
+        high.push(unsafe { own(dup) });
     }
     for (target, fd) in high.iter().enumerate() {
         dup2(fd.as_raw_fd(), target as i32).ctx(|| format!("dup2 onto fd {target}"))?;
@@ -103,7 +104,6 @@ fn setup_terminal(p: &ProcessPlan, chan: &SyncChannel) -> Result<(), RuntimeErro
     let master =
         nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
     nix::pty::unlockpt(&master).ctx(|| "unlockpt".into())?;
-    let master = own(master.into_raw_fd());
     if let Some((rows, cols)) = p.console_size {
         sys::set_window_size(master.as_fd(), rows, cols).ctx(|| format!("set console size {cols}x{rows}"))?;
     }

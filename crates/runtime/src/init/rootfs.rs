@@ -18,7 +18,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chdir, fchdir, pivot_root};
 
 use super::devices::{create_dev_symlinks, create_devices};
-use super::fs::{own, Root};
+use super::fs::{open_owned, Root};
 use super::plan::RootfsPlan;
 use super::spec_mounts::{mount_all, remount_bind};
 use crate::error::{Context, RuntimeError};
@@ -81,9 +81,8 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<(), RuntimeError> {
 /// so no directory for the old root is needed inside the rootfs.
 fn pivot(rootfs: &Path) -> Result<(), RuntimeError> {
     let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-    let old_root = own(nix::fcntl::open("/", flags, Mode::empty()).ctx(|| "open /".into())?);
-    let new_root =
-        own(nix::fcntl::open(rootfs, flags, Mode::empty()).ctx(|| format!("open rootfs {}", rootfs.display()))?);
+    let old_root = open_owned("/", flags, Mode::empty()).ctx(|| "open /".into())?;
+    let new_root = open_owned(rootfs, flags, Mode::empty()).ctx(|| format!("open rootfs {}", rootfs.display()))?;
     use std::os::fd::AsRawFd;
     fchdir(new_root.as_raw_fd()).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     pivot_root(".", ".").ctx(|| format!("pivot_root into {}", rootfs.display()))?;
