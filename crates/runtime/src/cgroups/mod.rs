@@ -25,8 +25,11 @@
 //! warning is logged and the rules are not enforced), `network`, `rdma`,
 //! realtime CPU and kernel memory limits (ignored with a warning).
 
+mod error;
+mod freezer;
 mod fs;
 mod layout;
+mod oom;
 mod path;
 mod resources;
 mod stats;
@@ -38,81 +41,24 @@ mod kernel_tests;
 mod tests;
 
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Spec};
 
 use tree::{collect_procs, enable_controllers, init_cpuset, remove_tree_retry};
+
+pub use error::CgroupError;
+pub(crate) use error::Result;
+pub use tree::prime_migration;
 
 pub use layout::{CgroupVersion, Layout, V1Hierarchy, CGROUP_ROOT, HYBRID_UNIFIED, V1_CONTROLLERS};
 pub use path::{expand_slice, parse_cgroups_path, DEFAULT_PARENT};
 pub use stats::{CgroupStats, CpuStats, MemoryStats, PidsStats, ThrottlingStats};
 
-/// How long freeze/thaw wait for the state to settle.
-const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long remove() retries rmdir while the cgroup is still busy.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Errors from cgroup operations.
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("invalid cgroups path {path:?}: {reason}")]
-    InvalidPath { path: String, reason: String },
-    #[error("no cgroup hierarchy found under {root}")]
-    NoHierarchy { root: PathBuf },
-    #[error("cgroup {path} does not exist")]
-    NotFound { path: PathBuf },
-    #[error("create cgroup directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("write {value:?} to {path}: {source}")]
-    Write {
-        path: PathBuf,
-        value: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
-    #[error("controller {controller} is not available for cgroup {cgroup}")]
-    ControllerUnavailable { controller: String, cgroup: PathBuf },
-    #[error("{field} {reason}")]
-    InvalidResource { field: String, reason: String },
-    #[error("{path}: state did not become {want} within {waited_ms} ms (last state {state:?})")]
-    FreezeTimeout {
-        path: PathBuf,
-        want: String,
-        state: String,
-        waited_ms: u128,
-    },
-    #[error("remove cgroup directory {path}: {source}")]
-    Remove {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("send {signal} to pid {pid}: {errno}")]
-    Signal { pid: i32, signal: Signal, errno: Errno },
-    #[error("register an oom eventfd for {path}: {errno}")]
-    EventFd { path: PathBuf, errno: Errno },
-}
-
-type Result<T> = std::result::Result<T, CgroupError>;
 
 /// A container's cgroup: one directory per v1 hierarchy, or one in the
 /// unified hierarchy.
@@ -388,146 +334,6 @@ impl Cgroup {
         }
     }
 
-    /// The freezer control file with its "frozen" and "thawed" values.
-    fn freezer_file(&self) -> Result<(PathBuf, &'static str, &'static str)> {
-        Ok(match self.layout {
-            Layout::V1(_) => (
-                self.controller_dir("freezer")?.join("freezer.state"),
-                "FROZEN",
-                "THAWED",
-            ),
-            Layout::V2(_) => (self.unified_dir().join("cgroup.freeze"), "1", "0"),
-        })
-    }
-
-    /// Freezes every process and waits until the kernel reports the cgroup
-    /// frozen. On timeout the cgroup is thawed again and an error returned.
-    pub fn freeze(&self) -> Result<()> {
-        let (file, frozen, thawed) = self.freezer_file()?;
-        fs::write(&file, frozen)?;
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        let mut since_write = 0u32;
-        loop {
-            let state = self.freezer_state()?;
-            if state == FreezerState::Frozen {
-                return Ok(());
-            }
-            if start.elapsed() > FREEZE_TIMEOUT {
-                let _ = fs::write(&file, thawed);
-                return Err(CgroupError::FreezeTimeout {
-                    path: file,
-                    want: frozen.to_string(),
-                    state: format!("{state:?}"),
-                    waited_ms: start.elapsed().as_millis(),
-                });
-            }
-            attempt += 1;
-            since_write += 1;
-            // v1: a cgroup can get stuck in FREEZING when a task is in an
-            // uninterruptible sleep; writing FROZEN again retries.
-            if self.version() == CgroupVersion::V1 && since_write == 10 {
-                since_write = 0;
-                fs::write(&file, frozen)?;
-            }
-            std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10))));
-        }
-    }
-
-    /// Thaws the cgroup and waits until it is running again.
-    pub fn thaw(&self) -> Result<()> {
-        let (file, _, thawed) = self.freezer_file()?;
-        fs::write(&file, thawed)?;
-        let start = Instant::now();
-        loop {
-            let state = self.freezer_state()?;
-            if state == FreezerState::Thawed {
-                return Ok(());
-            }
-            if start.elapsed() > FREEZE_TIMEOUT {
-                return Err(CgroupError::FreezeTimeout {
-                    path: file,
-                    want: thawed.to_string(),
-                    state: format!("{state:?}"),
-                    waited_ms: start.elapsed().as_millis(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// True if the cgroup is completely frozen.
-    pub fn is_frozen(&self) -> Result<bool> {
-        Ok(self.freezer_state()? == FreezerState::Frozen)
-    }
-
-    fn freezer_state(&self) -> Result<FreezerState> {
-        match self.layout {
-            Layout::V1(_) => {
-                let file = self.controller_dir("freezer")?.join("freezer.state");
-                Ok(match fs::read(&file)?.trim() {
-                    "FROZEN" => FreezerState::Frozen,
-                    "FREEZING" => FreezerState::Freezing,
-                    "THAWED" => FreezerState::Thawed,
-                    other => {
-                        return Err(CgroupError::Parse {
-                            path: file,
-                            reason: format!("unknown freezer state {other:?}"),
-                        })
-                    }
-                })
-            }
-            Layout::V2(_) => {
-                let dir = self.unified_dir();
-                let want = fs::read_u64(&dir.join("cgroup.freeze"))?;
-                let frozen = fs::read_keyed_field(&dir.join("cgroup.events"), "frozen")?;
-                Ok(match (want, frozen) {
-                    (_, 1) => FreezerState::Frozen,
-                    (1, _) => FreezerState::Freezing,
-                    _ => FreezerState::Thawed,
-                })
-            }
-        }
-    }
-
-    /// Sends `signal` to every process in the cgroup. SIGKILL uses
-    /// `cgroup.kill` on v2 when the kernel has it (5.14+); otherwise, for
-    /// SIGKILL, the cgroup is frozen around the signalling (when a freezer
-    /// is available) so no process can fork a new one that escapes it.
-    /// Processes that exit meanwhile are ignored.
-    pub fn kill_all(&self, signal: Signal) -> Result<()> {
-        if signal == Signal::SIGKILL {
-            if let Layout::V2(_) = self.layout {
-                let file = self.unified_dir().join("cgroup.kill");
-                if file.exists() {
-                    return fs::write(&file, "1");
-                }
-            }
-        }
-        let freeze = signal == Signal::SIGKILL && self.freezer_file().is_ok();
-        let frozen = freeze && self.freeze().is_ok();
-        let res = self.signal_procs(signal);
-        if frozen {
-            self.thaw()?;
-        }
-        res
-    }
-
-    fn signal_procs(&self, signal: Signal) -> Result<()> {
-        let pids = match self.procs() {
-            Ok(p) => p,
-            Err(CgroupError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        for pid in pids {
-            match kill(Pid::from_raw(pid), signal) {
-                Ok(()) | Err(Errno::ESRCH) => {}
-                Err(errno) => return Err(CgroupError::Signal { pid, signal, errno }),
-            }
-        }
-        Ok(())
-    }
-
     /// Removes the cgroup (and any child cgroups below it) from every
     /// hierarchy, retrying while it is still busy with exiting processes;
     /// then removes intermediate directories that [`Cgroup::create`] made if
@@ -552,97 +358,9 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Number of processes the OOM killer killed in this cgroup
-    /// (v1: `memory.oom_control` field `oom_kill`, kernel 4.13+;
-    /// v2: `memory.events` field `oom_kill`).
-    pub fn oom_kill_count(&self) -> Result<u64> {
-        let dir = self.controller_dir("memory")?;
-        match self.layout {
-            Layout::V1(_) => fs::read_keyed_field(&dir.join("memory.oom_control"), "oom_kill"),
-            Layout::V2(_) => {
-                let file = dir.join("memory.events");
-                if !file.exists() {
-                    return Err(CgroupError::ControllerUnavailable {
-                        controller: "memory".to_string(),
-                        cgroup: self.path.clone(),
-                    });
-                }
-                fs::read_keyed_field(&file, "oom_kill")
-            }
-        }
-    }
-
-    /// v1: an eventfd that becomes readable on every OOM event in the
-    /// cgroup (registered through `cgroup.event_control`). The kernel also
-    /// signals it once when the cgroup is removed, so after a wake-up check
-    /// [`Cgroup::oom_kill_count`] or whether the cgroup still exists.
-    /// v2: `None`; poll `memory.events` (e.g. with inotify) instead.
-    pub fn oom_event_fd(&self) -> Result<Option<OwnedFd>> {
-        if let Layout::V2(_) = self.layout {
-            return Ok(None);
-        }
-        let dir = self.controller_dir("memory")?;
-        let control = dir.join("memory.oom_control");
-        let efd: OwnedFd = nix::sys::eventfd::EventFd::from_flags(nix::sys::eventfd::EfdFlags::EFD_CLOEXEC)
-            .map_err(|errno| CgroupError::EventFd {
-                path: control.clone(),
-                errno,
-            })?
-            .into();
-        let cfile = std::fs::File::open(&control).map_err(|source| CgroupError::Read {
-            path: control.clone(),
-            source,
-        })?;
-        let line = format!("{} {}", efd.as_raw_fd(), cfile.as_raw_fd());
-        // The kernel keeps its own references; `cfile` may be closed now.
-        fs::write(&dir.join("cgroup.event_control"), &line)?;
-        Ok(Some(efd))
-    }
-
     /// Resource usage statistics (see [`CgroupStats`] for per-version
     /// availability).
     pub fn stats(&self) -> Result<CgroupStats> {
         stats::collect(self)
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum FreezerState {
-    Thawed,
-    Freezing,
-    Frozen,
-}
-
-/// Starts the kernel's cgroup-migration grace period now, off the critical
-/// path, by "moving" the calling process into the cgroup it is already in.
-///
-/// Every write to `cgroup.procs` takes the global
-/// `cgroup_threadgroup_rwsem` for writing; when no writer was active
-/// recently that means waiting for an RCU grace period (≈12 ms on the
-/// development machine). Writers that arrive while one is pending, or
-/// shortly after, do not wait again. Calling this (on a thread that may
-/// block) as soon as a Create arrives lets the container's own migration,
-/// a few milliseconds later, share that grace period. Best effort: errors
-/// are ignored.
-pub fn prime_migration(own_pid: u32) {
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return;
-    };
-    // v2 line "0::/path", or the first v1 hierarchy with a controller.
-    let target = text.lines().find_map(|l| {
-        let mut it = l.splitn(3, ':');
-        let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
-        let base = if ctrl.is_empty() {
-            PathBuf::from("/sys/fs/cgroup")
-        } else if ctrl.starts_with("name=") {
-            return None;
-        } else {
-            PathBuf::from("/sys/fs/cgroup").join(ctrl.split(',').next()?)
-        };
-        let dir = base.join(path.trim_start_matches('/'));
-        dir.join("cgroup.procs").exists().then_some(dir.join("cgroup.procs"))
-    });
-    if let Some(procs) = target {
-        let _ = std::fs::write(procs, own_pid.to_string());
     }
 }

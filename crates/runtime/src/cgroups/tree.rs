@@ -1,8 +1,9 @@
 //! Directory-level helpers: controller enabling, cpuset initialisation,
-//! recursive process listing and removal of a cgroup subtree.
+//! recursive process listing, removal of a cgroup subtree, and priming the
+//! kernel's migration grace period ([`prime_migration`]).
 
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{fs, CgroupError, Result, REMOVE_TIMEOUT};
@@ -102,5 +103,39 @@ fn remove_tree(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// Starts the kernel's cgroup-migration grace period now, off the critical
+/// path, by "moving" the calling process into the cgroup it is already in.
+///
+/// Every write to `cgroup.procs` takes the global
+/// `cgroup_threadgroup_rwsem` for writing; when no writer was active
+/// recently that means waiting for an RCU grace period (≈12 ms on the
+/// development machine). Writers that arrive while one is pending, or
+/// shortly after, do not wait again. Calling this (on a thread that may
+/// block) as soon as a Create arrives lets the container's own migration,
+/// a few milliseconds later, share that grace period. Best effort: errors
+/// are ignored.
+pub fn prime_migration(own_pid: u32) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    // v2 line "0::/path", or the first v1 hierarchy with a controller.
+    let target = text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+        let base = if ctrl.is_empty() {
+            PathBuf::from("/sys/fs/cgroup")
+        } else if ctrl.starts_with("name=") {
+            return None;
+        } else {
+            PathBuf::from("/sys/fs/cgroup").join(ctrl.split(',').next()?)
+        };
+        let dir = base.join(path.trim_start_matches('/'));
+        dir.join("cgroup.procs").exists().then_some(dir.join("cgroup.procs"))
+    });
+    if let Some(procs) = target {
+        let _ = std::fs::write(procs, own_pid.to_string());
     }
 }

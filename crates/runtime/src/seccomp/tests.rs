@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+use oci_spec::runtime::LinuxSeccomp;
+
 use super::*;
 
 // ---------------------------------------------------------------------------
