@@ -22,3 +22,9 @@ pub mod wire;
 pub mod zygote;
 
 pub use error::RuntimeError;
+
+/// The tests' shared re-exec harness and `require_root` (one file, also
+/// used by the integration tests).
+#[cfg(test)]
+#[path = "../tests/support/rerun.rs"]
+pub(crate) mod test_rerun;

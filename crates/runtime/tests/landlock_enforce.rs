@@ -1,18 +1,18 @@
 //! Landlock enforcement tests: a real ruleset is applied and then probed.
 //!
 //! `landlock_restrict_self` restricts the calling thread for good, so a
-//! scenario must not run inside the shared `cargo test` process. Like
-//! `crates/runtime/tests/common/mod.rs`, each test re-executes the test
-//! binary (`--exact <name> --test-threads=1`) with `ZYGOTE_POLICY_CHILD=<name>`;
-//! in that fresh process the scenario applies the ruleset on its own thread
-//! (Landlock applies per thread, so the probes that follow on the same thread
+//! scenario must not run inside the shared `cargo test` process. Each test
+//! re-executes the test binary with only itself selected (`support/rerun.rs`,
+//! the harness shared by every test of this crate); in that fresh process
+//! the scenario applies the ruleset on its own thread (Landlock applies per
+//! thread, so the probes that follow on the same thread
 //! see it), probes, and prints a marker that the outer test requires, so a
 //! child that ran nothing cannot pass. No root needed: the scenario sets
 //! no_new_privs first, as the container init does.
 
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -20,35 +20,29 @@ use nix::unistd::getppid;
 use zygote_config::{Compatibility, FsRule, LandlockPolicy};
 use zygote_runtime::landlock::{abi_version, apply as enforce};
 
-const CHILD_ENV: &str = "ZYGOTE_POLICY_CHILD";
-const TMP_ENV: &str = "ZYGOTE_POLICY_TMP";
+#[path = "support/rerun.rs"]
+mod rerun;
+
 const MARKER: &str = "ZYGOTE-POLICY-SCENARIO-DONE:";
 
 /// Run `body` in a re-executed test process (see the module docs).
 fn isolated(name: &str, body: fn(&Path)) {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
-        let tmp = PathBuf::from(std::env::var(TMP_ENV).expect("ZYGOTE_POLICY_TMP"));
+    if rerun::is_child(name) {
         nix::sys::prctl::set_no_new_privs().expect("PR_SET_NO_NEW_PRIVS");
-        body(&tmp);
+        body(&rerun::child_tmp());
         println!("{MARKER}{name}");
         return;
     }
     let tmp = tempfile::Builder::new()
-        .prefix("zygote-config-")
+        .prefix("zygote-landlock-")
         .tempdir()
         .expect("create temp dir");
-    let out = std::process::Command::new(std::env::current_exe().expect("current_exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env(TMP_ENV, tmp.path())
-        .output()
-        .expect("re-exec the test binary");
+    let out = rerun::rerun(name, name, tmp.path(), &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stdout.contains(&format!("{MARKER}{name}")),
-        "scenario {name} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+        "scenario {name} failed: {}",
+        rerun::describe(&out)
     );
 }
 

@@ -17,10 +17,7 @@ use serde_json::json;
 use super::*;
 
 fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test creates real cgroups and must run as root"
-    );
+    crate::test_rerun::require_root("this test creates real cgroups");
 }
 
 fn unique_parent() -> String {

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test mounts filesystems and must run as root"
-    );
+    crate::test_rerun::require_root("this test mounts filesystems");
 }
 
 fn s(v: &[&str]) -> Vec<String> {

@@ -1,34 +1,29 @@
 //! Enforcement by the real kernel. Each test re-executes the test binary,
-//! running only itself, with ZYGOTE_SECCOMP_CHILD naming the test; in that
+//! running only itself (`crate::test_rerun`); in that
 //! child the filter is installed on the test thread, syscalls are tried, and
 //! the result is reported through the exit code (0 = all checks passed).
 //! No root needed: the child sets no_new_privs.
 
 use std::ffi::CString;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 
 use serde_json::json;
 
 use super::tests::profile;
 use super::*;
 
-const CHILD_ENV: &str = "ZYGOTE_SECCOMP_CHILD";
+use crate::test_rerun::{describe, is_child as in_child, rerun};
 
-fn in_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(name)
-}
-
+/// Re-run test `name` of this module alone in a child (see
+/// `tests/support/rerun.rs`) and return how it ended.
 fn spawn_self(name: &str, extra_env: &[(&str, &str)]) -> std::process::ExitStatus {
     let module = module_path!().split_once("::").map(|(_, m)| m).unwrap_or("");
-    let full = format!("{module}::{name}");
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([full.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name);
-    for (k, v) in extra_env {
-        cmd.env(k, v);
+    let tmp = tempfile::tempdir().expect("create temp dir");
+    let out = rerun(&format!("{module}::{name}"), name, tmp.path(), extra_env);
+    if !out.status.success() {
+        eprintln!("child {name}: {}", describe(&out));
     }
-    cmd.status().expect("re-exec test binary")
+    out.status
 }
 
 /// Child-side helpers: no allocation after the filter is installed.

@@ -2,8 +2,8 @@
 //!
 //! `create_container` must run in a single-threaded process, but the Rust
 //! test harness is multi-threaded. Each test therefore re-executes the test
-//! binary (`--exact <name> --test-threads=1`) with `ZYGOTE_RT_CHILD=<name>`;
-//! in that fresh process the test body forks once more (the fork has exactly
+//! binary with only itself selected (`support/rerun.rs`, the harness shared
+//! by every test of this crate); in that fresh process the test body forks once more (the fork has exactly
 //! one thread), becomes a child subreaper and plays the monitor. The result
 //! travels back as one JSON line on stdout. The outer test then checks that
 //! no mount is left under its temporary directory.
@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use zygote_runtime::cgroups::Cgroup;
 use zygote_runtime::container::{create_container, ContainerConfig, Pending, Stdio};
 
-const CHILD_ENV: &str = "ZYGOTE_RT_CHILD";
-const TMP_ENV: &str = "ZYGOTE_RT_TMP";
+#[path = "../support/rerun.rs"]
+pub mod rerun;
+
 const MARKER: &str = "ZYGOTE-OUTCOME:";
 
 /// What a scenario observed, sent from the monitor process to the test.
@@ -52,13 +53,10 @@ pub struct Outcome {
 /// Run `body` as the single-threaded monitor of a fresh process and return
 /// its outcome (see the module docs). `name` must be the test's name.
 pub fn isolated(name: &str, body: fn(&Path) -> Outcome) -> Outcome {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
+    if rerun::is_child(name) {
         run_as_monitor(body)
     }
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the container-init tests need root (namespaces, mounts, cgroups)"
-    );
+    rerun::require_root("the container-init tests create namespaces, mounts and cgroups");
     assert!(
         Path::new("/bin/busybox").exists(),
         "/bin/busybox is missing: apt-get install -y busybox-static"
@@ -67,12 +65,7 @@ pub fn isolated(name: &str, body: fn(&Path) -> Outcome) -> Outcome {
         .prefix("zygote-rt-")
         .tempdir()
         .expect("create temp dir");
-    let out = std::process::Command::new(std::env::current_exe().expect("current_exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env(TMP_ENV, tmp.path())
-        .output()
-        .expect("re-exec the test binary");
+    let out = rerun::rerun(name, name, tmp.path(), &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let outcome = stdout
@@ -128,7 +121,7 @@ fn write_all_fd1(bytes: &[u8]) {
 }
 
 fn run_as_monitor(body: fn(&Path) -> Outcome) -> ! {
-    let tmp = PathBuf::from(std::env::var(TMP_ENV).expect("ZYGOTE_RT_TMP"));
+    let tmp = rerun::child_tmp();
     // SAFETY: the only other thread of this fresh process is libtest's main
     // thread blocked joining us; it holds no locks the child could need.
     match unsafe { fork() }.expect("fork monitor") {
