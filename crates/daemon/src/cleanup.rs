@@ -86,7 +86,7 @@ fn remove_cgroup(cfg: &TaskConfig, cgroup: &Cgroup) {
 fn release_files(cfg: &TaskConfig, dir: &TaskDir) {
     if cfg.rootfs_mounted {
         if let Err(e) = zygote_runtime::mounts::unmount_rootfs(&cfg.rootfs) {
-            warn!(id = %cfg.id, error = %e, "cannot unmount rootfs");
+            warn!(id = %cfg.id, error = %crate::error::chain(&e), "cannot unmount rootfs");
         }
     }
     let _ = std::fs::remove_dir_all(dir.path());

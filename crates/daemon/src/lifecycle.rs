@@ -83,7 +83,7 @@ const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 fn undo(dir: &TaskDir, rootfs: &Path, mounted: bool) {
     if mounted {
         if let Err(e) = mounts::unmount_rootfs(rootfs) {
-            warn!(rootfs = %rootfs.display(), error = %e, "cannot unmount rootfs");
+            warn!(rootfs = %rootfs.display(), error = %crate::error::chain(&e), "cannot unmount rootfs");
         }
     }
     let _ = std::fs::remove_dir_all(dir.path());
@@ -565,7 +565,7 @@ impl Daemon {
             }
             if task.cfg.rootfs_mounted {
                 if let Err(e) = mounts::unmount_rootfs(&task.cfg.rootfs) {
-                    warn!(id, error = %e, "cannot unmount rootfs");
+                    warn!(id, error = %crate::error::chain(&e), "cannot unmount rootfs");
                 }
             }
             let _ = std::fs::remove_dir_all(task.dir.path());

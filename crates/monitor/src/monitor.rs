@@ -229,7 +229,7 @@ fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result<Monitor, (
                 drop(zygote);
                 if let Some(p) = &pool {
                     if let Err(e) = p.remove() {
-                        warn!(cgroup = %p.path().display(), error = %e, "cannot remove the zygote's pool cgroup");
+                        warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
                     }
                 }
                 return Err(failed(&e, ErrorKind::InvalidArgument));
@@ -259,7 +259,7 @@ fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result<Monitor, (
             // the unified directory after a rename on a hybrid host.
             if let Some(p) = &pool {
                 if let Err(e) = p.remove() {
-                    warn!(cgroup = %p.path().display(), error = %e, "cannot remove the zygote's pool cgroup");
+                    warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
                 }
             }
             r
@@ -705,7 +705,7 @@ impl Monitor {
         let pid = Pid::from_raw(p.state.pid);
         if all && exec_id.is_none() {
             if let Err(e) = self.cgroup.kill_all(sig) {
-                warn!(error = %e, "kill all through the cgroup failed; signalling init only");
+                warn!(error = %proto::error_chain(&e), "kill all through the cgroup failed; signalling init only");
             }
         }
         match kill(pid, sig) {
@@ -975,7 +975,7 @@ impl Monitor {
             match self.cgroup.remove() {
                 Ok(()) => break,
                 Err(e) => {
-                    debug!(error = %e, "cgroup not removable yet");
+                    debug!(error = %proto::error_chain(&e), "cgroup not removable yet");
                     if !self.private_pidns {
                         let _ = self.cgroup.kill_all(Signal::SIGKILL);
                     }

@@ -154,7 +154,7 @@ fn discard(zygote: Zygote, pool: Option<Cgroup>, why: &str) -> i32 {
     drop(zygote);
     if let Some(cg) = pool {
         if let Err(e) = cg.remove() {
-            warn!(cgroup = %cg.path().display(), error = %e, "cannot remove the pool cgroup");
+            warn!(cgroup = %cg.path().display(), error = %proto::error_chain(&e), "cannot remove the pool cgroup");
         }
     }
     0

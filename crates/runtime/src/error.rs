@@ -53,7 +53,7 @@ pub enum RuntimeError {
         /// `process.args[0]` as given in the spec.
         name: String,
         /// Why it cannot be executed.
-        reason: String,
+        reason: crate::init::ExecError,
     },
     /// An error reported by the container-side init process over the sync
     /// channel; the text already carries its context.

@@ -45,13 +45,25 @@ pub struct GuestLaunch {
     pub rootfs: PathBuf,
 }
 
+/// Warming a guest runner failed (only reported: a claim loads what it
+/// needs itself).
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    /// The engine could not be built.
+    #[error("build the engine")]
+    Engine(#[source] RuntimeError),
+    /// Some hot artifacts could not be loaded: each with its cause chain.
+    #[error("load {}", .0.iter().map(|(p, e)| format!("{}: {}", p.display(), crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
+    Artifacts(Vec<(PathBuf, RuntimeError)>),
+}
+
 /// Provides the payload of guest tasks.
 pub trait GuestRunner: Sync + std::fmt::Debug {
     /// In a zygote child before its task is known (single-threaded, no
     /// restrictions yet): build the engine and load `hot` artifacts so a
     /// claim finds them ready. Failures are only reported: the claim then
     /// loads what it needs itself.
-    fn warm(&self, hot: &[PathBuf]) -> Result<(), String>;
+    fn warm(&self, hot: &[PathBuf]) -> Result<(), WarmError>;
 
     /// Load the task's artifact. Runs before Landlock and seccomp: the
     /// artifact lives in the node's cache, outside the rootfs.

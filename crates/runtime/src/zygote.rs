@@ -171,7 +171,7 @@ fn zygote_main(
         {
             if let Err(e) = runner.warm(hot) {
                 // Not fatal: a claim loads what it needs itself.
-                chan.warn(format!("warming the guest runner: {e}"));
+                chan.warn(format!("warming the guest runner: {}", crate::error::chain(&e)));
             }
         }
         let mut fds = Vec::new();

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use wasmtime::{Engine, InstancePre, Linker, ResourceLimiter, Store, Trap, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
-use zygote_runtime::guest::{GuestLaunch, GuestRunner, GuestTask, LoadedGuest, ReadyGuest};
+use zygote_runtime::guest::{GuestLaunch, GuestRunner, GuestTask, LoadedGuest, ReadyGuest, WarmError};
 use zygote_runtime::RuntimeError;
 
 use crate::cache::Fingerprint;
@@ -125,28 +125,31 @@ fn prepare(warm: &Warm, artifact: &Path) -> Result<InstancePre<Host>, RuntimeErr
 }
 
 impl GuestRunner for WasmRunner {
-    fn warm(&self, hot: &[PathBuf]) -> Result<(), String> {
+    fn warm(&self, hot: &[PathBuf]) -> Result<(), WarmError> {
         let mut slot = WARM.lock().unwrap_or_else(|p| p.into_inner());
         let warm = match slot.as_mut() {
             Some(w) => w,
-            None => slot.insert(new_warm().map_err(|e| e.to_string())?),
+            None => slot.insert(new_warm().map_err(WarmError::Engine)?),
         };
         let mut failed = Vec::new();
         for path in hot {
             match identity(path)
-                .map_err(|e| e.to_string())
-                .and_then(|id| prepare(warm, path).map(|pre| (id, pre)).map_err(|e| e.to_string()))
+                .map_err(|error| RuntimeError::Io {
+                    context: format!("stat {}", path.display()),
+                    error,
+                })
+                .and_then(|id| prepare(warm, path).map(|pre| (id, pre)))
             {
                 Ok((id, pre)) => {
                     warm.hot.insert(id, pre);
                 }
-                Err(e) => failed.push(e),
+                Err(e) => failed.push((path.clone(), e)),
             }
         }
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(failed.join("; "))
+            Err(WarmError::Artifacts(failed))
         }
     }
 

@@ -15,20 +15,20 @@ pub enum CgroupError {
     NoHierarchy { root: PathBuf },
     #[error("cgroup {path} does not exist")]
     NotFound { path: PathBuf },
-    #[error("create cgroup directory {path}: {source}")]
+    #[error("create cgroup directory {path}")]
     CreateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("write {value:?} to {path}: {source}")]
+    #[error("write {value:?} to {path}")]
     Write {
         path: PathBuf,
         value: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("read {path}: {source}")]
+    #[error("read {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -47,7 +47,7 @@ pub enum CgroupError {
         state: String,
         waited_ms: u128,
     },
-    #[error("remove cgroup directory {path}: {source}")]
+    #[error("remove cgroup directory {path}")]
     Remove {
         path: PathBuf,
         #[source]

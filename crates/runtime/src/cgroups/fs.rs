@@ -124,7 +124,7 @@ mod tests {
     fn write_does_not_create_and_names_file_and_value() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("memory.max");
-        let err = write(&f, "100").unwrap_err().to_string();
+        let err = crate::error::chain(&write(&f, "100").unwrap_err());
         assert!(err.starts_with(&format!("write \"100\" to {}: ", f.display())), "{err}");
         assert!(!f.exists());
         std::fs::write(&f, "old-longer-value").unwrap();

@@ -54,7 +54,7 @@ pub(crate) use error::Result;
 pub use tree::prime_migration;
 
 pub use layout::{CgroupVersion, Layout, V1Hierarchy, CGROUP_ROOT, HYBRID_UNIFIED, V1_CONTROLLERS};
-pub use path::{expand_slice, parse_cgroups_path, DEFAULT_PARENT};
+pub use path::{expand_slice, parse_cgroups_path, SystemdPathError, DEFAULT_PARENT};
 pub use stats::{CgroupStats, CpuStats, MemoryStats, PidsStats, ThrottlingStats};
 
 /// How long remove() retries rmdir while the cgroup is still busy.
@@ -150,9 +150,9 @@ impl Cgroup {
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let res = self.create_inner(resources);
         if let Err(err) = &res {
-            tracing::warn!(cgroup = %self.path.display(), error = %err, "cgroup creation failed, cleaning up");
+            tracing::warn!(cgroup = %self.path.display(), error = %crate::error::chain(err), "cgroup creation failed, cleaning up");
             if let Err(e) = self.remove() {
-                tracing::warn!(cgroup = %self.path.display(), error = %e, "cleanup after failed creation");
+                tracing::warn!(cgroup = %self.path.display(), error = %crate::error::chain(&e), "cleanup after failed creation");
             }
         }
         res
@@ -201,7 +201,7 @@ impl Cgroup {
         }
         .and_then(|()| self.configure(resources));
         if let Err(err) = &res {
-            tracing::warn!(cgroup = %self.path.display(), error = %err, "cgroup configuration failed, cleaning up");
+            tracing::warn!(cgroup = %self.path.display(), error = %crate::error::chain(err), "cgroup configuration failed, cleaning up");
             let _ = self.remove();
         }
         res.map(|()| true)

@@ -45,7 +45,7 @@ pub fn parse_cgroups_path(path: &str, id: &str) -> Result<PathBuf, CgroupError> 
         return Ok(Path::new(DEFAULT_PARENT).join(id));
     }
     if !path.starts_with('/') && path.contains(':') {
-        return parse_systemd(path).map_err(|reason| invalid(&reason));
+        return parse_systemd(path).map_err(|reason| invalid(&reason.to_string()));
     }
     let mut out = PathBuf::from("/");
     for comp in Path::new(path).components() {
@@ -62,19 +62,40 @@ pub fn parse_cgroups_path(path: &str, id: &str) -> Result<PathBuf, CgroupError> 
     Ok(out)
 }
 
-fn parse_systemd(path: &str) -> Result<PathBuf, String> {
+/// Why a systemd-style cgroups path or slice name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemdPathError {
+    #[error("systemd form must be slice:prefix:name")]
+    NotThreeParts,
+    #[error("systemd unit name must not be empty")]
+    EmptyName,
+    #[error("systemd prefix and name must not contain /")]
+    Slash,
+    #[error("systemd unit name {0:?} is not allowed")]
+    DotName(String),
+    #[error("slice name {0:?} does not end in .slice")]
+    NoSliceSuffix(String),
+    #[error("slice name {0:?} has an empty stem")]
+    EmptyStem(String),
+    #[error("slice name {0:?} contains /")]
+    SliceSlash(String),
+    #[error("slice name {0:?} has an empty component")]
+    EmptyComponent(String),
+}
+
+fn parse_systemd(path: &str) -> Result<PathBuf, SystemdPathError> {
     let parts: Vec<&str> = path.split(':').collect();
     let [slice, prefix, name] = parts[..] else {
-        return Err("systemd form must be slice:prefix:name".to_string());
+        return Err(SystemdPathError::NotThreeParts);
     };
     if name.is_empty() {
-        return Err("systemd unit name must not be empty".to_string());
+        return Err(SystemdPathError::EmptyName);
     }
     if name.contains('/') || prefix.contains('/') {
-        return Err("systemd prefix and name must not contain /".to_string());
+        return Err(SystemdPathError::Slash);
     }
     if name == "." || name == ".." {
-        return Err(format!("systemd unit name {name:?} is not allowed"));
+        return Err(SystemdPathError::DotName(name.to_string()));
     }
     let slice = if slice.is_empty() { "system.slice" } else { slice };
     let mut out = expand_slice(slice)?;
@@ -91,16 +112,16 @@ fn parse_systemd(path: &str) -> Result<PathBuf, String> {
 
 /// Expands a systemd slice name into its cgroup path, e.g.
 /// `kubepods-besteffort.slice` -> `/kubepods.slice/kubepods-besteffort.slice`.
-pub fn expand_slice(slice: &str) -> Result<PathBuf, String> {
+pub fn expand_slice(slice: &str) -> Result<PathBuf, SystemdPathError> {
     const SUFFIX: &str = ".slice";
     let Some(stem) = slice.strip_suffix(SUFFIX) else {
-        return Err(format!("slice name {slice:?} does not end in .slice"));
+        return Err(SystemdPathError::NoSliceSuffix(slice.to_string()));
     };
     if stem.is_empty() {
-        return Err(format!("slice name {slice:?} has an empty stem"));
+        return Err(SystemdPathError::EmptyStem(slice.to_string()));
     }
     if slice.contains('/') {
-        return Err(format!("slice name {slice:?} contains /"));
+        return Err(SystemdPathError::SliceSlash(slice.to_string()));
     }
     let mut out = PathBuf::from("/");
     if stem == "-" {
@@ -109,7 +130,7 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf, String> {
     let mut prefix = String::new();
     for component in stem.split('-') {
         if component.is_empty() {
-            return Err(format!("slice name {slice:?} has an empty component"));
+            return Err(SystemdPathError::EmptyComponent(slice.to_string()));
         }
         out.push(format!("{prefix}{component}{SUFFIX}"));
         prefix.push_str(component);

@@ -163,10 +163,7 @@ fn v1_errors_name_the_problem() {
     assert_eq!(err, "controller hugetlb is not available for cgroup /x");
     // A control file that is not there: the write error names file and value.
     stdfs::remove_file(r.join("pids/x/pids.max")).unwrap();
-    let err = cg
-        .update(&resources(json!({"pids": {"limit": 5}})))
-        .unwrap_err()
-        .to_string();
+    let err = crate::error::chain(&cg.update(&resources(json!({"pids": {"limit": 5}}))).unwrap_err());
     let want = format!("write \"5\" to {}: ", r.join("pids/x/pids.max").display());
     assert!(err.starts_with(&want), "{err}");
 }

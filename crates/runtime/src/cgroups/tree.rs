@@ -21,7 +21,7 @@ pub(super) fn enable_controllers(dir: &Path) {
     for c in available.split_whitespace() {
         if WANTED.contains(&c) && !enabled.split_whitespace().any(|e| e == c) {
             if let Err(e) = fs::write(&control, &format!("+{c}")) {
-                tracing::warn!(error = %e, "cannot enable cgroup controller");
+                tracing::warn!(error = %crate::error::chain(&e), "cannot enable cgroup controller");
             }
         }
     }

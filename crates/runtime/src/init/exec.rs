@@ -27,22 +27,36 @@ fn errno_text(errno: Errno) -> String {
     }
 }
 
+/// Why `args[0]` cannot be executed; the texts are runc's (Go's).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// `stat` of the candidate failed.
+    #[error("stat {}: {}", path.display(), errno_text(*errno))]
+    Stat { path: PathBuf, errno: Errno },
+    /// The candidate is a directory.
+    #[error("{}", errno_text(Errno::EISDIR))]
+    IsDirectory,
+    /// The caller may not execute the candidate.
+    #[error("{}", errno_text(*.0))]
+    NotExecutable(Errno),
+    /// No directory of `PATH` holds an executable of that name.
+    #[error("executable file not found in $PATH")]
+    NotFoundInPath,
+    /// The path cannot be passed to `execve`.
+    #[error("contains a NUL byte")]
+    NulByte,
+}
+
 /// Go's `findExecutable`: a non-directory the caller may execute.
-fn check_executable(path: &Path) -> Result<(), String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
-            return Err(format!("stat {}: {}", path.display(), errno_text(errno)));
-        }
-    };
+fn check_executable(path: &Path) -> Result<(), ExecError> {
+    let meta = std::fs::metadata(path).map_err(|e| ExecError::Stat {
+        path: path.to_path_buf(),
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })?;
     if meta.is_dir() {
-        return Err(errno_text(Errno::EISDIR));
+        return Err(ExecError::IsDirectory);
     }
-    match faccessat(None, path, AccessFlags::X_OK, nix::fcntl::AtFlags::AT_EACCESS) {
-        Ok(()) => Ok(()),
-        Err(errno) => Err(errno_text(errno)),
-    }
+    faccessat(None, path, AccessFlags::X_OK, nix::fcntl::AtFlags::AT_EACCESS).map_err(ExecError::NotExecutable)
 }
 
 /// Resolve `args[0]`: used as is when it contains a `/`, otherwise searched
@@ -53,7 +67,7 @@ pub fn lookup(p: &ProcessPlan) -> Result<CString, RuntimeError> {
     let to_c = |path: &Path| {
         CString::new(path.as_os_str().as_bytes()).map_err(|_| RuntimeError::Exec {
             name: name.clone(),
-            reason: "contains a NUL byte".into(),
+            reason: ExecError::NulByte,
         })
     };
     if name.contains('/') {
@@ -72,7 +86,7 @@ pub fn lookup(p: &ProcessPlan) -> Result<CString, RuntimeError> {
     }
     Err(RuntimeError::Exec {
         name: name.clone(),
-        reason: "executable file not found in $PATH".into(),
+        reason: ExecError::NotFoundInPath,
     })
 }
 

@@ -48,6 +48,7 @@ pub mod sync;
 
 use std::convert::Infallible;
 
+pub use exec::ExecError;
 pub use plan::{InitPlan, StdioPlan};
 pub use sync::{Message, SyncChannel};
 

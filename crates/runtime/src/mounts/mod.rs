@@ -93,9 +93,9 @@ pub enum MountError {
     Unmount { target: PathBuf, errno: Errno },
     #[error("unmount {target}: mounts remain after {attempts} passes")]
     UnmountStuck { target: PathBuf, attempts: usize },
-    #[error("read /proc/self/mountinfo: {0}")]
+    #[error("read /proc/self/mountinfo")]
     MountInfo(#[source] std::io::Error),
-    #[error("resolve {path}: {source}")]
+    #[error("resolve {path}")]
     Resolve {
         path: PathBuf,
         #[source]
@@ -112,7 +112,7 @@ pub fn mount_rootfs(mounts: &[RootfsMount], target: &Path) -> Result<(), MountEr
         if let Err(err) = res {
             for _ in 0..mounted {
                 if let Err(e) = unmount_top(target) {
-                    tracing::warn!(target = %target.display(), error = %e, "rollback unmount failed");
+                    tracing::warn!(target = %target.display(), error = %crate::error::chain(&e), "rollback unmount failed");
                 }
             }
             return Err(err);

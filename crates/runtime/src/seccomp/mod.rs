@@ -95,7 +95,7 @@ pub enum SeccompError {
     },
     #[error("linux.seccomp: argument conditions on the seccomp syscall itself are not supported")]
     ConditionalSeccompRule,
-    #[error("linux.seccomp: building the {what} filter: {source}")]
+    #[error("linux.seccomp: building the {what} filter")]
     Build {
         what: String,
         #[source]

@@ -29,7 +29,7 @@ pub const CONFIG_FILE: &str = "config.json";
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// `config.json` could not be opened or read.
-    #[error("read {path}: {source}")]
+    #[error("read {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -37,7 +37,7 @@ pub enum SpecError {
     },
     /// `config.json` is not valid JSON or does not match the OCI schema; the
     /// serde message carries the line and column.
-    #[error("parse {path}: {source}")]
+    #[error("parse {path}")]
     Parse {
         path: PathBuf,
         #[source]

@@ -72,7 +72,7 @@ fn malformed_json_names_file_and_position() {
     write_bundle(dir.path(), "{\n  \"ociVersion\": \"1.0.0\",\n  \"root\": }\n");
     let err = load(dir.path()).unwrap_err();
     assert!(matches!(err, SpecError::Parse { .. }), "{err:?}");
-    let msg = err.to_string();
+    let msg = crate::error::chain(&err);
     assert!(
         msg.contains(&dir.path().join("config.json").display().to_string()),
         "{msg}"
@@ -86,7 +86,7 @@ fn unknown_seccomp_arch_is_a_parse_error() {
     let mut v = base();
     v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]});
     write_bundle(dir.path(), &v.to_string());
-    let msg = load(dir.path()).unwrap_err().to_string();
+    let msg = crate::error::chain(&load(dir.path()).unwrap_err());
     assert!(msg.contains("SCMP_ARCH_VAX"), "{msg}");
 }
 
@@ -96,6 +96,14 @@ fn missing_config_is_read_error() {
     let err = load(dir.path()).unwrap_err();
     assert!(matches!(err, SpecError::Read { .. }));
     assert!(err.to_string().starts_with("read "), "{err}");
+    // What a user sees: each cause once.
+    assert_eq!(
+        crate::error::chain(&err),
+        format!(
+            "read {}: No such file or directory (os error 2)",
+            dir.path().join("config.json").display()
+        )
+    );
 }
 
 #[test]

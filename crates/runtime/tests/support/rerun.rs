@@ -68,6 +68,7 @@ pub fn describe(out: &Output) -> String {
 }
 
 /// Panic with "needs root: `why`" unless running as root.
+#[track_caller]
 pub fn require_root(why: &str) {
     assert!(
         nix::unistd::geteuid().is_root(),
