@@ -16,8 +16,8 @@ pub mod options;
 pub mod read;
 
 pub use config::{
-    Config, Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
-    BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
+    Config, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode, BUILTIN_PROFILE,
+    CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
 };
 pub use error::{LandlockError, PolicyError};
 pub use landlock::{abi_version, Compatibility, FsRule, LandlockPolicy, PreparedLandlock};

@@ -3,11 +3,12 @@
 //! profile and field of a TOML error.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::types::{Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
+use super::types::{Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
 use super::{validate, Config, BUILTIN_PROFILE};
 use crate::error::PolicyError;
 use crate::landlock::LandlockPolicy;
@@ -34,22 +35,24 @@ struct RawProfile {
     pool: PoolBounds,
     #[serde(default)]
     resources: ResourceDefaults,
+    /// Not implemented: refused at load (see [`NOT_IMPLEMENTED`]).
     #[serde(default)]
-    placement: Option<Placement>,
+    placement: Option<IgnoredAny>,
+    /// Not implemented: refused at load (see [`NOT_IMPLEMENTED`]).
     #[serde(default)]
-    prefetch: Option<Prefetch>,
+    prefetch: Option<IgnoredAny>,
     #[serde(default)]
     landlock: Option<LandlockPolicy>,
     #[serde(default)]
     seccomp: Option<SeccompPolicy>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Prefetch {
-    #[serde(default)]
-    files: Vec<PathBuf>,
-}
+/// Profile keys the file format reserves but zygote does not implement,
+/// and what is missing. They are refused, never accepted and ignored.
+const NOT_IMPLEMENTED: [(&str, &str); 2] = [
+    ("placement", "zygote does not pin tasks to CPUs or memory nodes"),
+    ("prefetch", "zygote reads no files ahead"),
+];
 
 /// How a file is named in errors.
 pub(crate) fn file_name(source: Option<&Path>) -> String {
@@ -70,14 +73,20 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
             message,
         };
         validate::profile_name(&name).map_err(|m| invalid(format!("name: {} is {m}", crate::quote(&name))))?;
+        for ((key, why), given) in NOT_IMPLEMENTED
+            .into_iter()
+            .zip([raw.placement.is_some(), raw.prefetch.is_some()])
+        {
+            if given {
+                return Err(invalid(format!("{key}: not implemented ({why}); remove it")));
+            }
+        }
         let profile = Profile {
             name: name.clone(),
             mode: raw.mode,
             namespaces: raw.namespaces,
             pool: raw.pool,
             resources: raw.resources,
-            placement: raw.placement,
-            prefetch: raw.prefetch.map(|p| p.files).unwrap_or_default(),
             landlock: raw.landlock,
             seccomp: raw.seccomp,
         };

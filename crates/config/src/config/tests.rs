@@ -36,7 +36,6 @@ fn builtin_default_profile() {
         (0, 2, 8, Duration::from_secs(600))
     );
     assert_eq!(p.resources, ResourceDefaults::default());
-    assert!(p.placement.is_none() && p.prefetch.is_empty());
     assert!(p.landlock.is_none() && p.seccomp.is_none());
 }
 
@@ -48,16 +47,12 @@ fn example_file_parses() {
     assert_eq!(c.profile("default").unwrap(), &Profile::builtin());
 
     let fast = c.profile("fast").unwrap();
-    assert_eq!(fast.namespaces.len(), 6);
+    assert_eq!(fast.namespaces.len(), 4);
     assert_eq!((fast.pool.min, fast.pool.initial, fast.pool.max), (2, 4, 16));
     assert_eq!(fast.pool.max_age, Duration::from_secs(300));
     assert_eq!(fast.resources.memory_limit_bytes, Some(536_870_912));
     assert_eq!(fast.resources.pids_limit, Some(1024));
     assert_eq!(fast.resources.cpu_shares, Some(1024));
-    let placement = fast.placement.as_ref().unwrap();
-    assert_eq!(placement.cpus.as_deref(), Some("0-1"));
-    assert_eq!(placement.mems.as_deref(), Some("0"));
-    assert_eq!(fast.prefetch.len(), 1);
 
     let locked = c.profile("locked").unwrap();
     assert_eq!(locked.pool, PoolBounds::default());
@@ -165,14 +160,25 @@ fn namespaces_are_checked() {
     assert!(e.contains("unknown namespace \"mnt\""), "{e}");
     let e = err("[profiles.x]\nnamespaces = [\"pid\", \"net\", \"pid\"]\n");
     assert!(e.ends_with("profile \"x\": namespaces: \"pid\" is listed twice"), "{e}");
+    let e = err("[profiles.x]\nnamespaces = [\"pid\", \"mount\"]\n");
+    assert!(
+        e.starts_with("/etc/zygote/config.toml: line 2, column 14: profile \"x\": namespaces: ")
+            && e.contains("\"mount\" is not implemented"),
+        "{e}"
+    );
+    let e = err("[profiles.x]\nnamespaces = [\"cgroup\"]\n");
+    assert!(
+        e.contains("profile \"x\": namespaces") && e.contains("\"cgroup\" is not implemented"),
+        "{e}"
+    );
     let c = load("[profiles.x]\nnamespaces = []\n").unwrap();
     assert!(c.profile("x").unwrap().namespaces.is_empty());
 }
 
 #[test]
 fn clone_flags() {
-    assert_eq!(NsKind::Mount.clone_flag(), CloneFlags::CLONE_NEWNS);
-    assert_eq!(NsKind::Cgroup.clone_flag(), CloneFlags::CLONE_NEWCGROUP);
+    assert_eq!(NsKind::Pid.clone_flag(), CloneFlags::CLONE_NEWPID);
+    assert_eq!(NsKind::Net.clone_flag(), CloneFlags::CLONE_NEWNET);
     assert_eq!(
         Profile::builtin().clone_flags(),
         CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET
@@ -197,7 +203,7 @@ fn default_profile_and_names() {
 }
 
 #[test]
-fn resources_placement_prefetch_ranges() {
+fn resources_ranges() {
     let e = err("[profiles.x.resources]\nmemory_limit_bytes = 0\n");
     assert!(e.ends_with("resources.memory_limit_bytes (0) must be > 0"), "{e}");
     let e = err("[profiles.x.resources]\npids_limit = -1\n");
@@ -205,26 +211,24 @@ fn resources_placement_prefetch_ranges() {
     let e = err("[profiles.x.resources]\ncpu_shares = 1\n");
     assert!(e.ends_with("resources.cpu_shares (1) must be in 2..=262144"), "{e}");
     load("[profiles.x.resources]\ncpu_shares = 262144\n").unwrap();
-    for (bad, why) in [
-        ("", "empty list"),
-        ("0-", "is not a number"),
-        ("3-1", "reversed"),
-        ("0,,1", "is not a number"),
-        ("a", "is not a number"),
-        ("9000", "larger than"),
-    ] {
-        let e = err(&format!("[profiles.x.placement]\ncpus = \"{bad}\"\n"));
-        assert!(
-            e.contains("profile \"x\": placement.cpus") && e.contains(why),
-            "{bad}: {e}"
-        );
-    }
-    load("[profiles.x.placement]\ncpus = \"0-3,5, 7-8\"\nmems = \"0\"\n").unwrap();
-    let e = err("[profiles.x.prefetch]\nfiles = [\"/a\", \"lib/x.so\"]\n");
-    assert!(
-        e.ends_with("prefetch.files[1]: \"lib/x.so\" is not an absolute path"),
-        "{e}"
+}
+
+#[test]
+fn keys_not_implemented_are_refused() {
+    let e = err("[profiles.x.placement]\ncpus = \"0-1\"\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"x\": placement: not implemented \
+         (zygote does not pin tasks to CPUs or memory nodes); remove it"
     );
+    let e = err("[profiles.x]\nprefetch = { files = [\"/a\"] }\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"x\": prefetch: not implemented (zygote reads no files ahead); remove it"
+    );
+    // Even an empty table is refused: nothing the file says is dropped.
+    let e = err("[profiles.y.prefetch]\n");
+    assert!(e.contains("profile \"y\": prefetch: not implemented"), "{e}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Semantic checks of a parsed profile (ranges, cross-field rules, syntax of
-//! cpuset lists, paths, landlock and seccomp sections) and of profile names.
+//! Semantic checks of a parsed profile (ranges, cross-field rules, landlock
+//! and seccomp sections) and of profile names.
 //! Each error message starts with the field it is about.
 
 use std::collections::BTreeSet;
@@ -45,19 +45,6 @@ pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), String> {
         return Err(format!("resources.cpu_shares ({v}) must be in 2..=262144"));
     }
 
-    if let Some(placement) = &p.placement {
-        for (field, value) in [("cpus", &placement.cpus), ("mems", &placement.mems)] {
-            if let Some(list) = value {
-                cpuset_list(list).map_err(|m| format!("placement.{field} ({list:?}): {m}"))?;
-            }
-        }
-    }
-    for (i, path) in p.prefetch.iter().enumerate() {
-        if !path.is_absolute() {
-            return Err(format!("prefetch.files[{i}]: {path:?} is not an absolute path"));
-        }
-    }
-
     if let Some(landlock) = &p.landlock {
         landlock.validate().map_err(|m| format!("landlock.{m}"))?;
         if landlock.compatibility == Compatibility::Required {
@@ -98,41 +85,6 @@ fn pool(b: &PoolBounds) -> Result<(), String> {
     }
     if b.max_age.is_zero() {
         return Err("pool.max_age_secs (0) must be > 0".to_string());
-    }
-    Ok(())
-}
-
-/// Largest CPU / node number accepted in a cpuset list (the kernel's
-/// `NR_CPUS` upper bound).
-const CPUSET_MAX: u32 = 8191;
-
-/// Linux cpuset list syntax: `0-3,5,7-8`.
-pub(crate) fn cpuset_list(list: &str) -> Result<(), String> {
-    if list.trim().is_empty() {
-        return Err("empty list".to_string());
-    }
-    for item in list.split(',') {
-        let item = item.trim();
-        let num = |s: &str| -> Result<u32, String> {
-            let n: u32 = s
-                .parse()
-                .map_err(|_| format!("\"{item}\" is not a number or range N-M"))?;
-            if n > CPUSET_MAX {
-                return Err(format!("{n} is larger than {CPUSET_MAX}"));
-            }
-            Ok(n)
-        };
-        match item.split_once('-') {
-            Some((lo, hi)) => {
-                let (lo, hi) = (num(lo)?, num(hi)?);
-                if lo > hi {
-                    return Err(format!("range \"{item}\" is reversed"));
-                }
-            }
-            None => {
-                num(item)?;
-            }
-        }
     }
     Ok(())
 }
