@@ -1,7 +1,8 @@
 //! zygote-config: what a task is allowed and how it is served, decided before
 //! the container exists.
 //!
-//! This crate owns the config file and its profiles (`config`), the profile
+//! This crate owns the config file and its profiles (`config`; errors name
+//! the file, profile and [`Field`]), the profile
 //! named by a Create request's runtime options (`options`), and Landlock
 //! (`landlock`: policy, ABI negotiation and enforcement; its system calls,
 //! the crate's only `unsafe` code, live in `landlock_sys`). It forks
@@ -10,16 +11,18 @@
 
 pub mod config;
 pub mod error;
+pub mod field;
 pub mod landlock;
 mod landlock_sys;
 pub mod options;
 pub mod read;
 
 pub use config::{
-    Config, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode, BUILTIN_PROFILE,
-    CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
+    BadNamespace, Config, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
+    BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
 };
-pub use error::{LandlockError, PolicyError};
+pub use error::{LandlockError, OptionsProblem, PolicyError};
+pub use field::{BadProfileName, Field, Invalid, Location};
 pub use landlock::{abi_version, Compatibility, FsRule, LandlockPolicy, PreparedLandlock};
 pub use options::profile_from_options;
 

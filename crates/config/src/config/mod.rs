@@ -53,7 +53,9 @@ pub(crate) mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use types::{Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode};
+pub use types::{
+    BadNamespace, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
+};
 
 use crate::error::PolicyError;
 

@@ -8,6 +8,7 @@ use oci_spec::runtime::LinuxSeccompAction;
 
 use super::parse::parse;
 use super::*;
+use crate::field::{Field, Invalid};
 use crate::landlock::Compatibility;
 
 const EXAMPLE: &str = include_str!("../../config.example.toml");
@@ -107,10 +108,58 @@ fn pool_errors_name_file_profile_and_field() {
     let e = err("[profiles.fast.pool]\nmax_age_secs = 0\n");
     assert!(e.contains("profile \"fast\": pool.max_age_secs (0) must be > 0"), "{e}");
     match load("[profiles.fast.pool]\ninitial = 9\n").unwrap_err() {
-        PolicyError::InvalidProfile { profile, field, .. } => {
-            assert_eq!((profile.as_str(), field.as_str()), ("fast", "pool.initial"))
+        PolicyError::InvalidProfile { profile, invalid, .. } => {
+            assert_eq!((profile.as_str(), invalid.field()), ("fast", Field::PoolInitial));
+            assert_eq!(invalid, Invalid::PoolInitialOverMax { initial: 9, max: 8 });
         }
         other => panic!("{other:?}"),
+    }
+    // Every kind of config error says its field as a type, not only in text.
+    for (text, profile, field) in [
+        ("[profiles.x.pool]\nmax = 300\n", Some("x"), Field::PoolMax),
+        ("[profiles.x.pool]\nmin = 3\n", Some("x"), Field::PoolMin),
+        (
+            "[profiles.x.pool]\nmax_age_secs = 0\n",
+            Some("x"),
+            Field::PoolMaxAgeSecs,
+        ),
+        (
+            "[profiles.x.resources]\npids_limit = 0\n",
+            Some("x"),
+            Field::ResourcesPidsLimit,
+        ),
+        (
+            "[profiles.x.resources]\nmemory_limit_bytes = -5\n",
+            Some("x"),
+            Field::ResourcesMemoryLimitBytes,
+        ),
+        (
+            "[profiles.x.resources]\ncpu_shares = 1\n",
+            Some("x"),
+            Field::ResourcesCpuShares,
+        ),
+        (
+            "[profiles.x]\nnamespaces = [\"pid\", \"pid\"]\n",
+            Some("x"),
+            Field::Namespaces,
+        ),
+        ("[profiles.x.placement]\n", Some("x"), Field::Placement),
+        ("[profiles.x.prefetch]\n", Some("x"), Field::Prefetch),
+        (
+            "[profiles.x.landlock]\nscope = [\"nope\"]\n",
+            Some("x"),
+            Field::Landlock,
+        ),
+        ("[profiles.X]\n", Some("X"), Field::ProfileName),
+        ("default_profile = \"nope\"\n", None, Field::DefaultProfile),
+        ("[wasm]\ncache_dir = \"rel\"\n", None, Field::WasmCacheDir),
+        ("[wasm]\ncache_max_mb = 0\n", None, Field::WasmCacheMaxMb),
+    ] {
+        let e = load(text).unwrap_err();
+        assert_eq!(e.field(), Some((profile, field)), "{text}: {e}");
+        // The message starts with the field's key, after the profile.
+        let after = profile.map_or(format!("{FILE}: "), |p| format!("{FILE}: profile \"{p}\": "));
+        assert!(e.to_string().starts_with(&format!("{after}{field}")), "{e}");
     }
 }
 

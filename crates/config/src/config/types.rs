@@ -54,24 +54,37 @@ impl NsKind {
         }
     }
 
-    /// Parse a config-file name, with a specific message for `user`.
-    pub fn from_name(name: &str) -> Result<NsKind, String> {
-        if name == "user" {
-            return Err("\"user\" is not allowed: a user namespace cannot be created in \
-                        advance (its ID mapping comes from the task's spec)"
-                .to_string());
-        }
-        if name == "mount" || name == "cgroup" {
-            return Err(format!(
-                "\"{name}\" is not implemented: zygotes do not create a {name} namespace in advance \
-                 (each task gets its own at Create); remove it"
-            ));
+    /// Parse a config-file name, with specific messages for `user`,
+    /// `mount` and `cgroup`.
+    pub fn from_name(name: &str) -> Result<NsKind, BadNamespace> {
+        match name {
+            "user" => return Err(BadNamespace::User),
+            "mount" => return Err(BadNamespace::NotImplemented("mount")),
+            "cgroup" => return Err(BadNamespace::NotImplemented("cgroup")),
+            _ => {}
         }
         NsKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| format!("unknown namespace \"{name}\" (allowed: pid, uts, ipc, net)"))
+            .ok_or_else(|| BadNamespace::Unknown(name.to_string()))
     }
+}
+
+/// A `namespaces` entry that is not a namespace zygotes create in advance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadNamespace {
+    #[error(
+        "\"user\" is not allowed: a user namespace cannot be created in advance \
+         (its ID mapping comes from the task's spec)"
+    )]
+    User,
+    #[error(
+        "\"{0}\" is not implemented: zygotes do not create a {0} namespace in advance \
+         (each task gets its own at Create); remove it"
+    )]
+    NotImplemented(&'static str),
+    #[error("unknown namespace \"{0}\" (allowed: pid, uts, ipc, net)")]
+    Unknown(String),
 }
 
 impl Serialize for NsKind {
