@@ -7,8 +7,8 @@
 //! config_body = 3 }`. zygote reads `config_body`, or else the file at
 //! `config_path`, as TOML holding one optional key: `profile = "name"`.
 //! The message is decoded by a small protobuf wire decoder (no generated
-//! code): unknown fields of every wire type are skipped, truncated input is
-//! an error.
+//! code): unknown fields of every wire type are skipped (groups nested at
+//! most [`MAX_GROUP_DEPTH`] deep), truncated input is an error.
 
 use std::path::Path;
 
@@ -118,7 +118,14 @@ pub enum DecodeError {
     NotLengthDelimited { field: u64, name: &'static str, wire: u64 },
     #[error("{name} is not valid UTF-8")]
     NotUtf8 { name: &'static str },
+    #[error("group {field} nested more than {limit} deep")]
+    TooDeep { field: u64, limit: usize },
 }
+
+/// How deep unknown groups may nest (protobuf's own default recursion
+/// limit). Skipping recurses; without a bound a few MiB of start-group
+/// tags would overflow the stack.
+const MAX_GROUP_DEPTH: usize = 100;
 
 /// A cursor over protobuf wire-format bytes.
 struct Wire<'a> {
@@ -172,8 +179,9 @@ impl<'a> Wire<'a> {
         Ok((field, key & 7))
     }
 
-    /// Skip a field's value. A group is skipped up to its matching end tag.
-    fn skip(&mut self, field: u64, wire: u64) -> Result<(), DecodeError> {
+    /// Skip a field's value. A group is skipped up to its matching end tag;
+    /// `depth` is the number of groups around it.
+    fn skip(&mut self, field: u64, wire: u64, depth: usize) -> Result<(), DecodeError> {
         match wire {
             WIRE_VARINT => self.varint().map(drop),
             WIRE_I64 => self.take(8, "fixed64").map(drop),
@@ -182,6 +190,10 @@ impl<'a> Wire<'a> {
                 self.take(n, "length-delimited field").map(drop)
             }
             WIRE_I32 => self.take(4, "fixed32").map(drop),
+            WIRE_SGROUP if depth >= MAX_GROUP_DEPTH => Err(DecodeError::TooDeep {
+                field,
+                limit: MAX_GROUP_DEPTH,
+            }),
             WIRE_SGROUP => loop {
                 if self.pos >= self.buf.len() {
                     return Err(DecodeError::UnterminatedGroup { field });
@@ -193,7 +205,7 @@ impl<'a> Wire<'a> {
                     }
                     return Ok(());
                 }
-                self.skip(f, w)?;
+                self.skip(f, w, depth + 1)?;
             },
             WIRE_EGROUP => Err(DecodeError::StrayEndGroup { field }),
             other => Err(DecodeError::WireType { wire: other, field }),
@@ -212,7 +224,7 @@ impl RuntimeOptions {
                 2 => "config_path",
                 3 => "config_body",
                 _ => {
-                    w.skip(field, wire)?;
+                    w.skip(field, wire, 0)?;
                     continue;
                 }
             };
@@ -235,3 +247,7 @@ impl RuntimeOptions {
 #[cfg(test)]
 #[path = "options_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "options_props.rs"]
+mod props;
