@@ -44,6 +44,8 @@
 
 pub(crate) mod parse;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod select_tests;
 #[cfg(test)]
 mod tests;
