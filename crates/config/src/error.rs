@@ -1,7 +1,10 @@
-//! Error type of the config crate: [`PolicyError`] for loading the config,
-//! picking a profile and decoding runtime options.
+//! Error types of the config crate: [`PolicyError`] for loading the config,
+//! picking a profile and decoding runtime options ([`OptionsProblem`]).
 
 use std::path::PathBuf;
+
+use crate::field::{At, BadProfileName, Field, Invalid, Location};
+pub use crate::options::DecodeError;
 
 /// Loading or validating the config, selecting a profile, or decoding the
 /// runtime options of a Create request. Every message names where the
@@ -28,37 +31,30 @@ pub enum PolicyError {
     #[error("{path}: {size} bytes, more than the {limit} bytes zygote reads", path = path.display())]
     TooLarge { path: PathBuf, size: u64, limit: u64 },
 
-    /// TOML syntax or structure error (unknown field, wrong type, ...).
-    /// `location` is e.g. `line 4, column 1: profile "fast": pool.mni`.
-    #[error("{file}: {location}: {message}")]
+    /// TOML syntax or structure error (unknown field, wrong type, ...),
+    /// at `location` (e.g. `line 4, column 1: profile "fast": pool.mni`).
+    #[error("{file}: {}: {message}", At(location))]
     Parse {
         file: String,
-        location: String,
+        location: Option<Location>,
         message: String,
     },
 
-    /// A profile's value failed validation. `message` starts with the field,
-    /// e.g. `pool.initial (9) is larger than pool.max (8)`.
-    #[error("{file}: profile \"{profile}\": {message}")]
+    /// A profile's value failed validation; `invalid.field()` says which.
+    #[error("{file}: profile \"{profile}\": {invalid}")]
     InvalidProfile {
         file: String,
         profile: String,
-        field: String,
-        message: String,
+        invalid: Invalid,
     },
 
-    /// A top-level value failed validation (e.g. `default_profile`);
-    /// `message` starts with the field.
-    #[error("{file}: {message}")]
-    InvalidConfig {
-        file: String,
-        field: String,
-        message: String,
-    },
+    /// A top-level value failed validation (e.g. `default_profile`).
+    #[error("{file}: {invalid}")]
+    InvalidConfig { file: String, invalid: Invalid },
 
     /// The `zygote.dev/profile` annotation does not hold a valid profile name.
     #[error("annotation zygote.dev/profile={}: {reason}", crate::quote(value))]
-    BadAnnotation { value: String, reason: String },
+    BadAnnotation { value: String, reason: BadProfileName },
 
     /// The task asks for a profile the config does not define.
     #[error(
@@ -76,6 +72,35 @@ pub enum PolicyError {
     /// The runtime options of a Create request are malformed.
     /// `origin` says which part: the protobuf message, `config_body`, or
     /// `config_path <path>`.
-    #[error("runtime options ({origin}): {message}")]
-    Options { origin: String, message: String },
+    #[error("runtime options ({origin}): {problem}")]
+    Options { origin: String, problem: OptionsProblem },
+}
+
+impl PolicyError {
+    /// The profile and field a config error is about, when it is one.
+    pub fn field(&self) -> Option<(Option<&str>, Field)> {
+        match self {
+            PolicyError::InvalidProfile { profile, invalid, .. } => Some((Some(profile), invalid.field())),
+            PolicyError::InvalidConfig { invalid, .. } => Some((None, invalid.field())),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with a Create request's runtime options.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsProblem {
+    /// The protobuf message is malformed.
+    #[error("{0}")]
+    Decode(DecodeError),
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    /// The TOML it carries is malformed.
+    #[error("{}: {message}", At(location))]
+    Toml {
+        location: Option<Location>,
+        message: String,
+    },
+    #[error("profile: {} is {BadProfileName}", crate::quote(.0))]
+    ProfileName(String),
 }

@@ -1,24 +1,26 @@
 //! zygote-config: what a task is allowed and how it is served, decided before
 //! the container exists.
 //!
-//! This crate owns the config file and its profiles (`config`), the profile
-//! named by a Create request's runtime options (`options`), and the
-//! Landlock policy as data (`landlock`: rules and ABI negotiation). It makes
-//! no Landlock system call: the kernel's ABI is an argument, and the
-//! enforcement lives with the rest of the container-init security in
-//! `zygote_runtime::landlock`.
+//! This crate owns the config file and its profiles (`config`; errors name
+//! the file, profile and [`Field`]), the profile named by a Create request's
+//! runtime options (`options`), and the Landlock policy as data (`landlock`:
+//! rules and ABI negotiation). It makes no Landlock system call: the kernel's
+//! ABI is an argument, and the enforcement lives with the rest of the
+//! container-init security in `zygote_runtime::landlock`.
 
 pub mod config;
 pub mod error;
+pub mod field;
 pub mod landlock;
 pub mod options;
 pub mod read;
 
 pub use config::{
-    Config, Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
+    BadNamespace, Config, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
     BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
 };
-pub use error::PolicyError;
+pub use error::{OptionsProblem, PolicyError};
+pub use field::{BadProfileName, Field, Invalid, Location};
 pub use landlock::{Compatibility, FsRule, LandlockPolicy, PreparedLandlock};
 pub use options::profile_from_options;
 

@@ -156,8 +156,9 @@ impl Wasm {
 }
 
 fn invalid(e: WasmError) -> DaemonError {
+    let text = zygote_contract::proto::error_chain(&e);
     match e {
-        WasmError::Io { .. } | WasmError::Engine(_) => DaemonError::FailedPrecondition(e.to_string()),
-        _ => DaemonError::InvalidArgument(e.to_string()),
+        WasmError::Io { .. } | WasmError::Engine(_) => DaemonError::FailedPrecondition(text),
+        _ => DaemonError::InvalidArgument(text),
     }
 }

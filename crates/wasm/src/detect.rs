@@ -154,4 +154,13 @@ mod tests {
         // The symlink resolves to <rootfs>/etc/hostname, which does not exist.
         assert!(entrypoint(d.path(), "/escape.wasm", "/", &[]).unwrap().is_none());
     }
+
+    #[test]
+    fn io_errors_print_their_cause_once() {
+        let e = entrypoint(Path::new("/nonexistent/rootfs"), "/app.wasm", "/", &[]).unwrap_err();
+        assert_eq!(
+            zygote_runtime::error::chain(&e),
+            "open rootfs /nonexistent/rootfs: No such file or directory (os error 2)"
+        );
+    }
 }

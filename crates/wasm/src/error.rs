@@ -5,7 +5,9 @@ use std::path::PathBuf;
 /// What can go wrong deciding, compiling or caching a Wasm task.
 #[derive(Debug, thiserror::Error)]
 pub enum WasmError {
-    #[error("{context}: {source}")]
+    /// `context` says what was done to which path; the cause is the
+    /// source (printed once, by the chain: see `zygote_runtime::error::chain`).
+    #[error("{context}")]
     Io {
         context: String,
         #[source]

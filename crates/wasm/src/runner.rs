@@ -28,9 +28,11 @@ use wasmtime::{Engine, InstancePre, Linker, ResourceLimiter, Store, Trap, TypedF
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use zygote_runtime::guest::{GuestLaunch, GuestRunner, GuestTask, LoadedGuest, ReadyGuest, WarmError};
+use zygote_runtime::error::chain;
 use zygote_runtime::RuntimeError;
 
 use crate::cache::Fingerprint;
+use crate::error::WasmError;
 use crate::{engine, signals, sys};
 
 /// Status of a trapped module.
@@ -92,15 +94,45 @@ struct Warm {
 
 static WARM: Mutex<Option<Warm>> = Mutex::new(None);
 
-fn rt(context: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Setup(format!("wasm: {context}: {e}"))
+/// What can go wrong preparing a module in the task process. It crosses
+/// into the runtime as [`RuntimeError::Setup`] holding its whole chain.
+#[derive(Debug, thiserror::Error)]
+enum RunnerError {
+    #[error("wasm: engine")]
+    Engine(#[source] WasmError),
+    /// A wasmtime step; `detail` is wasmtime's error with its causes.
+    #[error("wasm: {context}: {detail}")]
+    Wasmtime { context: String, detail: String },
+    #[error("wasm: stat {}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("wasm: {module}: exports no `_start` function (not a WASI command module)")]
+    NoStart { module: String },
 }
 
-fn new_warm() -> Result<Warm, RuntimeError> {
-    let (engine, pooling) = engine::runner().map_err(|e| rt("engine", e))?;
+impl RunnerError {
+    fn wasmtime(context: impl Into<String>) -> impl FnOnce(wasmtime::Error) -> RunnerError {
+        move |e| RunnerError::Wasmtime {
+            context: context.into(),
+            detail: format!("{e:#}"),
+        }
+    }
+}
+
+impl From<RunnerError> for RuntimeError {
+    fn from(e: RunnerError) -> RuntimeError {
+        RuntimeError::Setup(chain(&e))
+    }
+}
+
+fn new_warm() -> Result<Warm, RunnerError> {
+    let (engine, pooling) = engine::runner().map_err(RunnerError::Engine)?;
     let mut linker: Linker<Host> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
-        .map_err(|e| rt("link WASI preview 1", format!("{e:#}")))?;
+        .map_err(RunnerError::wasmtime("link WASI preview 1"))?;
     Ok(Warm {
         engine,
         pooling,
@@ -109,48 +141,49 @@ fn new_warm() -> Result<Warm, RuntimeError> {
     })
 }
 
-fn identity(path: &Path) -> std::io::Result<(PathBuf, Fingerprint)> {
-    Ok((path.to_path_buf(), Fingerprint::of(&std::fs::metadata(path)?)))
+fn identity(path: &Path) -> Result<(PathBuf, Fingerprint), RunnerError> {
+    let meta = std::fs::metadata(path).map_err(|source| RunnerError::Stat {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((path.to_path_buf(), Fingerprint::of(&meta)))
 }
 
-fn prepare(warm: &Warm, artifact: &Path) -> Result<InstancePre<Host>, RuntimeError> {
+fn prepare(warm: &Warm, artifact: &Path) -> Result<InstancePre<Host>, RunnerError> {
     let module = sys::load_artifact(&warm.engine, artifact)
-        .map_err(|e| rt(&format!("load artifact {}", artifact.display()), format!("{e:#}")))?;
-    warm.linker.instantiate_pre(&module).map_err(|e| {
-        rt(
-            "link the module's imports (only WASI preview 1 is provided)",
-            format!("{e:#}"),
-        )
-    })
+        .map_err(RunnerError::wasmtime(format!("load artifact {}", artifact.display())))?;
+    warm.linker.instantiate_pre(&module).map_err(RunnerError::wasmtime(
+        "link the module's imports (only WASI preview 1 is provided)",
+    ))
+}
+
+/// Builds the process's engine and linker once and makes `hot` artifacts
+/// ready; every artifact that fails is reported, the others stay ready.
+fn warm(hot: &[PathBuf]) -> Result<(), WarmError> {
+    let mut slot = WARM.lock().unwrap_or_else(|p| p.into_inner());
+    let warm = match slot.as_mut() {
+        Some(w) => w,
+        None => slot.insert(new_warm().map_err(|e| WarmError::Engine(e.into()))?),
+    };
+    let mut failed = Vec::new();
+    for path in hot {
+        match identity(path).and_then(|id| prepare(warm, path).map(|pre| (id, pre))) {
+            Ok((id, pre)) => {
+                warm.hot.insert(id, pre);
+            }
+            Err(e) => failed.push((path.clone(), e.into())),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(WarmError::Artifacts(failed))
+    }
 }
 
 impl GuestRunner for WasmRunner {
     fn warm(&self, hot: &[PathBuf]) -> Result<(), WarmError> {
-        let mut slot = WARM.lock().unwrap_or_else(|p| p.into_inner());
-        let warm = match slot.as_mut() {
-            Some(w) => w,
-            None => slot.insert(new_warm().map_err(WarmError::Engine)?),
-        };
-        let mut failed = Vec::new();
-        for path in hot {
-            match identity(path)
-                .map_err(|error| RuntimeError::Io {
-                    context: format!("stat {}", path.display()),
-                    error,
-                })
-                .and_then(|id| prepare(warm, path).map(|pre| (id, pre)))
-            {
-                Ok((id, pre)) => {
-                    warm.hot.insert(id, pre);
-                }
-                Err(e) => failed.push((path.clone(), e)),
-            }
-        }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(WarmError::Artifacts(failed))
-        }
+        warm(hot)
     }
 
     fn load(&self, task: &GuestTask) -> Result<Box<dyn LoadedGuest>, RuntimeError> {
@@ -158,7 +191,7 @@ impl GuestRunner for WasmRunner {
             Some(w) => w,
             None => new_warm()?,
         };
-        let id = identity(&task.artifact).map_err(|e| rt(&format!("stat {}", task.artifact.display()), e))?;
+        let id = identity(&task.artifact)?;
         let pre = match warm.hot.get(&id) {
             Some(pre) => pre.clone(),
             None => prepare(&warm, &task.artifact)?,
@@ -200,7 +233,10 @@ impl LoadedGuest for Loaded {
             .inherit_stdio()
             .allow_blocking_current_thread(true);
         b.preopened_dir(&launch.rootfs, "/", perms)
-            .map_err(|e| rt(&format!("preopen {} as /", launch.rootfs.display()), format!("{e:#}")))?;
+            .map_err(RunnerError::wasmtime(format!(
+                "preopen {} as /",
+                launch.rootfs.display()
+            )))?;
         let cap = MemoryCap(self.task.memory_limit.map(|l| l as usize));
         let mut store = Store::new(
             &self.engine,
@@ -213,16 +249,15 @@ impl LoadedGuest for Loaded {
         store.set_epoch_deadline(1);
         store.epoch_deadline_trap();
         store.call_hook(|_, t| signals::hook(t));
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| rt(&format!("instantiate {}", self.task.module_in_rootfs), format!("{e:#}")))?;
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(|_| {
-            rt(
-                &self.task.module_in_rootfs,
-                "exports no `_start` function (not a WASI command module)",
-            )
-        })?;
+        let instance = self.pre.instantiate(&mut store).map_err(RunnerError::wasmtime(format!(
+            "instantiate {}",
+            self.task.module_in_rootfs
+        )))?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|_| RunnerError::NoStart {
+                module: self.task.module_in_rootfs.clone(),
+            })?;
         Ok(Box::new(Ready {
             engine: self.engine,
             store,

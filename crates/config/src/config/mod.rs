@@ -10,7 +10,7 @@
 //! default_profile = "default"      # optional; defaults to "default"
 //! [profiles.default]               # if no profile "default" is given, the built-in one is added
 //! mode = "namespace"               # "namespace" (default) | "wasm"
-//! namespaces = ["pid", "uts", "ipc", "net"]  # created in advance: pid, uts, ipc, net, mount, cgroup (not user)
+//! namespaces = ["pid", "uts", "ipc", "net"]  # created in advance: pid, uts, ipc, net (not user, mount, cgroup)
 //! [profiles.default.pool]          # every field optional (built-in values shown)
 //! min = 0                          # 0 <= min <= initial <= max <= 256
 //! max = 8
@@ -20,11 +20,6 @@
 //! memory_limit_bytes = 536870912   # optional, > 0
 //! pids_limit = 1024                # optional, > 0
 //! cpu_shares = 1024                # optional, 2..=262144
-//! [profiles.default.placement]     # optional: cpuset list syntax ("0-3,6")
-//! cpus = "0-1"
-//! mems = "0"
-//! [profiles.default.prefetch]      # optional
-//! files = ["/usr/lib/x.so"]        # absolute paths
 //! [profiles.locked.landlock]       # see the `landlock` module
 //! compatibility = "best_effort"    # or "required"
 //! fs = [ { path = "/bin", access = ["read", "execute"] } ]
@@ -39,11 +34,17 @@
 //! cache_max_mb = 1024              # LRU bound, >= 1
 //! ```
 //!
+//! Keys zygote does not implement are refused at load with a message saying
+//! so, never accepted and ignored: a profile's `placement` and `prefetch`
+//! tables, and the namespaces `mount` and `cgroup`.
+//!
 //! Profile names match `[a-z0-9][a-z0-9_-]{0,62}`. A task's profile comes
 //! from the `zygote.dev/profile` annotation, else from the runtime options
 //! of the Create request (module `options`), else `default_profile`.
 
 pub(crate) mod parse;
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod select_tests;
 #[cfg(test)]
@@ -54,7 +55,9 @@ pub(crate) mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use types::{Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode};
+pub use types::{
+    BadNamespace, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
+};
 
 use crate::error::PolicyError;
 

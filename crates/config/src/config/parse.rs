@@ -3,13 +3,15 @@
 //! profile and field of a TOML error.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::types::{Mode, NsKind, Placement, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
+use super::types::{Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
 use super::{validate, Config, BUILTIN_PROFILE};
 use crate::error::PolicyError;
+use crate::field::{Field, Invalid, Location};
 use crate::landlock::LandlockPolicy;
 
 #[derive(Deserialize)]
@@ -34,22 +36,24 @@ struct RawProfile {
     pool: PoolBounds,
     #[serde(default)]
     resources: ResourceDefaults,
+    /// Not implemented: refused at load (see [`NOT_IMPLEMENTED`]).
     #[serde(default)]
-    placement: Option<Placement>,
+    placement: Option<IgnoredAny>,
+    /// Not implemented: refused at load (see [`NOT_IMPLEMENTED`]).
     #[serde(default)]
-    prefetch: Option<Prefetch>,
+    prefetch: Option<IgnoredAny>,
     #[serde(default)]
     landlock: Option<LandlockPolicy>,
     #[serde(default)]
     seccomp: Option<SeccompPolicy>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Prefetch {
-    #[serde(default)]
-    files: Vec<PathBuf>,
-}
+/// Profile keys the file format reserves but zygote does not implement,
+/// and what is missing. They are refused, never accepted and ignored.
+const NOT_IMPLEMENTED: [(Field, &str); 2] = [
+    (Field::Placement, "zygote does not pin tasks to CPUs or memory nodes"),
+    (Field::Prefetch, "zygote reads no files ahead"),
+];
 
 /// How a file is named in errors.
 pub(crate) fn file_name(source: Option<&Path>) -> String {
@@ -63,21 +67,22 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
     let doc: RawDoc = toml::from_str(text).map_err(|e| toml_error(&file, text, &e))?;
     let mut profiles = BTreeMap::new();
     for (name, raw) in doc.profiles {
-        let invalid = |message: String| PolicyError::InvalidProfile {
+        let invalid = |invalid: Invalid| PolicyError::InvalidProfile {
             file: file.clone(),
             profile: name.clone(),
-            field: message.split([' ', ':']).next().unwrap_or_default().to_string(),
-            message,
+            invalid,
         };
-        validate::profile_name(&name).map_err(|m| invalid(format!("name: {} is {m}", crate::quote(&name))))?;
+        validate::profile_name(&name).map_err(|_| invalid(Invalid::ProfileName(name.clone())))?;
+        let given = [raw.placement.is_some(), raw.prefetch.is_some()];
+        if let Some(&(field, why)) = NOT_IMPLEMENTED.iter().zip(given).find_map(|(k, g)| g.then_some(k)) {
+            return Err(invalid(Invalid::NotImplemented { field, why }));
+        }
         let profile = Profile {
             name: name.clone(),
             mode: raw.mode,
             namespaces: raw.namespaces,
             pool: raw.pool,
             resources: raw.resources,
-            placement: raw.placement,
-            prefetch: raw.prefetch.map(|p| p.files).unwrap_or_default(),
             landlock: raw.landlock,
             seccomp: raw.seccomp,
         };
@@ -92,17 +97,15 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
     if !profiles.contains_key(&default_profile) {
         return Err(PolicyError::InvalidConfig {
             file,
-            field: "default_profile".into(),
-            message: format!(
-                "default_profile: profile \"{default_profile}\" is not defined (known profiles: {})",
-                profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            invalid: Invalid::DefaultProfileUndefined {
+                name: default_profile,
+                known: profiles.keys().cloned().collect(),
+            },
         });
     }
-    validate::wasm(&doc.wasm).map_err(|message| PolicyError::InvalidConfig {
+    validate::wasm(&doc.wasm).map_err(|invalid| PolicyError::InvalidConfig {
         file: file.clone(),
-        field: message.split([' ', ':']).next().unwrap_or_default().to_string(),
-        message,
+        invalid,
     })?;
     Ok(Config {
         source: source.map(Path::to_path_buf),
@@ -115,34 +118,39 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
 /// A TOML error with its line and column and, when the position lies inside
 /// a profile, that profile and the dotted field path.
 pub(crate) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> PolicyError {
-    let message = e.message().trim().to_string();
-    let Some(span) = e.span() else {
-        return PolicyError::Parse {
-            file: file.to_string(),
-            location: "(no position)".into(),
-            message,
-        };
-    };
-    let offset = span.start.min(text.len());
+    PolicyError::Parse {
+        file: file.to_string(),
+        location: toml_location(text, e),
+        message: e.message().trim().to_string(),
+    }
+}
+
+/// Where a TOML error is; `None` when the parser gives no position.
+pub(crate) fn toml_location(text: &str, e: &toml::de::Error) -> Option<Location> {
+    let span = e.span()?;
+    let mut offset = span.start.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = text[line_start..offset].chars().count() + 1;
-    let mut location = format!("line {line}, column {column}");
+    let mut location = Location {
+        line,
+        column,
+        ..Location::default()
+    };
     let path = key_path(text, line_start);
     if path.first().map(String::as_str) == Some("profiles") && path.len() >= 2 {
-        location.push_str(&format!(": profile \"{}\"", path[1]));
+        location.profile = Some(path[1].clone());
         if path.len() > 2 {
-            location.push_str(&format!(": {}", path[2..].join(".")));
+            location.key = Some(path[2..].join("."));
         }
     } else if !path.is_empty() {
-        location.push_str(&format!(": {}", path.join(".")));
+        location.key = Some(path.join("."));
     }
-    PolicyError::Parse {
-        file: file.to_string(),
-        location,
-        message,
-    }
+    Some(location)
 }
 
 /// Best-effort key path of the line starting at `line_start`: the last

@@ -8,6 +8,7 @@ use oci_spec::runtime::LinuxSeccompAction;
 
 use super::parse::parse;
 use super::*;
+use crate::field::{Field, Invalid};
 use crate::landlock::Compatibility;
 
 const EXAMPLE: &str = include_str!("../../config.example.toml");
@@ -36,7 +37,6 @@ fn builtin_default_profile() {
         (0, 2, 8, Duration::from_secs(600))
     );
     assert_eq!(p.resources, ResourceDefaults::default());
-    assert!(p.placement.is_none() && p.prefetch.is_empty());
     assert!(p.landlock.is_none() && p.seccomp.is_none());
 }
 
@@ -48,16 +48,12 @@ fn example_file_parses() {
     assert_eq!(c.profile("default").unwrap(), &Profile::builtin());
 
     let fast = c.profile("fast").unwrap();
-    assert_eq!(fast.namespaces.len(), 6);
+    assert_eq!(fast.namespaces.len(), 4);
     assert_eq!((fast.pool.min, fast.pool.initial, fast.pool.max), (2, 4, 16));
     assert_eq!(fast.pool.max_age, Duration::from_secs(300));
     assert_eq!(fast.resources.memory_limit_bytes, Some(536_870_912));
     assert_eq!(fast.resources.pids_limit, Some(1024));
     assert_eq!(fast.resources.cpu_shares, Some(1024));
-    let placement = fast.placement.as_ref().unwrap();
-    assert_eq!(placement.cpus.as_deref(), Some("0-1"));
-    assert_eq!(placement.mems.as_deref(), Some("0"));
-    assert_eq!(fast.prefetch.len(), 1);
 
     let locked = c.profile("locked").unwrap();
     assert_eq!(locked.pool, PoolBounds::default());
@@ -113,10 +109,58 @@ fn pool_errors_name_file_profile_and_field() {
     let e = err("[profiles.fast.pool]\nmax_age_secs = 0\n");
     assert!(e.contains("profile \"fast\": pool.max_age_secs (0) must be > 0"), "{e}");
     match load("[profiles.fast.pool]\ninitial = 9\n").unwrap_err() {
-        PolicyError::InvalidProfile { profile, field, .. } => {
-            assert_eq!((profile.as_str(), field.as_str()), ("fast", "pool.initial"))
+        PolicyError::InvalidProfile { profile, invalid, .. } => {
+            assert_eq!((profile.as_str(), invalid.field()), ("fast", Field::PoolInitial));
+            assert_eq!(invalid, Invalid::PoolInitialOverMax { initial: 9, max: 8 });
         }
         other => panic!("{other:?}"),
+    }
+    // Every kind of config error says its field as a type, not only in text.
+    for (text, profile, field) in [
+        ("[profiles.x.pool]\nmax = 300\n", Some("x"), Field::PoolMax),
+        ("[profiles.x.pool]\nmin = 3\n", Some("x"), Field::PoolMin),
+        (
+            "[profiles.x.pool]\nmax_age_secs = 0\n",
+            Some("x"),
+            Field::PoolMaxAgeSecs,
+        ),
+        (
+            "[profiles.x.resources]\npids_limit = 0\n",
+            Some("x"),
+            Field::ResourcesPidsLimit,
+        ),
+        (
+            "[profiles.x.resources]\nmemory_limit_bytes = -5\n",
+            Some("x"),
+            Field::ResourcesMemoryLimitBytes,
+        ),
+        (
+            "[profiles.x.resources]\ncpu_shares = 1\n",
+            Some("x"),
+            Field::ResourcesCpuShares,
+        ),
+        (
+            "[profiles.x]\nnamespaces = [\"pid\", \"pid\"]\n",
+            Some("x"),
+            Field::Namespaces,
+        ),
+        ("[profiles.x.placement]\n", Some("x"), Field::Placement),
+        ("[profiles.x.prefetch]\n", Some("x"), Field::Prefetch),
+        (
+            "[profiles.x.landlock]\nscope = [\"nope\"]\n",
+            Some("x"),
+            Field::Landlock,
+        ),
+        ("[profiles.X]\n", Some("X"), Field::ProfileName),
+        ("default_profile = \"nope\"\n", None, Field::DefaultProfile),
+        ("[wasm]\ncache_dir = \"rel\"\n", None, Field::WasmCacheDir),
+        ("[wasm]\ncache_max_mb = 0\n", None, Field::WasmCacheMaxMb),
+    ] {
+        let e = load(text).unwrap_err();
+        assert_eq!(e.field(), Some((profile, field)), "{text}: {e}");
+        // The message starts with the field's key, after the profile.
+        let after = profile.map_or(format!("{FILE}: "), |p| format!("{FILE}: profile \"{p}\": "));
+        assert!(e.to_string().starts_with(&format!("{after}{field}")), "{e}");
     }
 }
 
@@ -166,14 +210,25 @@ fn namespaces_are_checked() {
     assert!(e.contains("unknown namespace \"mnt\""), "{e}");
     let e = err("[profiles.x]\nnamespaces = [\"pid\", \"net\", \"pid\"]\n");
     assert!(e.ends_with("profile \"x\": namespaces: \"pid\" is listed twice"), "{e}");
+    let e = err("[profiles.x]\nnamespaces = [\"pid\", \"mount\"]\n");
+    assert!(
+        e.starts_with("/etc/zygote/config.toml: line 2, column 14: profile \"x\": namespaces: ")
+            && e.contains("\"mount\" is not implemented"),
+        "{e}"
+    );
+    let e = err("[profiles.x]\nnamespaces = [\"cgroup\"]\n");
+    assert!(
+        e.contains("profile \"x\": namespaces") && e.contains("\"cgroup\" is not implemented"),
+        "{e}"
+    );
     let c = load("[profiles.x]\nnamespaces = []\n").unwrap();
     assert!(c.profile("x").unwrap().namespaces.is_empty());
 }
 
 #[test]
 fn clone_flags() {
-    assert_eq!(NsKind::Mount.clone_flag(), CloneFlags::CLONE_NEWNS);
-    assert_eq!(NsKind::Cgroup.clone_flag(), CloneFlags::CLONE_NEWCGROUP);
+    assert_eq!(NsKind::Pid.clone_flag(), CloneFlags::CLONE_NEWPID);
+    assert_eq!(NsKind::Net.clone_flag(), CloneFlags::CLONE_NEWNET);
     assert_eq!(
         Profile::builtin().clone_flags(),
         CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET
@@ -198,7 +253,7 @@ fn default_profile_and_names() {
 }
 
 #[test]
-fn resources_placement_prefetch_ranges() {
+fn resources_ranges() {
     let e = err("[profiles.x.resources]\nmemory_limit_bytes = 0\n");
     assert!(e.ends_with("resources.memory_limit_bytes (0) must be > 0"), "{e}");
     let e = err("[profiles.x.resources]\npids_limit = -1\n");
@@ -206,26 +261,24 @@ fn resources_placement_prefetch_ranges() {
     let e = err("[profiles.x.resources]\ncpu_shares = 1\n");
     assert!(e.ends_with("resources.cpu_shares (1) must be in 2..=262144"), "{e}");
     load("[profiles.x.resources]\ncpu_shares = 262144\n").unwrap();
-    for (bad, why) in [
-        ("", "empty list"),
-        ("0-", "is not a number"),
-        ("3-1", "reversed"),
-        ("0,,1", "is not a number"),
-        ("a", "is not a number"),
-        ("9000", "larger than"),
-    ] {
-        let e = err(&format!("[profiles.x.placement]\ncpus = \"{bad}\"\n"));
-        assert!(
-            e.contains("profile \"x\": placement.cpus") && e.contains(why),
-            "{bad}: {e}"
-        );
-    }
-    load("[profiles.x.placement]\ncpus = \"0-3,5, 7-8\"\nmems = \"0\"\n").unwrap();
-    let e = err("[profiles.x.prefetch]\nfiles = [\"/a\", \"lib/x.so\"]\n");
-    assert!(
-        e.ends_with("prefetch.files[1]: \"lib/x.so\" is not an absolute path"),
-        "{e}"
+}
+
+#[test]
+fn keys_not_implemented_are_refused() {
+    let e = err("[profiles.x.placement]\ncpus = \"0-1\"\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"x\": placement: not implemented \
+         (zygote does not pin tasks to CPUs or memory nodes); remove it"
     );
+    let e = err("[profiles.x]\nprefetch = { files = [\"/a\"] }\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"x\": prefetch: not implemented (zygote reads no files ahead); remove it"
+    );
+    // Even an empty table is refused: nothing the file says is dropped.
+    let e = err("[profiles.y.prefetch]\n");
+    assert!(e.contains("profile \"y\": prefetch: not implemented"), "{e}");
 }
 
 #[test]

@@ -20,26 +20,19 @@ pub enum Mode {
 }
 
 /// A namespace a zygote creates in advance. There is deliberately no user
-/// namespace: its ID mapping comes from the task's spec.
+/// namespace: its ID mapping comes from the task's spec. Mount and cgroup
+/// namespaces are not created in advance (each task's are made at Create):
+/// the config refuses them rather than accept and drop them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NsKind {
     Pid,
     Uts,
     Ipc,
     Net,
-    Mount,
-    Cgroup,
 }
 
 impl NsKind {
-    pub const ALL: [NsKind; 6] = [
-        NsKind::Pid,
-        NsKind::Uts,
-        NsKind::Ipc,
-        NsKind::Net,
-        NsKind::Mount,
-        NsKind::Cgroup,
-    ];
+    pub const ALL: [NsKind; 4] = [NsKind::Pid, NsKind::Uts, NsKind::Ipc, NsKind::Net];
 
     /// The name used in the config file.
     pub fn name(self) -> &'static str {
@@ -48,8 +41,6 @@ impl NsKind {
             NsKind::Uts => "uts",
             NsKind::Ipc => "ipc",
             NsKind::Net => "net",
-            NsKind::Mount => "mount",
-            NsKind::Cgroup => "cgroup",
         }
     }
 
@@ -60,23 +51,40 @@ impl NsKind {
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
             NsKind::Ipc => CloneFlags::CLONE_NEWIPC,
             NsKind::Net => CloneFlags::CLONE_NEWNET,
-            NsKind::Mount => CloneFlags::CLONE_NEWNS,
-            NsKind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
         }
     }
 
-    /// Parse a config-file name, with a specific message for `user`.
-    pub fn from_name(name: &str) -> Result<NsKind, String> {
-        if name == "user" {
-            return Err("\"user\" is not allowed: a user namespace cannot be created in \
-                        advance (its ID mapping comes from the task's spec)"
-                .to_string());
+    /// Parse a config-file name, with specific messages for `user`,
+    /// `mount` and `cgroup`.
+    pub fn from_name(name: &str) -> Result<NsKind, BadNamespace> {
+        match name {
+            "user" => return Err(BadNamespace::User),
+            "mount" => return Err(BadNamespace::NotImplemented("mount")),
+            "cgroup" => return Err(BadNamespace::NotImplemented("cgroup")),
+            _ => {}
         }
         NsKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| format!("unknown namespace \"{name}\" (allowed: pid, uts, ipc, net, mount, cgroup)"))
+            .ok_or_else(|| BadNamespace::Unknown(name.to_string()))
     }
+}
+
+/// A `namespaces` entry that is not a namespace zygotes create in advance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadNamespace {
+    #[error(
+        "\"user\" is not allowed: a user namespace cannot be created in advance \
+         (its ID mapping comes from the task's spec)"
+    )]
+    User,
+    #[error(
+        "\"{0}\" is not implemented: zygotes do not create a {0} namespace in advance \
+         (each task gets its own at Create); remove it"
+    )]
+    NotImplemented(&'static str),
+    #[error("unknown namespace \"{0}\" (allowed: pid, uts, ipc, net)")]
+    Unknown(String),
 }
 
 impl Serialize for NsKind {
@@ -160,16 +168,6 @@ pub struct ResourceDefaults {
     pub cpu_shares: Option<u64>,
 }
 
-/// CPU / memory-node placement (cpuset list syntax, validated at load).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Placement {
-    #[serde(default)]
-    pub cpus: Option<String>,
-    #[serde(default)]
-    pub mems: Option<String>,
-}
-
 /// How a profile's seccomp filter combines with the spec's `linux.seccomp`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -231,9 +229,6 @@ pub struct Profile {
     pub namespaces: Vec<NsKind>,
     pub pool: PoolBounds,
     pub resources: ResourceDefaults,
-    pub placement: Option<Placement>,
-    /// Files to read ahead (absolute paths).
-    pub prefetch: Vec<PathBuf>,
     pub landlock: Option<LandlockPolicy>,
     pub seccomp: Option<SeccompPolicy>,
 }
@@ -251,8 +246,6 @@ impl Profile {
             namespaces: Self::default_namespaces(),
             pool: PoolBounds::default(),
             resources: ResourceDefaults::default(),
-            placement: None,
-            prefetch: Vec::new(),
             landlock: None,
             seccomp: None,
         }

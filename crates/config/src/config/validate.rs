@@ -1,16 +1,16 @@
-//! Semantic checks of a parsed profile (ranges, cross-field rules, syntax of
-//! cpuset lists, paths, landlock and seccomp sections) and of profile names.
-//! Each error message starts with the field it is about.
+//! Semantic checks of a parsed profile (ranges, cross-field rules, landlock
+//! and seccomp sections), of the top-level `[wasm]` table and of profile
+//! names. Each failure is an [`Invalid`] naming its [`crate::Field`].
 
 use std::collections::BTreeSet;
 
-use super::types::{PoolBounds, Profile};
+use super::types::{PoolBounds, Profile, WasmNode};
+use crate::field::{BadProfileName, Field, Invalid};
 use crate::landlock::Compatibility;
 
-/// `[a-z0-9][a-z0-9_-]{0,62}`.
-/// Checks a profile name; the error says what is wrong without repeating
-/// the name (callers quote it, cut: see [`crate::quote`]).
-pub(crate) fn profile_name(name: &str) -> Result<(), String> {
+/// Checks a profile name against `[a-z0-9][a-z0-9_-]{0,62}`; the error
+/// does not repeat the name (callers quote it, cut: see [`crate::quote`]).
+pub(crate) fn profile_name(name: &str) -> Result<(), BadProfileName> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
@@ -20,130 +20,82 @@ pub(crate) fn profile_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("not a valid profile name (it must match [a-z0-9][a-z0-9_-]{0,62})".to_string())
+        Err(BadProfileName)
     }
 }
 
 /// Validate a profile; `abi` is the running kernel's Landlock ABI.
-pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), String> {
+pub(crate) fn profile(p: &Profile, abi: u32) -> Result<(), Invalid> {
     let mut seen = BTreeSet::new();
     for ns in &p.namespaces {
         if !seen.insert(*ns) {
-            return Err(format!("namespaces: \"{}\" is listed twice", ns.name()));
+            return Err(Invalid::DuplicateNamespace(*ns));
         }
     }
     pool(&p.pool)?;
 
     let r = &p.resources;
-    if let Some(v) = r.memory_limit_bytes.filter(|v| *v <= 0) {
-        return Err(format!("resources.memory_limit_bytes ({v}) must be > 0"));
-    }
-    if let Some(v) = r.pids_limit.filter(|v| *v <= 0) {
-        return Err(format!("resources.pids_limit ({v}) must be > 0"));
+    for (field, value) in [
+        (Field::ResourcesMemoryLimitBytes, r.memory_limit_bytes),
+        (Field::ResourcesPidsLimit, r.pids_limit),
+    ] {
+        if let Some(value) = value.filter(|v| *v <= 0) {
+            return Err(Invalid::NotPositive { field, value });
+        }
     }
     if let Some(v) = r.cpu_shares.filter(|v| !(2..=262_144).contains(v)) {
-        return Err(format!("resources.cpu_shares ({v}) must be in 2..=262144"));
-    }
-
-    if let Some(placement) = &p.placement {
-        for (field, value) in [("cpus", &placement.cpus), ("mems", &placement.mems)] {
-            if let Some(list) = value {
-                cpuset_list(list).map_err(|m| format!("placement.{field} ({list:?}): {m}"))?;
-            }
-        }
-    }
-    for (i, path) in p.prefetch.iter().enumerate() {
-        if !path.is_absolute() {
-            return Err(format!("prefetch.files[{i}]: {path:?} is not an absolute path"));
-        }
+        return Err(Invalid::CpuSharesRange(v));
     }
 
     if let Some(landlock) = &p.landlock {
-        landlock.validate().map_err(|m| format!("landlock.{m}"))?;
+        landlock.validate().map_err(Invalid::Landlock)?;
         if landlock.compatibility == Compatibility::Required {
-            landlock
-                .prepare(abi)
-                .map_err(|m| format!("landlock.compatibility: \"required\", but {m}"))?;
+            landlock.prepare(abi).map_err(Invalid::LandlockRequired)?;
         }
     }
 
     if let Some(seccomp) = &p.seccomp {
-        for (i, sc) in seccomp.filter.syscalls().iter().flatten().enumerate() {
+        for (rule, sc) in seccomp.filter.syscalls().iter().flatten().enumerate() {
             if sc.names().is_empty() {
-                return Err(format!("seccomp.filter.syscalls[{i}].names: empty"));
+                return Err(Invalid::SeccompNoNames { rule });
             }
-            if let Some(j) = sc.names().iter().position(|n| n.trim().is_empty()) {
-                return Err(format!("seccomp.filter.syscalls[{i}].names[{j}]: empty name"));
+            if let Some(name) = sc.names().iter().position(|n| n.trim().is_empty()) {
+                return Err(Invalid::SeccompEmptyName { rule, name });
             }
         }
     }
     Ok(())
 }
 
-fn pool(b: &PoolBounds) -> Result<(), String> {
+fn pool(b: &PoolBounds) -> Result<(), Invalid> {
     if b.max > PoolBounds::LIMIT {
-        return Err(format!("pool.max ({}) is larger than {}", b.max, PoolBounds::LIMIT));
+        return Err(Invalid::PoolMaxOverLimit(b.max));
     }
     if b.initial > b.max {
-        return Err(format!(
-            "pool.initial ({}) is larger than pool.max ({})",
-            b.initial, b.max
-        ));
+        return Err(Invalid::PoolInitialOverMax {
+            initial: b.initial,
+            max: b.max,
+        });
     }
     if b.min > b.initial {
-        return Err(format!(
-            "pool.min ({}) is larger than pool.initial ({})",
-            b.min, b.initial
-        ));
+        return Err(Invalid::PoolMinOverInitial {
+            min: b.min,
+            initial: b.initial,
+        });
     }
     if b.max_age.is_zero() {
-        return Err("pool.max_age_secs (0) must be > 0".to_string());
-    }
-    Ok(())
-}
-
-/// Largest CPU / node number accepted in a cpuset list (the kernel's
-/// `NR_CPUS` upper bound).
-const CPUSET_MAX: u32 = 8191;
-
-/// Linux cpuset list syntax: `0-3,5,7-8`.
-pub(crate) fn cpuset_list(list: &str) -> Result<(), String> {
-    if list.trim().is_empty() {
-        return Err("empty list".to_string());
-    }
-    for item in list.split(',') {
-        let item = item.trim();
-        let num = |s: &str| -> Result<u32, String> {
-            let n: u32 = s
-                .parse()
-                .map_err(|_| format!("\"{item}\" is not a number or range N-M"))?;
-            if n > CPUSET_MAX {
-                return Err(format!("{n} is larger than {CPUSET_MAX}"));
-            }
-            Ok(n)
-        };
-        match item.split_once('-') {
-            Some((lo, hi)) => {
-                let (lo, hi) = (num(lo)?, num(hi)?);
-                if lo > hi {
-                    return Err(format!("range \"{item}\" is reversed"));
-                }
-            }
-            None => {
-                num(item)?;
-            }
-        }
+        return Err(Invalid::PoolMaxAgeZero);
     }
     Ok(())
 }
 
 /// The `[wasm]` table.
-pub(crate) fn wasm(w: &super::types::WasmNode) -> Result<(), String> {
+pub(crate) fn wasm(w: &WasmNode) -> Result<(), Invalid> {
     if !w.cache_dir.is_absolute() {
-        return Err(format!("wasm.cache_dir: {:?} is not an absolute path", w.cache_dir));
+        return Err(Invalid::WasmCacheDirRelative(w.cache_dir.clone()));
     }
     if w.cache_max_mb == 0 {
-        return Err("wasm.cache_max_mb: must be at least 1".into());
+        return Err(Invalid::WasmCacheMaxMbZero);
     }
     Ok(())
 }

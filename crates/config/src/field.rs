@@ -1,0 +1,174 @@
+//! What a config error is about, as types: the [`Field`] of the file a
+//! validation failure concerns, the [`Invalid`] value itself (its message
+//! starts with the field's key), and the [`Location`] of a TOML error.
+//! Callers match on these instead of reading the message text.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::config::NsKind;
+
+/// A key of the config file. Profile fields are relative to
+/// `[profiles.<name>]`; the others are top-level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `default_profile`.
+    DefaultProfile,
+    /// `wasm.cache_dir`.
+    WasmCacheDir,
+    /// `wasm.cache_max_mb`.
+    WasmCacheMaxMb,
+    /// The profile's name (its table key).
+    ProfileName,
+    Namespaces,
+    PoolMin,
+    PoolMax,
+    PoolInitial,
+    PoolMaxAgeSecs,
+    ResourcesMemoryLimitBytes,
+    ResourcesPidsLimit,
+    ResourcesCpuShares,
+    /// Reserved, not implemented: refused.
+    Placement,
+    /// Reserved, not implemented: refused.
+    Prefetch,
+    Landlock,
+    Seccomp,
+}
+
+impl Field {
+    /// The dotted key as written in the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::DefaultProfile => "default_profile",
+            Field::WasmCacheDir => "wasm.cache_dir",
+            Field::WasmCacheMaxMb => "wasm.cache_max_mb",
+            Field::ProfileName => "name",
+            Field::Namespaces => "namespaces",
+            Field::PoolMin => "pool.min",
+            Field::PoolMax => "pool.max",
+            Field::PoolInitial => "pool.initial",
+            Field::PoolMaxAgeSecs => "pool.max_age_secs",
+            Field::ResourcesMemoryLimitBytes => "resources.memory_limit_bytes",
+            Field::ResourcesPidsLimit => "resources.pids_limit",
+            Field::ResourcesCpuShares => "resources.cpu_shares",
+            Field::Placement => "placement",
+            Field::Prefetch => "prefetch",
+            Field::Landlock => "landlock",
+            Field::Seccomp => "seccomp",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A string that is not a valid profile name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid profile name (it must match [a-z0-9][a-z0-9_-]{{0,62}})")]
+pub struct BadProfileName;
+
+/// A value of the config that failed validation. The message starts with
+/// the field's key; [`Invalid::field`] gives it as a [`Field`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Invalid {
+    #[error("name: {} is {BadProfileName}", crate::quote(.0))]
+    ProfileName(String),
+    #[error("{field}: not implemented ({why}); remove it")]
+    NotImplemented { field: Field, why: &'static str },
+    #[error("namespaces: \"{}\" is listed twice", .0.name())]
+    DuplicateNamespace(NsKind),
+    #[error("pool.max ({0}) is larger than {limit}", limit = crate::PoolBounds::LIMIT)]
+    PoolMaxOverLimit(u32),
+    #[error("pool.initial ({initial}) is larger than pool.max ({max})")]
+    PoolInitialOverMax { initial: u32, max: u32 },
+    #[error("pool.min ({min}) is larger than pool.initial ({initial})")]
+    PoolMinOverInitial { min: u32, initial: u32 },
+    #[error("pool.max_age_secs (0) must be > 0")]
+    PoolMaxAgeZero,
+    /// `field` is one of the `resources` limits.
+    #[error("{field} ({value}) must be > 0")]
+    NotPositive { field: Field, value: i64 },
+    #[error("resources.cpu_shares ({0}) must be in 2..=262144")]
+    CpuSharesRange(u64),
+    /// The landlock section's own message (it names its sub-field).
+    #[error("landlock.{0}")]
+    Landlock(String),
+    /// `compatibility = "required"` and the kernel lacks a feature.
+    #[error("landlock.compatibility: \"required\", but {0}")]
+    LandlockRequired(String),
+    #[error("seccomp.filter.syscalls[{rule}].names: empty")]
+    SeccompNoNames { rule: usize },
+    #[error("seccomp.filter.syscalls[{rule}].names[{name}]: empty name")]
+    SeccompEmptyName { rule: usize, name: usize },
+    #[error(
+        "default_profile: profile \"{name}\" is not defined (known profiles: {})",
+        known.join(", ")
+    )]
+    DefaultProfileUndefined { name: String, known: Vec<String> },
+    #[error("wasm.cache_dir: {0:?} is not an absolute path")]
+    WasmCacheDirRelative(PathBuf),
+    #[error("wasm.cache_max_mb: must be at least 1")]
+    WasmCacheMaxMbZero,
+}
+
+impl Invalid {
+    /// The field the value was given in.
+    pub fn field(&self) -> Field {
+        match self {
+            Invalid::ProfileName(_) => Field::ProfileName,
+            Invalid::NotImplemented { field, .. } | Invalid::NotPositive { field, .. } => *field,
+            Invalid::DuplicateNamespace(_) => Field::Namespaces,
+            Invalid::PoolMaxOverLimit(_) => Field::PoolMax,
+            Invalid::PoolInitialOverMax { .. } => Field::PoolInitial,
+            Invalid::PoolMinOverInitial { .. } => Field::PoolMin,
+            Invalid::PoolMaxAgeZero => Field::PoolMaxAgeSecs,
+            Invalid::CpuSharesRange(_) => Field::ResourcesCpuShares,
+            Invalid::Landlock(_) | Invalid::LandlockRequired(_) => Field::Landlock,
+            Invalid::SeccompNoNames { .. } | Invalid::SeccompEmptyName { .. } => Field::Seccomp,
+            Invalid::DefaultProfileUndefined { .. } => Field::DefaultProfile,
+            Invalid::WasmCacheDirRelative(_) => Field::WasmCacheDir,
+            Invalid::WasmCacheMaxMbZero => Field::WasmCacheMaxMb,
+        }
+    }
+}
+
+/// Where in a TOML text an error is: line and column (1-based) and, as far
+/// as the text's table headers and `key =` tell, the profile and the
+/// dotted key below it (or the top-level key path).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+    pub profile: Option<String>,
+    /// Dotted key, relative to the profile when there is one.
+    pub key: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)?;
+        if let Some(p) = &self.profile {
+            write!(f, ": profile \"{p}\"")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": {k}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A TOML error's position, or its absence.
+pub(crate) struct At<'a>(pub(crate) &'a Option<Location>);
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(l) => l.fmt(f),
+            None => f.write_str("(no position)"),
+        }
+    }
+}
