@@ -88,7 +88,7 @@ pub unsafe fn clone3_fork(flags: CloneFlags) -> nix::Result<ForkResult> {
 
 /// Make `fd` (a terminal) the controlling terminal of the calling process,
 /// which must be a session leader without one (`ioctl(TIOCSCTTY, 0)`).
-pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> nix::Result<()> {
+pub(crate) fn set_controlling_terminal(fd: BorrowedFd<'_>) -> nix::Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument (0 = do not steal) and
     // touches no memory of ours; `fd` is a valid open descriptor for the
     // duration of the call because it is borrowed.
@@ -99,7 +99,7 @@ pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> nix::Result<()> {
 /// Open the slave side of the pseudo-terminal whose master is `master`
 /// without a path lookup (`ioctl(TIOCGPTPEER)`, Linux ≥ 4.13). The returned
 /// descriptor is `O_RDWR | O_NOCTTY | O_CLOEXEC`.
-pub fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+pub(crate) fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: TIOCGPTPEER takes the open flags as integer argument and returns
     // a new file descriptor; `master` is valid for the duration of the call.
@@ -111,7 +111,7 @@ pub fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
 }
 
 /// Set the window size of terminal `fd` (`ioctl(TIOCSWINSZ)`).
-pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+pub(crate) fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
     let ws = libc::winsize {
         ws_row: rows,
         ws_col: cols,
@@ -127,7 +127,7 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<
 /// Set `FD_CLOEXEC` on every descriptor `>= first` (`close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC`, Linux ≥ 5.11), so nothing but stdio leaks into the
 /// container process while the descriptors stay usable until `execve`.
-pub fn mark_cloexec_from(first: u32) -> nix::Result<()> {
+pub(crate) fn mark_cloexec_from(first: u32) -> nix::Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor
     // flags, it closes nothing and touches no memory.
     let ret = unsafe {
@@ -143,7 +143,7 @@ pub fn mark_cloexec_from(first: u32) -> nix::Result<()> {
 
 /// Set the effective, permitted and inheritable capability sets of the
 /// calling thread in one `capset(2)` call (bit `n` = capability `n`).
-pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -188,7 +188,7 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<(
 /// The monitor may block signals (signalfd), install handlers or ignore
 /// `SIGPIPE` (the Rust runtime does); ignored dispositions and the signal
 /// mask survive `execve`, so the container process must not inherit them.
-pub fn reset_signals() -> nix::Result<()> {
+pub(crate) fn reset_signals() -> nix::Result<()> {
     /// The kernel's `struct sigaction` for rt_sigaction(2) (x86_64/aarch64
     /// layout: handler, flags, restorer, mask).
     #[repr(C)]
@@ -232,7 +232,7 @@ pub fn reset_signals() -> nix::Result<()> {
 
 /// Set the NIS domain name of the calling process's UTS namespace
 /// (`setdomainname(2)`; nix only wraps `sethostname`).
-pub fn set_domainname(name: &str) -> nix::Result<()> {
+pub(crate) fn set_domainname(name: &str) -> nix::Result<()> {
     let bytes = name.as_bytes();
     // SAFETY: the pointer and length describe the live `bytes` slice, which
     // the kernel only reads; no NUL terminator is needed.
@@ -244,7 +244,7 @@ pub fn set_domainname(name: &str) -> nix::Result<()> {
 /// up (`SIOCGIFFLAGS` + `SIOCSIFFLAGS` with `IFF_UP`), as runc does for every
 /// new network namespace: a fresh one has `lo` down, so nothing could
 /// listen on or reach 127.0.0.1.
-pub fn loopback_up() -> nix::Result<()> {
+pub(crate) fn loopback_up() -> nix::Result<()> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
     // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
@@ -269,7 +269,7 @@ pub fn loopback_up() -> nix::Result<()> {
 /// monitor that cloned it) dies: a container never outlives its monitor
 /// untracked. Cleared by the kernel on exec of a set-id or file-capability
 /// binary; the daemon's own kill on a lost monitor covers that case.
-pub fn die_with_parent() -> nix::Result<()> {
+pub(crate) fn die_with_parent() -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(signal::Signal::SIGKILL)
 }
 
@@ -326,7 +326,7 @@ pub fn dup2_all(pairs: &[(std::os::fd::RawFd, std::os::fd::RawFd)]) -> std::io::
 
 /// Terminate the calling process immediately with `code`, without running
 /// atexit handlers or flushing stdio buffers inherited from the parent.
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) has no preconditions; it never returns and skips
     // atexit handlers and stdio flushing on purpose (the buffers belong to
     // the parent we were forked from).
@@ -339,7 +339,7 @@ pub fn exit_now(code: i32) -> ! {
 /// `EOPNOTSUPP`). The `landlock` crate keeps this query private on purpose
 /// (it wants programs to ask for rights, not versions), but zygote's config
 /// must refuse a `required` policy the kernel cannot honour at load.
-pub fn landlock_abi_version() -> nix::Result<u32> {
+pub(crate) fn landlock_abi_version() -> nix::Result<u32> {
     /// `LANDLOCK_CREATE_RULESET_VERSION` from `<linux/landlock.h>`.
     const VERSION: libc::c_uint = 1 << 0;
     // SAFETY: with a NULL attr and size 0 the kernel reads no memory; the

@@ -53,8 +53,8 @@ pub use error::CgroupError;
 pub(crate) use error::Result;
 pub use tree::prime_migration;
 
-pub use layout::{CgroupVersion, Layout, V1Hierarchy, CGROUP_ROOT, HYBRID_UNIFIED, V1_CONTROLLERS};
-pub use path::{expand_slice, parse_cgroups_path, SystemdPathError, DEFAULT_PARENT};
+pub use layout::{CgroupVersion, Layout, V1Hierarchy};
+pub(crate) use path::parse_cgroups_path;
 pub use stats::{CgroupStats, CpuStats, MemoryStats, PidsStats, ThrottlingStats};
 
 /// How long remove() retries rmdir while the cgroup is still busy.

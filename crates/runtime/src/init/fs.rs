@@ -71,11 +71,6 @@ impl Root {
         })
     }
 
-    /// Host path of the root (for messages).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Host path that `path` would have if no symlinks were involved (for
     /// messages only).
     pub fn display(&self, path: &Path) -> String {

@@ -36,21 +36,21 @@ pub mod build;
 mod cgroupfs;
 mod devices;
 mod exec;
-pub mod fs;
-pub mod guest;
-pub mod namespaces;
-pub mod plan;
+pub(crate) mod fs;
+pub(crate) mod guest;
+pub(crate) mod namespaces;
+pub(crate) mod plan;
 mod process;
 mod rootfs;
-pub mod rootfs_plan;
+pub(crate) mod rootfs_plan;
 mod spec_mounts;
-pub mod sync;
+pub(crate) mod sync;
 
 use std::convert::Infallible;
 
 pub use exec::ExecError;
-pub use plan::{InitPlan, StdioPlan};
-pub use sync::{Message, SyncChannel};
+pub(crate) use plan::{InitPlan, StdioPlan};
+pub(crate) use sync::{Message, SyncChannel};
 
 use crate::error::RuntimeError;
 

@@ -15,7 +15,7 @@
 //! [`unmount_rootfs`] removes everything mounted at or below a directory,
 //! deepest first, falling back to a lazy unmount for busy mounts.
 
-pub mod mountinfo;
+pub(crate) mod mountinfo;
 mod options;
 
 #[cfg(test)]
@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-pub use options::{parse_mount_options, parse_mount_options_ext, MountOptions};
+pub use options::parse_mount_options;
+pub(crate) use options::parse_mount_options_ext;
 
 /// One entry of the Create request's `rootfs` list.
 #[derive(Debug, Clone, PartialEq, Eq)]

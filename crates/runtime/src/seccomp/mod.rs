@@ -78,7 +78,8 @@ use oci_spec::runtime::Arch;
 
 pub use compile::compile;
 pub use compiled::CompiledSeccomp;
-pub use syscalls::{all as known_syscalls, syscall_number};
+pub use syscalls::all as known_syscalls;
+pub(crate) use syscalls::syscall_number;
 
 /// Errors from compiling or installing a seccomp profile.
 #[derive(Debug, thiserror::Error)]
