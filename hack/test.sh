@@ -21,7 +21,9 @@
 #
 # The integration tests run twice: on the warm path (pools filled, config
 # tests/integration/config/warm.toml) and on the cold path (cold.toml, every
-# pool disabled), with the same assertions.
+# pool disabled), with the same assertions. The test binaries are built once
+# (cargo test --no-run); the cold pass runs with the same cargo flags, so it
+# reuses that build.
 #
 # Exit code: the result of cargo test (non-zero if setup failed).
 set -euo pipefail
