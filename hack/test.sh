@@ -21,7 +21,9 @@
 #
 # The integration tests run twice: on the warm path (pools filled, config
 # tests/integration/config/warm.toml) and on the cold path (cold.toml, every
-# pool disabled), with the same assertions.
+# pool disabled), with the same assertions. The test binaries are built once
+# (cargo test --no-run); the cold pass runs with the same cargo flags, so it
+# reuses that build.
 #
 # Exit code: the result of cargo test (non-zero if setup failed).
 set -euo pipefail
@@ -195,6 +197,15 @@ WARM_ONLY_TESTS=(
 	killed_zygote_is_replaced_and_never_handed_out
 	daemon_stop_with_full_pools_leaves_no_zygote
 )
+integration_targets=()
+for f in "${repo_dir}"/tests/integration/tests/*.rs; do
+	f=${f##*/}
+	integration_targets+=(--test "${f%.rs}")
+done
+# One build for both passes: the cold pass runs with the same cargo flags
+# (only target filters added), so it finds everything built.
+step "building the tests (cargo test --release --no-run ${cargo_args[*]})"
+cargo test --release --no-run "${cargo_args[@]}"
 cold_skipped=0
 run_pass warm "${cargo_args[@]}"
 if [[ ${ZYGOTE_TEST_COLD_PASS:-1} == 1 ]] && [[ " ${cargo_args[*]} " == *" --workspace "* || " ${cargo_args[*]} " == *"zygote-integration-tests"* ]]; then
@@ -206,7 +217,11 @@ if [[ ${ZYGOTE_TEST_COLD_PASS:-1} == 1 ]] && [[ " ${cargo_args[*]} " == *" --wor
 	for t in "${WARM_ONLY_TESTS[@]}"; do harness_args+=(--skip "${t}"); done
 	cold_skipped=${#WARM_ONLY_TESTS[@]}
 	if [[ " ${cargo_args[*]} " == *" --workspace "* ]]; then
-		run_pass cold -p zygote-integration-tests
+		# The same cargo flags as the warm pass (so cargo reuses its build:
+		# `-p zygote-integration-tests` would resolve features for that
+		# package alone and recompile), narrowed to the integration tests'
+		# targets (tests/integration/tests/*.rs).
+		run_pass cold "${cargo_args[@]}" "${integration_targets[@]}"
 	else
 		run_pass cold "${cargo_args[@]}"
 	fi

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bench --address <containerd.sock> --image <ref> --state-dir <ZYGOTE_STATE_DIR> [-n 30] [--tasks 10]
+//!       [--burst 50] [--wasm-image <ref> --wasm-cache <dir>]      (flags: clap, `bench --help`)
 //! ```
 //! Prints, for `ctr run --rm <image> /bin/true`: medians and p90 for runc-v2,
 //! zygote warm and zygote cold (runs alternate so all see the same machine
@@ -17,6 +18,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 
 mod pool;
 mod wasm;
@@ -26,48 +28,34 @@ const ZYGOTE: &str = "io.containerd.zygote.v1";
 /// Flags that send a zygote task down the cold path (hack/bench/zygote.toml).
 const COLD: &[&str] = &["--annotation", "zygote.dev/profile=cold"];
 
+/// zygote vs runc-v2 through a real containerd, interleaved (run by hack/demo.sh).
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
 pub struct Args {
+    /// containerd's socket (`ctr --address`).
+    #[arg(long, value_name = "SOCK")]
     pub address: String,
+    /// The busybox image to run `/bin/true` from.
+    #[arg(long, value_name = "REF")]
     pub image: String,
+    /// The zygote daemon's state root (`ZYGOTE_STATE_DIR`).
+    #[arg(long, value_name = "DIR")]
     state_dir: PathBuf,
+    /// Runs per runtime, interleaved.
+    #[arg(short = 'n', default_value_t = 30, value_name = "N")]
     n: usize,
+    /// Running tasks per runtime for the memory figures.
+    #[arg(long, default_value_t = 10, value_name = "K")]
     tasks: usize,
+    /// Concurrent runs in the burst.
+    #[arg(long, default_value_t = 50, value_name = "N")]
     burst: usize,
-    /// The Wasm image and the daemon's artifact cache (both or neither).
+    /// The Wasm image (with `--wasm-cache`: also bench Wasm tasks).
+    #[arg(long, value_name = "REF", requires = "wasm_cache")]
     wasm_image: Option<String>,
+    /// The daemon's compiled-module cache (`ZYGOTE_WASM_CACHE_DIR`).
+    #[arg(long, value_name = "DIR", requires = "wasm_image")]
     wasm_cache: Option<PathBuf>,
-}
-
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        address: String::new(),
-        image: String::new(),
-        state_dir: PathBuf::new(),
-        n: 30,
-        tasks: 10,
-        burst: 50,
-        wasm_image: None,
-        wasm_cache: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().with_context(|| format!("{k} needs a value"));
-        match k.as_str() {
-            "--address" => a.address = v()?,
-            "--image" => a.image = v()?,
-            "--state-dir" => a.state_dir = v()?.into(),
-            "-n" => a.n = v()?.parse().context("-n")?,
-            "--tasks" => a.tasks = v()?.parse().context("--tasks")?,
-            "--burst" => a.burst = v()?.parse().context("--burst")?,
-            "--wasm-image" => a.wasm_image = Some(v()?),
-            "--wasm-cache" => a.wasm_cache = Some(v()?.into()),
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    if a.address.is_empty() || a.image.is_empty() || a.state_dir.as_os_str().is_empty() {
-        bail!("usage: bench --address SOCK --image REF --state-dir DIR [-n N] [--tasks K]");
-    }
-    Ok(a)
 }
 
 pub fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
@@ -231,7 +219,7 @@ fn memory(a: &Args, dir: &Path) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let a = parse_args()?;
+    let a = Args::parse();
     let tag = format!("b{}", std::process::id());
     // Warm-up: daemon start, page cache, snapshotter.
     run_true(&a, ZYGOTE, &format!("{tag}-wz"))?;

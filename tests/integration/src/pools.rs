@@ -199,6 +199,23 @@ pub fn pool_cgroup_pid(path: &std::path::Path) -> Option<i32> {
     name.strip_prefix("zygote@")?.rsplit('-').next()?.parse().ok()
 }
 
+/// The pool cgroups of the daemon in `daemon_dir`, wherever they are in any
+/// hierarchy (up to 6 levels down): directories named
+/// `zygote@<daemon dir name>-<pid>` (crates/contract/src/zygote.rs). The
+/// daemon dir's name is a hash of its containerd's address, so another
+/// containerd's daemon on the node never has these names.
+pub fn daemon_pool_cgroups(daemon_dir: &std::path::Path) -> Vec<String> {
+    let tag = daemon_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| panic!("daemon dir {} has no name", daemon_dir.display()));
+    let stem = format!("zygote@{tag}-");
+    crate::leftovers::cgroups_named(&stem)
+        .into_iter()
+        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with(&stem)))
+        .collect()
+}
+
 /// The processes in a cgroup directory (`cgroup.procs`).
 pub fn cgroup_pids(dir: &std::path::Path) -> Vec<i32> {
     std::fs::read_to_string(dir.join("cgroup.procs"))

@@ -738,22 +738,38 @@ fn memory_limit_oom() {
     });
 }
 
-/// `--net-host` sees the host's interfaces; the default gets only `lo`.
+/// `--net-host` joins the host's network namespace (the one this test and
+/// its containerd run in); the default gets a namespace of its own with only
+/// `lo`. Namespaces are compared by identity (`readlink /proc/self/ns/net`),
+/// not by the host's interface list, which other runtimes on the node change
+/// at any time (veths of their containers).
 #[test]
 fn network_host_and_private() {
-    let host: BTreeSet<String> = net_dev_interfaces(&std::fs::read_to_string("/proc/net/dev").expect("/proc/net/dev"));
+    let host_ns = ns_link("self", "net");
     let lo: BTreeSet<String> = ["lo".to_string()].into();
-    both_expect("--net-host", (0, host.clone(), 0, lo.clone()), |rt| {
+    // First line: the container's network namespace; then its /proc/net/dev.
+    let script = &["sh", "-c", "readlink /proc/self/ns/net && cat /proc/net/dev"];
+    let split = |out: &str| {
+        let (ns, dev) = out.split_once('\n').unwrap_or((out, ""));
+        (ns.trim().to_string(), net_dev_interfaces(dev))
+    };
+    both_expect("--net-host", (0, true, 0, true, lo.clone()), |rt| {
         let ctr = Ctr::new();
         let c = Container::new("nethost", rt);
-        let a = ctr.run_rm(rt, c.id(), &["--net-host"], &["cat", "/proc/net/dev"]);
+        let a = ctr.run_rm(rt, c.id(), &["--net-host"], script);
         let c2 = Container::new("netpriv", rt);
-        let b = ctr.run_rm(rt, c2.id(), &[], &["cat", "/proc/net/dev"]);
+        let b = ctr.run_rm(rt, c2.id(), &[], script);
+        let (a_ns, _) = split(&a.stdout);
+        let (b_ns, b_ifaces) = split(&b.stdout);
+        if a_ns != host_ns || b_ns == host_ns || b_ns.is_empty() {
+            eprintln!("--- --net-host: host {host_ns}, --net-host container {a_ns:?}, private container {b_ns:?}");
+        }
         (
             a.code(),
-            net_dev_interfaces(&a.stdout),
+            a_ns == host_ns,
             b.code(),
-            net_dev_interfaces(&b.stdout),
+            b_ns != host_ns && b_ns.starts_with("net:["),
+            b_ifaces,
         )
     });
 }

@@ -294,6 +294,14 @@ fn daemon_stop_with_full_pools_leaves_no_zygote() {
     );
     assert!(!zygote_pids().is_empty());
     let dir = daemon_dir().expect("daemon dir");
+    // The check after the stop finds this daemon's pool cgroups: it has some
+    // now (zygotes spawned since the task above are pre-placed in its parent).
+    assert!(
+        wait_until(Duration::from_secs(15), || !daemon_pool_cgroups(&dir).is_empty()),
+        "no pool cgroup of {} found while its pools are full: {}",
+        dir.display(),
+        pools_json()
+    );
     let pid = std::fs::read_to_string(dir.join("daemon.pid")).unwrap();
     let _ = std::process::Command::new("kill").args(["-TERM", pid.trim()]).status();
     assert!(
@@ -301,8 +309,13 @@ fn daemon_stop_with_full_pools_leaves_no_zygote() {
         "zygotes outlived the daemon: {:?}",
         zygote_pids()
     );
-    // Ours only (pool_cgroups: under /<namespace>): other containerds of the machine have pools too.
-    assert!(pool_cgroups().is_empty(), "pool cgroups left: {:?}", pool_cgroups());
+    // This daemon's only (named after its dir): other daemons of the node,
+    // even under the same namespace's cgroup, keep their pools.
+    assert!(
+        daemon_pool_cgroups(&dir).is_empty(),
+        "pool cgroups left: {:?}",
+        daemon_pool_cgroups(&dir)
+    );
     // The next task starts a new daemon.
     let id = unique_id("after_stop", Z);
     assert!(Ctr::new().run_rm(Z, &id, &[], &["true"]).success());
