@@ -194,11 +194,11 @@ impl Daemon {
                     Ok(Err(e)) => warn!(id, error = %e, "monitor did not confirm destroy"),
                     Err(_) => {
                         warn!(id, "monitor did not answer destroy in 30 s; cleaning up without it");
-                        crate::cleanup::orphan(&task.cfg(), &task.dir(), task.cgroup(), &task.procs());
+                        crate::cleanup::orphan(task.cfg(), task.dir(), task.cgroup(), &task.procs());
                     }
                 }
             } else {
-                crate::cleanup::orphan(&task.cfg(), &task.dir(), task.cgroup(), &task.procs());
+                crate::cleanup::orphan(task.cfg(), task.dir(), task.cgroup(), &task.procs());
             }
             if let Some(s) = last.or_else(|| state::read(&task.dir().state()).ok()) {
                 task.apply_snapshot(&s);
