@@ -89,8 +89,7 @@ pub enum Reply {
         detail: CreateDetail,
     },
     Error {
-        kind: ErrorKind,
-        message: String,
+        failure: Failure,
     },
 }
 
@@ -108,13 +107,82 @@ pub struct CreateDetail {
     pub zygote_born_ns: i64,
 }
 
-/// What went wrong, coarse enough to map onto ttrpc status codes.
+/// A request that failed: what failed ([`FailureKind`], decided where the
+/// typed error was) and the messages of its cause chain, outermost first.
+/// The daemon turns the kind into a ttrpc status code, once, at its edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub chain: Vec<String>,
+}
+
+impl Failure {
+    /// A failure with one message and no cause.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            chain: vec![message.into()],
+        }
+    }
+
+    /// A failure from a typed error: its message and those of its sources.
+    pub fn of(kind: FailureKind, error: &dyn std::error::Error) -> Failure {
+        let mut chain = vec![error.to_string()];
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        Failure { kind, chain }
+    }
+
+    /// A failure whose cause is `error`: `what`, then `error`'s chain.
+    pub fn context(kind: FailureKind, what: impl Into<String>, error: &dyn std::error::Error) -> Failure {
+        let mut f = Failure::of(kind, error);
+        f.chain.insert(0, what.into());
+        f
+    }
+}
+
+/// The chain joined the way containerd shows errors (`outer: inner`).
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.chain.join(": "))
+    }
+}
+
+/// What failed, as the side that failed knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    NotFound,
-    InvalidArgument,
-    FailedPrecondition,
+pub enum FailureKind {
+    /// The bundle's spec (or the task's resources or security) is not valid.
+    InvalidSpec,
+    /// The task's cgroup could not be made as the spec asks.
+    Cgroup,
+    /// A signal number that does not exist.
+    InvalidSignal,
+    /// A process's stdio could not be opened as asked.
+    Stdio,
+    /// No process of that exec id.
+    NoSuchProcess,
+    /// The process already exited.
+    ProcessExited,
+    /// The container's init is not running.
+    NotRunning,
+    /// The process was started before.
+    AlreadyStarted,
+    /// An exec of that id exists.
+    ExecExists,
+    /// The process is running and cannot be deleted.
+    ProcessRunning,
+    /// The task cannot do this (an exec in a WebAssembly task).
+    Unsupported,
+    /// The container could not be created, started or exec'd into.
+    Container,
+    /// The request does not fit the other end (a claim to a monitor, or a
+    /// waiting zygote asked anything else).
+    WrongPeer,
+    /// Something broke in the monitor or zygote itself.
     Internal,
 }
 
@@ -145,6 +213,10 @@ mod tests {
     use super::*;
     use std::os::fd::{AsFd, AsRawFd};
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("open stdout")]
+    struct Outer(#[source] std::io::Error);
+
     #[test]
     fn round_trip_with_fds() {
         let (a, b) = pair().unwrap();
@@ -165,6 +237,22 @@ mod tests {
             }
         ));
         assert_eq!(fds.len(), 1);
+        let f = Failure::of(FailureKind::Stdio, &Outer(std::io::Error::other("inner")));
+        let reply = Message::Reply {
+            reply: Reply::Error { failure: f.clone() },
+        };
+        send(a.as_fd(), &reply, &[]).unwrap();
+        let (got, _): (Message, _) = recv(b.as_fd()).unwrap();
+        match got {
+            Message::Reply {
+                reply: Reply::Error { failure },
+            } => {
+                assert_eq!(failure, f);
+                assert_eq!(failure.chain, ["open stdout", "inner"]);
+                assert_eq!(failure.to_string(), "open stdout: inner");
+            }
+            other => panic!("{other:?}"),
+        }
         drop(a);
         assert!(matches!(recv::<Request>(b.as_fd()), Err(WireError::Closed)));
     }

@@ -30,7 +30,7 @@ use crate::task::Task;
 impl Daemon {
     /// Adopts every task on disk, concurrently, each bounded in time so one
     /// stuck monitor cannot keep the daemon from serving the others.
-    pub async fn adopt_all(self: &Arc<Self>) {
+    pub(crate) async fn adopt_all(self: &Arc<Self>) {
         let Ok(entries) = std::fs::read_dir(self.dir.tasks()) else {
             return;
         };
@@ -88,10 +88,10 @@ impl Daemon {
         let snap: Snapshot = match MonitorClient::connect(&dir.monitor_socket(), tx).await {
             Ok(m) => match m.call(&Request::Hello, &[]).await {
                 Ok((Reply::Snapshot { snapshot }, fds)) => {
-                    *task.monitor.lock().expect("monitor lock") = Some(m);
+                    task.set_monitor(Some(m));
                     for fd in &fds {
                         let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
-                        task.adopted.lock().expect("adopted lock").insert(ino);
+                        task.first_request_on(ino);
                     }
                     conns = fds;
                     snapshot
@@ -105,8 +105,8 @@ impl Daemon {
         };
         task.apply_snapshot(&snap);
         // A paused task stays paused across our restart.
-        if task.cgroup.is_frozen().unwrap_or(false) {
-            task.state.lock().expect("state lock").paused = true;
+        if task.cgroup().is_frozen().unwrap_or(false) {
+            task.set_paused(true);
         }
         let has_monitor = task.monitor().is_some();
         self.tasks
@@ -194,7 +194,7 @@ impl Daemon {
             let this = self.clone();
             let task = task.clone();
             tokio::spawn(async move {
-                let mut changed = task.changed.subscribe();
+                let mut changed = task.subscribe();
                 let resp = loop {
                     match task.proc(&w.exec_id) {
                         None => break None,
@@ -218,10 +218,10 @@ impl Daemon {
                 });
                 match sent {
                     Some(()) => {
-                        info!(id = %task.cfg.id, exec = %w.exec_id, stream = w.stream, "answered a wait left by the previous daemon")
+                        info!(id = %task.cfg().id, exec = %w.exec_id, stream = w.stream, "answered a wait left by the previous daemon")
                     }
                     None => {
-                        warn!(id = %task.cfg.id, exec = %w.exec_id, "cannot answer a wait left by the previous daemon")
+                        warn!(id = %task.cfg().id, exec = %w.exec_id, "cannot answer a wait left by the previous daemon")
                     }
                 }
                 task.remove_wait(&w);

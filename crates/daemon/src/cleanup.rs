@@ -17,7 +17,7 @@ use zygote_contract::state::{self, ProcState, Snapshot, Status, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
 /// Kills and removes everything of a task that has no monitor.
-pub fn orphan(cfg: &TaskConfig, dir: &TaskDir, cgroup: &Cgroup, procs: &[ProcState]) {
+pub(crate) fn orphan(cfg: &TaskConfig, dir: &TaskDir, cgroup: &Cgroup, procs: &[ProcState]) {
     kill_lost(cfg, cgroup, procs);
     remove_cgroup(cfg, cgroup);
     release_files(cfg, dir);
@@ -29,7 +29,7 @@ pub fn orphan(cfg: &TaskConfig, dir: &TaskDir, cgroup: &Cgroup, procs: &[ProcSta
 /// Sharing a pid namespace, the task's processes are told apart by their
 /// cgroup only, and all of them are killed, as runc-v2 does. Returns how
 /// many it killed.
-pub fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usize {
+pub(crate) fn kill_lost(cfg: &TaskConfig, cgroup: &Cgroup, procs: &[ProcState]) -> usize {
     let mut pidfds = Vec::new();
     for p in procs.iter().filter(|p| p.status != Status::Stopped && p.pid > 0) {
         let Ok(fd) = zygote_runtime::sys::pidfd_open(p.pid) else {

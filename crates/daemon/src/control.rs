@@ -19,24 +19,22 @@ const SIGKILL: u32 = 9;
 impl Daemon {
     /// Sends a request to the task's monitor and turns error replies into errors.
     pub(crate) async fn ask(&self, task: &Task, req: Request) -> Result<Reply, DaemonError> {
-        let id = task.cfg.id.clone();
-        let m = task
-            .monitor()
-            .ok_or_else(|| DaemonError::FailedPrecondition(format!("task {id} is not running")))?;
+        let id = task.cfg().id.clone();
+        let m = task.monitor().ok_or_else(|| DaemonError::NotRunning(id.clone()))?;
         match m.call(&req, &[]).await {
-            Ok((Reply::Error { kind, message }, _)) => Err(DaemonError::Monitor { id, kind, message }),
+            Ok((Reply::Error { failure }, _)) => Err(DaemonError::Monitor { id, failure }),
             Ok((r, _)) => Ok(r),
             Err(source) => Err(DaemonError::MonitorGone { id, source }),
         }
     }
 
-    pub async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), DaemonError> {
+    pub(crate) async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), DaemonError> {
         let task = self.get(id)?;
         let p = task
             .proc(exec_id)
             .ok_or_else(|| DaemonError::NotFound(format!("{id}/{exec_id}")))?;
         if p.state.status == Status::Stopped {
-            return Err(DaemonError::NotFound("process already finished".into()));
+            return Err(DaemonError::ProcessExited);
         }
         let exec = (!exec_id.is_empty()).then(|| exec_id.to_string());
         self.ask(
@@ -50,26 +48,26 @@ impl Daemon {
         .await?;
         // A frozen process cannot die: like runc, thaw after SIGKILL.
         if signal == SIGKILL && task.is_paused() {
-            let cg = task.cgroup.clone();
+            let cg = task.cgroup_handle();
             tokio::task::spawn_blocking(move || cg.thaw()).await.ok();
-            task.state.lock().expect("state lock").paused = false;
+            task.set_paused(false);
         }
         Ok(())
     }
 
-    pub async fn exec(&self, req: &ExecProcessRequest) -> Result<(), DaemonError> {
+    pub(crate) async fn exec(&self, req: &ExecProcessRequest) -> Result<(), DaemonError> {
         let task = self.get(&req.id)?;
-        crate::lifecycle::validate_id(&req.exec_id)?;
+        crate::create::validate_id(&req.exec_id)?;
         if task.proc(&req.exec_id).is_some() {
             return Err(DaemonError::AlreadyExists(format!("exec {}", req.exec_id)));
         }
-        let process: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value)
-            .map_err(|e| DaemonError::InvalidArgument(format!("exec {}: malformed process spec: {e}", req.exec_id)))?;
+        let process: oci_spec::runtime::Process =
+            serde_json::from_slice(&req.spec.value).map_err(|source| DaemonError::MalformedProcess {
+                exec_id: req.exec_id.clone(),
+                source,
+            })?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(DaemonError::InvalidArgument(format!(
-                "exec {}: process.args must not be empty",
-                req.exec_id
-            )));
+            return Err(DaemonError::NoArgs(req.exec_id.clone()));
         }
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
@@ -88,20 +86,16 @@ impl Daemon {
             )
             .await?;
         let Reply::Pid { pid, .. } = reply else {
-            return Err(DaemonError::FailedPrecondition(format!(
-                "unexpected monitor reply {reply:?}"
-            )));
+            return Err(DaemonError::UnexpectedReply {
+                from: "monitor",
+                reply: Box::new(reply),
+            });
         };
         let info = ProcInfo {
             state: ProcState::created(pid),
             stdio,
         };
-        task.state
-            .lock()
-            .expect("state lock")
-            .execs
-            .insert(req.exec_id.clone(), info);
-        task.notify();
+        task.add_exec(&req.exec_id, info);
         let ev = TaskExecAdded {
             container_id: req.id.clone(),
             exec_id: req.exec_id.clone(),
@@ -111,17 +105,17 @@ impl Daemon {
         Ok(())
     }
 
-    pub async fn pause(&self, id: &str, pause: bool) -> Result<(), DaemonError> {
+    pub(crate) async fn pause(&self, id: &str, pause: bool) -> Result<(), DaemonError> {
         let task = self.get(id)?;
         if task.init_status() != Some(Status::Running) {
-            return Err(DaemonError::FailedPrecondition(format!("task {id} is not running")));
+            return Err(DaemonError::NotRunning(id.into()));
         }
-        let cg = task.cgroup.clone();
+        let cg = task.cgroup_handle();
         let r = tokio::task::spawn_blocking(move || if pause { cg.freeze() } else { cg.thaw() })
             .await
             .map_err(|e| DaemonError::io("freezer")(std::io::Error::other(e)))?;
         r?;
-        task.state.lock().expect("state lock").paused = pause;
+        task.set_paused(pause);
         task.notify();
         if pause {
             self.publish(
@@ -145,7 +139,7 @@ impl Daemon {
         Ok(())
     }
 
-    pub async fn resize(&self, req: &ResizePtyRequest) -> Result<(), DaemonError> {
+    pub(crate) async fn resize(&self, req: &ResizePtyRequest) -> Result<(), DaemonError> {
         let task = self.get(&req.id)?;
         let exec_id = (!req.exec_id.is_empty()).then(|| req.exec_id.clone());
         self.ask(
@@ -160,7 +154,7 @@ impl Daemon {
         .map(drop)
     }
 
-    pub async fn close_io(&self, id: &str, exec_id: &str, stdin: bool) -> Result<(), DaemonError> {
+    pub(crate) async fn close_io(&self, id: &str, exec_id: &str, stdin: bool) -> Result<(), DaemonError> {
         let task = self.get(id)?;
         if !stdin {
             return Ok(());
@@ -169,31 +163,24 @@ impl Daemon {
         self.ask(&task, Request::CloseStdin { exec_id: exec }).await.map(drop)
     }
 
-    pub async fn update(&self, id: &str, resources: &Any) -> Result<(), DaemonError> {
+    pub(crate) async fn update(&self, id: &str, resources: &Any) -> Result<(), DaemonError> {
         let task = self.get(id)?;
-        let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(&resources.value)
-            .map_err(|e| DaemonError::InvalidArgument(format!("update: malformed resources: {e}")))?;
-        let cg = task.cgroup.clone();
+        let res: oci_spec::runtime::LinuxResources =
+            serde_json::from_slice(&resources.value).map_err(DaemonError::MalformedResources)?;
+        let cg = task.cgroup_handle();
         tokio::task::spawn_blocking(move || cg.update(&res))
             .await
             .map_err(|e| DaemonError::io("update")(std::io::Error::other(e)))??;
         Ok(())
     }
 
-    pub async fn pids(&self, id: &str) -> Result<Vec<ProcessInfo>, DaemonError> {
+    pub(crate) async fn pids(&self, id: &str) -> Result<Vec<ProcessInfo>, DaemonError> {
         let task = self.get(id)?;
-        let cg = task.cgroup.clone();
+        let cg = task.cgroup_handle();
         let pids = tokio::task::spawn_blocking(move || cg.procs())
             .await
             .map_err(|e| DaemonError::io("pids")(std::io::Error::other(e)))??;
-        let execs: Vec<(String, i32)> = task
-            .state
-            .lock()
-            .expect("state lock")
-            .execs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.state.pid))
-            .collect();
+        let execs = task.exec_pids();
         Ok(pids
             .into_iter()
             .map(|pid| {

@@ -1,8 +1,12 @@
-//! The daemon's error type and its one conversion to a ttrpc status.
+//! The daemon's error type and its one conversion to a ttrpc status: every
+//! status code the daemon answers is decided here, from typed errors
+//! (including a monitor's [`Failure`], by its kind).
+
+use std::path::PathBuf;
 
 use containerd_shim_protos::ttrpc;
 use ttrpc::Code;
-use zygote_contract::proto::{ErrorKind, WireError};
+use zygote_contract::proto::{Failure, FailureKind, Reply, WireError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -10,18 +14,70 @@ pub enum DaemonError {
     NotFound(String),
     #[error("task {0} already exists")]
     AlreadyExists(String),
-    #[error("{0}")]
-    InvalidArgument(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
     #[error("{0} is not supported by zygote")]
     Unimplemented(&'static str),
-    #[error("monitor of task {id}: {message}")]
-    Monitor {
-        id: String,
-        kind: ErrorKind,
-        message: String,
+    #[error("invalid task id {0:?}: use letters, digits, '.', '_' and '-'")]
+    InvalidId(String),
+    /// `path` is quoted already.
+    #[error("linux.cgroupsPath {path}: cgroup names starting with {prefix:?} are reserved for zygote's warm pools")]
+    ReservedCgroup { path: String, prefix: &'static str },
+    #[error("rootfs {} does not exist", .0.display())]
+    NoRootfs(PathBuf),
+    #[error(transparent)]
+    Mount(#[from] zygote_runtime::mounts::MountError),
+    #[error("exec {exec_id}: malformed process spec")]
+    MalformedProcess {
+        exec_id: String,
+        #[source]
+        source: serde_json::Error,
     },
+    #[error("exec {0}: process.args must not be empty")]
+    NoArgs(String),
+    #[error("update: malformed resources")]
+    MalformedResources(#[source] serde_json::Error),
+    /// The configuration could not be loaded (its whole cause chain).
+    #[error("zygote configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Policy(#[from] zygote_config::PolicyError),
+    #[error("profile \"{0}\": its Landlock policy cannot be enforced on this kernel")]
+    LandlockUnusable(String),
+    #[error("{what}")]
+    Seccomp {
+        what: String,
+        #[source]
+        source: zygote_runtime::seccomp::SeccompError,
+    },
+    /// The Wasm artifact cache could not be opened (its whole cause chain).
+    #[error("wasm artifact cache {}: {chain}", .dir.display())]
+    WasmCache { dir: PathBuf, chain: String },
+    /// Its message and its causes, as the Wasm crate gives them.
+    #[error(transparent)]
+    Wasm(zygote_wasm::WasmError),
+    #[error("task {0} is not running")]
+    NotRunning(String),
+    #[error("task {0} has no monitor")]
+    NoMonitor(String),
+    #[error("cannot delete running process {0}")]
+    ProcessRunning(String),
+    /// Kill of a process whose exit is known (text kept as it always was).
+    #[error("task process already finished not found")]
+    ProcessExited,
+    #[error("unexpected {from} reply {reply:?}")]
+    UnexpectedReply { from: &'static str, reply: Box<Reply> },
+    /// The monitor's control socket closed before its first reply; `log` is
+    /// its log.
+    #[error("monitor failed before creating the container: {cause}: {log}")]
+    MonitorDiedEarly { cause: WireError, log: String },
+    #[error(
+        "the monitor did not create the container within {timeout:?} and was killed; its last words: {last_words}"
+    )]
+    MonitorStuck {
+        timeout: std::time::Duration,
+        last_words: String,
+    },
+    #[error("monitor of task {id}: {failure}")]
+    Monitor { id: String, failure: Failure },
     #[error("monitor of task {id} is gone")]
     MonitorGone {
         id: String,
@@ -51,26 +107,62 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
         let what = what.into();
         move |source| DaemonError::Io { what, source }
     }
 
+    /// The one place a status code is chosen.
     fn code(&self) -> Code {
+        use DaemonError as E;
         match self {
-            DaemonError::NotFound(_) => Code::NOT_FOUND,
-            DaemonError::AlreadyExists(_) => Code::ALREADY_EXISTS,
-            DaemonError::InvalidArgument(_) | DaemonError::Spec(_) => Code::INVALID_ARGUMENT,
-            DaemonError::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
-            DaemonError::Unimplemented(_) => Code::UNIMPLEMENTED,
-            DaemonError::Monitor { kind, .. } => match kind {
-                ErrorKind::NotFound => Code::NOT_FOUND,
-                ErrorKind::InvalidArgument => Code::INVALID_ARGUMENT,
-                ErrorKind::FailedPrecondition => Code::FAILED_PRECONDITION,
-                ErrorKind::Internal => Code::INTERNAL,
+            E::NotFound(_) | E::ProcessExited => Code::NOT_FOUND,
+            E::AlreadyExists(_) => Code::ALREADY_EXISTS,
+            E::Unimplemented(_) => Code::UNIMPLEMENTED,
+            E::InvalidId(_)
+            | E::ReservedCgroup { .. }
+            | E::NoRootfs(_)
+            | E::Mount(_)
+            | E::MalformedProcess { .. }
+            | E::NoArgs(_)
+            | E::MalformedResources(_)
+            | E::Policy(_)
+            | E::Seccomp { .. }
+            | E::Spec(_) => Code::INVALID_ARGUMENT,
+            E::Wasm(w) => match w {
+                zygote_wasm::WasmError::Io { .. } | zygote_wasm::WasmError::Engine(_) => Code::FAILED_PRECONDITION,
+                _ => Code::INVALID_ARGUMENT,
             },
-            _ => Code::INTERNAL,
+            E::Config(_)
+            | E::LandlockUnusable(_)
+            | E::WasmCache { .. }
+            | E::NotRunning(_)
+            | E::NoMonitor(_)
+            | E::ProcessRunning(_)
+            | E::UnexpectedReply { .. }
+            | E::MonitorDiedEarly { .. }
+            | E::MonitorStuck { .. } => Code::FAILED_PRECONDITION,
+            E::Monitor { failure, .. } => failure_code(failure.kind),
+            E::MonitorGone { .. } | E::Io { .. } | E::Channel { .. } => Code::INTERNAL,
+            E::Runtime(_) | E::Cgroup(_) | E::State(_) => Code::INTERNAL,
         }
+    }
+}
+
+/// The status of a monitor's failure.
+fn failure_code(kind: FailureKind) -> Code {
+    use FailureKind as K;
+    match kind {
+        K::InvalidSpec | K::Cgroup | K::InvalidSignal | K::Stdio => Code::INVALID_ARGUMENT,
+        K::NoSuchProcess | K::ProcessExited => Code::NOT_FOUND,
+        K::NotRunning
+        | K::AlreadyStarted
+        | K::ExecExists
+        | K::ProcessRunning
+        | K::Unsupported
+        | K::Container
+        | K::WrongPeer => Code::FAILED_PRECONDITION,
+        K::Internal => Code::INTERNAL,
     }
 }
 
@@ -80,10 +172,63 @@ pub use zygote_contract::proto::error_chain as chain;
 impl From<DaemonError> for ttrpc::Error {
     fn from(e: DaemonError) -> Self {
         let message = match &e {
-            // The monitor already sends the full chain.
-            DaemonError::Monitor { message, .. } => message.clone(),
+            // The monitor's chain, as the monitor saw it.
+            DaemonError::Monitor { failure, .. } => failure.to_string(),
             other => chain(other),
         };
         ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: DaemonError) -> (Code, String) {
+        match ttrpc::Error::from(e) {
+            ttrpc::Error::RpcStatus(s) => (s.code(), s.message),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn monitor_failures_keep_their_chain_and_get_their_code_here() {
+        let failure = Failure {
+            kind: FailureKind::Stdio,
+            chain: vec!["open /x".into(), "No such file or directory (os error 2)".into()],
+        };
+        let (code, message) = status(DaemonError::Monitor {
+            id: "t".into(),
+            failure,
+        });
+        assert_eq!(code, Code::INVALID_ARGUMENT);
+        assert_eq!(message, "open /x: No such file or directory (os error 2)");
+        let (code, _) = status(DaemonError::Monitor {
+            id: "t".into(),
+            failure: Failure::new(FailureKind::ProcessExited, "process already finished"),
+        });
+        assert_eq!(code, Code::NOT_FOUND);
+    }
+
+    #[test]
+    fn user_facing_messages_print_each_cause_once() {
+        let bad: serde_json::Error = serde_json::from_str::<u32>("x").unwrap_err();
+        let text = bad.to_string();
+        let (code, message) = status(DaemonError::MalformedProcess {
+            exec_id: "e1".into(),
+            source: bad,
+        });
+        assert_eq!(code, Code::INVALID_ARGUMENT);
+        assert_eq!(message, format!("exec e1: malformed process spec: {text}"));
+        let (_, message) = status(DaemonError::io("create /b/rootfs")(std::io::Error::from_raw_os_error(
+            2,
+        )));
+        assert_eq!(message, "create /b/rootfs: No such file or directory (os error 2)");
+        let (code, message) = status(DaemonError::InvalidId("a/b".into()));
+        assert_eq!(code, Code::INVALID_ARGUMENT);
+        assert_eq!(
+            message,
+            "invalid task id \"a/b\": use letters, digits, '.', '_' and '-'"
+        );
     }
 }

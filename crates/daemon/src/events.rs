@@ -25,13 +25,13 @@ struct Item {
 /// Ordered event sink: one worker forwards events in the order they were
 /// published (TaskCreate before TaskStart before TaskExit).
 #[derive(Clone)]
-pub struct Events {
+pub(crate) struct Events {
     tx: mpsc::UnboundedSender<Item>,
 }
 
 impl Events {
     /// Starts the worker; needs a tokio runtime.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Item>();
         tokio::spawn(async move {
             let mut publishers: HashMap<String, RemotePublisher> = HashMap::new();
@@ -66,7 +66,7 @@ impl Events {
 
     /// Publishes `event` on `topic`; never blocks and never fails the RPC
     /// that caused it.
-    pub fn publish(&self, address: &str, namespace: &str, topic: &'static str, event: Box<dyn MessageDyn>) {
+    pub(crate) fn publish(&self, address: &str, namespace: &str, topic: &'static str, event: Box<dyn MessageDyn>) {
         let item = Item {
             address: address.into(),
             namespace: namespace.into(),

@@ -14,6 +14,7 @@
 mod adopt;
 mod cleanup;
 mod control;
+mod create;
 mod daemon;
 mod error;
 mod events;

@@ -27,13 +27,13 @@ struct Inner {
 
 /// A live control connection to one monitor.
 #[derive(Clone)]
-pub struct MonitorClient {
+pub(crate) struct MonitorClient {
     inner: Arc<Inner>,
 }
 
 /// What the reader task delivers besides replies.
 #[derive(Debug)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     Event(Event),
     /// The control socket closed: the monitor is gone.
     Closed,
@@ -41,7 +41,7 @@ pub enum Incoming {
 
 impl MonitorClient {
     /// Wraps a connected SEQPACKET socket and starts its reader task.
-    pub fn new(fd: OwnedFd, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
+    pub(crate) fn new(fd: OwnedFd, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
         set_nonblocking(&fd)?;
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
         // refers to the same socket until the AsyncFd is dropped.
@@ -76,7 +76,7 @@ impl MonitorClient {
     }
 
     /// Connects to a running monitor's socket (re-adoption).
-    pub async fn connect(path: &Path, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
+    pub(crate) async fn connect(path: &Path, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
         use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
         let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
         connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
@@ -88,19 +88,19 @@ impl MonitorClient {
     /// socket is freed even though clones of this handle may still exist.
     /// A waiting zygote then kills its child and exits; a task's monitor
     /// keeps its task and waits for a daemon to reconnect.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let _ = nix::sys::socket::shutdown(self.inner.fd.get_ref().as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 
     /// Waits for the reply a freshly spawned monitor sends unasked (the
     /// result of creating the container).
-    pub async fn first_reply(&self) -> Result<Reply, WireError> {
+    pub(crate) async fn first_reply(&self) -> Result<Reply, WireError> {
         let _g = self.inner.serial.lock().await;
         self.await_reply(None).await.map(|(r, _)| r)
     }
 
     /// Sends a request and waits for its reply.
-    pub async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Answer, WireError> {
+    pub(crate) async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Answer, WireError> {
         let _g = self.inner.serial.lock().await;
         self.await_reply(Some((req, fds))).await
     }
@@ -158,7 +158,7 @@ async fn recv(fd: &AsyncFd<OwnedFd>) -> Result<(Message, Vec<OwnedFd>), WireErro
 /// `__zygote <json>`). The child handle is dropped: tokio's orphan reaper
 /// collects the process when it exits, and (after setsid) it outlives us
 /// if we die.
-pub fn spawn(exe: &Path, args: &[&std::ffi::OsStr], log: &Path, control: OwnedFd) -> std::io::Result<u32> {
+pub(crate) fn spawn(exe: &Path, args: &[&std::ffi::OsStr], log: &Path, control: OwnedFd) -> std::io::Result<u32> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let raw = control.as_raw_fd();
     let mut cmd = tokio::process::Command::new(exe);

@@ -24,18 +24,19 @@ use zygote_runtime::security::Security;
 use crate::error::DaemonError;
 
 /// What a Create needs from the task's profile.
-pub struct Resolved {
-    pub profile: String,
-    pub security: Security,
+pub(crate) struct Resolved {
+    pub(crate) profile: String,
+    pub(crate) security: Security,
     /// `linux.resources` with the profile's defaults; `None`: the spec's.
-    pub resources: Option<LinuxResources>,
+    pub(crate) resources: Option<LinuxResources>,
     /// Namespaces the profile's zygotes create in advance.
-    pub clone_flags: CloneFlags,
+    pub(crate) clone_flags: CloneFlags,
     /// The profile has `mode = "wasm"`: its tasks must be Wasm modules.
-    pub wasm_mode: bool,
+    pub(crate) wasm_mode: bool,
 }
 
-pub struct Profiles {
+pub(crate) struct Profiles {
+    /// The configuration, or why it cannot be loaded (its cause chain).
     config: Result<Config, String>,
     landlock: HashMap<String, Option<PreparedLandlock>>,
     seccomp: Mutex<HashMap<[u8; 32], Option<CompiledSeccomp>>>,
@@ -44,9 +45,14 @@ pub struct Profiles {
 impl Profiles {
     /// Loads the configuration (`$ZYGOTE_CONFIG`, `/etc/zygote/config.toml`
     /// or the built-in default) and negotiates every Landlock policy.
-    pub fn load() -> Profiles {
+    pub(crate) fn load() -> Profiles {
         let abi = zygote_runtime::landlock::abi_version();
-        let config = Config::load(None, abi).map_err(|e| zygote_contract::proto::error_chain(&e));
+        Profiles::from_config(Config::load(None, abi).map_err(|e| zygote_contract::proto::error_chain(&e)))
+    }
+
+    /// Profiles of a loaded configuration (or of none: why it failed).
+    pub(crate) fn from_config(config: Result<Config, String>) -> Profiles {
+        let abi = zygote_runtime::landlock::abi_version();
         let mut landlock = HashMap::new();
         match &config {
             Ok(c) => {
@@ -80,12 +86,12 @@ impl Profiles {
     }
 
     /// The node-level `[wasm]` settings (defaults when the config is unusable).
-    pub fn wasm_node(&self) -> zygote_config::WasmNode {
+    pub(crate) fn wasm_node(&self) -> zygote_config::WasmNode {
         self.config.as_ref().map(|c| c.wasm.clone()).unwrap_or_default()
     }
 
     /// One pool per profile; a Wasm profile's zygotes hold a warm engine.
-    pub fn pool_specs(&self) -> Vec<PoolSpec> {
+    pub(crate) fn pool_specs(&self) -> Vec<PoolSpec> {
         let Ok(c) = &self.config else {
             return Vec::new();
         };
@@ -107,24 +113,20 @@ impl Profiles {
 
     /// Picks the task's profile (annotation, then runtime options, then the
     /// default) and derives its security and resources.
-    pub fn resolve(&self, spec: &Spec, options: Option<(&str, &[u8])>) -> Result<Resolved, DaemonError> {
-        let config = self
-            .config
-            .as_ref()
-            .map_err(|e| DaemonError::FailedPrecondition(format!("zygote configuration: {e}")))?;
-        let bad = |e: zygote_config::PolicyError| DaemonError::InvalidArgument(zygote_contract::proto::error_chain(&e));
+    pub(crate) fn resolve(&self, spec: &Spec, options: Option<(&str, &[u8])>) -> Result<Resolved, DaemonError> {
+        let config = self.config.as_ref().map_err(|e| DaemonError::Config(e.clone()))?;
+        let bad = DaemonError::Policy;
         let from_options = match options {
             Some((type_url, value)) => zygote_config::profile_from_options(type_url, value).map_err(bad)?,
             None => None,
         };
         let annotations = spec.annotations().clone().unwrap_or_default();
         let profile = config.select(&annotations, from_options.as_deref()).map_err(bad)?;
-        let landlock = self.landlock.get(&profile.name).cloned().ok_or_else(|| {
-            DaemonError::FailedPrecondition(format!(
-                "profile \"{}\": its Landlock policy cannot be enforced on this kernel",
-                profile.name
-            ))
-        })?;
+        let landlock = self
+            .landlock
+            .get(&profile.name)
+            .cloned()
+            .ok_or_else(|| DaemonError::LandlockUnusable(profile.name.clone()))?;
         Ok(Resolved {
             profile: profile.name.clone(),
             security: Security {
@@ -150,8 +152,9 @@ impl Profiles {
             return Ok(hit.clone());
         }
         let compile = |s: &oci_spec::runtime::LinuxSeccomp, what: &str| {
-            seccomp::compile(s).map_err(|e| {
-                DaemonError::InvalidArgument(format!("{what}: {}", zygote_contract::proto::error_chain(&e)))
+            seccomp::compile(s).map_err(|source| DaemonError::Seccomp {
+                what: what.to_string(),
+                source,
             })
         };
         let spec_filter = match &own {

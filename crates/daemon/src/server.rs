@@ -52,7 +52,11 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
     // monitors must run the binary now at that path.
     let exe = std::env::current_exe().map_err(DaemonError::io("current_exe"))?;
     let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)").to_string());
-    let daemon = Arc::new(Daemon::new(dir, exe, cfg.ttrpc_address));
+    let daemon = Arc::new(Daemon::new(crate::daemon::Settings::from_env(
+        dir,
+        exe,
+        cfg.ttrpc_address,
+    )));
     let service = Service { daemon: daemon.clone() };
     let mut server = Server::new()
         .set_domain_unix()

@@ -18,8 +18,8 @@ use crate::error::DaemonError;
 const NAMESPACE_KEY: &str = "containerd-namespace-ttrpc";
 
 #[derive(Clone)]
-pub struct Service {
-    pub daemon: Arc<Daemon>,
+pub(crate) struct Service {
+    pub(crate) daemon: Arc<Daemon>,
 }
 
 fn namespace_of(ctx: &TtrpcContext, bundle: &str) -> String {

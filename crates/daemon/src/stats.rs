@@ -14,10 +14,10 @@ use zygote_runtime::cgroups::CgroupStats;
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
 
-pub const METRICS_TYPE_URL: &str = "io.containerd.cgroups.v1.Metrics";
+pub(crate) const METRICS_TYPE_URL: &str = "io.containerd.cgroups.v1.Metrics";
 
 /// Converts our cgroup counters into containerd's metrics message.
-pub fn to_metrics(s: &CgroupStats) -> Metrics {
+pub(crate) fn to_metrics(s: &CgroupStats) -> Metrics {
     let stat = |k: &str| s.memory.stat.get(k).copied().unwrap_or(0);
     let usage = CPUUsage {
         total: s.cpu.usage_total_ns,
@@ -91,9 +91,9 @@ pub fn to_metrics(s: &CgroupStats) -> Metrics {
 }
 
 impl Daemon {
-    pub async fn stats(&self, id: &str) -> Result<Any, DaemonError> {
+    pub(crate) async fn stats(&self, id: &str) -> Result<Any, DaemonError> {
         let task = self.get(id)?;
-        let cg = task.cgroup.clone();
+        let cg = task.cgroup_handle();
         let s = tokio::task::spawn_blocking(move || cg.stats())
             .await
             .map_err(|e| DaemonError::io("stats")(std::io::Error::other(e)))??;

@@ -6,10 +6,12 @@
 //! replies and events, and rebuilt from a `Hello` snapshot on re-adoption.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use zygote_contract::TaskDir;
 
 use tokio::sync::watch;
+use zygote_contract::proto::CreateDetail;
 use zygote_contract::state::{ProcState, Snapshot, Status, StdioPaths, TaskConfig};
 use zygote_runtime::cgroups::Cgroup;
 
@@ -19,61 +21,158 @@ use crate::waits::PendingWait;
 
 /// A process (init or exec) and its stdio.
 #[derive(Debug, Clone)]
-pub struct ProcInfo {
-    pub state: ProcState,
-    pub stdio: StdioPaths,
+pub(crate) struct ProcInfo {
+    pub(crate) state: ProcState,
+    pub(crate) stdio: StdioPaths,
 }
 
 #[derive(Debug, Default)]
-pub struct TaskState {
-    pub init: Option<ProcInfo>,
-    pub execs: HashMap<String, ProcInfo>,
-    pub paused: bool,
+struct TaskState {
+    init: Option<ProcInfo>,
+    execs: HashMap<String, ProcInfo>,
+    paused: bool,
 }
 
-pub struct Task {
-    pub cfg: TaskConfig,
-    pub dir: TaskDir,
-    pub cgroup: std::sync::Arc<Cgroup>,
-    pub monitor: Mutex<Option<MonitorClient>>,
-    pub state: Mutex<TaskState>,
+/// A task. What never changes after Create is readable as is ([`Task::cfg`],
+/// [`Task::dir`], [`Task::cgroup`]); what changes sits behind the methods
+/// below, each taking its lock for one step (none is held across an
+/// `.await` except the Start/exit order guard, [`Task::lifecycle`]).
+pub(crate) struct Task {
+    cfg: TaskConfig,
+    dir: TaskDir,
+    cgroup: Arc<Cgroup>,
+    monitor: Mutex<Option<MonitorClient>>,
+    state: Mutex<TaskState>,
     /// Bumped whenever a process changes state; `Wait` watches it.
-    pub changed: watch::Sender<u64>,
+    changed: watch::Sender<u64>,
     /// Held while a Start is in flight so a fast exit's TaskExit is
     /// published after the TaskStart it follows.
-    pub lifecycle: tokio::sync::Mutex<()>,
+    lifecycle: tokio::sync::Mutex<()>,
     /// Inodes of containerd connections already handed to the monitor.
-    pub adopted: Mutex<HashSet<u64>>,
-    /// (Create received, container ready) on CLOCK_MONOTONIC, for timings.
-    pub created_ns: Mutex<Option<(i64, i64)>>,
-    /// How the container was created (warm or cold, ...), for timings.
-    pub create_detail: Mutex<Option<zygote_contract::proto::CreateDetail>>,
-    /// How a Wasm task's artifact was found, for timings.
-    pub wasm_detail: Mutex<Option<crate::wasm::WasmDetail>>,
+    adopted: Mutex<HashSet<u64>>,
+    /// How the task was created, for `timings.jsonl`.
+    timing: Mutex<Option<CreateTiming>>,
     /// Set when Delete began: the monitor's exit is expected.
-    pub deleting: std::sync::atomic::AtomicBool,
+    deleting: AtomicBool,
     /// `Wait`s containerd has pending on this task, also on disk
     /// ([`crate::waits`]).
     waits: Mutex<Vec<PendingWait>>,
 }
 
+/// How a task was created, for its line in `timings.jsonl`.
+#[derive(Debug, Clone)]
+pub(crate) struct CreateTiming {
+    /// Create received, on CLOCK_MONOTONIC.
+    pub(crate) received_ns: i64,
+    /// The container at its barrier, on CLOCK_MONOTONIC.
+    pub(crate) ready_ns: i64,
+    /// Warm or cold, and what that took.
+    pub(crate) detail: CreateDetail,
+    /// How a Wasm task's artifact was found.
+    pub(crate) wasm: Option<crate::wasm::WasmDetail>,
+}
+
 impl Task {
-    pub fn new(cfg: TaskConfig, dir: TaskDir, cgroup: Cgroup) -> Self {
+    pub(crate) fn new(cfg: TaskConfig, dir: TaskDir, cgroup: Cgroup) -> Self {
         Task {
             cfg,
             dir,
-            cgroup: std::sync::Arc::new(cgroup),
+            cgroup: Arc::new(cgroup),
             monitor: Mutex::new(None),
             state: Mutex::new(TaskState::default()),
             changed: watch::channel(0).0,
             lifecycle: tokio::sync::Mutex::new(()),
             adopted: Mutex::new(HashSet::new()),
-            created_ns: Mutex::new(None),
-            create_detail: Mutex::new(None),
-            wasm_detail: Mutex::new(None),
-            deleting: Default::default(),
+            timing: Mutex::new(None),
+            deleting: AtomicBool::new(false),
             waits: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn cfg(&self) -> &TaskConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn dir(&self) -> &TaskDir {
+        &self.dir
+    }
+
+    pub(crate) fn cgroup(&self) -> &Cgroup {
+        &self.cgroup
+    }
+
+    /// The cgroup, for a blocking task.
+    pub(crate) fn cgroup_handle(&self) -> Arc<Cgroup> {
+        self.cgroup.clone()
+    }
+
+    /// Connects (or, with `None`, forgets) the task's monitor.
+    pub(crate) fn set_monitor(&self, m: Option<MonitorClient>) {
+        *self.monitor.lock().expect("monitor lock") = m;
+    }
+
+    /// Held from a Start's request until its TaskStart is published; an
+    /// exit's TaskExit waits for it.
+    pub(crate) async fn lifecycle(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lifecycle.lock().await
+    }
+
+    /// Records that containerd connection `ino` carried a request for the
+    /// task; true the first time.
+    pub(crate) fn first_request_on(&self, ino: u64) -> bool {
+        self.adopted.lock().expect("adopted lock").insert(ino)
+    }
+
+    /// Wakes up on every change of a process's state.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub(crate) fn set_init(&self, init: ProcInfo) {
+        self.state.lock().expect("state lock").init = Some(init);
+        self.notify();
+    }
+
+    pub(crate) fn add_exec(&self, exec_id: &str, p: ProcInfo) {
+        self.state.lock().expect("state lock").execs.insert(exec_id.into(), p);
+        self.notify();
+    }
+
+    pub(crate) fn remove_exec(&self, exec_id: &str) {
+        self.state.lock().expect("state lock").execs.remove(exec_id);
+        self.notify();
+    }
+
+    pub(crate) fn exec_ids(&self) -> Vec<String> {
+        self.state.lock().expect("state lock").execs.keys().cloned().collect()
+    }
+
+    /// Every exec's id and pid.
+    pub(crate) fn exec_pids(&self) -> Vec<(String, i32)> {
+        let st = self.state.lock().expect("state lock");
+        st.execs.iter().map(|(k, v)| (k.clone(), v.state.pid)).collect()
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.state.lock().expect("state lock").paused = paused;
+        self.notify();
+    }
+
+    pub(crate) fn set_timing(&self, t: CreateTiming) {
+        *self.timing.lock().expect("timing lock") = Some(t);
+    }
+
+    pub(crate) fn timing(&self) -> Option<CreateTiming> {
+        self.timing.lock().expect("timing lock").clone()
+    }
+
+    /// Delete began: the monitor's exit is expected from now on.
+    pub(crate) fn mark_deleting(&self) {
+        self.deleting.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_deleting(&self) -> bool {
+        self.deleting.load(Ordering::SeqCst)
     }
 
     /// The pending waits found on disk by a restarted daemon.
@@ -97,21 +196,21 @@ impl Task {
         let mut waits = self.waits.lock().expect("waits lock");
         let before = waits.len();
         waits.retain(|x| x != w);
-        if waits.len() != before && !self.deleting.load(std::sync::atomic::Ordering::SeqCst) {
+        if waits.len() != before && !self.is_deleting() {
             crate::waits::save(&self.dir, &waits);
         }
     }
 
-    pub fn monitor(&self) -> Option<MonitorClient> {
+    pub(crate) fn monitor(&self) -> Option<MonitorClient> {
         self.monitor.lock().expect("monitor lock").clone()
     }
 
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.changed.send_modify(|v| *v += 1);
     }
 
     /// Looks up a process; `None` or `""` is the init.
-    pub fn proc(&self, exec_id: &str) -> Option<ProcInfo> {
+    pub(crate) fn proc(&self, exec_id: &str) -> Option<ProcInfo> {
         let st = self.state.lock().expect("state lock");
         if exec_id.is_empty() {
             st.init.clone()
@@ -120,7 +219,7 @@ impl Task {
         }
     }
 
-    pub fn update<R>(&self, exec_id: &str, f: impl FnOnce(&mut ProcInfo) -> R) -> Option<R> {
+    pub(crate) fn update<R>(&self, exec_id: &str, f: impl FnOnce(&mut ProcInfo) -> R) -> Option<R> {
         let mut st = self.state.lock().expect("state lock");
         let p = if exec_id.is_empty() {
             st.init.as_mut()
@@ -137,7 +236,7 @@ impl Task {
     /// the cached state. Never goes back: a process known to have stopped
     /// keeps the exit it was reported with, whatever an older snapshot (a
     /// state file that could not be rewritten) says.
-    pub fn apply_snapshot(&self, snap: &Snapshot) {
+    pub(crate) fn apply_snapshot(&self, snap: &Snapshot) {
         let mut st = self.state.lock().expect("state lock");
         let merged = |old: Option<&ProcInfo>, new: &ProcState| match old {
             Some(o) if o.state.status == Status::Stopped && new.status != Status::Stopped => o.state.clone(),
@@ -159,7 +258,7 @@ impl Task {
     }
 
     /// Every process's last known state (init first).
-    pub fn procs(&self) -> Vec<ProcState> {
+    pub(crate) fn procs(&self) -> Vec<ProcState> {
         let st = self.state.lock().expect("state lock");
         st.init
             .iter()
@@ -168,7 +267,7 @@ impl Task {
             .collect()
     }
 
-    pub fn init_status(&self) -> Option<Status> {
+    pub(crate) fn init_status(&self) -> Option<Status> {
         self.state
             .lock()
             .expect("state lock")
@@ -177,7 +276,7 @@ impl Task {
             .map(|p| p.state.status)
     }
 
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         self.state.lock().expect("state lock").paused
     }
 }

@@ -28,11 +28,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingWait {
     /// Inode of containerd's connection.
-    pub conn: u64,
+    pub(crate) conn: u64,
     /// The request's ttrpc stream.
-    pub stream: u32,
+    pub(crate) stream: u32,
     /// `""` for the init process.
-    pub exec_id: String,
+    pub(crate) exec_id: String,
 }
 
 /// Reads the pending waits of the task in `dir` (none if absent or unreadable).

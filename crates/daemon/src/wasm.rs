@@ -23,19 +23,19 @@ use crate::error::DaemonError;
 use crate::profiles::Resolved;
 
 /// Environment variable overriding the cache directory.
-pub const CACHE_DIR_ENV: &str = "ZYGOTE_WASM_CACHE_DIR";
+pub(crate) const CACHE_DIR_ENV: &str = "ZYGOTE_WASM_CACHE_DIR";
 
 /// How a Wasm task's artifact was found, for `timings.jsonl`.
 #[derive(Debug, Clone, Serialize)]
-pub struct WasmDetail {
-    pub cache: Outcome,
-    pub compile_us: u64,
-    pub lookup_us: u64,
-    pub digest: String,
+pub(crate) struct WasmDetail {
+    pub(crate) cache: Outcome,
+    pub(crate) compile_us: u64,
+    pub(crate) lookup_us: u64,
+    pub(crate) digest: String,
 }
 
 /// The daemon's Wasm state: settings and the lazily opened cache.
-pub struct Wasm {
+pub(crate) struct Wasm {
     dir: PathBuf,
     max_bytes: u64,
     cache: OnceLock<Result<Arc<Cache>, String>>,
@@ -43,11 +43,9 @@ pub struct Wasm {
 }
 
 impl Wasm {
-    pub fn new(node: &WasmNode, daemon_dir: &zygote_contract::DaemonDir) -> Wasm {
-        let dir = std::env::var_os(CACHE_DIR_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| node.cache_dir.clone());
+    /// `cache_dir` (from the environment) overrides the node's setting.
+    pub(crate) fn new(node: &WasmNode, daemon_dir: &zygote_contract::DaemonDir, cache_dir: Option<PathBuf>) -> Wasm {
+        let dir = cache_dir.unwrap_or_else(|| node.cache_dir.clone());
         Wasm {
             dir,
             max_bytes: node.cache_max_mb << 20,
@@ -59,21 +57,20 @@ impl Wasm {
     fn cache(&self) -> Result<Arc<Cache>, DaemonError> {
         self.cache
             .get_or_init(|| {
-                Cache::open(&self.dir, self.max_bytes).map(Arc::new).map_err(|e| {
-                    format!(
-                        "wasm artifact cache {}: {}",
-                        self.dir.display(),
-                        zygote_contract::proto::error_chain(&e)
-                    )
-                })
+                Cache::open(&self.dir, self.max_bytes)
+                    .map(Arc::new)
+                    .map_err(|e| zygote_contract::proto::error_chain(&e))
             })
             .clone()
-            .map_err(DaemonError::FailedPrecondition)
+            .map_err(|chain| DaemonError::WasmCache {
+                dir: self.dir.clone(),
+                chain,
+            })
     }
 
     /// `None` for a native task; for a Wasm task, what the task process
     /// needs and how the artifact was found.
-    pub async fn decide(
+    pub(crate) async fn decide(
         &self,
         spec: &Spec,
         resolved: &Resolved,
@@ -156,9 +153,5 @@ impl Wasm {
 }
 
 fn invalid(e: WasmError) -> DaemonError {
-    let text = zygote_contract::proto::error_chain(&e);
-    match e {
-        WasmError::Io { .. } | WasmError::Engine(_) => DaemonError::FailedPrecondition(text),
-        _ => DaemonError::InvalidArgument(text),
-    }
+    DaemonError::Wasm(e)
 }

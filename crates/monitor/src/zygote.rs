@@ -28,7 +28,7 @@ use zygote_runtime::zygote::Zygote;
 
 use crate::monitor::{self, Source};
 use crate::sys;
-use zygote_contract::proto::{self, ErrorKind, Message, Reply, Request};
+use zygote_contract::proto::{self, Failure, FailureKind, Message, Reply, Request};
 use zygote_contract::state;
 
 /// Runs a zygote; returns the process exit code. Must be called in a
@@ -39,18 +39,20 @@ pub fn run(config_json: &str) -> i32 {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         warn!(error = %e, "cannot become a subreaper");
     }
-    let fail = |control: &OwnedFd, message: String| {
-        warn!("{message}");
-        let reply = Reply::Error {
-            kind: ErrorKind::Internal,
-            message,
-        };
+    let fail = |control: &OwnedFd, failure: Failure| {
+        warn!("{failure}");
+        let reply = Reply::Error { failure };
         let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
         1
     };
     let cfg: ZygoteConfig = match serde_json::from_str(config_json) {
         Ok(c) => c,
-        Err(e) => return fail(&control, format!("bad zygote config: {e}")),
+        Err(e) => {
+            return fail(
+                &control,
+                Failure::context(FailureKind::Internal, "bad zygote config", &e),
+            )
+        }
     };
     let born_ns = state::monotonic_ns();
     let guest = GuestSupport {
@@ -60,7 +62,7 @@ pub fn run(config_json: &str) -> i32 {
     };
     let zygote = match Zygote::spawn(CloneFlags::from_bits_retain(cfg.clone_flags), Some(guest)) {
         Ok(z) => z,
-        Err(e) => return fail(&control, format!("spawn zygote: {}", proto::error_chain(&e))),
+        Err(e) => return fail(&control, Failure::context(FailureKind::Internal, "spawn zygote", &e)),
     };
     let pool = match &cfg.cgroup_parent {
         Some(parent) => match place(parent, &cfg.daemon_dir, zygote.pid()) {
@@ -91,19 +93,17 @@ pub fn run(config_json: &str) -> i32 {
 }
 
 /// Puts `pid` in a fresh pool cgroup under `parent` ([`pool_cgroup_name`]).
-fn place(parent: &Path, daemon_dir: &DaemonDir, pid: i32) -> Result<Cgroup, String> {
+fn place(parent: &Path, daemon_dir: &DaemonDir, pid: i32) -> Result<Cgroup, Failure> {
     let path = parent.join(pool_cgroup_name(daemon_dir, pid));
-    let layout = Layout::detect().map_err(|e| proto::error_chain(&e))?;
-    let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| proto::error_chain(&e))?;
+    let internal = |e: &dyn std::error::Error| Failure::of(FailureKind::Internal, e);
+    let layout = Layout::detect().map_err(|e| internal(&e))?;
+    let cg = Cgroup::new(layout, &path.to_string_lossy(), "").map_err(|e| internal(&e))?;
     cg.create(None)
-        .map_err(|e| format!("create pool cgroup: {}", proto::error_chain(&e)))?;
+        .map_err(|e| Failure::context(FailureKind::Internal, "create pool cgroup", &e))?;
     if let Err(e) = cg.add_task(pid) {
         let _ = cg.remove();
-        return Err(format!(
-            "place zygote in {}: {}",
-            path.display(),
-            proto::error_chain(&e)
-        ));
+        let what = format!("place zygote in {}", path.display());
+        return Err(Failure::context(FailureKind::Internal, what, &e));
     }
     Ok(cg)
 }
@@ -137,8 +137,7 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
             Ok((other, _)) => {
                 let message = format!("a waiting zygote only accepts a claim, not {other:?}");
                 let reply = Reply::Error {
-                    kind: ErrorKind::FailedPrecondition,
-                    message,
+                    failure: Failure::new(FailureKind::WrongPeer, message),
                 };
                 let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
             }

@@ -27,8 +27,8 @@ use std::sync::Mutex;
 use wasmtime::{Engine, InstancePre, Linker, ResourceLimiter, Store, Trap, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
-use zygote_runtime::guest::{GuestLaunch, GuestRunner, GuestTask, LoadedGuest, ReadyGuest, WarmError};
 use zygote_runtime::error::chain;
+use zygote_runtime::guest::{GuestLaunch, GuestRunner, GuestTask, LoadedGuest, ReadyGuest, WarmError};
 use zygote_runtime::RuntimeError;
 
 use crate::cache::Fingerprint;

@@ -11,10 +11,19 @@
 //! stop: dropping a zygote's socket makes it kill its child and exit.
 //!
 //! Modules: [`sizing`] decides the target size, [`stats`] the counters,
-//! [`set`] the pools themselves.
+//! [`set`] the pools themselves, [`spawner`] how a zygote is made (a seam
+//! for unit tests).
 
-pub mod set;
-pub mod sizing;
-pub mod stats;
+pub(crate) mod set;
+pub(crate) mod sizing;
+mod spawner;
+pub(crate) mod stats;
 
-pub use set::{PoolSet, PoolSpec, Warm};
+pub(crate) use set::{PoolSet, PoolSpec, Warm};
+#[cfg(test)]
+pub(crate) use spawner::SpawnError;
+pub(crate) use spawner::{ProcessSpawner, Spawner};
+pub(crate) use stats::Fallback;
+
+#[cfg(test)]
+mod tests;

@@ -11,33 +11,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::monitor_client::{self as client, Incoming, MonitorClient};
+use crate::monitor_client::{Incoming, MonitorClient};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
-use zygote_contract::proto::{self, Reply};
 use zygote_contract::zygote::ZygoteConfig;
 use zygote_contract::DaemonDir;
 
 use super::sizing::{Bounds, Demand};
-use super::stats::{ProfileStats, Stats};
+use super::spawner::{SpawnError, Spawner};
+use super::stats::{Fallback, ProfileStats, Stats};
 
 /// Zygotes created at the same time, over all profiles (2-core nodes).
 const MAX_PARALLEL_SPAWNS: usize = 2;
-/// How long a zygote may take to report that it is waiting.
-const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Refill period when nothing wakes the loop.
 const TICK: Duration = Duration::from_millis(250);
 
 /// What the daemon's configuration says about one profile's pool.
 #[derive(Debug, Clone)]
-pub struct PoolSpec {
-    pub profile: String,
+pub(crate) struct PoolSpec {
+    pub(crate) profile: String,
     /// `CLONE_NEW*` bits the zygotes create in advance.
-    pub clone_flags: i32,
-    pub bounds: Bounds,
-    pub max_age: Duration,
+    pub(crate) clone_flags: i32,
+    pub(crate) bounds: Bounds,
+    pub(crate) max_age: Duration,
     /// Zygotes build the Wasm engine and load the hot modules in advance.
-    pub wasm: bool,
+    pub(crate) wasm: bool,
 }
 
 /// How many recent tasks' cgroup parents decide where zygotes go.
@@ -54,15 +52,31 @@ const HOT_MODULES: usize = 4;
 /// on the zygote, which then kills its child, removes its pool cgroup and
 /// exits: a zygote the pool lets go of (target fell, `max_age` reached,
 /// drain) never lingers.
-pub struct Warm {
+pub(crate) struct Warm {
     parts: Option<(MonitorClient, mpsc::UnboundedReceiver<Incoming>)>,
-    pub pid: i32,
-    pub born: Instant,
+    pub(crate) pid: i32,
+    pub(crate) born: Instant,
     /// A pidfd of the zygote process itself (which becomes the monitor).
-    pub monitor: Option<std::os::fd::OwnedFd>,
+    pub(crate) monitor: Option<std::os::fd::OwnedFd>,
 }
 
 impl Warm {
+    /// A zygote waiting on `client` (its events on `events`).
+    pub(crate) fn new(
+        client: MonitorClient,
+        events: mpsc::UnboundedReceiver<Incoming>,
+        pid: i32,
+        born: Instant,
+        monitor: Option<std::os::fd::OwnedFd>,
+    ) -> Warm {
+        Warm {
+            parts: Some((client, events)),
+            pid,
+            born,
+            monitor,
+        }
+    }
+
     /// False once its control socket closed (the zygote exited).
     fn alive(&mut self) -> bool {
         match self.parts.as_mut().map(|(_, events)| events.try_recv()) {
@@ -73,7 +87,7 @@ impl Warm {
     }
 
     /// The connection and its events, for the task that claims the zygote.
-    pub fn into_parts(mut self) -> (MonitorClient, mpsc::UnboundedReceiver<Incoming>) {
+    pub(crate) fn into_parts(mut self) -> (MonitorClient, mpsc::UnboundedReceiver<Incoming>) {
         self.parts
             .take()
             .expect("a Warm always holds its connection until taken")
@@ -88,9 +102,9 @@ impl Drop for Warm {
     }
 }
 
-struct Pool {
+pub(super) struct Pool {
     spec: PoolSpec,
-    idle: VecDeque<Warm>,
+    pub(super) idle: VecDeque<Warm>,
     spawning: usize,
     demand: Demand,
     parent: Option<PathBuf>,
@@ -104,10 +118,9 @@ struct Pool {
 }
 
 /// Every profile's pool.
-pub struct PoolSet {
-    exe: PathBuf,
+pub(crate) struct PoolSet {
+    pub(super) spawner: Arc<dyn Spawner>,
     dir: DaemonDir,
-    log: PathBuf,
     stats_path: PathBuf,
     /// Pre-place zygotes in a pool cgroup (cgroup v1, where a claim can
     /// rename it).
@@ -121,9 +134,14 @@ pub struct PoolSet {
 }
 
 impl PoolSet {
-    /// Pools for `specs`; zygotes are `exe __zygote`, logging to
-    /// `<dir>/zygotes.log`; counters go to `<dir>/pools.json`.
-    pub fn new(exe: PathBuf, dir: &DaemonDir, pre_place: bool, specs: Vec<PoolSpec>) -> Arc<PoolSet> {
+    /// Pools for `specs`, filled by `spawner`; counters go to
+    /// `<dir>/pools.json`.
+    pub(crate) fn new(
+        spawner: Arc<dyn Spawner>,
+        dir: &DaemonDir,
+        pre_place: bool,
+        specs: Vec<PoolSpec>,
+    ) -> Arc<PoolSet> {
         let pools = specs
             .into_iter()
             .map(|spec| {
@@ -143,9 +161,8 @@ impl PoolSet {
             })
             .collect();
         Arc::new(PoolSet {
-            exe,
+            spawner,
             dir: dir.clone(),
-            log: dir.zygotes_log(),
             stats_path: dir.pool_stats(),
             pre_place,
             pools: Mutex::new(pools),
@@ -156,12 +173,12 @@ impl PoolSet {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Pool>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Pool>> {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts the background refill loop.
-    pub fn start(self: &Arc<Self>) {
+    pub(crate) fn start(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move { this.refill_loop().await });
         let this = self.clone();
@@ -176,14 +193,14 @@ impl PoolSet {
     /// Takes a live warm zygote of `profile`, or says why not (the reason
     /// a task then takes the cold path; the caller counts it with
     /// [`PoolSet::fallback`]).
-    pub fn claim(&self, profile: &str) -> Result<Warm, &'static str> {
+    pub(crate) fn claim(&self, profile: &str) -> Result<Warm, Fallback> {
         let mut pools = self.lock();
         let Some(pool) = pools.get_mut(profile) else {
-            return Err("pool_disabled");
+            return Err(Fallback::PoolDisabled);
         };
         pool.demand.record(Instant::now());
         if pool.spec.bounds.max == 0 {
-            return Err("pool_disabled");
+            return Err(Fallback::PoolDisabled);
         }
         while let Some(mut w) = pool.idle.pop_front() {
             if w.alive() {
@@ -195,19 +212,19 @@ impl PoolSet {
             pool.stats.died += 1;
         }
         pool.stats.idle = 0;
-        Err("pool_empty")
+        Err(Fallback::PoolEmpty)
     }
 
     /// A task was deleted (or its Create failed): refill now. (Not at claim
     /// time: a zygote's birth moves it into its pool cgroup, which on cgroup
     /// v1 holds the kernel's `cgroup_mutex` through an RCU grace period and
     /// would stall the claiming task's cgroup rename and removal.)
-    pub fn settled(&self) {
+    pub(crate) fn settled(&self) {
         self.wake.notify_one();
     }
 
     /// Counts a task of `profile` that took the cold path.
-    pub fn fallback(&self, profile: &str, reason: &str) {
+    pub(crate) fn fallback(&self, profile: &str, reason: Fallback) {
         if let Some(pool) = self.lock().get_mut(profile) {
             *pool.stats.fallbacks.entry(reason.to_string()).or_default() += 1;
             self.stats_wake.notify_one();
@@ -218,7 +235,7 @@ impl PoolSet {
     /// `/default`). New zygotes are pre-placed under the parent most of the
     /// profile's recent tasks used, so one task with an odd `cgroupsPath`
     /// does not move where the others' zygotes go.
-    pub fn learn_parent(&self, profile: &str, parent: &Path) {
+    pub(crate) fn learn_parent(&self, profile: &str, parent: &Path) {
         if !self.pre_place {
             return;
         }
@@ -258,7 +275,7 @@ impl PoolSet {
     /// (it was killed together with its zygotes): every empty
     /// `zygote@<this daemon>-*` directory under a recorded parent, in every
     /// hierarchy. A live zygote's cgroup is not empty and stays.
-    pub fn sweep_stale_cgroups(&self) {
+    pub(crate) fn sweep_stale_cgroups(&self) {
         let parents: Vec<PathBuf> = zygote_contract::state::read(&self.dir.pool_parents()).unwrap_or_default();
         if parents.is_empty() {
             return;
@@ -286,7 +303,7 @@ impl PoolSet {
 
     /// A Wasm task of `profile` used `artifact`: zygotes born from now on
     /// preload it (the profile's few most recent ones).
-    pub fn learn_hot(&self, profile: &str, artifact: &Path) {
+    pub(crate) fn learn_hot(&self, profile: &str, artifact: &Path) {
         if let Some(pool) = self.lock().get_mut(profile) {
             if pool.hot.front().map(PathBuf::as_path) == Some(artifact) {
                 return;
@@ -298,7 +315,7 @@ impl PoolSet {
     }
 
     /// A copy of the counters.
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         Stats {
             profiles: self.lock().iter().map(|(k, p)| (k.clone(), p.stats.clone())).collect(),
         }
@@ -306,7 +323,7 @@ impl PoolSet {
 
     /// Stops refilling and lets every idle zygote go (each kills its child
     /// and exits when its socket closes); waits up to 3 s for them.
-    pub async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
         let idle: Vec<Warm> = self.lock().values_mut().flat_map(|p| p.idle.drain(..)).collect();
@@ -327,7 +344,7 @@ impl PoolSet {
                 tokio::spawn(async move {
                     let started = Instant::now();
                     let profile = cfg.profile.clone();
-                    let r = this.spawn_one(cfg).await;
+                    let r = this.spawner.spawn(&cfg).await;
                     this.spawned(&profile, r, started);
                 });
             }
@@ -339,9 +356,12 @@ impl PoolSet {
         }
     }
 
-    /// Sweeps dead and old zygotes, then decides what to spawn.
     fn plan_spawns(&self) -> Vec<ZygoteConfig> {
-        let now = Instant::now();
+        self.plan_spawns_at(Instant::now())
+    }
+
+    /// Sweeps dead and old zygotes, then decides what to spawn, as of `now`.
+    pub(super) fn plan_spawns_at(&self, now: Instant) -> Vec<ZygoteConfig> {
         let mut pools = self.lock();
         let mut budget = MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
         let mut out = Vec::new();
@@ -351,7 +371,7 @@ impl PoolSet {
             pool.stats.died += (before - pool.idle.len()) as u64;
             let max_age = pool.spec.max_age;
             let before = pool.idle.len();
-            pool.idle.retain(|w| now.duration_since(w.born) < max_age);
+            pool.idle.retain(|w| now.saturating_duration_since(w.born) < max_age);
             pool.stats.recycled += (before - pool.idle.len()) as u64;
             let target = pool.demand.target(pool.spec.bounds, now);
             pool.idle.truncate(target);
@@ -382,36 +402,7 @@ impl PoolSet {
         out
     }
 
-    async fn spawn_one(&self, cfg: ZygoteConfig) -> Result<Warm, String> {
-        let born = Instant::now();
-        let (ours, theirs) = proto::pair().map_err(|e| format!("socketpair: {e}"))?;
-        let json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
-        let zygote = client::spawn(&self.exe, &["__zygote".as_ref(), json.as_ref()], &self.log, theirs)
-            .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
-        let monitor = zygote_runtime::sys::pidfd_open(zygote as i32).ok();
-        let (tx, events) = mpsc::unbounded_channel();
-        let client = MonitorClient::new(ours, tx).map_err(|e| format!("zygote socket: {e}"))?;
-        // Until it is ready, a `Warm` with no pid: dropped on any failure, it
-        // hangs up and the zygote goes away.
-        let mut warm = Warm {
-            parts: Some((client.clone(), events)),
-            pid: 0,
-            born,
-            monitor,
-        };
-        match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
-            Ok(Ok(Reply::Pid { pid, .. })) => {
-                warm.pid = pid;
-                Ok(warm)
-            }
-            Ok(Ok(Reply::Error { message, .. })) => Err(message),
-            Ok(Ok(other)) => Err(format!("unexpected zygote reply {other:?}")),
-            Ok(Err(e)) => Err(format!("zygote exited before it was ready: {e}")),
-            Err(_) => Err(format!("zygote not ready within {SPAWN_TIMEOUT:?}")),
-        }
-    }
-
-    fn spawned(&self, profile: &str, r: Result<Warm, String>, started: Instant) {
+    pub(super) fn spawned(&self, profile: &str, r: Result<Warm, SpawnError>, started: Instant) {
         let mut pools = self.lock();
         let Some(pool) = pools.get_mut(profile) else {
             return;
@@ -440,7 +431,7 @@ impl PoolSet {
                 let backoff = pool.retry_at.map_or(Duration::from_millis(500), |(_, b)| {
                     (b * 2).min(Duration::from_secs(30))
                 });
-                warn!(profile, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create a zygote");
+                warn!(profile, error = %crate::error::chain(&e), retry_in_ms = backoff.as_millis() as u64, "cannot create a zygote");
                 pool.retry_at = Some((Instant::now() + backoff, backoff));
             }
         }

@@ -9,25 +9,25 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How far back demand is remembered.
-pub const WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 
 /// Bounds from the profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    pub min: usize,
-    pub initial: usize,
-    pub max: usize,
+pub(crate) struct Bounds {
+    pub(crate) min: usize,
+    pub(crate) initial: usize,
+    pub(crate) max: usize,
 }
 
 /// Recent claim times of one profile.
 #[derive(Debug, Default)]
-pub struct Demand {
+pub(crate) struct Demand {
     claims: VecDeque<Instant>,
 }
 
 impl Demand {
     /// Records one claim attempt at `now`.
-    pub fn record(&mut self, now: Instant) {
+    pub(crate) fn record(&mut self, now: Instant) {
         self.claims.push_back(now);
         self.forget(now);
     }
@@ -39,7 +39,7 @@ impl Demand {
     }
 
     /// The target size at `now`.
-    pub fn target(&mut self, b: Bounds, now: Instant) -> usize {
+    pub(crate) fn target(&mut self, b: Bounds, now: Instant) -> usize {
         self.forget(now);
         b.initial.max(self.claims.len()).clamp(b.min, b.max)
     }
@@ -47,7 +47,7 @@ impl Demand {
 
 /// The value seen most often in `recent`; on a tie, `current` if it is
 /// among the most frequent, else the most recent of them.
-pub fn most_frequent<T: PartialEq + Clone>(recent: &VecDeque<T>, current: Option<&T>) -> Option<T> {
+pub(crate) fn most_frequent<T: PartialEq + Clone>(recent: &VecDeque<T>, current: Option<&T>) -> Option<T> {
     let count = |v: &T| recent.iter().filter(|x| *x == v).count();
     let best = recent.iter().map(count).max()?;
     if let Some(c) = current.filter(|c| count(c) == best) {

@@ -7,32 +7,77 @@ use serde::{Deserialize, Serialize};
 
 /// Counters of one profile's pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileStats {
+pub(crate) struct ProfileStats {
     /// Warm zygotes waiting now.
-    pub idle: usize,
+    pub(crate) idle: usize,
     /// Zygotes being created now.
-    pub spawning: usize,
+    pub(crate) spawning: usize,
     /// Current target size.
-    pub target: usize,
+    pub(crate) target: usize,
     /// Zygotes that reached the pool.
-    pub created: u64,
+    pub(crate) created: u64,
     /// Zygotes that could not be created.
-    pub spawn_failures: u64,
+    pub(crate) spawn_failures: u64,
     /// Zygotes handed to a task.
-    pub claimed: u64,
+    pub(crate) claimed: u64,
     /// Zygotes found dead or damaged (never handed out) and replaced.
-    pub died: u64,
+    pub(crate) died: u64,
     /// Zygotes retired for being older than `max_age`.
-    pub recycled: u64,
+    pub(crate) recycled: u64,
     /// Tasks that took the cold path, by reason.
-    pub fallbacks: BTreeMap<String, u64>,
+    pub(crate) fallbacks: BTreeMap<String, u64>,
     /// Median zygote creation time (spawn to waiting), microseconds, over
     /// the last 64 zygotes.
-    pub creation_us_p50: u64,
+    pub(crate) creation_us_p50: u64,
 }
 
 /// Every profile's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    pub profiles: BTreeMap<String, ProfileStats>,
+pub(crate) struct Stats {
+    pub(crate) profiles: BTreeMap<String, ProfileStats>,
+}
+
+/// Why a task took the cold path; its text is the key of
+/// [`ProfileStats::fallbacks`] (and what tests and docs look for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// The profile's pool has `max = 0` (or no pool of that name).
+    PoolDisabled,
+    /// No live zygote was waiting.
+    PoolEmpty,
+    /// The claimed zygote died before it answered.
+    ZygoteLost,
+    /// The spec needs what a zygote cannot give, as named by
+    /// `zygote_runtime::init::build::zygote_misfit`.
+    Misfit(&'static str),
+}
+
+impl Fallback {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Fallback::PoolDisabled => "pool_disabled",
+            Fallback::PoolEmpty => "pool_empty",
+            Fallback::ZygoteLost => "zygote_lost",
+            Fallback::Misfit(why) => why,
+        }
+    }
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fallback;
+
+    #[test]
+    fn fallback_reasons_print_as_before() {
+        assert_eq!(Fallback::PoolDisabled.to_string(), "pool_disabled");
+        assert_eq!(Fallback::PoolEmpty.to_string(), "pool_empty");
+        assert_eq!(Fallback::ZygoteLost.to_string(), "zygote_lost");
+        assert_eq!(Fallback::Misfit("user_namespace").to_string(), "user_namespace");
+    }
 }

@@ -1,0 +1,207 @@
+//! Creating the task: read `task.json`, load the spec, prepare the
+//! cgroup, stdio and the listener, then get the container to its exec
+//! barrier, cloned here (cold) or from a warm zygote's child; answer the
+//! daemon with the create reply.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Instant;
+
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use tracing::{debug, warn};
+use zygote_contract::proto::{self, CreateDetail, Failure, FailureKind, Message, Reply};
+use zygote_contract::state::{self, TaskConfig};
+use zygote_contract::TaskDir;
+use zygote_runtime::cgroups::Cgroup;
+use zygote_runtime::container::{self, ContainerConfig};
+use zygote_runtime::guest::GuestRunner;
+use zygote_runtime::security::Security;
+use zygote_runtime::zygote::ZygoteTask;
+
+use super::{Monitor, MonitorError, Proc, Source};
+use crate::stdio;
+
+pub(super) fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result<Monitor, Failure> {
+    let internal = |e: &dyn std::error::Error| Failure::of(FailureKind::Internal, e);
+    let t0 = Instant::now();
+    let stage = |what: &str| debug!(us = t0.elapsed().as_micros() as u64, "create: {what}");
+    let cfg: TaskConfig = state::read(&dir.config()).map_err(|e| internal(&e))?;
+    let invalid = |e: &dyn std::error::Error| Failure::of(FailureKind::InvalidSpec, e);
+    let spec = zygote_runtime::spec::load(&cfg.bundle).map_err(|e| invalid(&e))?;
+    let cgroup = Cgroup::from_spec(&spec, &cfg.id).map_err(|e| invalid(&e))?;
+    let private_pidns = zygote_runtime::spec::private_pid_namespace(&spec);
+    let resources = cfg
+        .resources
+        .clone()
+        .or_else(|| spec.linux().as_ref().and_then(|l| l.resources().clone()));
+    let security = match &cfg.security {
+        Some(s) => s.clone(),
+        None => Security::from_spec(&spec).map_err(|e| invalid(&e))?,
+    };
+    let guest = cfg
+        .guest
+        .clone()
+        .map(|g| (g, &zygote_wasm::RUNNER as &'static dyn GuestRunner));
+    let container = ContainerConfig {
+        id: cfg.id.clone(),
+        bundle: cfg.bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        spec,
+        security,
+        guest,
+    };
+    let listener = listen(&dir.monitor_socket()).map_err(|e| internal(&e))?;
+    let owner = stdio::Owner {
+        id: &cfg.id,
+        namespace: &cfg.namespace,
+        bundle: &cfg.bundle,
+    };
+    let (stdio, mut io) = stdio::prepare(&cfg.stdio, &owner).map_err(|e| internal(&e))?;
+    let log_binaries: Vec<Pid> = io.log_binary.into_iter().collect();
+    stage("spec, listener and stdio ready");
+    let failed = |e: &dyn std::error::Error, kind| {
+        // Our child is gone by now: processes still in the cgroup belong to
+        // another container given the same path, and so does the cgroup.
+        if cgroup.procs().map_or(true, |p| p.is_empty()) {
+            let _ = cgroup.remove();
+        }
+        for pid in &log_binaries {
+            let _ = waitpid(*pid, None);
+        }
+        Failure::of(kind, e)
+    };
+    let oom_adj = container.spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    let mut detail = CreateDetail::default();
+    let created = match source {
+        Source::Cold => {
+            if let Err(e) = cgroup.create(resources.as_ref()) {
+                return Err(failed(&e, FailureKind::Cgroup));
+            }
+            container::create_container(&container, &cgroup, stdio)
+        }
+        Source::Warm { zygote, pool, born_ns } => {
+            detail.warm = true;
+            detail.zygote_born_ns = born_ns;
+            let renamed = match &pool {
+                Some(p) => cgroup.create_by_rename(p, resources.as_ref()),
+                None => Ok(false),
+            };
+            detail.cgroup_renamed = matches!(renamed, Ok(true));
+            stage("cgroup renamed");
+            let made = match renamed {
+                Ok(true) => Ok(()),
+                Ok(false) => cgroup.create(resources.as_ref()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = made {
+                // The child first (dropping the zygote kills and reaps it), so
+                // its pool cgroup is empty and goes at once.
+                drop(zygote);
+                if let Some(p) = &pool {
+                    if let Err(e) = p.remove() {
+                        warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
+                    }
+                }
+                return Err(failed(&e, FailureKind::Cgroup));
+            }
+            let task = ZygoteTask {
+                id: cfg.id.clone(),
+                bundle: cfg.bundle.clone(),
+                rootfs: cfg.rootfs.clone(),
+                terminal: cfg.stdio.terminal,
+                security: container.security.clone(),
+                guest: cfg.guest.clone(),
+            };
+            let renamed = detail.cgroup_renamed;
+            let r = zygote.serve(&task, stdio, |pid| {
+                if renamed {
+                    // A hybrid host's unified hierarchy cannot rename.
+                    cgroup.add_task_unified(pid)?;
+                } else {
+                    cgroup.add_task(pid)?;
+                }
+                match oom_adj {
+                    Some(adj) => container::set_oom_score_adj(Pid::from_raw(pid), adj),
+                    None => Ok(()),
+                }
+            });
+            // What is left of the pool cgroup: all of it after a migration,
+            // the unified directory after a rename on a hybrid host.
+            if let Some(p) = &pool {
+                if let Err(e) = p.remove() {
+                    warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
+                }
+            }
+            r
+        }
+    };
+    stage("container at its barrier");
+    let mut pending = match created {
+        Ok(p) => p,
+        Err(e) => return Err(failed(&e, FailureKind::Container)),
+    };
+    if let Some(master) = pending.pty_master.take() {
+        if let Err(e) = io.attach_master(master) {
+            drop(pending);
+            let _ = cgroup.remove();
+            return Err(internal(&e));
+        }
+    }
+    detail.security_us = pending.security_us;
+    let pid = pending.pid;
+    let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
+    let oom_kills = cgroup.oom_kill_count().unwrap_or(0);
+    let mut m = Monitor {
+        dir: dir.clone(),
+        cfg,
+        container,
+        cgroup,
+        private_pidns,
+        control: None,
+        listener,
+        conns: Vec::new(),
+        init: Proc::new(pid, pending, io),
+        execs: BTreeMap::new(),
+        oom_fd,
+        oom_kills,
+        log_binaries,
+        daemon_lost: None,
+        unreported: Vec::new(),
+        unsaved: false,
+        reported_full: false,
+    };
+    state::make_reserve(dir);
+    m.persist();
+    let reply = Reply::Created {
+        pid,
+        at_ns: state::monotonic_ns(),
+        detail,
+    };
+    if let Err(e) = proto::send(control.as_fd(), &Message::Reply { reply }, &[]) {
+        // The daemon died mid-Create. Keep the container: a restarted daemon
+        // adopts it, or containerd's `shim delete` destroys it.
+        warn!(error = %e, "daemon gone before the create reply");
+    }
+    Ok(m)
+}
+
+fn listen(path: &Path) -> Result<OwnedFd, MonitorError> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let err = |source| MonitorError::Listen {
+        path: path.into(),
+        source,
+    };
+    let _ = std::fs::remove_file(path);
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(err)?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
+    listen(&fd, Backlog::new(8).map_err(err)?).map_err(err)?;
+    Ok(fd)
+}
