@@ -15,7 +15,7 @@ fn load_err(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text).unwrap();
-    let e = Config::load(Some(&path)).expect_err("config must be refused");
+    let e = Config::load(Some(&path), 0).expect_err("config must be refused");
     let shown = error_chain(&e).replace(&dir.path().display().to_string(), "<dir>");
     (dir, shown)
 }
@@ -30,7 +30,7 @@ fn field(num: u8, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn missing_config_file() {
-    let e = Config::load(Some(Path::new("/nonexistent/zygote.toml"))).unwrap_err();
+    let e = Config::load(Some(Path::new("/nonexistent/zygote.toml")), 0).unwrap_err();
     assert_eq!(
         error_chain(&e),
         "/nonexistent/zygote.toml: config file not found (given by an explicit path)"
@@ -84,7 +84,7 @@ fn invalid_value() {
 
 #[test]
 fn unknown_and_malformed_profile_choices() {
-    let c = Config::from_toml("[profiles.fast]\n", None).unwrap();
+    let c = Config::from_toml("[profiles.fast]\n", None, 0).unwrap();
     let pick = |value: &str| HashMap::from([(PROFILE_ANNOTATION.to_string(), value.to_string())]);
     let e = c.select(&pick("slow"), None).unwrap_err();
     assert_eq!(
