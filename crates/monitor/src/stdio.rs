@@ -443,13 +443,10 @@ mod tests {
         fd
     }
 
-    /// A process that writes and exits at once loses nothing: it is released
-    /// only once the reader has the FIFO open, and the reader then reads to
-    /// the end although the writer is long gone.
-    #[test]
-    fn output_waits_for_its_reader_and_loses_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = fifo(dir.path(), "out");
+    /// A task whose stdout is a FIFO `out` in `dir`: the FIFO, the task's
+    /// end and the monitor's side.
+    fn stdout_fifo(dir: &Path) -> (PathBuf, OwnedFd, ProcessIo) {
+        let out = fifo(dir, "out");
         let paths = StdioPaths {
             stdout: out.to_string_lossy().into_owned(),
             ..Default::default()
@@ -457,10 +454,19 @@ mod tests {
         let owner = Owner {
             id: "id",
             namespace: "ns",
-            bundle: dir.path(),
+            bundle: dir,
         };
-        let (stdio, mut io) = prepare(&paths, &owner).unwrap();
-        let writer = stdout_of(stdio);
+        let (stdio, io) = prepare(&paths, &owner).unwrap();
+        (out, stdout_of(stdio), io)
+    }
+
+    /// A process that writes and exits at once loses nothing: it is released
+    /// only once the reader has the FIFO open, and the reader then reads to
+    /// the end although the writer is long gone.
+    #[test]
+    fn output_waits_for_its_reader_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, writer, mut io) = stdout_fifo(dir.path());
         let late = out.clone();
         let reader = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(200));
@@ -479,18 +485,7 @@ mod tests {
     #[test]
     fn output_without_a_reader_is_kept_for_a_late_one() {
         let dir = tempfile::tempdir().unwrap();
-        let out = fifo(dir.path(), "out");
-        let paths = StdioPaths {
-            stdout: out.to_string_lossy().into_owned(),
-            ..Default::default()
-        };
-        let owner = Owner {
-            id: "id",
-            namespace: "ns",
-            bundle: dir.path(),
-        };
-        let (stdio, mut io) = prepare(&paths, &owner).unwrap();
-        let writer = stdout_of(stdio);
+        let (out, writer, mut io) = stdout_fifo(dir.path());
         assert_eq!(io.await_readers(), vec![out.clone()]);
         nix::unistd::write(&writer, b"early\n").unwrap();
         drop(writer);
