@@ -38,6 +38,8 @@ mod tree;
 #[cfg(test)]
 mod kernel_tests;
 #[cfg(test)]
+mod path_props;
+#[cfg(test)]
 mod tests;
 
 use std::io::ErrorKind;

@@ -20,6 +20,8 @@ mod options;
 
 #[cfg(test)]
 mod kernel_tests;
+#[cfg(test)]
+mod options_props;
 
 use std::ffi::CString;
 use std::fs::File;
