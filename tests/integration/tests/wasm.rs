@@ -203,6 +203,10 @@ fn twenty_wasm_tasks_at_once() {
     if !require_runtime(Z, "twenty_wasm_tasks_at_once") {
         return;
     }
+    let looked_up = || counter("hits") + counter("compiles");
+    let before = looked_up();
+    let log = daemon_dir().expect("a running zygote daemon").join("daemon.log");
+    let log_from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let handles: Vec<_> = (0..20)
         .map(|i| {
             std::thread::spawn(move || {
@@ -225,6 +229,21 @@ fn twenty_wasm_tasks_at_once() {
         );
         assert_no_leftovers(&id);
     }
+    // Regression (issue 16): concurrent counter writes lost updates and
+    // logged "cannot write wasm cache counters". Every lookup is counted,
+    // and the daemon logged no failed write.
+    assert!(
+        wait_until(Duration::from_secs(5), || looked_up() >= before + 20),
+        "20 lookups, counters went from {before} to {}: {}",
+        looked_up(),
+        wasm_cache_stats()
+    );
+    let text = std::fs::read(&log).unwrap_or_default();
+    let tail = String::from_utf8_lossy(&text[(log_from as usize).min(text.len())..]);
+    assert!(
+        !tail.contains("cannot write wasm cache counters"),
+        "the daemon failed to write its cache counters:\n{tail}"
+    );
 }
 
 #[test]
