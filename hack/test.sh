@@ -88,14 +88,26 @@ source "${CACHE_DIR}/wasm-image/image.env"
 # and short enough for unix socket paths (108 bytes).
 mkdir -p /var/tmp
 ctrd_dir="$(mktemp -d /var/tmp/zt.XXXXXX)"
-export ZYGOTE_STATE_DIR="${ctrd_dir}/zygote"
+# The deepest state dir zygote accepts: its daemon's socket,
+# <state>/<16 hex>/daemon.sock, which containerd dials by path, at the
+# 107-byte limit of a Unix socket address. With the suite's 64-character
+# ids every task's own paths (monitor.sock: ~180 bytes) are far beyond it.
+state_base="${ctrd_dir}/run/node/zygote-state-"
+pad_len=$((107 - 29 - ${#state_base}))
+export ZYGOTE_STATE_DIR="${state_base}$(head -c "${pad_len}" /dev/zero | tr '\0' d)"
 # The node's compiled-module cache, private to this run (kept across the
 # daemon restarts of the two passes).
 export ZYGOTE_WASM_CACHE_DIR="${ctrd_dir}/wasm-cache"
 # A namespace of our own: containers land in the cgroups /<namespace>/<id>,
 # so concurrent runs on one machine do not see each other's cgroups.
 NAMESPACE="${ZYGOTE_TEST_NAMESPACE:-zygote-test-${ctrd_dir##*.}}"
-test_log="${CACHE_DIR}/last-test.log"
+# One log per run (runs can overlap on one machine); last-test.log points at
+# the newest.
+test_log="${CACHE_DIR}/test-${ctrd_dir##*.}.log"
+ln -sfn "${test_log##*/}" "${CACHE_DIR}/last-test.log"
+# Keep the five newest.
+find "${CACHE_DIR}" -maxdepth 1 -name 'test-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +6 | cut -d' ' -f2- |
+	xargs -r rm -f --
 
 result=1
 summary_printed=0

@@ -10,6 +10,8 @@
 //!   restarted daemon can take over;
 //! * [`layout`]: where every file of the state dir lives ([`DaemonDir`],
 //!   [`TaskDir`]);
+//! * [`sockaddr`]: socket addresses that fit whatever the length of the
+//!   id and the depth of the state dir;
 //! * [`zygote`]: what the pool asks of a zygote, and the names of pool
 //!   cgroups;
 //! * [`daemon`]: how a daemon is started (by `shim start`, or by a monitor
@@ -18,6 +20,7 @@
 pub mod daemon;
 pub mod layout;
 pub mod proto;
+pub mod sockaddr;
 pub mod state;
 pub mod zygote;
 

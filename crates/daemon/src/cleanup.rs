@@ -102,10 +102,10 @@ pub struct Deleted {
 /// Asks a live monitor to destroy its task (synchronously); returns the
 /// task's final state from the monitor's memory.
 fn destroy_via_monitor(dir: &TaskDir) -> Option<Snapshot> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
     let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).ok()?;
-    let addr = UnixAddr::new(&dir.monitor_socket()).ok()?;
-    connect(fd.as_raw_fd(), &addr).ok()?;
+    let addr = zygote_contract::sockaddr::ShortAddr::new(&dir.monitor_socket()).ok()?;
+    connect(fd.as_raw_fd(), addr.addr()).ok()?;
     proto::send(fd.as_fd(), &Request::Destroy, &[]).ok()?;
     // Events may come first; wait for the reply.
     loop {

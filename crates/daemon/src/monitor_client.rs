@@ -77,9 +77,10 @@ impl MonitorClient {
 
     /// Connects to a running monitor's socket (re-adoption).
     pub(crate) async fn connect(path: &Path, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
-        use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+        use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
         let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
-        connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+        let addr = zygote_contract::sockaddr::ShortAddr::new(path).map_err(std::io::Error::other)?;
+        connect(fd.as_raw_fd(), addr.addr())?;
         Self::new(fd, events)
     }
 

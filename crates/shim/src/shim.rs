@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::Message as _;
 use zygote_contract::daemon::DaemonConfig;
-use zygote_contract::layout::{state_root, DaemonDir};
+use zygote_contract::layout::{state_root, DaemonDir, STATE_DIR_ENV};
 
 pub const RUNTIME_ID: &str = "io.containerd.zygote.v1";
 
@@ -83,6 +83,10 @@ fn write_if_changed(path: &Path, body: &[u8]) -> Result<()> {
 fn start(bundle: &Path) -> Result<()> {
     let ttrpc = ttrpc_address()?;
     let dir = DaemonDir::for_containerd(&state_root(), &ttrpc);
+    // containerd dials the daemon's socket by its path: it must fit in a
+    // socket address (every other socket is bound through a short name, see
+    // zygote_contract::sockaddr). Checked before anything is written.
+    zygote_contract::sockaddr::check_dialable(&dir.socket(), &state_root(), STATE_DIR_ENV)?;
     std::fs::create_dir_all(dir.path()).with_context(|| format!("create {}", dir.path().display()))?;
     let cfg = serde_json::to_vec(&DaemonConfig {
         ttrpc_address: ttrpc,

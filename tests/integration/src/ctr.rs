@@ -256,6 +256,15 @@ impl Container {
         }
     }
 
+    /// One with the given id (removed on drop like the others).
+    pub fn with_id(id: String, rt: Runtime) -> Container {
+        Container {
+            id,
+            runtime: rt,
+            ctr: Ctr::new(),
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -77,8 +77,13 @@ pub fn require_runtime(rt: Runtime, test: &str) -> bool {
     }
 }
 
-/// A container id unique in this test run: `zt-<test>-<runtime>-<pid>-<n>`.
-/// The fixed-width counter makes sure no id is a substring of another.
+/// The length of every id the suite makes: a CRI id's (64 hex digits), so
+/// any path built from an id is as long in the tests as on a node.
+pub const ID_LEN: usize = 64;
+
+/// A container id unique in this test run, [`ID_LEN`] characters long:
+/// `zt-<test>-<runtime>-<pid>-<n>-` filled up with hex digits. All ids
+/// have the same length, so none is a substring of another.
 pub fn unique_id(test: &str, rt: Runtime) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -98,7 +103,9 @@ pub fn unique_id(test: &str, rt: Runtime) -> String {
     let t = t.trim_matches('-');
     let t = if t.len() > 24 { &t[..24] } else { t };
     let t = t.trim_end_matches('-');
-    format!("zt-{t}-{}-{:x}-{n:05}", rt.short(), std::process::id())
+    let base = format!("zt-{t}-{}-{:x}-{n:05}-", rt.short(), std::process::id());
+    let fill: String = "0123456789abcdef".chars().cycle().take(ID_LEN.saturating_sub(base.len())).collect();
+    format!("{base}{fill}")
 }
 
 #[cfg(test)]
@@ -112,7 +119,8 @@ mod tests {
         assert_ne!(a, b);
         assert!(!a.contains(&b) && !b.contains(&a));
         assert!(a.starts_with("zt-some-test-name-runc-"), "{a}");
-        assert!(a.len() <= 76);
+        assert_eq!(a.len(), ID_LEN, "{a}");
+        assert_eq!(unique_id(&"x".repeat(200), Runtime::Zygote).len(), ID_LEN);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     }
 }

@@ -5,6 +5,7 @@
 //! ctr 1.6 prints "ctr: failed to create shim task: <runtime's error>" when
 //! the runtime refuses a task at Create; both runtimes must fail there.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zygote_integration_tests::*;
@@ -444,4 +445,59 @@ fn huge_profile_annotation_is_quoted_cut() {
         "64 KiB profile annotation: ctr's stderr {} bytes, daemon.log grew by {log_growth} bytes",
         out.stderr.len()
     );
+}
+
+/// A state dir so deep that the daemon's socket (which containerd dials by
+/// its path) cannot fit in a Unix socket address: zygote refuses the task
+/// at `shim start` with an error that names `ZYGOTE_STATE_DIR` and the
+/// longest it may be, writes nothing into the state dir, and the same
+/// containerd keeps running runc-v2 tasks. One byte less and zygote runs.
+#[test]
+fn state_dir_too_deep_for_a_socket() {
+    let _g = exclusive();
+    if !require_runtime(Runtime::Zygote, "state_dir_too_deep_for_a_socket") {
+        return;
+    }
+    let parent = tempfile::Builder::new()
+        .prefix("zt-deep-")
+        .tempdir_in("/var/tmp")
+        .expect("tempdir");
+    // <root>/<16 hex>/daemon.sock is <root> + 29 bytes; 107 fit.
+    let root_of = |len: usize| {
+        let base = parent.path().join("s-");
+        let pad = len - base.as_os_str().len();
+        PathBuf::from(format!("{}{}", base.display(), "d".repeat(pad)))
+    };
+    let outcome = |state: &Path| {
+        std::fs::create_dir_all(state).expect("state dir");
+        let containerd = PrivateContainerd::start("deep", state);
+        let ctr = containerd.ctr();
+        let mut runs = Vec::new();
+        for rt in [Runtime::Zygote, Runtime::Runc] {
+            let id = unique_id("deep-state", rt);
+            let b = ConfigBundle::new(&id, &["sh", "-c", "echo ran"], |_| {});
+            let out = ctr.run(&["run", "--rm", "--runtime", rt.name(), "--config", &b.config_str(), &id]);
+            let _ = ctr.run(&["container", "delete", &id]);
+            runs.push(out);
+        }
+        let written: Vec<_> = std::fs::read_dir(state).expect("read state dir").flatten().map(|e| e.path()).collect();
+        (runs, written, containerd.log())
+    };
+
+    let (runs, written, log) = outcome(&root_of(79));
+    eprintln!("79 bytes: zygote: {}\nrunc: {}", runs[0].describe(), runs[1].describe());
+    assert!(!runs[0].success(), "zygote ran with a state dir too deep for its socket");
+    let text = format!("{}{log}", runs[0].stderr);
+    assert!(
+        text.contains("ZYGOTE_STATE_DIR") && text.contains("at most 78 bytes") && text.contains("107 bytes"),
+        "the error does not name the setting and the limit:\n{}\n{}",
+        runs[0].stderr,
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    assert!(written.is_empty(), "zygote wrote into the state dir it refused: {written:?}");
+    assert_eq!((runs[1].code(), runs[1].stdout.as_str()), (0, "ran\n"), "runc-v2 on the same containerd");
+
+    let (runs, _, _) = outcome(&root_of(78));
+    let got: Vec<_> = runs.iter().map(|r| (r.code(), r.stdout.clone())).collect();
+    assert_eq!(got, vec![(0, "ran\n".to_string()); 2], "at 78 bytes both runtimes run");
 }

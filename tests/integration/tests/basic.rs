@@ -1072,3 +1072,35 @@ fn delete_kills_only_the_tasks_own_processes() {
         }
     });
 }
+
+/// A task with a CRI-style id (64 hex digits) and an exec with a 64-digit
+/// exec id, under the suite's deep state dir (hack/test.sh: the daemon's
+/// socket at the 107-byte limit). Regression: the monitor's socket,
+/// `<state>/<16 hex>/tasks/<id>/monitor.sock`, was bound by its path and
+/// every such Create failed with ENAMETOOLONG (every CRI pod, under the
+/// default `/run/zygote`).
+#[test]
+fn cri_length_ids() {
+    let obs = both("64-hex-digit ids", |rt| {
+        let ctr = Ctr::new();
+        // Hex only, like a CRI id; unique per runtime and process.
+        let base = unique_id("cri-length", rt);
+        let hex: String = base
+            .bytes()
+            .flat_map(|b| [b >> 4, b & 0xf])
+            .map(|n| char::from_digit(u32::from(n), 16).expect("nibble"))
+            .take(ID_LEN)
+            .collect();
+        let c = Container::with_id(hex, rt);
+        assert_eq!(c.id().len(), 64);
+        let first = ctr.run_rm(rt, c.id(), &[], &["sh", "-c", "echo ran"]);
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let exec_id: String = c.id().chars().rev().collect();
+        let e = ctr.run(&["task", "exec", "--exec-id", &exec_id, c.id(), "sh", "-c", "echo exec; exit 7"]);
+        ctr.cleanup(c.id());
+        assert_no_leftovers(c.id());
+        ((first.code(), first.stdout), (e.code(), e.stdout))
+    });
+    assert_eq!(obs, ((0, "ran\n".to_string()), (7, "exec\n".to_string())));
+}

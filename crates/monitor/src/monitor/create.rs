@@ -188,7 +188,8 @@ pub(super) fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result
 }
 
 fn listen(path: &Path) -> Result<OwnedFd, MonitorError> {
-    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType};
+    use zygote_contract::sockaddr::ShortAddr;
     let err = |source| MonitorError::Listen {
         path: path.into(),
         source,
@@ -201,7 +202,8 @@ fn listen(path: &Path) -> Result<OwnedFd, MonitorError> {
         None,
     )
     .map_err(err)?;
-    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
+    let addr = ShortAddr::new(path).map_err(|e| MonitorError::Addr(Box::new(e)))?;
+    bind(fd.as_raw_fd(), addr.addr()).map_err(err)?;
     listen(&fd, Backlog::new(8).map_err(err)?).map_err(err)?;
     Ok(fd)
 }

@@ -48,6 +48,8 @@ pub enum MonitorError {
         #[source]
         source: nix::Error,
     },
+    #[error(transparent)]
+    Addr(Box<zygote_contract::sockaddr::AddrError>),
     #[error("control socket")]
     Proto(#[from] proto::WireError),
 }
