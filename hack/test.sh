@@ -208,6 +208,7 @@ WARM_ONLY_TESTS=(
 	claims_drain_and_refill_the_pool
 	killed_zygote_is_replaced_and_never_handed_out
 	daemon_stop_with_full_pools_leaves_no_zygote
+	failed_warm_create_leaves_no_pool_cgroup
 )
 integration_targets=()
 for f in "${repo_dir}"/tests/integration/tests/*.rs; do

@@ -953,3 +953,46 @@ fn one_odd_cgroup_parent_does_not_move_the_pool() {
         );
     }
 }
+
+/// Regression (issue 11: "each failed create leaked an empty
+/// `zygote@<pid>` cgroup in all nine v1 hierarchies"): a Create that fails
+/// in the monitor after a zygote was claimed but before it was handed its
+/// task (here: the `binary://` logger named by `--log-uri` does not exist)
+/// kills the zygote's child and removes its pool cgroup. After three such
+/// failures every pool cgroup still belongs to a waiting zygote, and the
+/// claims show the warm path was taken. Warm pass only.
+#[test]
+fn failed_warm_create_leaves_no_pool_cgroup() {
+    if !require_runtime(Z, "failed_warm_create_leaves_no_pool_cgroup") {
+        return;
+    }
+    assert_warm_path("failed_warm_create_leaves_no_pool_cgroup");
+    let _g = exclusive();
+    ensure_daemon();
+    let claimed = pool_counter("default", "claimed");
+    for i in 0..3 {
+        let id = unique_id(&format!("bad-logger-{i}"), Z);
+        // Wait for a zygote to be there to claim.
+        assert!(
+            wait_until(Duration::from_secs(30), || pool_counter("default", "idle") > 0),
+            "no idle zygote in the default pool: {}",
+            pools_json()
+        );
+        let out = Ctr::new().run_rm(Z, &id, &["--log-uri", "binary:///nonexistent/zt-logger"], &["true"]);
+        assert!(!out.success(), "a task with a missing logging binary ran: {}", out.describe());
+        assert!(out.stderr.contains("zt-logger"), "the error must name the binary: {}", out.describe());
+        Ctr::new().cleanup(&id);
+        assert_no_leftovers(&id);
+    }
+    assert!(
+        pool_counter("default", "claimed") >= claimed + 3,
+        "the failed creates did not claim zygotes: {}",
+        pools_json()
+    );
+    let mut orphans = Vec::new();
+    let settled = wait_until(Duration::from_secs(20), || {
+        orphans = orphan_pool_cgroups();
+        orphans.is_empty()
+    });
+    assert!(settled, "pool cgroups left by failed creates: {orphans:#?}");
+}

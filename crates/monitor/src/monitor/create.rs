@@ -24,6 +24,22 @@ use super::{Monitor, MonitorError, Proc, Source};
 use crate::stdio;
 
 pub(super) fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result<Monitor, Failure> {
+    let mut source = Some(source);
+    let r = create_from(dir, control, &mut source);
+    if let Some(Source::Warm { zygote, pool, .. }) = source {
+        // Failed before the zygote was handed its task: its child (killed
+        // and reaped on drop) and its pool cgroup go now, not with the pool.
+        drop(zygote);
+        if let Some(p) = pool {
+            if let Err(e) = p.remove() {
+                warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
+            }
+        }
+    }
+    r
+}
+
+fn create_from(dir: &TaskDir, control: &OwnedFd, source: &mut Option<Source>) -> Result<Monitor, Failure> {
     let internal = |e: &dyn std::error::Error| Failure::of(FailureKind::Internal, e);
     let t0 = Instant::now();
     let stage = |what: &str| debug!(us = t0.elapsed().as_micros() as u64, "create: {what}");
@@ -74,7 +90,7 @@ pub(super) fn create(dir: &TaskDir, control: &OwnedFd, source: Source) -> Result
     };
     let oom_adj = container.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     let mut detail = CreateDetail::default();
-    let created = match source {
+    let created = match source.take().expect("the source is taken once") {
         Source::Cold => {
             if let Err(e) = cgroup.create(resources.as_ref()) {
                 return Err(failed(&e, FailureKind::Cgroup));
