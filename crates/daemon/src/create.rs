@@ -279,7 +279,12 @@ impl Daemon {
         if let Some(g) = &cfg.guest {
             self.pools.learn_hot(&cfg.profile, &g.artifact);
         }
-        if let Some(parent) = cgroup.path().parent() {
+        // A pod's containers all have their pod's own cgroup as parent, and
+        // it goes with the pod: zygotes pre-placed there would be charged to
+        // that pod and keep kubelet from removing its cgroup. Pods' tasks
+        // are placed at claim instead; only parents that outlive their
+        // tasks are learnt.
+        if let Some(parent) = cgroup.path().parent().filter(|_| !in_a_pod(spec)) {
             self.pools.learn_parent(&cfg.profile, parent);
         }
         let warm = match zygote_runtime::init::build::zygote_misfit(spec, resolved.clone_flags) {
@@ -435,6 +440,15 @@ impl Daemon {
     }
 }
 
+/// The annotation containerd's CRI plugin puts on every container of a pod
+/// (the sandbox's own included).
+const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// True for a task that belongs to a Kubernetes pod (made by CRI).
+fn in_a_pod(spec: &Spec) -> bool {
+    spec.annotations().as_ref().is_some_and(|a| a.contains_key(CRI_SANDBOX_ID))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,3 +461,4 @@ mod tests {
         }
     }
 }
+
