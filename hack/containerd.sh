@@ -175,8 +175,9 @@ start_containerd() {
 		if [[ -S ${dir}/containerd.sock ]] &&
 			timeout 5 ctr --address "${dir}/containerd.sock" version >/dev/null 2>&1; then
 			log "containerd is up (pid ${pid}, address ${dir}/containerd.sock)"
-			if [[ -f ${dir}/cri.env ]]; then
-				import_pause_image
+			if [[ -f ${dir}/cri.env ]] && ! import_pause_image; then
+				cmd_stop
+				die "CRI set-up failed; containerd stopped"
 			fi
 			return 0
 		fi
@@ -423,7 +424,8 @@ CONF
     stream_server_address = \"127.0.0.1\"
     stream_server_port = \"0\"
     enable_selinux = false
-    netns_mounts_under_state_dir = true"
+    netns_mounts_under_state_dir = true
+    restrict_oom_score_adj = true"
 	TOP="${top}" awk '
 		$0 == "  \"io.containerd.grpc.v1.cri\"," { next }
 		{ print }
@@ -463,10 +465,17 @@ CONF
 import_pause_image() {
 	# shellcheck disable=SC1091
 	source "${dir}/cri.env"
-	ctr_cmd -n k8s.io images import --base-name "${PAUSE_IMAGE_BASE_NAME}" "${PAUSE_IMAGE_TAR}" >&2 ||
-		die "importing the pause image ${PAUSE_IMAGE_TAR} failed"
-	ctr_cmd -n k8s.io images ls -q | grep -qxF "${PAUSE_IMAGE_REF}" ||
-		die "pause image ${PAUSE_IMAGE_REF} not in namespace k8s.io after import"
+	local images
+	if ! ctr_cmd -n k8s.io images import --base-name "${PAUSE_IMAGE_BASE_NAME}" "${PAUSE_IMAGE_TAR}" >&2; then
+		log "error: importing the pause image ${PAUSE_IMAGE_TAR} failed"
+		return 1
+	fi
+	# Not `ctr ... | grep -q` (grep's early exit would fail the pipe).
+	images="$(ctr_cmd -n k8s.io images ls -q)" || return 1
+	if ! grep -qxF "${PAUSE_IMAGE_REF}" <<<"${images}"; then
+		log "error: pause image ${PAUSE_IMAGE_REF} not in namespace k8s.io after import"
+		return 1
+	fi
 	log "CRI enabled: pause image ${PAUSE_IMAGE_REF}, bridge ${CRI_BRIDGE}, subnet ${CRI_SUBNET}"
 }
 
