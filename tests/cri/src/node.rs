@@ -151,6 +151,11 @@ impl Node {
         self.pools_json()["profiles"][profile]["idle"].as_u64().unwrap_or(0)
     }
 
+    /// A profile pool's current target size (`pools.json`).
+    pub fn target(&self, profile: &str) -> u64 {
+        self.pools_json()["profiles"][profile]["target"].as_u64().unwrap_or(0)
+    }
+
     fn pools_json(&self) -> serde_json::Value {
         self.daemon_dir()
             .and_then(|d| std::fs::read_to_string(d.join("pools.json")).ok())

@@ -244,7 +244,7 @@ impl<'a> Pod<'a> {
             // idle zygotes under the cgroup parent of the last task, which
             // under CRI is the pod's own cgroup; they stay after the pod is
             // removed, so kubelet could not remove the pod's cgroup.
-            // `removed_pod_cgroup_holds_no_pool_zygote` asserts it strictly.
+            // `pod_cgroup_holds_no_pool_zygote` asserts it strictly.
             eprintln!(
                 "NOTICE: {}: pool zygote cgroups left in the removed pod's cgroup: {pool:?}",
                 self.handler.name()
