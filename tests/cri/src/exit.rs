@@ -19,8 +19,8 @@ pub(crate) fn at_exit(f: fn()) {
     let mut hooks = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
     if hooks.is_empty() {
         // SAFETY: `run_hooks` is an `extern "C" fn()` with static lifetime
-        // that does not unwind (it only calls the registered hooks, which
-        // stop processes and remove files and catch their own failures).
+        // that does not unwind (each hook runs under `catch_unwind`), as
+        // atexit requires; it takes no arguments and touches only HOOKS.
         let rc = unsafe { libc::atexit(run_hooks) };
         assert_eq!(rc, 0, "atexit failed");
     }
