@@ -10,7 +10,8 @@ set -euo pipefail
 
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 status=0
-for f in "${repo_dir}"/tests/integration/tests/*.rs; do
+shopt -s nullglob
+for f in "${repo_dir}"/tests/integration/tests/*.rs "${repo_dir}"/tests/cri/tests/*.rs "${repo_dir}"/tests/cri/tests/*/*.rs; do
 	if ! awk -v file="${f#"${repo_dir}"/}" '
 		/^#\[test\]/ { in_test = 1 }
 		in_test && /^}/ { in_test = 0 }

@@ -19,6 +19,15 @@
 #                     prepended to containerd's PATH so containerd finds the shim.
 #   ZYGOTE_STATE_DIR  state dir of the zygote daemon (default <dir>/zygote).
 #   CONTAINERD_START_TIMEOUT  seconds to wait for containerd to answer (default 20).
+#   ZYGOTE_CRI=1      also enable containerd's CRI plugin (write_cri_config):
+#                     same socket, namespace k8s.io, handlers runc, zygote and
+#                     zygote-alt (zygote with runtime options selecting profile
+#                     ZYGOTE_CRI_ALT_PROFILE, default "open"), CNI bridge+portmap
+#                     (loopback added by containerd) from /usr/lib/cni on a
+#                     private bridge and subnet (<dir>/cri.env), and a local pause
+#                     image (hack/build-pause-image.sh) imported into k8s.io.
+#                     Default: ctr only (CRI disabled).
+#   ZYGOTE_CACHE_DIR  where the pause image is built (default /var/tmp/zygote-cache).
 set -euo pipefail
 
 hack_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -141,6 +150,9 @@ start_containerd() {
 
 	mkdir -p "${dir}/root" "${dir}/state" "${dir}/opt" "${ZYGOTE_STATE_DIR}"
 	write_config
+	if [[ ${ZYGOTE_CRI:-0} == 1 ]]; then
+		write_cri_config
+	fi
 	if [[ ! -x ${ZYGOTE_BIN_DIR}/containerd-shim-zygote-v1 ]]; then
 		log "warning: ${ZYGOTE_BIN_DIR}/containerd-shim-zygote-v1 does not exist; the zygote runtime will not work"
 	fi
@@ -163,6 +175,10 @@ start_containerd() {
 		if [[ -S ${dir}/containerd.sock ]] &&
 			timeout 5 ctr --address "${dir}/containerd.sock" version >/dev/null 2>&1; then
 			log "containerd is up (pid ${pid}, address ${dir}/containerd.sock)"
+			if [[ -f ${dir}/cri.env ]] && ! import_pause_image; then
+				cmd_stop
+				die "CRI set-up failed; containerd stopped"
+			fi
 			return 0
 		fi
 		sleep 0.1
@@ -339,6 +355,7 @@ cmd_stop() {
 	kill_zygote_daemons
 	kill_leftover_processes
 	kill_orphaned_containers
+	cleanup_cri
 	unmount_all_under
 	remove_namespace_cgroups
 	# Never remove something that is not ours.
@@ -359,6 +376,118 @@ cmd_env() {
 	echo "ZYGOTE_STATE_DIR=${ZYGOTE_STATE_DIR}"
 	echo "ZYGOTE_HACK_DIR=${hack_dir}"
 	echo "ZYGOTE_BIN_DIR=${ZYGOTE_BIN_DIR}"
+}
+
+# --- CRI ---------------------------------------------------------------------
+
+# The CRI plugin's settings, added to the config write_config wrote
+# (containerd 1.6/1.7, config `version = 2`): the plugin is taken out of
+# disabled_plugins, its top-level keys go under its table (after
+# disable_tcp_service), its sub-tables are appended. Its own root and state
+# are <dir>/root/io.containerd.grpc.v1.cri and <dir>/state/io.containerd.grpc.v1.cri.
+write_cri_config() {
+	local cache="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}" sum subnet bridge
+	"${hack_dir}/build-pause-image.sh" "${cache}/pause-image" >&2
+	# shellcheck disable=SC1091
+	source "${cache}/pause-image/image.env"
+	# Private bridge name (at most 15 bytes) and /24 subnet, from the dir.
+	sum="$(printf '%s' "${dir}" | cksum | cut -d' ' -f1)"
+	bridge="zcri$(printf '%08x' "${sum}")"
+	subnet="10.$((200 + sum % 50)).$(((sum / 50) % 256)).0/24"
+	mkdir -p "${dir}/cni/net.d" "${dir}/cni/ipam"
+	cat >"${dir}/cni/net.d/10-zygote.conflist" <<CONF
+{
+  "cniVersion": "1.0.0",
+  "name": "zygote-cri",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "${bridge}",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "${dir}/cni/ipam",
+        "ranges": [[{ "subnet": "${subnet}" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+CONF
+	printf 'profile = "%s"\n' "${ZYGOTE_CRI_ALT_PROFILE:-open}" >"${dir}/zygote-alt.toml"
+	local top
+	top="    sandbox_image = \"${PAUSE_IMAGE_REF}\"
+    disable_apparmor = true
+    stream_server_address = \"127.0.0.1\"
+    stream_server_port = \"0\"
+    enable_selinux = false
+    netns_mounts_under_state_dir = true
+    restrict_oom_score_adj = true"
+	TOP="${top}" awk '
+		$0 == "  \"io.containerd.grpc.v1.cri\"," { next }
+		{ print }
+		$0 == "    disable_tcp_service = true" { print ENVIRON["TOP"]; added = 1 }
+		END { exit !added }
+	' "${dir}/config.toml" >"${dir}/config.toml.new" || die "no CRI table in ${dir}/config.toml to add to"
+	mv -f "${dir}/config.toml.new" "${dir}/config.toml"
+	local rt='plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
+	cat >>"${dir}/config.toml" <<CONF
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+  [${rt}.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [${rt}.zygote]
+    runtime_type = "io.containerd.zygote.v1"
+    pod_annotations = ["zygote.dev/*"]
+  [${rt}.zygote-alt]
+    runtime_type = "io.containerd.zygote.v1"
+    pod_annotations = ["zygote.dev/*"]
+  [${rt}.zygote-alt.options]
+    ConfigPath = "${dir}/zygote-alt.toml"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "${dir}/cni/net.d"
+    max_conf_num = 1
+CONF
+	cat >"${dir}/cri.env" <<CONF
+CRI_BRIDGE=${bridge}
+CRI_SUBNET=${subnet}
+PAUSE_IMAGE_REF=${PAUSE_IMAGE_REF}
+PAUSE_IMAGE_BASE_NAME=${PAUSE_IMAGE_BASE_NAME}
+PAUSE_IMAGE_TAR=${PAUSE_IMAGE_TAR}
+CONF
+}
+
+import_pause_image() {
+	# shellcheck disable=SC1091
+	source "${dir}/cri.env"
+	local images
+	if ! ctr_cmd -n k8s.io images import --base-name "${PAUSE_IMAGE_BASE_NAME}" "${PAUSE_IMAGE_TAR}" >&2; then
+		log "error: importing the pause image ${PAUSE_IMAGE_TAR} failed"
+		return 1
+	fi
+	# Not `ctr ... | grep -q` (grep's early exit would fail the pipe).
+	images="$(ctr_cmd -n k8s.io images ls -q)" || return 1
+	if ! grep -qxF "${PAUSE_IMAGE_REF}" <<<"${images}"; then
+		log "error: pause image ${PAUSE_IMAGE_REF} not in namespace k8s.io after import"
+		return 1
+	fi
+	log "CRI enabled: pause image ${PAUSE_IMAGE_REF}, bridge ${CRI_BRIDGE}, subnet ${CRI_SUBNET}"
+}
+
+# The private bridge (pods' network namespaces are mounted under
+# <dir>/state, netns_mounts_under_state_dir, and unmounted with the rest).
+cleanup_cri() {
+	[[ -f ${dir}/cri.env ]] || return 0
+	# shellcheck disable=SC1091
+	source "${dir}/cri.env"
+	if ip link show "${CRI_BRIDGE}" >/dev/null 2>&1; then
+		ip link del "${CRI_BRIDGE}" 2>/dev/null || log "failed to delete bridge ${CRI_BRIDGE}"
+	fi
 }
 
 # --- main ----------------------------------------------------------------------

@@ -17,9 +17,14 @@ log() {
 # umoci, busybox-static, jq: building the local test image (no registry here).
 # bsdutils: `script` for the --tty tests; util-linux: mount tools/setsid;
 # procps, iproute2: debugging; gcc/libc6-dev/pkg-config: the Rust linker.
+# containernetworking-plugins: CNI (bridge, portmap, loopback) for the CRI
+# tests' pods; protobuf-compiler: protoc, which the CRI client crate
+# (k8s-cri) needs at build time.
 readonly PACKAGES=(
 	containerd
 	runc
+	containernetworking-plugins
+	protobuf-compiler
 	umoci
 	busybox-static
 	jq
@@ -85,9 +90,10 @@ else
 fi
 
 # Verify what we rely on really is there now.
-for tool in containerd ctr runc umoci jq script setsid timeout; do
+for tool in containerd ctr runc umoci jq script setsid timeout protoc; do
 	command -v "${tool}" >/dev/null 2>&1 || die "${tool} not found on PATH after installing packages"
 done
+[[ -x /usr/lib/cni/bridge ]] || die "/usr/lib/cni/bridge missing (package containernetworking-plugins)"
 [[ -x /bin/busybox ]] || die "/bin/busybox missing (package busybox-static)"
 if command -v file >/dev/null 2>&1 && file -L /bin/busybox | grep -q 'dynamically linked'; then
 	die "/bin/busybox is dynamically linked; the busybox-static package is required"

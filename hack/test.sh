@@ -168,6 +168,9 @@ ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" images ls -q | gre
 export ZYGOTE_TEST_CONTAINERD_DIR="${ctrd_dir}"
 export ZYGOTE_TEST_ADDRESS="${ctrd_dir}/containerd.sock"
 export ZYGOTE_TEST_IMAGE="${IMAGE_REF}"
+# The CRI tests (tests/cri) import the image into their own containerd.
+export ZYGOTE_TEST_IMAGE_TAR="${IMAGE_TAR}"
+export ZYGOTE_TEST_IMAGE_BASE_NAME="${IMAGE_BASE_NAME}"
 export ZYGOTE_TEST_ROOTFS="${IMAGE_ROOTFS}"
 export ZYGOTE_TEST_WASM_IMAGE="${WASM_IMAGE_REF}"
 export ZYGOTE_TEST_WASM_MODULES="${WASM_MODULES}"

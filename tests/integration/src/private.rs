@@ -19,18 +19,28 @@ use crate::env::env;
 pub struct PrivateContainerd {
     pub dir: PathBuf,
     pub state_dir: PathBuf,
+    /// Extra environment of `hack/containerd.sh` (e.g. `ZYGOTE_CRI=1`).
+    extra_env: Vec<(String, String)>,
 }
 
-fn containerd_sh(action: &str, dir: &Path, state_dir: &Path) -> crate::command::Output {
+fn containerd_sh(action: &str, dir: &Path, state_dir: &Path, extra_env: &[(String, String)]) -> crate::command::Output {
     let mut c = Command::new("bash");
     c.arg(env().hack_dir.join("containerd.sh")).arg(action).arg(dir);
     c.env("ZYGOTE_STATE_DIR", state_dir);
+    c.envs(extra_env.iter().map(|(k, v)| (k, v)));
     run_cmd(c, Duration::from_secs(90))
 }
 
 impl PrivateContainerd {
     /// Starts one whose zygote daemon keeps its state under `state_dir`.
     pub fn start(name: &str, state_dir: &Path) -> PrivateContainerd {
+        PrivateContainerd::start_with(name, state_dir, &[])
+    }
+
+    /// Starts one with extra environment for `hack/containerd.sh start`
+    /// (and `stop`): `[("ZYGOTE_CRI", "1")]` enables the CRI plugin.
+    pub fn start_with(name: &str, state_dir: &Path, extra_env: &[(&str, &str)]) -> PrivateContainerd {
+        let extra_env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         static N: AtomicU32 = AtomicU32::new(0);
         // Short: containerd's socket paths must fit in 108 bytes.
         let dir = PathBuf::from(format!(
@@ -39,7 +49,7 @@ impl PrivateContainerd {
             N.fetch_add(1, Ordering::SeqCst)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let out = containerd_sh("start", &dir, state_dir);
+        let out = containerd_sh("start", &dir, state_dir, &extra_env);
         assert!(
             out.success(),
             "cannot start a private containerd in {}:\n{}",
@@ -49,6 +59,7 @@ impl PrivateContainerd {
         PrivateContainerd {
             dir,
             state_dir: state_dir.to_path_buf(),
+            extra_env,
         }
     }
 
@@ -69,7 +80,7 @@ impl PrivateContainerd {
 
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
-        let out = containerd_sh("stop", &self.dir, &self.state_dir);
+        let out = containerd_sh("stop", &self.dir, &self.state_dir, &self.extra_env);
         if !out.success() {
             eprintln!(
                 "warning: stopping the private containerd in {} failed:\n{}",
