@@ -47,21 +47,26 @@ fn start() -> Node {
     let image_tar = required("ZYGOTE_TEST_IMAGE_TAR");
     let base_name = required("ZYGOTE_TEST_IMAGE_BASE_NAME");
     let image = required("ZYGOTE_TEST_IMAGE");
-    // A SHORT state root, for now: with CRI's 64-hex ids the monitor socket
-    // <root>/<16 hex>/tasks/<64 hex>/monitor.sock only fits sun_path's 107
-    // bytes when <root> has at most 6 characters (issue 11 item 1 removes
-    // that limit; ZYGOTE_CRI_STATE_DIR overrides the choice).
+    // The deepest state root zygote accepts (as hack/test.sh's): its
+    // daemon.sock at the 107-byte limit, and CRI's 64-hex ids make every
+    // monitor socket path far longer than that. ZYGOTE_CRI_STATE_DIR
+    // overrides it.
     let state_dir = match std::env::var("ZYGOTE_CRI_STATE_DIR") {
         Ok(d) if !d.is_empty() => {
             std::fs::create_dir_all(&d).expect("create ZYGOTE_CRI_STATE_DIR");
             PathBuf::from(d)
         }
-        _ => tempfile::Builder::new()
-            .prefix("zc")
-            .rand_bytes(3)
-            .tempdir_in("/")
-            .expect("short zygote state dir under /")
-            .keep(),
+        _ => {
+            let top = tempfile::Builder::new()
+                .prefix("zcri-state-")
+                .tempdir_in("/var/tmp")
+                .expect("zygote state dir under /var/tmp")
+                .keep();
+            let base = format!("{}/run/node/zygote-state-", top.display());
+            let deep = PathBuf::from(format!("{base}{}", "d".repeat(107 - 29 - base.len())));
+            std::fs::create_dir_all(&deep).expect("create the zygote state dir");
+            deep
+        }
     };
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/cri.toml");
     let started = std::panic::catch_unwind(|| {
@@ -70,7 +75,9 @@ fn start() -> Node {
     let ctrd = match started {
         Ok(c) => c,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&state_dir);
+            if let Some(top) = made_top(&state_dir) {
+                let _ = std::fs::remove_dir_all(top);
+            }
             std::panic::resume_unwind(e)
         }
     };
@@ -98,7 +105,9 @@ fn stop() {
         let state_dir = ctrd.state_dir.clone();
         drop(ctrd);
         if std::env::var("ZYGOTE_CRI_STATE_DIR").map_or(true, |d| d.is_empty()) {
-            let _ = std::fs::remove_dir_all(&state_dir);
+            if let Some(top) = made_top(&state_dir) {
+                let _ = std::fs::remove_dir_all(top);
+            }
         }
     }
     if let Some(n) = NODE.get() {
@@ -106,6 +115,15 @@ fn stop() {
             remove_cgroup_tree(&root.join(n.cgroup_parent.trim_start_matches('/')));
         }
     }
+}
+
+/// The `/var/tmp/zcri-state-*` directory `start` made to hold `state_dir`
+/// (`<top>/run/node/zygote-state-d...`); `None` for any other state dir.
+fn made_top(state_dir: &Path) -> Option<&Path> {
+    state_dir
+        .ancestors()
+        .nth(3)
+        .filter(|top| top.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zcri-state-")))
 }
 
 /// Removes an (empty) cgroup directory and the empty ones below it.

@@ -230,13 +230,12 @@ fn zygote_pods_run_warm() {
     pod2.remove_and_check();
 }
 
-/// KNOWN TO FAIL through zygote today (reported to the lead): the pool
-/// pre-places idle zygotes in the cgroup parent its last task used, which
-/// under CRI is that task's pod cgroup: idle zygotes are accounted to a
-/// running pod, and a removed pod's cgroup still holds `zygote@...`
-/// children (kubelet then cannot remove it).
+/// Regression (found by this suite): the pool pre-placed idle zygotes in
+/// the cgroup parent its last task used, which under CRI is that task's pod
+/// cgroup: idle zygotes were accounted to a running pod, and a removed
+/// pod's cgroup still held `zygote@...` children (kubelet then cannot
+/// remove it). Pods' tasks no longer teach the pool a parent.
 #[test]
-#[ignore = "zygote pool pre-places idle zygotes in the last pod's cgroup (fix pending)"]
 fn pod_cgroup_holds_no_pool_zygote() {
     for_each_handler("pod_cgroup_holds_no_pool_zygote", |cri, h| {
         let n = node();
