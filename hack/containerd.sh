@@ -20,7 +20,8 @@
 #   ZYGOTE_STATE_DIR  state dir of the zygote daemon (default <dir>/zygote).
 #   CONTAINERD_START_TIMEOUT  seconds to wait for containerd to answer (default 20).
 #   ZYGOTE_CRI=1      also enable containerd's CRI plugin (write_cri_config):
-#                     same socket, namespace k8s.io, handlers runc, zygote and
+#                     same socket, namespace k8s.io, handlers runc, crun (runc-v2
+#                     driving /usr/bin/crun, for hack/bench), zygote and
 #                     zygote-alt (zygote with runtime options selecting profile
 #                     ZYGOTE_CRI_ALT_PROFILE, default "open"), CNI bridge+portmap
 #                     (loopback added by containerd) from /usr/lib/cni on a
@@ -440,6 +441,10 @@ CONF
     default_runtime_name = "runc"
   [${rt}.runc]
     runtime_type = "io.containerd.runc.v2"
+  [${rt}.crun]
+    runtime_type = "io.containerd.runc.v2"
+  [${rt}.crun.options]
+    BinaryName = "/usr/bin/crun"
   [${rt}.zygote]
     runtime_type = "io.containerd.zygote.v1"
     pod_annotations = ["zygote.dev/*"]
