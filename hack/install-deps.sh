@@ -17,9 +17,12 @@ log() {
 # umoci, busybox-static, jq: building the local test image (no registry here).
 # bsdutils: `script` for the --tty tests; util-linux: mount tools/setsid;
 # procps, iproute2: debugging; gcc/libc6-dev/pkg-config: the Rust linker.
+# crun: hack/bench's third runtime (runc-v2 driving crun), what a speed-minded
+# user picks.
 readonly PACKAGES=(
 	containerd
 	runc
+	crun
 	umoci
 	busybox-static
 	jq
