@@ -19,10 +19,12 @@ log() {
 # procps, iproute2: debugging; gcc/libc6-dev/pkg-config: the Rust linker.
 # containernetworking-plugins: CNI (bridge, portmap, loopback) for the CRI
 # tests' pods; protobuf-compiler: protoc, which the CRI client crate
-# (k8s-cri) needs at build time.
+# (k8s-cri) needs at build time. crun: hack/bench's third runtime (runc-v2
+# driving crun), what a speed-minded user picks.
 readonly PACKAGES=(
 	containerd
 	runc
+	crun
 	containernetworking-plugins
 	protobuf-compiler
 	umoci

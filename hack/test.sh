@@ -18,6 +18,13 @@
 #   ZYGOTE_CACHE_DIR       where the image is cached (default /var/tmp/zygote-cache)
 #   ZYGOTE_BIN_DIR         where containerd-shim-zygote-v1 is (default target/release)
 #   ZYGOTE_TEST_COLD_PASS=0  skip the second (cold-path) pass of the integration tests
+#   ZYGOTE_CONTAINERD_VERSIONS  containerd versions to run everything against, in
+#                          turn (default "system"; e.g. "system 2.1.9 1.7.24"):
+#                          "system" is the installed containerd, others are
+#                          Debian's packages fetched by hack/containerd-versions.sh
+#                          (cached; the system's containerd and runc are untouched)
+#   CONTAINERD_BIN_DIR     containerd/ctr/containerd-shim-runc-v2 to use for one run
+#                          (set per version by the loop above; see hack/containerd.sh)
 #
 # The integration tests run twice: on the warm path (pools filled, config
 # tests/integration/config/warm.toml) and on the cold path (cold.toml, every
@@ -71,6 +78,35 @@ if [[ ${ZYGOTE_SKIP_INSTALL:-0} != 1 ]]; then
 	"${hack_dir}/install-deps.sh"
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
+
+# Several containerd versions: this script once per version, each run with
+# that version's binaries first on PATH (containerd, ctr, runc-v2 shim).
+read -r -a containerd_versions <<<"${ZYGOTE_CONTAINERD_VERSIONS:-system}"
+if [[ -z ${ZYGOTE_CONTAINERD_VERSION:-} ]] &&
+	[[ ${#containerd_versions[@]} -gt 1 || ${containerd_versions[0]:-system} != system ]]; then
+	overall=0
+	version_lines=()
+	for v in "${containerd_versions[@]}"; do
+		bin_dir="$("${hack_dir}/containerd-versions.sh" "${v}")" || die "cannot get containerd ${v}"
+		step "containerd ${v} (${bin_dir})"
+		t0=${SECONDS}
+		set +e
+		ZYGOTE_CONTAINERD_VERSION="${v}" CONTAINERD_BIN_DIR="${bin_dir}" ZYGOTE_SKIP_INSTALL=1 \
+			"${hack_dir}/test.sh" "$@"
+		rc=$?
+		set -e
+		version_lines+=("containerd ${v}: $([[ ${rc} -eq 0 ]] && echo PASSED || echo "FAILED (exit ${rc})") in $((SECONDS - t0))s")
+		[[ ${rc} -eq 0 ]] || overall=${rc}
+	done
+	echo
+	echo "=== hack/test.sh: per containerd version"
+	printf '  %s\n' "${version_lines[@]}"
+	exit "${overall}"
+fi
+if [[ -n ${CONTAINERD_BIN_DIR:-} ]]; then
+	export PATH="${CONTAINERD_BIN_DIR}:${PATH}"
+fi
+echo "hack/test.sh: $(containerd --version) ($(command -v containerd)), ctr $(command -v ctr), runc $(command -v runc)"
 
 step "building (cargo build --release --workspace)"
 cargo build --release --workspace
@@ -260,7 +296,7 @@ fi
 step "stopping containerd and cleaning up"
 stop_containerd
 echo
-echo "=== hack/test.sh summary (runtimes: ${ZYGOTE_TEST_RUNTIMES}, $((SECONDS - start_time))s, log: ${test_log})"
+echo "=== hack/test.sh summary (runtimes: ${ZYGOTE_TEST_RUNTIMES}, containerd ${ZYGOTE_CONTAINERD_VERSION:-system}, $((SECONDS - start_time))s, log: ${test_log})"
 if [[ ${#failed_tests[@]} -gt 0 ]]; then
 	echo "failed tests:"
 	printf '  %s\n' "${failed_tests[@]}"

@@ -1,6 +1,8 @@
 //! `containerd-shim-zygote-v1`, runtime type `io.containerd.zygote.v1`.
 //!
-//! Four modes, one binary:
+//! Five modes, one binary:
+//! * `-info` (containerd 2.x, before tasks): the runtime info and OCI
+//!   features, answered before anything else runs: see [`info`].
 //! * `start` / `delete` (containerd's shim protocol, parsed by the
 //!   `containerd-shim` crate): see [`shim`].
 //! * `__daemon <dir>`: the per-node daemon (`zygote-daemon`).
@@ -9,12 +11,20 @@
 //! * `__zygote <json>`: a warm zygote of the daemon's pool, which becomes a
 //!   task's monitor when claimed (single-threaded too).
 
+mod info;
 mod shim;
 
 use std::path::Path;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().skip(1).any(|a| a == "-info" || a == "--info") {
+        if let Err(e) = info::main() {
+            eprintln!("{}: -info: {e:#}", shim::RUNTIME_ID);
+            std::process::exit(1);
+        }
+        return;
+    }
     match args.get(1).map(String::as_str) {
         Some("__monitor") if args.len() == 3 => {
             let _ = std::env::set_current_dir("/");

@@ -4,10 +4,12 @@
 //! bench --address <containerd.sock> --image <ref> --state-dir <ZYGOTE_STATE_DIR> [-n 30] [--tasks 10]
 //!       [--burst 50] [--wasm-image <ref> --wasm-cache <dir>]      (flags: clap, `bench --help`)
 //! ```
-//! Prints, for `ctr run --rm <image> /bin/true`: medians and p90 for runc-v2,
-//! zygote warm and zygote cold (runs alternate so all see the same machine
-//! noise; cold = profile `cold` of hack/bench/zygote.toml, pool disabled)
-//! and the ratios; the daemon's own Create→exec figures, warm and cold
+//! Prints, for `ctr run --rm <image> /bin/true`: medians, p90 and p99 for
+//! runc-v2, runc-v2 driving crun (`--runc-binary`), zygote warm and zygote
+//! cold (runs alternate so all see the same machine noise; cold = profile
+//! `cold` of hack/bench/zygote.toml, pool disabled) and the ratios, each next
+//! to containerd's own floor measured in the same rounds ([`floor`]: a
+//! container created and removed without a task); the daemon's own Create→exec figures, warm and cold
 //! (from its timings.jsonl); a burst of `--burst` (50) concurrent runs, p50
 //! and p99, runc-v2 vs zygote; zygote creation time and PSS per warm zygote;
 //! the daemon's idle RSS and the memory each running task costs (daemon
@@ -27,6 +29,8 @@ const RUNC: &str = "io.containerd.runc.v2";
 const ZYGOTE: &str = "io.containerd.zygote.v1";
 /// Flags that send a zygote task down the cold path (hack/bench/zygote.toml).
 const COLD: &[&str] = &["--annotation", "zygote.dev/profile=cold"];
+/// runc-v2 driving crun instead of runc.
+const CRUN: &[&str] = &["--runc-binary", "/usr/bin/crun"];
 
 /// zygote vs runc-v2 through a real containerd, interleaved (run by hack/demo.sh).
 #[derive(Parser, Debug)]
@@ -83,6 +87,30 @@ fn run_true_with(a: &Args, runtime: &str, id: &str, extra: &[&str]) -> Result<f6
         bail!("{runtime} run {id} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(ms)
+}
+
+/// containerd's own floor for one `ctr run --rm`: what it costs without any
+/// runtime. `ctr container create` (snapshot prepared, container record) and
+/// `ctr container delete` (record and snapshot removed), minus one `ctr
+/// version` (the second ctr process's exec and connection, which `ctr run
+/// --rm` pays once).
+fn floor(a: &Args, id: &str) -> Result<f64> {
+    let t = Instant::now();
+    let out = ctr(a, &["container", "create", &a.image, id, "/bin/true"])?;
+    if !out.status.success() {
+        bail!("container create {id}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = ctr(a, &["container", "delete", id])?;
+    if !out.status.success() {
+        bail!("container delete {id}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let both = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let out = ctr(a, &["version"])?;
+    if !out.status.success() {
+        bail!("ctr version: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(both - t.elapsed().as_secs_f64() * 1e3)
 }
 
 pub fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -225,25 +253,67 @@ fn main() -> Result<()> {
     run_true(&a, ZYGOTE, &format!("{tag}-wz"))?;
     run_true(&a, RUNC, &format!("{tag}-wr"))?;
     run_true_with(&a, ZYGOTE, &format!("{tag}-wc"), COLD)?;
-    let (mut z, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    // crun refuses some hosts (1.8 on a cgroup v1 host whose unified
+    // hierarchy has controllers: "cgroups in hybrid mode not supported"):
+    // then it is left out, with crun's reason.
+    let crun = match run_true_with(&a, RUNC, &format!("{tag}-wu"), CRUN) {
+        Ok(_) => true,
+        Err(e) => {
+            println!("runc-v2 + crun: not measured: {}", e.to_string().trim());
+            false
+        }
+    };
+    floor(&a, &format!("{tag}-wf"))?;
+    let (mut z, mut r, mut c, mut u, mut f) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..a.n {
+        f.push(floor(&a, &format!("{tag}-f{i}"))?);
         r.push(run_true(&a, RUNC, &format!("{tag}-r{i}"))?);
+        if crun {
+            u.push(run_true_with(&a, RUNC, &format!("{tag}-u{i}"), CRUN)?);
+        }
         z.push(run_true(&a, ZYGOTE, &format!("{tag}-z{i}"))?);
         c.push(run_true_with(&a, ZYGOTE, &format!("{tag}-c{i}"), COLD)?);
     }
-    let (rm, zm, cm) = (pct(&mut r, 0.5), pct(&mut z, 0.5), pct(&mut c, 0.5));
+    let fm = pct(&mut f, 0.5);
     println!("ctr run --rm {} /bin/true, {} runs each, interleaved:", a.image, a.n);
-    println!("  runc-v2     : median {rm:7.1} ms   p90 {:7.1} ms", pct(&mut r, 0.9));
-    println!("  zygote warm : median {zm:7.1} ms   p90 {:7.1} ms", pct(&mut z, 0.9));
     println!(
-        "  zygote cold : median {cm:7.1} ms   p90 {:7.1} ms   (profile \"cold\": pool disabled)",
-        pct(&mut c, 0.9)
+        "  containerd floor : median {fm:7.1} ms   p99 {:7.1} ms   (container create + delete, no task; see `floor`)",
+        pct(&mut f, 0.99)
     );
+    let rows = [
+        ("runc-v2         ", &mut r),
+        ("runc-v2 + crun  ", &mut u),
+        ("zygote warm     ", &mut z),
+        ("zygote cold     ", &mut c),
+    ];
+    let mut medians = Vec::new();
+    for (label, v) in rows {
+        let m = pct(v, 0.5);
+        medians.push(m);
+        if v.is_empty() {
+            continue;
+        }
+        println!(
+            "  {label} : median {m:7.1} ms   p90 {:7.1} ms   p99 {:7.1} ms   above floor {:7.1} ms",
+            pct(v, 0.9),
+            pct(v, 0.99),
+            m - fm
+        );
+    }
+    let [rm, um, zm, cm] = [medians[0], medians[1], medians[2], medians[3]];
     println!(
-        "  ratio runc/zygote warm (median): {:.2}x; runc/zygote cold: {:.2}x",
+        "  ratio (median) runc/zygote warm {:.2}x, runc/zygote cold {:.2}x, above floor runc/zygote warm {:.2}x",
         rm / zm,
-        rm / cm
+        rm / cm,
+        (rm - fm) / (zm - fm)
     );
+    if crun {
+        println!(
+            "  ratio (median) crun/zygote warm {:.2}x, above floor {:.2}x",
+            um / zm,
+            (um - fm) / (zm - fm)
+        );
+    }
     let dir = daemon_dir(&a.state_dir)?;
     for (label, prefix) in [("warm", format!("{tag}-z")), ("cold", format!("{tag}-c"))] {
         let t = timings(&dir, &prefix);

@@ -613,16 +613,36 @@ fn task_cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
 }
 
+/// The shim's ttrpc address and task service for the task in bundle
+/// `bundle_of`: containerd 2.x records them in `bootstrap.json` (runc-v2 2.x
+/// serves task API v3 there), 1.x shims write a bare `address` (task API v2).
+fn shim_endpoint(bundle_of: &str) -> Result<(String, &'static str), String> {
+    let dir = bundle_dir(bundle_of);
+    if let Ok(text) = std::fs::read_to_string(dir.join("bootstrap.json")) {
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("bootstrap.json of {bundle_of}: {e}: {text}"))?;
+        let address = v["address"].as_str().unwrap_or_default().to_string();
+        let service = if v["version"].as_i64() == Some(3) {
+            "containerd.task.v3.Task"
+        } else {
+            "containerd.task.v2.Task"
+        };
+        return Ok((address, service));
+    }
+    let address = std::fs::read_to_string(dir.join("address"))
+        .map_err(|e| format!("read the shim address of {bundle_of}: {e}"))?;
+    Ok((address.trim().to_string(), "containerd.task.v2.Task"))
+}
+
 /// containerd's `Tasks.Update` for task `id`: ctr 1.6 has no `task update`,
 /// so this sends what containerd sends to the shim (`UpdateTaskRequest`, the
-/// OCI `LinuxResources` as JSON in an `Any`) over ttrpc to the address in the
-/// task's bundle, with the namespace in the ttrpc metadata.
+/// OCI `LinuxResources` as JSON in an `Any`) over ttrpc to the task's shim
+/// ([`shim_endpoint`]), with the namespace in the ttrpc metadata.
 fn shim_update(bundle_of: &str, id: &str, resources: &serde_json::Value) -> Result<(), String> {
-    use containerd_shim_protos::{api, protobuf, ttrpc, Client, TaskClient};
-    let address = std::fs::read_to_string(bundle_dir(bundle_of).join("address"))
-        .map_err(|e| format!("read the shim address of {bundle_of}: {e}"))?;
-    let client = Client::connect(address.trim()).map_err(|e| format!("connect to {}: {e}", address.trim()))?;
-    let task = TaskClient::new(client);
+    use containerd_shim_protos::protobuf::Message as _;
+    use containerd_shim_protos::{api, protobuf, ttrpc, Client};
+    let (address, service) = shim_endpoint(bundle_of)?;
+    let client = Client::connect(&address).map_err(|e| format!("connect to {address}: {e}"))?;
     let mut ctx = ttrpc::context::with_duration(Duration::from_secs(20));
     ctx.add("containerd-namespace-ttrpc".to_string(), env().namespace.clone());
     let any = protobuf::well_known_types::any::Any {
@@ -635,7 +655,13 @@ fn shim_update(bundle_of: &str, id: &str, resources: &serde_json::Value) -> Resu
         resources: protobuf::MessageField::some(any),
         ..Default::default()
     };
-    task.update(ctx, &req).map(|_| ()).map_err(|e| match e {
+    let mut creq = ttrpc::Request::new();
+    creq.set_service(service.to_string());
+    creq.set_method("Update".to_string());
+    creq.set_timeout_nano(ctx.timeout_nano);
+    creq.set_metadata(ttrpc::context::to_pb(ctx.metadata));
+    creq.payload = req.write_to_bytes().expect("encode UpdateTaskRequest");
+    client.request(creq).map(|_| ()).map_err(|e| match e {
         // The ttrpc status code first: "NOT_FOUND: <message>".
         ttrpc::Error::RpcStatus(s) => format!("{:?}: {}", s.code(), s.message),
         e => format!("update {id}: {e}"),

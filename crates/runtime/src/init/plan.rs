@@ -184,6 +184,9 @@ pub struct RootfsPlan {
     pub rootfs: PathBuf,
     /// Propagation applied to `/` first (default `MS_SLAVE | MS_REC`).
     pub root_propagation: MsFlags,
+    /// Propagation applied again to the new `/` after `pivot_root` (runc):
+    /// `linux.rootfsPropagation` when the spec sets one that is not private.
+    pub root_propagation_after_pivot: Option<MsFlags>,
     /// Spec mounts, in order.
     pub mounts: Vec<MountPlan>,
     /// Create device nodes and `/dev` symlinks (false when `/dev` is a bind).

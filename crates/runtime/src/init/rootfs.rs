@@ -1,10 +1,11 @@
 //! [`Phase::Rootfs`](super::Phase::Rootfs): building the container's
 //! filesystem view and `pivot_root`ing into it.
 //!
-//! Order (runc's): propagation of `/` (rslave by default), the rootfs's
-//! parent mount private if `/` was made shared, bind of the rootfs onto
-//! itself, spec mounts in order, device nodes and `/dev` symlinks,
-//! `pivot_root`, then — inside the new root — cwd creation, `/dev`
+//! Order (runc's): propagation of `/` (rslave by default), the mount
+//! holding the rootfs private, bind of the rootfs onto itself, spec mounts
+//! in order, device nodes and `/dev` symlinks, `pivot_root`, a requested
+//! `rootfsPropagation` applied again to the new `/`, then — inside the new
+//! root — cwd creation, `/dev`
 //! read-only remount, sysctls, read-only paths, masked paths and finally the
 //! read-only remount of `/`.
 
@@ -41,9 +42,7 @@ pub fn setup(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -
 fn setup_inner(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>) -> Result<(), RuntimeError> {
     mount(none(), "/", none(), plan.root_propagation, none())
         .ctx(|| format!("set propagation {:?} on /", plan.root_propagation))?;
-    if plan.root_propagation.contains(MsFlags::MS_SHARED) {
-        make_parent_mount_private(&plan.rootfs)?;
-    }
+    make_rootfs_mount_private(&plan.rootfs)?;
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -60,21 +59,37 @@ fn setup_inner(plan: &RootfsPlan, placed: &dyn Fn() -> Result<(), RuntimeError>)
     }
     drop(root);
     pivot(&plan.rootfs)?;
+    // runc applies a requested propagation again to the new `/` (the rootfs
+    // bind, private so far): applied before the pivot it would only have
+    // reached the host's mounts.
+    if let Some(flags) = plan.root_propagation_after_pivot {
+        mount(none(), "/", none(), flags, none()).ctx(|| format!("apply root propagation {flags:?} to the new /"))?;
+    }
     finalize(plan)
 }
 
-/// pivot_root(2) must not see a shared parent mount: make it private.
-fn make_parent_mount_private(rootfs: &Path) -> Result<(), RuntimeError> {
-    let infos = crate::mounts::mountinfo::read_self().ctx(|| "read /proc/self/mountinfo".into())?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let mp = infos
-        .iter()
-        .filter(|i| parent.starts_with(&i.mount_point))
-        .max_by_key(|i| i.mount_point.as_os_str().len())
-        .map(|i| i.mount_point.clone())
-        .unwrap_or_else(|| "/".into());
-    mount(none(), &mp, none(), MsFlags::MS_PRIVATE, none())
-        .ctx(|| format!("make parent mount {} private", mp.display()))
+/// Make the mount holding the rootfs private, as runc's
+/// `rootfsParentMountPrivate` does: the rootfs itself when it is a mount
+/// point (the overlay containerd mounts at `<bundle>/rootfs`), else the
+/// nearest mount above it. pivot_root(2) refuses (`EINVAL`) a new root or a
+/// parent of it that is shared, which every mount is after `rshared` on `/`;
+/// the bind of the rootfs onto itself below inherits this mount's
+/// propagation and becomes the new `/`.
+fn make_rootfs_mount_private(rootfs: &Path) -> Result<(), RuntimeError> {
+    let mut path = rootfs;
+    loop {
+        match mount(none(), path, none(), MsFlags::MS_PRIVATE, none()) {
+            Ok(()) => return Ok(()),
+            // EINVAL: not a mount point, try the directory above.
+            Err(Errno::EINVAL) if path != Path::new("/") => path = path.parent().unwrap_or(Path::new("/")),
+            Err(errno) => {
+                return Err(RuntimeError::Sys {
+                    context: format!("make the mount holding {} private", rootfs.display()),
+                    errno,
+                })
+            }
+        }
+    }
 }
 
 /// `pivot_root(".", ".")` then lazily detach the old root stacked on top,

@@ -63,6 +63,11 @@ pub fn build_rootfs_plan(
     let rootfs = resolve_rootfs(rootfs)?;
     let linux = spec.linux().as_ref();
     let root_propagation = root_propagation(linux)?;
+    let requested = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty());
+    let root_propagation_after_pivot =
+        (requested && !root_propagation.contains(MsFlags::MS_PRIVATE)).then_some(root_propagation);
 
     let mut mounts = Vec::new();
     let mut dev_readonly = false;
@@ -80,6 +85,7 @@ pub fn build_rootfs_plan(
     Ok(RootfsPlan {
         rootfs,
         root_propagation,
+        root_propagation_after_pivot,
         mounts,
         setup_dev,
         bind_devices: user_ns,
