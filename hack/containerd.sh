@@ -415,7 +415,7 @@ cmd_env() {
 # --- CRI ---------------------------------------------------------------------
 
 # The CRI plugin's settings, added to the config write_config wrote
-# (containerd 1.6/1.7, config `version = 2`): the plugin is taken out of
+# (containerd 1.6/1.7 `version = 2`, or 2.x `version = 3`, see below): the plugin is taken out of
 # disabled_plugins, its top-level keys go under its table (after
 # disable_tcp_service), its sub-tables are appended. Its own root and state
 # are <dir>/root/io.containerd.grpc.v1.cri and <dir>/state/io.containerd.grpc.v1.cri.
@@ -452,24 +452,47 @@ write_cri_config() {
 }
 CONF
 	printf 'profile = "%s"\n' "${ZYGOTE_CRI_ALT_PROFILE:-open}" >"${dir}/zygote-alt.toml"
-	local top
-	top="    sandbox_image = \"${PAUSE_IMAGE_REF}\"
+	# containerd 1.x (config version 2): one plugin, io.containerd.grpc.v1.cri,
+	# holds it all. containerd 2.x (version 3): the runtime side is
+	# io.containerd.cri.v1.runtime, images (and the sandbox image) are
+	# io.containerd.cri.v1.images; the grpc plugin keeps the streaming server.
+	local top runtime images=""
+	if [[ "$(containerd_major)" -ge 2 ]]; then
+		top="    stream_server_address = \"127.0.0.1\"
+    stream_server_port = \"0\""
+		runtime='plugins."io.containerd.cri.v1.runtime"'
+		images="  [plugins.\"io.containerd.cri.v1.images\"]
+    snapshotter = \"overlayfs\"
+  [plugins.\"io.containerd.cri.v1.images\".pinned_images]
+    sandbox = \"${PAUSE_IMAGE_REF}\"
+  [${runtime}]
+    disable_apparmor = true
+    enable_selinux = false
+    netns_mounts_under_state_dir = true
+    restrict_oom_score_adj = true"
+	else
+		top="    sandbox_image = \"${PAUSE_IMAGE_REF}\"
     disable_apparmor = true
     stream_server_address = \"127.0.0.1\"
     stream_server_port = \"0\"
     enable_selinux = false
     netns_mounts_under_state_dir = true
     restrict_oom_score_adj = true"
+		runtime='plugins."io.containerd.grpc.v1.cri"'
+	fi
+	# Take every CRI plugin out of disabled_plugins; add the top-level keys
+	# under the grpc plugin's table.
 	TOP="${top}" awk '
-		$0 == "  \"io.containerd.grpc.v1.cri\"," { next }
+		$0 ~ /^  "io\.containerd\.(grpc\.v1\.cri|cri\.v1\.images|cri\.v1\.runtime|podsandbox\.controller\.v1\.podsandbox|grpc\.v1\.sandbox-controllers)",$/ { next }
 		{ print }
 		$0 == "    disable_tcp_service = true" { print ENVIRON["TOP"]; added = 1 }
 		END { exit !added }
 	' "${dir}/config.toml" >"${dir}/config.toml.new" || die "no CRI table in ${dir}/config.toml to add to"
 	mv -f "${dir}/config.toml.new" "${dir}/config.toml"
-	local rt='plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
+	local rt="${runtime}.containerd.runtimes"
+	[[ -z ${images} ]] || printf '%s\n' "${images}" >>"${dir}/config.toml"
 	cat >>"${dir}/config.toml" <<CONF
-  [plugins."io.containerd.grpc.v1.cri".containerd]
+  [${runtime}.containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
   [${rt}.runc]
@@ -486,7 +509,7 @@ CONF
     pod_annotations = ["zygote.dev/*"]
   [${rt}.zygote-alt.options]
     ConfigPath = "${dir}/zygote-alt.toml"
-  [plugins."io.containerd.grpc.v1.cri".cni]
+  [${runtime}.cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "${dir}/cni/net.d"
     max_conf_num = 1

@@ -192,11 +192,10 @@ fn mount_propagation_rslave() {
     );
 }
 
-/// rshared needs a privileged container to mount inside. Known to fail
-/// through zygote today (`pivot_root ... EINVAL`, issue 11: the overlay at
-/// `<bundle>/rootfs` stays shared); another change fixes it in the runtime.
+/// rshared needs a privileged container to mount inside. Regression
+/// (issue 11): through zygote this failed with `pivot_root into
+/// <bundle>/rootfs: EINVAL` (the overlay at `<bundle>/rootfs` stayed shared).
 #[test]
-#[ignore = "fails through zygote (pivot_root into <bundle>/rootfs: EINVAL) until the rootfs propagation fix lands"]
 fn mount_propagation_rshared() {
     propagation(
         "mount_propagation_rshared",
