@@ -141,8 +141,15 @@ mod tests {
     fn too_long_daemon_socket_names_the_setting() {
         let root = PathBuf::from(format!("/{}", "r".repeat(90)));
         let sock = root.join("0123456789abcdef").join("daemon.sock");
-        let e = check_dialable(&sock, &root, "ZYGOTE_STATE_DIR").unwrap_err().to_string();
+        let e = check_dialable(&sock, &root, "ZYGOTE_STATE_DIR")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ZYGOTE_STATE_DIR") && e.contains("at most 78 bytes"), "{e}");
-        assert!(check_dialable(Path::new("/run/zygote/0123456789abcdef/daemon.sock"), Path::new("/run/zygote"), "X").is_ok());
+        assert!(check_dialable(
+            Path::new("/run/zygote/0123456789abcdef/daemon.sock"),
+            Path::new("/run/zygote"),
+            "X"
+        )
+        .is_ok());
     }
 }

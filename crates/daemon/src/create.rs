@@ -446,7 +446,9 @@ const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
 /// True for a task that belongs to a Kubernetes pod (made by CRI).
 fn in_a_pod(spec: &Spec) -> bool {
-    spec.annotations().as_ref().is_some_and(|a| a.contains_key(CRI_SANDBOX_ID))
+    spec.annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(CRI_SANDBOX_ID))
 }
 
 #[cfg(test)]
@@ -461,4 +463,3 @@ mod tests {
         }
     }
 }
-

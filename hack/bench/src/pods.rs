@@ -15,7 +15,7 @@
 //! pods of one handler at once (handlers in turn) and reports p50/p99 of the
 //! whole start. Pods are stopped and removed after each sample, untimed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -66,8 +66,8 @@ impl Sample {
     }
 }
 
-async fn connect(sock: &PathBuf) -> Result<Client> {
-    let path = sock.clone();
+async fn connect(sock: &Path) -> Result<Client> {
+    let path = sock.to_path_buf();
     let channel = Endpoint::try_from("http://[::]:50051")?
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
@@ -107,8 +107,9 @@ fn pod_config(name: &str, host_network: bool) -> PodSandboxConfig {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Starts one pod (timed), then stops and removes it (untimed).
@@ -217,7 +218,14 @@ async fn run(args: Args) -> Result<()> {
         let mut samples = vec![Vec::new(); args.handlers.len()];
         // One untimed pod per handler first: image unpack, daemon start.
         for h in &args.handlers {
-            one_pod(c.clone(), &args.image, h, &format!("warmup-{h}-{host_network}-{tag}"), host_network).await?;
+            one_pod(
+                c.clone(),
+                &args.image,
+                h,
+                &format!("warmup-{h}-{host_network}-{tag}"),
+                host_network,
+            )
+            .await?;
         }
         for round in 0..args.n {
             for (i, h) in args.handlers.iter().enumerate() {

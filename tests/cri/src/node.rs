@@ -120,10 +120,10 @@ fn stop() {
 /// The `/var/tmp/zcri-state-*` directory `start` made to hold `state_dir`
 /// (`<top>/run/node/zygote-state-d...`); `None` for any other state dir.
 fn made_top(state_dir: &Path) -> Option<&Path> {
-    state_dir
-        .ancestors()
-        .nth(3)
-        .filter(|top| top.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zcri-state-")))
+    state_dir.ancestors().nth(3).filter(|top| {
+        top.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("zcri-state-"))
+    })
 }
 
 /// Removes an (empty) cgroup directory and the empty ones below it.

@@ -104,7 +104,11 @@ pub fn unique_id(test: &str, rt: Runtime) -> String {
     let t = if t.len() > 24 { &t[..24] } else { t };
     let t = t.trim_end_matches('-');
     let base = format!("zt-{t}-{}-{:x}-{n:05}-", rt.short(), std::process::id());
-    let fill: String = "0123456789abcdef".chars().cycle().take(ID_LEN.saturating_sub(base.len())).collect();
+    let fill: String = "0123456789abcdef"
+        .chars()
+        .cycle()
+        .take(ID_LEN.saturating_sub(base.len()))
+        .collect();
     format!("{base}{fill}")
 }
 

@@ -480,13 +480,20 @@ fn state_dir_too_deep_for_a_socket() {
             let _ = ctr.run(&["container", "delete", &id]);
             runs.push(out);
         }
-        let written: Vec<_> = std::fs::read_dir(state).expect("read state dir").flatten().map(|e| e.path()).collect();
+        let written: Vec<_> = std::fs::read_dir(state)
+            .expect("read state dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         (runs, written, containerd.log())
     };
 
     let (runs, written, log) = outcome(&root_of(79));
     eprintln!("79 bytes: zygote: {}\nrunc: {}", runs[0].describe(), runs[1].describe());
-    assert!(!runs[0].success(), "zygote ran with a state dir too deep for its socket");
+    assert!(
+        !runs[0].success(),
+        "zygote ran with a state dir too deep for its socket"
+    );
     let text = format!("{}{log}", runs[0].stderr);
     assert!(
         text.contains("ZYGOTE_STATE_DIR") && text.contains("at most 78 bytes") && text.contains("107 bytes"),
@@ -494,8 +501,15 @@ fn state_dir_too_deep_for_a_socket() {
         runs[0].stderr,
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
-    assert!(written.is_empty(), "zygote wrote into the state dir it refused: {written:?}");
-    assert_eq!((runs[1].code(), runs[1].stdout.as_str()), (0, "ran\n"), "runc-v2 on the same containerd");
+    assert!(
+        written.is_empty(),
+        "zygote wrote into the state dir it refused: {written:?}"
+    );
+    assert_eq!(
+        (runs[1].code(), runs[1].stdout.as_str()),
+        (0, "ran\n"),
+        "runc-v2 on the same containerd"
+    );
 
     let (runs, _, _) = outcome(&root_of(78));
     let got: Vec<_> = runs.iter().map(|r| (r.code(), r.stdout.clone())).collect();

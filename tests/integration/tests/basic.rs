@@ -1123,7 +1123,16 @@ fn cri_length_ids() {
         ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
         ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
         let exec_id: String = c.id().chars().rev().collect();
-        let e = ctr.run(&["task", "exec", "--exec-id", &exec_id, c.id(), "sh", "-c", "echo exec; exit 7"]);
+        let e = ctr.run(&[
+            "task",
+            "exec",
+            "--exec-id",
+            &exec_id,
+            c.id(),
+            "sh",
+            "-c",
+            "echo exec; exit 7",
+        ]);
         ctr.cleanup(c.id());
         assert_no_leftovers(c.id());
         ((first.code(), first.stdout), (e.code(), e.stdout))

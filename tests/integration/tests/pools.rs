@@ -979,8 +979,16 @@ fn failed_warm_create_leaves_no_pool_cgroup() {
             pools_json()
         );
         let out = Ctr::new().run_rm(Z, &id, &["--log-uri", "binary:///nonexistent/zt-logger"], &["true"]);
-        assert!(!out.success(), "a task with a missing logging binary ran: {}", out.describe());
-        assert!(out.stderr.contains("zt-logger"), "the error must name the binary: {}", out.describe());
+        assert!(
+            !out.success(),
+            "a task with a missing logging binary ran: {}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.contains("zt-logger"),
+            "the error must name the binary: {}",
+            out.describe()
+        );
         Ctr::new().cleanup(&id);
         assert_no_leftovers(&id);
     }
