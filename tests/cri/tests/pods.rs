@@ -8,5 +8,6 @@ mod pods {
     mod namespaces;
     mod profiles;
     mod resources;
+    mod seccomp;
     mod security;
 }
