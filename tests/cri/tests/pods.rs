@@ -3,6 +3,7 @@
 //! One test binary, so one CRI containerd serves them all.
 
 mod pods {
+    mod confinement;
     mod exec_logs;
     mod lifecycle;
     mod namespaces;
