@@ -1,4 +1,4 @@
-//! Namespaces: host network pods, the pod-shared pid namespace, container
+//! Namespaces: host network, pid and ipc pods, the pod-shared pid namespace, container
 //! pid isolation; mount propagation (private, rslave, rshared) of a host
 //! path.
 
@@ -47,6 +47,39 @@ fn host_network_pod() {
         assert_eq!(
             sh(cri, &id, "readlink /proc/self/ns/net"),
             host.to_string_lossy(),
+            "{}",
+            h.name()
+        );
+        pod.remove_and_check();
+    });
+}
+
+#[test]
+fn host_pid_and_ipc_namespaces() {
+    for_each_handler("host_pid_and_ipc_namespaces", |cri, h| {
+        let mut cfg = pod_config();
+        pod_ns(&mut cfg).pid = NamespaceMode::Node as i32;
+        pod_ns(&mut cfg).ipc = NamespaceMode::Node as i32;
+        let mut pod = Pod::run(cri, h, cfg);
+        let mut c = container_config("exec sleep 1000");
+        container_ns(&mut c).pid = NamespaceMode::Node as i32;
+        container_ns(&mut c).ipc = NamespaceMode::Node as i32;
+        let id = pod.start(&c);
+        for ns in ["pid", "ipc"] {
+            let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).expect("host ns");
+            assert_eq!(
+                sh(cri, &id, &format!("readlink /proc/self/ns/{ns}")),
+                host.to_string_lossy(),
+                "{}: {ns} namespace",
+                h.name()
+            );
+        }
+        // A host process (this test) is visible by its host pid.
+        let me = std::process::id();
+        let comm = std::fs::read_to_string("/proc/self/comm").expect("comm");
+        assert_eq!(
+            sh(cri, &id, &format!("cat /proc/{me}/comm")),
+            comm.trim(),
             "{}",
             h.name()
         );
