@@ -1,6 +1,6 @@
 //! Resources: a memory limit in the container's cgroup (as the host and
-//! the container see it), UpdateContainerResources; ContainerStats and
-//! PodSandboxStats.
+//! the container see it), UpdateContainerResources; OOM kill; ContainerStats
+//! and PodSandboxStats.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -143,6 +143,41 @@ fn container_and_pod_stats() {
                 .iter()
                 .any(|c| c.attributes.as_ref().is_some_and(|a| a.id == id)),
             "{}: the container is not in the pod's stats",
+            h.name()
+        );
+        pod.remove_and_check();
+    });
+}
+
+#[test]
+fn oom_killed_container() {
+    for_each_handler("oom_killed_container", |cri, h| {
+        let mut pod = Pod::run(cri, h, pod_config());
+        // The shell holds 256 MiB of output in a variable: far beyond 32 MiB.
+        let mut cfg = container_config("x=$(head -c 268435456 /dev/zero | tr '\\0' a); echo survived ${#x}");
+        cfg.linux.as_mut().expect("linux").resources = Some(LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        });
+        let id = pod.start(&cfg);
+        let mut last = None;
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                let s = cri.container_status(&id).expect("ContainerStatus").status;
+                let exited = s
+                    .as_ref()
+                    .is_some_and(|s| s.state == ContainerState::ContainerExited as i32);
+                last = s;
+                exited
+            }),
+            "{}: container did not exit: {last:?}",
+            h.name()
+        );
+        let s = last.expect("status");
+        assert_eq!(
+            (s.reason.as_str(), s.exit_code),
+            ("OOMKilled", 137),
+            "{}: {s:?}",
             h.name()
         );
         pod.remove_and_check();
