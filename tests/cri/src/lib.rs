@@ -15,14 +15,17 @@
 //! | `node`   | the CRI containerd of this binary ([`node()`]), zygote state |
 //! | `client` | the blocking CRI v1 client [`Cri`] (k8s-cri over the socket)  |
 //! | `pod`    | handlers, 64-hex names, configs, [`Pod`] and its leak check  |
+//! | `config_edit` | security contexts of configs, `sh` through ExecSync     |
 //! | `exit`   | work at process exit (stopping the node)                     |
 
 mod client;
+mod config_edit;
 mod exit;
 mod node;
 mod pod;
 
 pub use client::*;
+pub use config_edit::*;
 pub use node::*;
 pub use pod::*;
 

@@ -6,19 +6,6 @@ use std::collections::HashMap;
 use k8s_cri::v1::*;
 use zygote_cri_tests::*;
 
-fn sh(cri: &Cri, id: &str, script: &str) -> String {
-    let r = cri.exec_sync(id, &["sh", "-c", script], 10).expect("ExecSync");
-    assert_eq!(r.exit_code, 0, "{script}: {}", String::from_utf8_lossy(&r.stderr));
-    String::from_utf8_lossy(&r.stdout).trim().to_string()
-}
-
-fn sc(cfg: &mut ContainerConfig) -> &mut LinuxContainerSecurityContext {
-    cfg.linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .expect("security context")
-}
-
 #[test]
 fn pod_sysctls_visible_in_container() {
     let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").expect("host sysctl");
@@ -68,7 +55,7 @@ fn proc_confinement(cri: &Cri, id: &str) -> (String, String) {
 /// leaves masking to the client, containerd masks nothing when the lists
 /// are empty.
 fn kubelet_default_paths(cfg: &mut ContainerConfig) {
-    let s = sc(cfg);
+    let s = container_sc(cfg);
     s.masked_paths = [
         "/proc/asound",
         "/proc/acpi",
@@ -92,11 +79,7 @@ fn kubelet_default_paths(cfg: &mut ContainerConfig) {
 fn masked_and_readonly_paths() {
     for_each_handler("masked_and_readonly_paths", |cri, h| {
         let mut pcfg = pod_config();
-        pcfg.linux
-            .as_mut()
-            .and_then(|l| l.security_context.as_mut())
-            .expect("sandbox security context")
-            .privileged = true;
+        pod_sc(&mut pcfg).privileged = true;
         let mut pod = Pod::run(cri, h, pcfg);
 
         // Non-privileged: /proc/keys and /proc/timer_list masked (/dev/null
@@ -126,7 +109,7 @@ fn masked_and_readonly_paths() {
         // Privileged: neither.
         let mut p = container_config("exec sleep 1000");
         kubelet_default_paths(&mut p);
-        sc(&mut p).privileged = true;
+        container_sc(&mut p).privileged = true;
         let p = pod.start(&p);
         let (masked, sys) = proc_confinement(cri, &p);
         assert_eq!(
@@ -150,7 +133,7 @@ fn run_as_username() {
     for_each_handler("run_as_username", |cri, h| {
         let mut pod = Pod::run(cri, h, pod_config());
         let mut cfg = container_config("id -u > /tmp/u; id -g >> /tmp/u; exec sleep 1000");
-        sc(&mut cfg).run_as_username = "nobody".into();
+        container_sc(&mut cfg).run_as_username = "nobody".into();
         let id = pod.start(&cfg);
         // The image's /etc/passwd: nobody:x:65534:65534.
         assert_eq!(sh(cri, &id, "cat /tmp/u"), "65534\n65534", "{}", h.name());

@@ -187,23 +187,13 @@ fn zygote_pods_run_warm() {
     // Pod-shared pid namespace: app containers join the sandbox's.
     let mut shared = pod_config();
     shared.annotations = cfg.annotations.clone();
-    shared
-        .linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .and_then(|s| s.namespace_options.as_mut())
-        .expect("namespace options")
-        .pid = NamespaceMode::Pod as i32;
+    pod_ns(&mut shared).pid = NamespaceMode::Pod as i32;
     let joined_before = n.fallbacks("warmcheck", "join_pid_namespace");
     let mut pod = Pod::run(&cri, Handler::Zygote, cfg);
     let own_pid = pod.start(&container_config("exec sleep 1000"));
     let mut pod2 = Pod::run(&cri, Handler::Zygote, shared);
     let mut c = container_config("exec sleep 1000");
-    c.linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .expect("sc")
-        .namespace_options = Some(NamespaceOption {
+    container_sc(&mut c).namespace_options = Some(NamespaceOption {
         pid: NamespaceMode::Pod as i32,
         ..Default::default()
     });

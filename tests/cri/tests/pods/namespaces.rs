@@ -10,28 +10,6 @@ use k8s_cri::v1::*;
 use zygote_cri_tests::*;
 use zygote_integration_tests::run_cmd;
 
-fn sh(cri: &Cri, id: &str, script: &str) -> String {
-    let r = cri.exec_sync(id, &["sh", "-c", script], 10).expect("ExecSync");
-    assert_eq!(r.exit_code, 0, "{script}: {}", String::from_utf8_lossy(&r.stderr));
-    String::from_utf8_lossy(&r.stdout).trim().to_string()
-}
-
-fn pod_ns(cfg: &mut PodSandboxConfig) -> &mut NamespaceOption {
-    cfg.linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .and_then(|s| s.namespace_options.as_mut())
-        .expect("namespace options")
-}
-
-fn container_ns(cfg: &mut ContainerConfig) -> &mut NamespaceOption {
-    cfg.linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .and_then(|s| s.namespace_options.as_mut())
-        .expect("namespace options")
-}
-
 #[test]
 fn host_network_pod() {
     for_each_handler("host_network_pod", |cri, h| {
@@ -160,11 +138,7 @@ fn propagation(test: &str, propagation: MountPropagation, privileged: bool) {
         let host = SharedDir::new();
         let mut pcfg = pod_config();
         if privileged {
-            pcfg.linux
-                .as_mut()
-                .and_then(|l| l.security_context.as_mut())
-                .expect("sc")
-                .privileged = true;
+            pod_sc(&mut pcfg).privileged = true;
         }
         let mut pod = Pod::run(cri, h, pcfg);
         let mut c = container_config("exec sleep 1000");
@@ -175,11 +149,7 @@ fn propagation(test: &str, propagation: MountPropagation, privileged: bool) {
             ..Default::default()
         }];
         if privileged {
-            c.linux
-                .as_mut()
-                .and_then(|l| l.security_context.as_mut())
-                .expect("sc")
-                .privileged = true;
+            container_sc(&mut c).privileged = true;
         }
         let id = pod.start(&c);
         let info = sh(cri, &id, "grep ' /mnt/h ' /proc/self/mountinfo");

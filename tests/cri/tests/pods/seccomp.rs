@@ -6,27 +6,9 @@ use k8s_cri::v1::security_profile::ProfileType;
 use k8s_cri::v1::*;
 use zygote_cri_tests::*;
 
-fn sh(cri: &Cri, id: &str, script: &str) -> (i32, String) {
-    let r = cri.exec_sync(id, &["sh", "-c", script], 10).expect("ExecSync");
-    (
-        r.exit_code,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&r.stdout),
-            String::from_utf8_lossy(&r.stderr)
-        )
-        .trim()
-        .to_string(),
-    )
-}
-
 fn with_seccomp(profile_type: ProfileType, localhost_ref: &str) -> ContainerConfig {
     let mut cfg = container_config("exec sleep 1000");
-    cfg.linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .expect("security context")
-        .seccomp = Some(SecurityProfile {
+    container_sc(&mut cfg).seccomp = Some(SecurityProfile {
         profile_type: profile_type as i32,
         localhost_ref: localhost_ref.into(),
     });
@@ -35,7 +17,7 @@ fn with_seccomp(profile_type: ProfileType, localhost_ref: &str) -> ContainerConf
 
 /// The `Seccomp:` mode of the exec'd shell (0 none, 2 filter).
 fn seccomp_mode(cri: &Cri, id: &str) -> String {
-    let (code, out) = sh(cri, id, "grep '^Seccomp:' /proc/self/status");
+    let (code, out) = sh_status(cri, id, "grep '^Seccomp:' /proc/self/status");
     assert_eq!(code, 0, "{out}");
     out.split_whitespace().nth(1).unwrap_or("").to_string()
 }
@@ -59,11 +41,11 @@ fn seccomp_runtime_default_unconfined_localhost() {
         // capability) is denied without CAP_SYS_ADMIN, ordinary work runs.
         let d = pod.start(&with_seccomp(ProfileType::RuntimeDefault, ""));
         assert_eq!(seccomp_mode(cri, &d), "2", "{}", h.name());
-        let (code, out) = sh(cri, &d, "unshare -U true");
+        let (code, out) = sh_status(cri, &d, "unshare -U true");
         assert_ne!(code, 0, "{}: unshare allowed under RuntimeDefault: {out}", h.name());
         assert!(out.contains("Operation not permitted"), "{}: {out}", h.name());
         assert_eq!(
-            sh(cri, &d, "mkdir /tmp/d && echo made"),
+            sh_status(cri, &d, "mkdir /tmp/d && echo made"),
             (0, "made".into()),
             "{}",
             h.name()
@@ -73,7 +55,7 @@ fn seccomp_runtime_default_unconfined_localhost() {
         let u = pod.start(&with_seccomp(ProfileType::Unconfined, ""));
         assert_eq!(seccomp_mode(cri, &u), "0", "{}", h.name());
         assert_eq!(
-            sh(cri, &u, "unshare -U true && echo ok"),
+            sh_status(cri, &u, "unshare -U true && echo ok"),
             (0, "ok".into()),
             "{}",
             h.name()
@@ -82,11 +64,11 @@ fn seccomp_runtime_default_unconfined_localhost() {
         // Localhost: the node's profile file denies mkdir only.
         let l = pod.start(&with_seccomp(ProfileType::Localhost, &profile.to_string_lossy()));
         assert_eq!(seccomp_mode(cri, &l), "2", "{}", h.name());
-        let (code, out) = sh(cri, &l, "mkdir /tmp/l");
+        let (code, out) = sh_status(cri, &l, "mkdir /tmp/l");
         assert_ne!(code, 0, "{}: mkdir allowed by a profile denying it", h.name());
         assert!(out.contains("Operation not permitted"), "{}: {out}", h.name());
         assert_eq!(
-            sh(cri, &l, "touch /tmp/f && echo touched"),
+            sh_status(cri, &l, "touch /tmp/f && echo touched"),
             (0, "touched".into()),
             "{}",
             h.name()

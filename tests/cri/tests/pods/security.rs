@@ -4,30 +4,9 @@
 use k8s_cri::v1::*;
 use zygote_cri_tests::*;
 
-fn sc(cfg: &mut ContainerConfig) -> &mut LinuxContainerSecurityContext {
-    cfg.linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .expect("security context")
-}
-
-fn sh(cri: &Cri, id: &str, script: &str) -> (i32, String) {
-    let r = cri.exec_sync(id, &["sh", "-c", script], 10).expect("ExecSync");
-    (
-        r.exit_code,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&r.stdout),
-            String::from_utf8_lossy(&r.stderr)
-        )
-        .trim()
-        .to_string(),
-    )
-}
-
 /// A `/proc/self/status` field of the exec'd shell.
 fn status_field(cri: &Cri, id: &str, field: &str) -> String {
-    let (code, out) = sh(cri, id, &format!("grep '^{field}:' /proc/self/status"));
+    let (code, out) = sh_status(cri, id, &format!("grep '^{field}:' /proc/self/status"));
     assert_eq!(code, 0, "{out}");
     out.split_whitespace().nth(1).unwrap_or("").to_string()
 }
@@ -37,15 +16,25 @@ fn run_as_user_group_and_read_only_rootfs() {
     for_each_handler("run_as_user_group_and_read_only_rootfs", |cri, h| {
         let mut pod = Pod::run(cri, h, pod_config());
         let mut cfg = container_config("id -u > /tmp/u; id -g >> /tmp/u; exec sleep 1000");
-        let s = sc(&mut cfg);
+        let s = container_sc(&mut cfg);
         s.run_as_user = Some(Int64Value { value: 1000 });
         s.run_as_group = Some(Int64Value { value: 1000 });
         s.supplemental_groups = vec![65534];
         let id = pod.start(&cfg);
-        assert_eq!(sh(cri, &id, "cat /tmp/u"), (0, "1000\n1000".into()), "{}", h.name());
+        assert_eq!(
+            sh_status(cri, &id, "cat /tmp/u"),
+            (0, "1000\n1000".into()),
+            "{}",
+            h.name()
+        );
         // Execs run as the container's user too.
-        assert_eq!(sh(cri, &id, "id -u; id -g"), (0, "1000\n1000".into()), "{}", h.name());
-        let (_, groups) = sh(cri, &id, "id -G");
+        assert_eq!(
+            sh_status(cri, &id, "id -u; id -g"),
+            (0, "1000\n1000".into()),
+            "{}",
+            h.name()
+        );
+        let (_, groups) = sh_status(cri, &id, "id -G");
         assert!(
             groups.split_whitespace().any(|g| g == "65534"),
             "{}: {groups}",
@@ -53,9 +42,9 @@ fn run_as_user_group_and_read_only_rootfs() {
         );
 
         let mut ro = container_config("exec sleep 1000");
-        sc(&mut ro).readonly_rootfs = true;
+        container_sc(&mut ro).readonly_rootfs = true;
         let ro = pod.start(&ro);
-        let (code, out) = sh(cri, &ro, "touch /newfile");
+        let (code, out) = sh_status(cri, &ro, "touch /newfile");
         assert_ne!(code, 0, "{}: wrote to a read-only rootfs", h.name());
         assert!(out.contains("Read-only file system"), "{}: {out}", h.name());
         pod.remove_and_check();
@@ -66,20 +55,16 @@ fn run_as_user_group_and_read_only_rootfs() {
 fn capabilities_no_new_privs_privileged() {
     for_each_handler("capabilities_no_new_privs_privileged", |cri, h| {
         let mut pcfg = pod_config();
-        pcfg.linux
-            .as_mut()
-            .and_then(|l| l.security_context.as_mut())
-            .expect("sandbox security context")
-            .privileged = true;
+        pod_sc(&mut pcfg).privileged = true;
         let mut pod = Pod::run(cri, h, pcfg);
 
         let mut cfg = container_config("exec sleep 1000");
-        sc(&mut cfg).capabilities = Some(Capability {
+        container_sc(&mut cfg).capabilities = Some(Capability {
             drop_capabilities: vec!["ALL".into()],
             add_capabilities: vec!["NET_ADMIN".into()],
             ..Default::default()
         });
-        sc(&mut cfg).no_new_privs = true;
+        container_sc(&mut cfg).no_new_privs = true;
         let id = pod.start(&cfg);
         // CAP_NET_ADMIN is bit 12.
         assert_eq!(status_field(cri, &id, "CapBnd"), "0000000000001000", "{}", h.name());
@@ -93,7 +78,7 @@ fn capabilities_no_new_privs_privileged() {
         assert_eq!(eff & (1 << 21), 0, "{}: {eff:x}", h.name());
 
         let mut p = container_config("exec sleep 1000");
-        sc(&mut p).privileged = true;
+        container_sc(&mut p).privileged = true;
         let p = pod.start(&p);
         let eff = u64::from_str_radix(&status_field(cri, &p, "CapEff"), 16).expect("hex");
         assert_ne!(
@@ -103,7 +88,7 @@ fn capabilities_no_new_privs_privileged() {
             h.name()
         );
         // Host devices.
-        let (code, out) = sh(cri, &p, "ls /dev | wc -l");
+        let (code, out) = sh_status(cri, &p, "ls /dev | wc -l");
         assert_eq!(code, 0, "{out}");
         let devices: u32 = out.trim().parse().unwrap_or(0);
         assert!(
@@ -111,7 +96,7 @@ fn capabilities_no_new_privs_privileged() {
             "{}: privileged container sees {devices} entries in /dev",
             h.name()
         );
-        let (_, seccomp) = sh(cri, &p, "grep '^Seccomp:' /proc/self/status");
+        let (_, seccomp) = sh_status(cri, &p, "grep '^Seccomp:' /proc/self/status");
         assert!(
             seccomp.ends_with('0'),
             "{}: privileged container under seccomp: {seccomp}",
