@@ -105,6 +105,10 @@ pub struct CreateDetail {
     pub security_us: u64,
     /// CLOCK_MONOTONIC when the zygote was born (warm only), for its age.
     pub zygote_born_ns: i64,
+    /// Warm, but the zygote's child could not serve the spec (the reason,
+    /// from `zygote_misfit`): the zygote's process cloned the init itself.
+    #[serde(default)]
+    pub cloned_at_claim: Option<String>,
 }
 
 /// A request that failed: what failed ([`FailureKind`], decided where the

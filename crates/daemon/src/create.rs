@@ -153,8 +153,13 @@ impl Daemon {
             &wasm,
         );
         tracing::debug!(id = %req.id, us = (state::monotonic_ns() - received) / 1000, "create: rootfs mounted, task.json next");
-        let (client, rx, pid, at_ns, detail) = match self.start_container(&dir, &cfg, &spec, &resolved, &cgroup).await {
-            Ok(x) => x,
+        let (client, rx, pid, at_ns, detail) = match self.start_container(&dir, &cfg, &spec, &cgroup).await {
+            Ok(x) => {
+                if let Some(reason) = &x.4.cloned_at_claim {
+                    self.pools.cloned_at_claim(&cfg.profile, reason);
+                }
+                x
+            }
             Err(e) => {
                 // A monitor that failed removed what it made; one that was
                 // killed could not, and its cgroup is empty now (unless
@@ -265,15 +270,13 @@ impl Daemon {
     }
 
     /// Gets the container to its exec barrier: a warm zygote of the
-    /// profile when the spec fits one and one waits, else (the reason
-    /// counted) a monitor that clones it. Teaches the pool where the
-    /// profile's tasks go first.
+    /// profile when one waits, else (the reason counted) a monitor that
+    /// clones it. Teaches the pool where the profile's tasks go first.
     async fn start_container(
         &self,
         dir: &TaskDir,
         cfg: &TaskConfig,
         spec: &Spec,
-        resolved: &Resolved,
         cgroup: &Cgroup,
     ) -> Result<Spawned, DaemonError> {
         if let Some(g) = &cfg.guest {
@@ -287,11 +290,9 @@ impl Daemon {
         if let Some(parent) = cgroup.path().parent().filter(|_| !in_a_pod(spec)) {
             self.pools.learn_parent(&cfg.profile, parent);
         }
-        let warm = match zygote_runtime::init::build::zygote_misfit(spec, resolved.clone_flags) {
-            Some(reason) => Err(Fallback::Misfit(reason)),
-            None => self.pools.claim(&cfg.profile),
-        };
-        match warm {
+        // Any spec can be claimed: a zygote whose child cannot serve it
+        // (`zygote_misfit`) clones the init itself and says why.
+        match self.pools.claim(&cfg.profile) {
             Ok(w) => match self.claim_zygote(dir, cfg, w).await {
                 Err(DaemonError::MonitorGone { .. }) => {
                     self.pools.fallback(&cfg.profile, Fallback::ZygoteLost);

@@ -81,6 +81,7 @@ impl Daemon {
             "profile": task.cfg().profile,
             "path": if detail.warm { "warm" } else { "cold" },
             "cgroup_renamed": detail.cgroup_renamed,
+            "cloned_at_claim": detail.cloned_at_claim,
             "security_us": detail.security_us,
             "zygote_age_ms": if detail.warm { (create_received - detail.zygote_born_ns).max(0) / 1_000_000 } else { 0 },
             "create_to_ready_us": (created - create_received) / 1000,

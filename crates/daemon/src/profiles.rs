@@ -13,7 +13,6 @@ use std::sync::Mutex;
 
 use crate::pool::sizing::Bounds;
 use crate::pool::PoolSpec;
-use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxResources, Spec};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -29,8 +28,6 @@ pub(crate) struct Resolved {
     pub(crate) security: Security,
     /// `linux.resources` with the profile's defaults; `None`: the spec's.
     pub(crate) resources: Option<LinuxResources>,
-    /// Namespaces the profile's zygotes create in advance.
-    pub(crate) clone_flags: CloneFlags,
     /// The profile has `mode = "wasm"`: its tasks must be Wasm modules.
     pub(crate) wasm_mode: bool,
 }
@@ -134,7 +131,6 @@ impl Profiles {
                 landlock,
             },
             resources: with_defaults(spec, profile),
-            clone_flags: profile.clone_flags() & zygote_runtime::zygote::PRECREATABLE,
             wasm_mode: profile.mode == Mode::Wasm,
         })
     }

@@ -12,7 +12,10 @@
 //! sequence from [`Phase::Namespaces`]. The caller's `place` closure puts the
 //! child in its final cgroup (renaming a pre-placed cgroup, or a migration)
 //! before `Placed` is sent; from `Ready` on it is a [`Pending`] exactly like
-//! the cold path's.
+//! the cold path's. A spec the child cannot serve
+//! ([`build::zygote_misfit`]: a pid namespace joined by path, the host's pid
+//! namespace, a user namespace) is not sent to it: the zygote's process drops
+//! the child and clones the init itself, as a cold monitor does.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -65,6 +68,7 @@ pub struct ZygoteTask {
 #[derive(Debug)]
 pub struct Zygote {
     pid: Pid,
+    pre: CloneFlags,
     chan: SyncChannel,
     guard: ChildGuard,
 }
@@ -105,6 +109,7 @@ impl Zygote {
             }
             ForkResult::Parent { child: pid } => Ok(Zygote {
                 pid,
+                pre,
                 chan: parent,
                 guard: ChildGuard(Some(pid)),
             }),
@@ -114,6 +119,11 @@ impl Zygote {
     /// Host pid of the zygote child.
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
+    }
+
+    /// The namespaces the child was cloned into.
+    pub fn pre(&self) -> CloneFlags {
+        self.pre
     }
 
     /// True while the child has not exited (a dead one is reaped here).
@@ -134,7 +144,7 @@ impl Zygote {
         stdio: Stdio,
         place: impl FnOnce(i32) -> Result<(), RuntimeError>,
     ) -> Result<Pending, RuntimeError> {
-        let Zygote { pid, chan, guard } = self;
+        let Zygote { pid, chan, guard, .. } = self;
         if let StdioPlan::Fds { stdin, stdout, stderr } = stdio_plan(stdio)? {
             for fd in [&stdin, &stdout, &stderr] {
                 chan.send_with_fd(&Message::Fd, Some(fd.as_fd()))?;

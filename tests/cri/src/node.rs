@@ -183,7 +183,16 @@ impl Node {
 
     /// A fallback counter of a profile in the daemon's `pools.json`.
     pub fn fallbacks(&self, profile: &str, reason: &str) -> u64 {
-        self.pools_json()["profiles"][profile]["fallbacks"][reason]
+        self.pool_counter(profile, "fallbacks", reason)
+    }
+
+    /// A counter of claims whose zygote cloned the init itself, by reason.
+    pub fn cloned_at_claim(&self, profile: &str, reason: &str) -> u64 {
+        self.pool_counter(profile, "cloned_at_claim", reason)
+    }
+
+    fn pool_counter(&self, profile: &str, map: &str, reason: &str) -> u64 {
+        self.pools_json()["profiles"][profile][map][reason]
             .as_u64()
             .unwrap_or(0)
     }

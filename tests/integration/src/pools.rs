@@ -74,6 +74,13 @@ pub fn pool_fallbacks(profile: &str, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Claims of one profile whose zygote cloned the init itself, by reason.
+pub fn pool_cloned_at_claim(profile: &str, reason: &str) -> u64 {
+    pools_json()["profiles"][profile]["cloned_at_claim"][reason]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 /// Polls `f` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -231,6 +231,14 @@ impl PoolSet {
         }
     }
 
+    /// Counts a claim of `profile` whose zygote cloned the init itself.
+    pub(crate) fn cloned_at_claim(&self, profile: &str, reason: &str) {
+        if let Some(pool) = self.lock().get_mut(profile) {
+            *pool.stats.cloned_at_claim.entry(reason.to_string()).or_default() += 1;
+            self.stats_wake.notify_one();
+        }
+    }
+
     /// Where one of `profile`'s tasks got its cgroup (its parent, e.g.
     /// `/default`). New zygotes are pre-placed under the parent most of the
     /// profile's recent tasks used, so one task with an odd `cgroupsPath`

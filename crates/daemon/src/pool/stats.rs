@@ -26,6 +26,10 @@ pub(crate) struct ProfileStats {
     pub(crate) recycled: u64,
     /// Tasks that took the cold path, by reason.
     pub(crate) fallbacks: BTreeMap<String, u64>,
+    /// Claims whose zygote child could not serve the spec, by reason (from
+    /// `zygote_runtime::init::build::zygote_misfit`): the zygote's process
+    /// cloned the init itself (warm, without the pre-made namespaces).
+    pub(crate) cloned_at_claim: BTreeMap<String, u64>,
     /// Median zygote creation time (spawn to waiting), microseconds, over
     /// the last 64 zygotes.
     pub(crate) creation_us_p50: u64,
@@ -47,9 +51,6 @@ pub(crate) enum Fallback {
     PoolEmpty,
     /// The claimed zygote died before it answered.
     ZygoteLost,
-    /// The spec needs what a zygote cannot give, as named by
-    /// `zygote_runtime::init::build::zygote_misfit`.
-    Misfit(&'static str),
 }
 
 impl Fallback {
@@ -58,7 +59,6 @@ impl Fallback {
             Fallback::PoolDisabled => "pool_disabled",
             Fallback::PoolEmpty => "pool_empty",
             Fallback::ZygoteLost => "zygote_lost",
-            Fallback::Misfit(why) => why,
         }
     }
 }
@@ -78,6 +78,5 @@ mod tests {
         assert_eq!(Fallback::PoolDisabled.to_string(), "pool_disabled");
         assert_eq!(Fallback::PoolEmpty.to_string(), "pool_empty");
         assert_eq!(Fallback::ZygoteLost.to_string(), "zygote_lost");
-        assert_eq!(Fallback::Misfit("user_namespace").to_string(), "user_namespace");
     }
 }

@@ -200,8 +200,13 @@ async fn a_disabled_pool_says_so_and_fallbacks_are_counted_by_reason() {
     assert_eq!(set.claim("p").err(), Some(Fallback::PoolDisabled));
     assert_eq!(set.claim("nope").err(), Some(Fallback::PoolDisabled));
     set.fallback("p", Fallback::PoolDisabled);
-    set.fallback("p", Fallback::Misfit("user_namespace"));
-    let f = &set.stats().profiles["p"].fallbacks;
+    set.fallback("p", Fallback::PoolEmpty);
+    set.fallback("p", Fallback::PoolEmpty);
+    set.cloned_at_claim("p", "join_pid_namespace");
+    let stats = set.stats();
+    let f = &stats.profiles["p"].fallbacks;
     assert_eq!(f["pool_disabled"], 1);
-    assert_eq!(f["user_namespace"], 1);
+    assert_eq!(f["pool_empty"], 2);
+    assert_eq!(stats.profiles["p"].cloned_at_claim["join_pid_namespace"], 1);
+    assert!(!f.contains_key("join_pid_namespace"), "{f:?}");
 }

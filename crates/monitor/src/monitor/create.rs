@@ -1,7 +1,8 @@
 //! Creating the task: read `task.json`, load the spec, prepare the
 //! cgroup, stdio and the listener, then get the container to its exec
-//! barrier, cloned here (cold) or from a warm zygote's child; answer the
-//! daemon with the create reply.
+//! barrier, cloned here (cold, or a claimed zygote whose child cannot
+//! serve the spec) or from a warm zygote's child; answer the daemon with the
+//! create reply.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -10,15 +11,18 @@ use std::time::Instant;
 
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
 use tracing::{debug, warn};
 use zygote_contract::proto::{self, CreateDetail, Failure, FailureKind, Message, Reply};
 use zygote_contract::state::{self, TaskConfig};
 use zygote_contract::TaskDir;
-use zygote_runtime::cgroups::Cgroup;
-use zygote_runtime::container::{self, ContainerConfig};
+use zygote_runtime::cgroups::{Cgroup, CgroupError};
+use zygote_runtime::container::{self, ContainerConfig, Pending};
 use zygote_runtime::guest::GuestRunner;
+use zygote_runtime::init::build::zygote_misfit;
 use zygote_runtime::security::Security;
-use zygote_runtime::zygote::ZygoteTask;
+use zygote_runtime::zygote::{Zygote, ZygoteTask};
+use zygote_runtime::RuntimeError;
 
 use super::{Monitor, MonitorError, Proc, Source};
 use crate::stdio;
@@ -100,57 +104,17 @@ fn create_from(dir: &TaskDir, control: &OwnedFd, source: &mut Option<Source>) ->
         Source::Warm { zygote, pool, born_ns } => {
             detail.warm = true;
             detail.zygote_born_ns = born_ns;
-            let renamed = match &pool {
-                Some(p) => cgroup.create_by_rename(p, resources.as_ref()),
-                None => Ok(false),
+            let warm = Warm {
+                cfg: &cfg,
+                container: &container,
+                cgroup: &cgroup,
+                resources: resources.as_ref(),
+                oom_adj,
             };
-            detail.cgroup_renamed = matches!(renamed, Ok(true));
-            stage("cgroup renamed");
-            let made = match renamed {
-                Ok(true) => Ok(()),
-                Ok(false) => cgroup.create(resources.as_ref()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = made {
-                // The child first (dropping the zygote kills and reaps it), so
-                // its pool cgroup is empty and goes at once.
-                drop(zygote);
-                if let Some(p) = &pool {
-                    if let Err(e) = p.remove() {
-                        warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
-                    }
-                }
-                return Err(failed(&e, FailureKind::Cgroup));
+            match warm.create(zygote, pool, stdio, &mut detail, &stage) {
+                Ok(r) => r,
+                Err(e) => return Err(failed(&e, FailureKind::Cgroup)),
             }
-            let task = ZygoteTask {
-                id: cfg.id.clone(),
-                bundle: cfg.bundle.clone(),
-                rootfs: cfg.rootfs.clone(),
-                terminal: cfg.stdio.terminal,
-                security: container.security.clone(),
-                guest: cfg.guest.clone(),
-            };
-            let renamed = detail.cgroup_renamed;
-            let r = zygote.serve(&task, stdio, |pid| {
-                if renamed {
-                    // A hybrid host's unified hierarchy cannot rename.
-                    cgroup.add_task_unified(pid)?;
-                } else {
-                    cgroup.add_task(pid)?;
-                }
-                match oom_adj {
-                    Some(adj) => container::set_oom_score_adj(Pid::from_raw(pid), adj),
-                    None => Ok(()),
-                }
-            });
-            // What is left of the pool cgroup: all of it after a migration,
-            // the unified directory after a rename on a hybrid host.
-            if let Some(p) = &pool {
-                if let Err(e) = p.remove() {
-                    warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
-                }
-            }
-            r
         }
     };
     stage("container at its barrier");
@@ -201,6 +165,106 @@ fn create_from(dir: &TaskDir, control: &OwnedFd, source: &mut Option<Source>) ->
         warn!(error = %e, "daemon gone before the create reply");
     }
     Ok(m)
+}
+
+/// A claimed zygote creating its task: the task's cgroup from the pool's
+/// (renamed when it can be), then the container from the zygote's child, or
+/// cloned here when the child cannot serve the spec.
+struct Warm<'a> {
+    cfg: &'a TaskConfig,
+    container: &'a ContainerConfig,
+    cgroup: &'a Cgroup,
+    resources: Option<&'a LinuxResources>,
+    oom_adj: Option<i32>,
+}
+
+impl Warm<'_> {
+    /// The outer error is the cgroup's (nothing was created); the inner
+    /// result is the container's.
+    fn create(
+        &self,
+        zygote: Zygote,
+        pool: Option<Cgroup>,
+        stdio: container::Stdio,
+        detail: &mut CreateDetail,
+        stage: &dyn Fn(&str),
+    ) -> Result<Result<Pending, RuntimeError>, CgroupError> {
+        // A spec the child cannot serve (it joins a pid namespace by path,
+        // keeps the host's, or wants a user namespace) gets an init cloned
+        // here instead: the child goes first (dropping the zygote kills and
+        // reaps it), and the rest of the warm work (this process, the pool
+        // cgroup) is kept.
+        let misfit = zygote_misfit(&self.container.spec, zygote.pre());
+        let zygote = match misfit {
+            Some(reason) => {
+                debug!(
+                    reason,
+                    "the zygote's child cannot serve this spec: the init is cloned at claim"
+                );
+                detail.cloned_at_claim = Some(reason.to_string());
+                drop(zygote);
+                None
+            }
+            None => Some(zygote),
+        };
+        let remove_pool = || {
+            if let Some(p) = &pool {
+                if let Err(e) = p.remove() {
+                    warn!(cgroup = %p.path().display(), error = %proto::error_chain(&e), "cannot remove the zygote's pool cgroup");
+                }
+            }
+        };
+        let renamed = match &pool {
+            Some(p) => self.cgroup.create_by_rename(p, self.resources),
+            None => Ok(false),
+        };
+        detail.cgroup_renamed = matches!(renamed, Ok(true));
+        stage("cgroup renamed");
+        let made = match renamed {
+            Ok(true) => Ok(()),
+            Ok(false) => self.cgroup.create(self.resources),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            // The child first (dropping the zygote kills and reaps it), so
+            // its pool cgroup is empty and goes at once.
+            drop(zygote);
+            remove_pool();
+            return Err(e);
+        }
+        let r = match zygote {
+            Some(zygote) => self.serve(zygote, stdio, detail.cgroup_renamed),
+            None => container::create_container(self.container, self.cgroup, stdio),
+        };
+        // What is left of the pool cgroup: all of it after a migration,
+        // the unified directory after a rename on a hybrid host.
+        remove_pool();
+        Ok(r)
+    }
+
+    /// Hands the task to the zygote's child.
+    fn serve(&self, zygote: Zygote, stdio: container::Stdio, renamed: bool) -> Result<Pending, RuntimeError> {
+        let task = ZygoteTask {
+            id: self.cfg.id.clone(),
+            bundle: self.cfg.bundle.clone(),
+            rootfs: self.cfg.rootfs.clone(),
+            terminal: self.cfg.stdio.terminal,
+            security: self.container.security.clone(),
+            guest: self.cfg.guest.clone(),
+        };
+        zygote.serve(&task, stdio, |pid| {
+            if renamed {
+                // A hybrid host's unified hierarchy cannot rename.
+                self.cgroup.add_task_unified(pid)?;
+            } else {
+                self.cgroup.add_task(pid)?;
+            }
+            match self.oom_adj {
+                Some(adj) => container::set_oom_score_adj(Pid::from_raw(pid), adj),
+                None => Ok(()),
+            }
+        })
+    }
 }
 
 fn listen(path: &Path) -> Result<OwnedFd, MonitorError> {

@@ -128,8 +128,9 @@ pub fn exec_plan(
     })
 }
 
-/// Why a spec cannot be served by a zygote whose namespaces `pre` already
-/// exist (it then takes the cold path). `None` when it can.
+/// Why a spec cannot be served by a zygote child whose namespaces `pre`
+/// already exist (the claimed zygote's process then drops that child and
+/// clones the init itself, as a cold monitor does). `None` when it can.
 pub fn zygote_misfit(spec: &Spec, pre: CloneFlags) -> Option<&'static str> {
     let list = spec
         .linux()

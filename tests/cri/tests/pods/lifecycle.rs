@@ -188,7 +188,7 @@ fn zygote_pods_run_warm() {
     let mut shared = pod_config();
     shared.annotations = cfg.annotations.clone();
     pod_ns(&mut shared).pid = NamespaceMode::Pod as i32;
-    let joined_before = n.fallbacks("warmcheck", "join_pid_namespace");
+    let joined_before = n.cloned_at_claim("warmcheck", "join_pid_namespace");
     let mut pod = Pod::run(&cri, Handler::Zygote, cfg);
     let own_pid = pod.start(&container_config("exec sleep 1000"));
     let mut pod2 = Pod::run(&cri, Handler::Zygote, shared);
@@ -210,12 +210,22 @@ fn zygote_pods_run_warm() {
     assert_eq!(path(&pod.id).as_deref(), Some("warm"), "{report}");
     assert_eq!(path(&own_pid).as_deref(), Some("warm"), "{report}");
     assert_eq!(path(&pod2.id).as_deref(), Some("warm"), "{report}");
-    // TODO(issue 11 item 3, the lead is on it): an app container that joins
-    // the sandbox's pid namespace by path still goes cold today, with
-    // fallback reason join_pid_namespace. When that is fixed this must
-    // become Some("warm").
-    assert_eq!(path(&joins_pid).as_deref(), Some("cold"), "{report}");
-    assert!(n.fallbacks("warmcheck", "join_pid_namespace") > joined_before);
+    // The zygote's child, pid 1 of its own namespace, cannot move into the
+    // sandbox's: the claimed zygote clones the init itself, still warm (no
+    // monitor exec, the pool cgroup renamed), and says why.
+    assert_eq!(path(&joins_pid).as_deref(), Some("warm"), "{report}");
+    let cloned = n.timing(&joins_pid).map(|t| t["cloned_at_claim"].clone());
+    assert_eq!(cloned, Some(serde_json::json!("join_pid_namespace")), "{report}");
+    assert_eq!(
+        n.timing(&own_pid).map(|t| t["cloned_at_claim"].clone()),
+        Some(serde_json::Value::Null)
+    );
+    assert!(n.cloned_at_claim("warmcheck", "join_pid_namespace") > joined_before);
+    assert_eq!(n.fallbacks("warmcheck", "join_pid_namespace"), 0);
+    // The joined container sees the sandbox's pause process (busybox
+    // `sleep 2147483647`, hack/build-pause-image.sh) as pid 1.
+    let ps = sh(&cri, &joins_pid, "cat /proc/1/cmdline");
+    assert!(ps.contains("2147483647"), "pid 1 seen by the joining container: {ps:?}");
     pod.remove_and_check();
     pod2.remove_and_check();
 }
