@@ -174,6 +174,10 @@ start_containerd() {
 	command -v ctr >/dev/null 2>&1 || die "ctr not found (run hack/install-deps.sh)"
 	local fstype
 	mkdir -p "${dir}"
+	# Traversable, as /var/lib/containerd and /run/containerd are on a node
+	# (mktemp makes 0700): the root of a container in a user namespace is an
+	# unprivileged host uid that must reach its bundle's rootfs.
+	chmod 711 "${dir}"
 	fstype="$(stat -f -c %T "${dir}")"
 	if [[ ${fstype} == tmpfs ]]; then
 		die "${dir} is on tmpfs; the overlayfs snapshotter needs e.g. ext4 (use /var/tmp)"
