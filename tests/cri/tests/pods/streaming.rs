@@ -2,6 +2,9 @@
 //! streaming server, spoken to in the remotecommand protocol over
 //! WebSocket ([`Stream`]): stdin in, stdout and stderr apart, the exit code
 //! in the v4 status, a terminal (tty, resize) for exec and attach.
+//! `PortForward` answers one for the port-forward protocol: bytes to a
+//! port inside the pod's network namespace and back, and a clear error
+//! for a port nothing listens on.
 
 use zygote_cri_tests::*;
 
@@ -151,6 +154,53 @@ fn attach_with_tty() {
             "{}",
             h.name()
         );
+        pod.remove_and_check();
+    });
+}
+
+/// A pod-network container serving TCP port 8080: each connection gets
+/// `pong <the line it sent>`.
+fn pong_server() -> k8s_cri::v1::ContainerConfig {
+    container_config(
+        r#"printf '#!/bin/sh\nread -r l\necho "pong $l"\n' >/tmp/h; chmod +x /tmp/h; exec nc -ll -p 8080 -e /tmp/h"#,
+    )
+}
+
+#[test]
+fn port_forward_into_the_pod() {
+    for_each_handler("port_forward_into_the_pod", |cri, h| {
+        let mut pod = Pod::run(cri, h, pod_config());
+        let id = pod.start(&pong_server());
+        let listening = || sh_status(cri, &id, "netstat -ltn | grep -q ':8080 '").0 == 0;
+        assert!(
+            zygote_integration_tests::wait_until(std::time::Duration::from_secs(10), listening),
+            "{}: nothing listens on 8080 in the pod",
+            h.name()
+        );
+        let url = cri.port_forward(&pod.id, &[8080]).expect("PortForward");
+        let mut s = Stream::port_forward(&url, 8080);
+        let r = s.read_until(|r| r.ports.len() == 2);
+        assert_eq!(r.ports.get(&0), Some(&8080), "{}: data channel: {r:?}", h.name());
+        assert_eq!(r.ports.get(&1), Some(&8080), "{}: error channel: {r:?}", h.name());
+        s.send(0, b"ping\n");
+        let r = s.read_until(|r| r.channel(0).ends_with(b"\n"));
+        assert_eq!(r.text(0), "pong ping\n", "{}: {r:?}", h.name());
+        // The server closes the connection after one line: so does the stream.
+        let r = s.wait_closed();
+        assert_eq!(r.text(1), "", "{}: error channel", h.name());
+
+        // Nothing listens on 8081: the error channel says so.
+        let url = cri.port_forward(&pod.id, &[8081]).expect("PortForward");
+        let mut s = Stream::port_forward(&url, 8081);
+        let r = s.wait_closed();
+        assert_eq!(r.ports.get(&1), Some(&8081), "{}: {r:?}", h.name());
+        assert!(
+            r.text(1).contains("8081"),
+            "{}: error channel: {:?}",
+            h.name(),
+            r.text(1)
+        );
+        assert_eq!(r.text(0), "", "{}", h.name());
         pod.remove_and_check();
     });
 }
