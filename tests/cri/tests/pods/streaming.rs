@@ -6,7 +6,10 @@
 //! port inside the pod's network namespace and back, and a clear error
 //! for a port nothing listens on.
 
+use std::time::Duration;
+
 use zygote_cri_tests::*;
+use zygote_integration_tests::wait_until;
 
 /// The remotecommand subprotocol the node's streaming server picks of
 /// those [`Stream`] offers (a `true` exec in container `id`).
@@ -122,8 +125,13 @@ fn attach_to_stdin_of_a_running_container() {
             "{}",
             h.name()
         );
-        let log = std::fs::read_to_string(pod.log_path(&cfg)).unwrap_or_default();
-        assert!(log.contains(" stdout F hello attach"), "{}: log {log:?}", h.name());
+        let log = || std::fs::read_to_string(pod.log_path(&cfg)).unwrap_or_default();
+        assert!(
+            wait_until(Duration::from_secs(10), || log().contains(" stdout F hello attach")),
+            "{}: log {:?}",
+            h.name(),
+            log()
+        );
         pod.remove_and_check();
     });
 }
@@ -173,7 +181,7 @@ fn port_forward_into_the_pod() {
         let id = pod.start(&pong_server());
         let listening = || sh_status(cri, &id, "netstat -ltn | grep -q ':8080 '").0 == 0;
         assert!(
-            zygote_integration_tests::wait_until(std::time::Duration::from_secs(10), listening),
+            wait_until(Duration::from_secs(10), listening),
             "{}: nothing listens on 8080 in the pod",
             h.name()
         );
