@@ -1,7 +1,8 @@
 //! Streaming through CRI: `Exec` and `Attach` answer a URL of containerd's
 //! streaming server, spoken to in the remotecommand protocol over
 //! WebSocket ([`Stream`]): stdin in, stdout and stderr apart, the exit code
-//! in the v4 status, a terminal (tty, resize) for exec and attach.
+//! in the v4 status, a terminal (tty, resize, ^D as end of input) for exec
+//! and attach.
 //! `PortForward` answers one for the port-forward protocol: bytes to a
 //! port inside the pod's network namespace and back, and a clear error
 //! for a port nothing listens on.
@@ -68,7 +69,7 @@ fn exec_with_tty_and_resize() {
         let mut pod = Pod::run(cri, h, pod_config());
         let id = pod.start(&container_config("exec sleep 1000"));
         let script = "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; \
-                      while read -r l; do [ \"$l\" = end ] && exit 5; stty size; done";
+                      while read -r l; do stty size; done; exit 5";
         let url = cri.exec(&id, &["sh", "-c", script], true, true).expect("Exec");
         let mut s = Stream::remotecommand(&url);
         s.resize(100, 30);
@@ -81,7 +82,8 @@ fn exec_with_tty_and_resize() {
                 break;
             }
         }
-        s.send(STDIN, b"end\n");
+        // ^D at the start of a line: end of input on a terminal, `read` fails.
+        s.send(STDIN, b"\x04");
         let r = s.wait_closed();
         let out = r.text(STDOUT);
         assert!(out.contains("is-a-tty\r\n"), "{}: not a terminal: {out:?}", h.name());
@@ -92,7 +94,7 @@ fn exec_with_tty_and_resize() {
             h.name()
         );
         // The terminal echoes what was typed.
-        assert!(out.contains("end\r\n"), "{}: {out:?}", h.name());
+        assert!(out.contains("size\r\n"), "{}: {out:?}", h.name());
         assert_eq!(r.channel(STDERR), b"", "{}: a terminal has one output", h.name());
         assert_eq!(r.exit_code(), Some(5), "{}: status {:?}", h.name(), r.status());
         pod.remove_and_check();
