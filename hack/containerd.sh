@@ -23,7 +23,10 @@
 #                     same socket, namespace k8s.io, handlers runc, crun (runc-v2
 #                     driving /usr/bin/crun, for hack/bench), zygote and
 #                     zygote-alt (zygote with runtime options selecting profile
-#                     ZYGOTE_CRI_ALT_PROFILE, default "open"), CNI bridge+portmap
+#                     ZYGOTE_CRI_ALT_PROFILE, default "open"), zygote-badopts
+#                     (runtime options naming profile "no-such-profile-badopts",
+#                     which no config has: a handler that must fail clearly),
+#                     CNI bridge+portmap
 #                     (loopback added by containerd) from /usr/lib/cni on a
 #                     private bridge and subnet (<dir>/cri.env), and a local pause
 #                     image (hack/build-pause-image.sh) imported into k8s.io.
@@ -456,6 +459,7 @@ write_cri_config() {
 }
 CONF
 	printf 'profile = "%s"\n' "${ZYGOTE_CRI_ALT_PROFILE:-open}" >"${dir}/zygote-alt.toml"
+	printf 'profile = "no-such-profile-badopts"\n' >"${dir}/zygote-badopts.toml"
 	# containerd 1.x (config version 2): one plugin, io.containerd.grpc.v1.cri,
 	# holds it all. containerd 2.x (version 3): the runtime side is
 	# io.containerd.cri.v1.runtime, images (and the sandbox image) are
@@ -513,6 +517,10 @@ CONF
     pod_annotations = ["zygote.dev/*"]
   [${rt}.zygote-alt.options]
     ConfigPath = "${dir}/zygote-alt.toml"
+  [${rt}.zygote-badopts]
+    runtime_type = "io.containerd.zygote.v1"
+  [${rt}.zygote-badopts.options]
+    ConfigPath = "${dir}/zygote-badopts.toml"
   [${runtime}.cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "${dir}/cni/net.d"

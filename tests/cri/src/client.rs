@@ -175,6 +175,41 @@ impl Cri {
         self.rs(|mut c| async move { c.exec_sync(req).await })
     }
 
+    /// Exec: the streaming URL of `cmd` in container `id`.
+    pub fn exec(&self, id: &str, cmd: &[&str], stdin: bool, tty: bool) -> Result<String, Status> {
+        let req = ExecRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            tty,
+            stdin,
+            stdout: true,
+            // A terminal has one output stream.
+            stderr: !tty,
+        };
+        self.rs(|mut c| async move { c.exec(req).await }).map(|r| r.url)
+    }
+
+    /// Attach: the streaming URL of container `id`'s stdio.
+    pub fn attach(&self, id: &str, stdin: bool, tty: bool) -> Result<String, Status> {
+        let req = AttachRequest {
+            container_id: id.into(),
+            stdin,
+            tty,
+            stdout: true,
+            stderr: !tty,
+        };
+        self.rs(|mut c| async move { c.attach(req).await }).map(|r| r.url)
+    }
+
+    /// PortForward: the streaming URL for ports of pod `pod_id`.
+    pub fn port_forward(&self, pod_id: &str, ports: &[i32]) -> Result<String, Status> {
+        let req = PortForwardRequest {
+            pod_sandbox_id: pod_id.into(),
+            port: ports.to_vec(),
+        };
+        self.rs(|mut c| async move { c.port_forward(req).await }).map(|r| r.url)
+    }
+
     pub fn reopen_log(&self, id: &str) -> Result<(), Status> {
         let req = ReopenContainerLogRequest {
             container_id: id.into(),

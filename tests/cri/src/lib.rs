@@ -17,17 +17,20 @@
 //! | `pod`    | handlers, 64-hex names, configs, [`Pod`] and its leak check  |
 //! | `config_edit` | security contexts of configs, `sh` through ExecSync     |
 //! | `exit`   | work at process exit (stopping the node)                     |
+//! | `stream` | exec/attach/port-forward over WebSocket ([`Stream`])          |
 
 mod client;
 mod config_edit;
 mod exit;
 mod node;
 mod pod;
+mod stream;
 
 pub use client::*;
 pub use config_edit::*;
 pub use node::*;
 pub use pod::*;
+pub use stream::*;
 
 use zygote_integration_tests::{require_runtime, Runtime};
 

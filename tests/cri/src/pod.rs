@@ -21,6 +21,8 @@ pub enum Handler {
     Zygote,
     /// zygote with runtime options selecting profile "open".
     ZygoteAlt,
+    /// zygote with runtime options naming a profile no config has.
+    ZygoteBadOpts,
 }
 
 impl Handler {
@@ -29,6 +31,7 @@ impl Handler {
             Handler::Runc => "runc",
             Handler::Zygote => "zygote",
             Handler::ZygoteAlt => "zygote-alt",
+            Handler::ZygoteBadOpts => "zygote-badopts",
         }
     }
 

@@ -11,4 +11,5 @@ mod pods {
     mod resources;
     mod seccomp;
     mod security;
+    mod streaming;
 }

@@ -1,8 +1,8 @@
 //! zygote profiles through CRI: chosen by the handler (`zygote-alt`'s
 //! runtime options) and by the pod annotation `zygote.dev/profile`
 //! (containerd's `pod_annotations = ["zygote.dev/*"]`); bad input (an
-//! unknown profile, an unknown handler) is a clear error that leaves
-//! nothing behind.
+//! unknown profile by annotation or in a handler's options, an unknown
+//! handler) is a clear error that leaves nothing behind.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -89,14 +89,37 @@ fn unknown_profile_is_a_clear_error_and_leaves_nothing() {
     }
     let cri = Cri::connect(&node().address);
     let cfg = annotated("nosuchprofile");
-    let uid = cfg.metadata.as_ref().expect("metadata").uid.clone();
     let err = cri
         .run_pod(&cfg, Handler::Zygote.name())
         .expect_err("RunPodSandbox with an unknown profile succeeded");
     eprintln!("unknown profile: {err:?}");
     assert!(err.message().contains("nosuchprofile"), "{err:?}");
-    // Nothing of it: no sandbox, no bundle naming its uid, no cgroup below
-    // its parent, no zygote task dir without a containerd bundle.
+    assert_failed_pod_left_nothing(&cri, &cfg);
+}
+
+/// Handler `zygote-badopts`: its runtime options (`ConfigPath`, see
+/// hack/containerd.sh) name profile "no-such-profile-badopts".
+#[test]
+fn unknown_handler_options_fail_and_leave_nothing() {
+    if !require_runtime(Runtime::Zygote, "unknown_handler_options_fail_and_leave_nothing") {
+        return;
+    }
+    let cri = Cri::connect(&node().address);
+    let cfg = pod_config();
+    let err = cri
+        .run_pod(&cfg, Handler::ZygoteBadOpts.name())
+        .expect_err("RunPodSandbox with handler options naming an unknown profile succeeded");
+    eprintln!("unknown profile in handler options: {err:?}");
+    assert!(err.message().contains("no-such-profile-badopts"), "{err:?}");
+    assert_failed_pod_left_nothing(&cri, &cfg);
+}
+
+/// Nothing of a pod whose RunPodSandbox failed: no sandbox, no bundle
+/// naming its uid, no mount in a task bundle that is gone or names it, no
+/// cgroup or process below its cgroup parent, no zygote task dir without
+/// a containerd bundle.
+fn assert_failed_pod_left_nothing(cri: &Cri, cfg: &k8s_cri::v1::PodSandboxConfig) {
+    let uid = cfg.metadata.as_ref().expect("metadata").uid.clone();
     let pods = cri.list_pods(Default::default()).expect("ListPodSandbox");
     assert!(
         !pods.iter().any(|p| p.metadata.as_ref().is_some_and(|m| m.uid == uid)),
@@ -106,6 +129,19 @@ fn unknown_profile_is_a_clear_error_and_leaves_nothing() {
         let spec = std::fs::read_to_string(b.join("config.json")).unwrap_or_default();
         assert!(!spec.contains(&uid), "bundle {} of the failed pod left", b.display());
     }
+    let task_root = node().dir.join("state/io.containerd.runtime.v2.task/k8s.io");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for mp in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+        let Ok(rest) = std::path::Path::new(mp).strip_prefix(&task_root) else {
+            continue;
+        };
+        let Some(id) = rest.iter().next() else { continue };
+        let spec = std::fs::read_to_string(task_root.join(id).join("config.json"));
+        assert!(
+            spec.as_ref().is_ok_and(|s| !s.contains(&uid)),
+            "mount {mp} of a failed or removed task left"
+        );
+    }
     let parent = cfg.linux.as_ref().expect("linux").cgroup_parent.clone();
     for root in zygote_integration_tests::cgroup_roots() {
         let d = root.join(parent.trim_start_matches('/'));
@@ -113,14 +149,15 @@ fn unknown_profile_is_a_clear_error_and_leaves_nothing() {
             .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
             .unwrap_or_default();
         assert!(children.is_empty(), "cgroups of the failed pod: {children:?}");
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+        assert_eq!(procs.trim(), "", "processes in the failed pod's cgroup {}", d.display());
         remove_cgroup_tree(&d);
     }
-    let n = node();
     let known: Vec<String> = bundles()
         .iter()
         .filter_map(|b| b.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect();
-    if let Some(d) = n.daemon_dir() {
+    if let Some(d) = node().daemon_dir() {
         for t in std::fs::read_dir(d.join("tasks")).into_iter().flatten().flatten() {
             let id = t.file_name().to_string_lossy().into_owned();
             assert!(known.contains(&id), "zygote task dir {id} without a containerd task");
