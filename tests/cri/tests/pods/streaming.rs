@@ -101,6 +101,21 @@ fn exec_with_tty_and_resize() {
     });
 }
 
+/// Detaching leaves the container running.
+fn assert_running(cri: &Cri, id: &str, h: Handler) {
+    let st = cri
+        .container_status(id)
+        .expect("ContainerStatus")
+        .status
+        .expect("status");
+    assert_eq!(
+        st.state,
+        k8s_cri::v1::ContainerState::ContainerRunning as i32,
+        "{}",
+        h.name()
+    );
+}
+
 #[test]
 fn attach_to_stdin_of_a_running_container() {
     for_each_handler("attach_to_stdin_of_a_running_container", |cri, h| {
@@ -116,17 +131,7 @@ fn attach_to_stdin_of_a_running_container() {
         assert_eq!(r.channel(STDERR), b"", "{}", h.name());
         drop(s);
         // Detaching leaves the container running; its output is logged too.
-        let st = cri
-            .container_status(&id)
-            .expect("ContainerStatus")
-            .status
-            .expect("status");
-        assert_eq!(
-            st.state,
-            k8s_cri::v1::ContainerState::ContainerRunning as i32,
-            "{}",
-            h.name()
-        );
+        assert_running(cri, &id, h);
         let log = || std::fs::read_to_string(pod.log_path(&cfg)).unwrap_or_default();
         assert!(
             wait_until(Duration::from_secs(10), || log().contains(" stdout F hello attach")),
@@ -153,17 +158,7 @@ fn attach_with_tty() {
         let r = s.read_until(|r| r.text(STDOUT).matches("ping\r\n").count() >= 2);
         assert_eq!(r.text(STDOUT), "ping\r\nping\r\n", "{}: {r:?}", h.name());
         drop(s);
-        let st = cri
-            .container_status(&id)
-            .expect("ContainerStatus")
-            .status
-            .expect("status");
-        assert_eq!(
-            st.state,
-            k8s_cri::v1::ContainerState::ContainerRunning as i32,
-            "{}",
-            h.name()
-        );
+        assert_running(cri, &id, h);
         pod.remove_and_check();
     });
 }
