@@ -179,7 +179,8 @@ fn zygote_pods_run_warm() {
     let first = Pod::run(&cri, Handler::Zygote, cfg.clone());
     first.remove_and_check();
     assert!(
-        wait_until(std::time::Duration::from_secs(30), || n.idle("warmcheck") >= 3),
+        // Four claims follow: two sandboxes, two app containers.
+        wait_until(std::time::Duration::from_secs(30), || n.idle("warmcheck") >= 4),
         "the warmcheck pool did not fill"
     );
     let mut cfg = pod_config();

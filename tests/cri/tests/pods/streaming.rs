@@ -22,6 +22,13 @@ fn negotiated(cri: &Cri, id: &str) -> String {
 }
 
 /// `<rows> <cols>` lines `stty size` printed (a tty's output has `\r\n`).
+/// How many `stty size` have answered: a size, or busybox's error line
+/// (`stty: standard input`) while the terminal still has no size (0 rows:
+/// the resize travels on its own channel and may land later).
+fn answers(out: &str) -> usize {
+    sizes(out).len() + out.split("\r\n").filter(|l| l.starts_with("stty:")).count()
+}
+
 fn sizes(out: &str) -> Vec<String> {
     out.split("\r\n")
         .filter(|l| {
@@ -77,7 +84,7 @@ fn exec_with_tty_and_resize() {
         // the size until the new one shows.
         for i in 1..=50 {
             s.send(STDIN, b"size\n");
-            let r = s.read_until(|r| sizes(&r.text(STDOUT)).len() >= i);
+            let r = s.read_until(|r| answers(&r.text(STDOUT)) >= i);
             if sizes(&r.text(STDOUT)).last().is_some_and(|l| l == "30 100") {
                 break;
             }
