@@ -154,12 +154,7 @@ impl Daemon {
         );
         tracing::debug!(id = %req.id, us = (state::monotonic_ns() - received) / 1000, "create: rootfs mounted, task.json next");
         let (client, rx, pid, at_ns, detail) = match self.start_container(&dir, &cfg, &spec, &cgroup).await {
-            Ok(x) => {
-                if let Some(reason) = &x.4.cloned_at_claim {
-                    self.pools.cloned_at_claim(&cfg.profile, reason);
-                }
-                x
-            }
+            Ok(x) => x,
             Err(e) => {
                 // A monitor that failed removed what it made; one that was
                 // killed could not, and its cgroup is empty now (unless
@@ -173,6 +168,9 @@ impl Daemon {
                 return Err(e);
             }
         };
+        if let Some(reason) = &detail.cloned_at_claim {
+            self.pools.cloned_at_claim(&cfg.profile, reason);
+        }
         let task = Arc::new(Task::new(cfg, dir, cgroup));
         task.set_monitor(Some(client));
         task.set_init(ProcInfo {
