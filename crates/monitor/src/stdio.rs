@@ -203,10 +203,10 @@ impl OutputFifo {
         ))
     }
 
-    /// True when a reader other than our keeper has the FIFO open (or it is
-    /// gone: nobody to wait for). The keeper is closed for the probe and
-    /// reopened after; the process holds the FIFO open meanwhile.
-    fn has_other_reader(&mut self) -> bool {
+    /// Whether a reader other than our keeper has the FIFO open; `None`
+    /// when the FIFO cannot be opened at all (gone). The keeper is closed
+    /// for the probe and reopened after.
+    fn has_other_reader(&mut self) -> Option<bool> {
         self.keeper = None;
         let found = match open(
             &self.path,
@@ -215,10 +215,10 @@ impl OutputFifo {
         ) {
             Ok(raw) => {
                 drop(unsafe_own(raw));
-                true
+                Some(true)
             }
-            Err(nix::Error::ENXIO) => false,
-            Err(_) => true,
+            Err(nix::Error::ENXIO) => Some(false),
+            Err(_) => None,
         };
         self.keeper = open(
             &self.path,
@@ -264,13 +264,25 @@ impl ProcessIo {
         let mut pause = Duration::from_micros(100);
         let mut waiting: Vec<&mut OutputFifo> = self.outputs.iter_mut().collect();
         loop {
-            waiting.retain_mut(|o| !o.has_other_reader());
+            // A FIFO that is gone has nobody to wait for.
+            waiting.retain_mut(|o| o.has_other_reader() == Some(false));
             if waiting.is_empty() || Instant::now() >= deadline {
                 return waiting.iter().map(|o| o.path.clone()).collect();
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
         }
+    }
+
+    /// True when an output FIFO still holds unread bytes and a reader other
+    /// than our keeper has it open: its client has not read yet, but will.
+    /// Closing the keeper for the probe loses nothing then; without another
+    /// reader the exit is about to be reported anyway.
+    pub fn reader_waiting(&mut self) -> bool {
+        self.outputs.iter_mut().any(|o| {
+            let queued = o.keeper.as_ref().map_or(0, |k| crate::sys::unread_bytes(k.as_fd()));
+            queued > 0 && o.has_other_reader() == Some(true)
+        })
     }
 
     /// Bytes in the output FIFOs that no reader has taken yet (one more

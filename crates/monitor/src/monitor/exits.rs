@@ -15,8 +15,8 @@ use super::Monitor;
 
 /// The longest an exit is held back while its output is being read.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
-/// How long unread output may sit without anyone reading it before the
-/// exit is reported anyway.
+/// How long unread output may sit while no reader has its FIFO open before
+/// the exit is reported anyway (a `ctr run -d` that is gone).
 const DRAIN_STALL: Duration = Duration::from_secs(1);
 
 /// An exit waiting for its output to be read (see `report_exits`).
@@ -107,7 +107,13 @@ impl Monitor {
                 u.progress = Instant::now();
             }
             u.unread = unread;
-            let give_up = u.since.elapsed() >= DRAIN_LIMIT || u.progress.elapsed() >= DRAIN_STALL;
+            let (expired, stalled) = (u.since.elapsed() >= DRAIN_LIMIT, u.progress.elapsed() >= DRAIN_STALL);
+            // A reader that has the FIFO open but has not read yet is a
+            // client starved of CPU (ctr 2.x on a loaded node cancels a FIFO
+            // open it has not taken note of once it learns of the exit):
+            // it gets the whole DRAIN_LIMIT. Probed only once stalled.
+            let give_up =
+                expired || (stalled && unread > 0 && !self.proc_mut(&key).is_ok_and(|p| p.io.reader_waiting()));
             if unread == 0 || give_up {
                 if unread > 0 {
                     warn!(id = %self.cfg.id, exec = ?key, unread, "output not read; reporting the exit anyway");
