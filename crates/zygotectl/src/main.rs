@@ -8,7 +8,9 @@
 //!
 //! Thin: it finds the daemon as the shim does ([`locate`]), asks over its
 //! control socket (`zygote_contract::ctl`) and prints the answer as a table
-//! ([`show`]) or, with `--json`, as JSON. Exit status: 0 done, 1 refused or
+//! ([`show`]) or, with `--json`, as JSON (the answer's fields; `profiles
+//! check --json` has the shape of `profiles --json`, with `error` set when
+//! the file is refused). Exit status: 0 done, 1 refused or
 //! failed (bad config, reload refused), 2 usage, 3 no daemon answers.
 
 mod locate;
@@ -111,7 +113,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).context("ask the zygote daemon"),
     };
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
+        // The answer itself, without the protocol's `reply` tag.
+        let v = match &reply {
+            CtlReply::Status(s) => serde_json::to_value(s),
+            CtlReply::Profiles(p) => serde_json::to_value(p),
+            CtlReply::Reloaded(r) => serde_json::to_value(r),
+            CtlReply::Error { message } => Ok(serde_json::json!({ "error": message })),
+        }?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
     }
     match reply {
         CtlReply::Error { message } => {
@@ -154,8 +163,7 @@ fn check(file: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => {
             let loaded = LoadedProfiles::of(&c);
             if json {
-                let v = serde_json::json!({ "ok": true, "profiles": loaded });
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                println!("{}", serde_json::to_string_pretty(&loaded).expect("json"));
             } else {
                 println!("{}: ok, {} profile(s)", file.display(), loaded.profiles.len());
                 print!("{}", show::profiles(&loaded));
@@ -165,8 +173,13 @@ fn check(file: &std::path::Path, json: bool) -> ExitCode {
         Err(e) => {
             let message = zygote_contract::proto::error_chain(&e);
             if json {
-                let v = serde_json::json!({ "ok": false, "error": message });
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                let failed = LoadedProfiles {
+                    config: Some(file.to_path_buf()),
+                    error: Some(message.clone()),
+                    default_profile: None,
+                    profiles: Vec::new(),
+                };
+                println!("{}", serde_json::to_string_pretty(&failed).expect("json"));
             }
             eprintln!("zygotectl: {message}");
             ExitCode::FAILURE

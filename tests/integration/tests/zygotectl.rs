@@ -64,9 +64,8 @@ fn status_matches_the_daemon_and_pools_json() {
         .parse()
         .unwrap();
 
-    let s = json_of(&ctl(&["status", "--json"]));
-    let st = &s["status"];
-    assert_eq!(s["reply"], "status", "{s}");
+    let st = json_of(&ctl(&["status", "--json"]));
+    let s = &st;
     assert_eq!(st["pid"], daemon_pid, "{s}");
     assert_eq!(st["version"], env!("CARGO_PKG_VERSION"), "{s}");
     assert!(st["tasks_running"].as_u64().unwrap() >= 1, "our sleeper runs: {s}");
@@ -79,7 +78,7 @@ fn status_matches_the_daemon_and_pools_json() {
     // Every profile's claims and fallbacks are pools.json's (the file is
     // written shortly after a change: wait for the two to agree).
     let agree = wait_until(Duration::from_secs(10), || {
-        let st = json_of(&ctl(&["status", "--json"]))["status"]["pools"].clone();
+        let st = json_of(&ctl(&["status", "--json"]))["pools"].clone();
         let file = pools_json()["profiles"].clone();
         let names = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
         names(&st) == names(&file)
@@ -131,25 +130,22 @@ fn profiles_lists_the_config_in_force() {
         "--json",
         &test_config().to_string_lossy(),
     ]));
-    assert_eq!(loaded["reply"], "profiles", "{loaded}");
-    assert_eq!(
-        loaded["profiles"], checked["profiles"],
-        "the daemon's profiles are the file's"
-    );
-    let names: Vec<&str> = loaded["profiles"]["profiles"]
+    assert_eq!(loaded, checked, "the daemon's profiles are the file's");
+    assert!(loaded["error"].is_null(), "{loaded}");
+    let names: Vec<&str> = loaded["profiles"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["churn", "default", "locked", "open", "wasm"]);
-    assert_eq!(loaded["profiles"]["default_profile"], "default");
-    let locked = &loaded["profiles"]["profiles"][2];
+    assert_eq!(loaded["default_profile"], "default");
+    let locked = &loaded["profiles"][2];
     assert_eq!(
         (locked["landlock"].as_bool(), locked["seccomp"].as_bool()),
         (Some(true), Some(true))
     );
-    assert_eq!(loaded["profiles"]["profiles"][4]["mode"], "wasm");
+    assert_eq!(loaded["profiles"][4]["mode"], "wasm");
 
     let table = ctl(&["profiles"]);
     assert!(table.success(), "{}", table.describe());
@@ -198,7 +194,7 @@ fn profiles_check_names_file_profile_and_field() {
     let out = zygotectl(&["profiles", "check", "--json", &unknown.to_string_lossy()]);
     assert_eq!(out.code(), 1, "{}", out.describe());
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(v["ok"], false);
+    assert_eq!(v["profiles"], serde_json::json!([]));
     let e = v["error"].as_str().unwrap();
     assert!(
         e.contains(&*unknown.to_string_lossy()) && e.contains("fast") && e.contains("mni"),
@@ -257,7 +253,7 @@ impl Node {
     }
 
     fn status(&self) -> Value {
-        json_of(&self.ctl(&["status", "--json"]))["status"].clone()
+        json_of(&self.ctl(&["status", "--json"]))
     }
 
     fn daemon_dir(&self) -> PathBuf {
@@ -338,11 +334,10 @@ fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     // A good reload: gone removed, fresh added, default's max changed.
     std::fs::write(&node.config, AFTER).unwrap();
     let r = json_of(&node.ctl(&["reload", "--json"]));
-    assert_eq!(r["reply"], "reloaded", "{r}");
-    assert_eq!(r["reloaded"]["added"], serde_json::json!(["fresh"]), "{r}");
-    assert_eq!(r["reloaded"]["removed"], serde_json::json!(["gone"]), "{r}");
-    assert_eq!(r["reloaded"]["changed"], serde_json::json!(["default"]), "{r}");
-    assert!(r["reloaded"]["zygotes_drained"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["added"], serde_json::json!(["fresh"]), "{r}");
+    assert_eq!(r["removed"], serde_json::json!(["gone"]), "{r}");
+    assert_eq!(r["changed"], serde_json::json!(["default"]), "{r}");
+    assert!(r["zygotes_drained"].as_u64().unwrap() >= 1, "{r}");
     for z in &gone {
         assert!(
             wait_proc_gone(z.pid as u32, Duration::from_secs(10)),
@@ -390,7 +385,7 @@ fn reload_applies_a_good_config_and_refuses_a_bad_one() {
         check.stderr
     );
     let profiles = json_of(&node.ctl(&["profiles", "--json"]));
-    let names: Vec<&str> = profiles["profiles"]["profiles"]
+    let names: Vec<&str> = profiles["profiles"]
         .as_array()
         .unwrap()
         .iter()
