@@ -296,10 +296,10 @@ impl Node {
 
 const BEFORE: &str = "[profiles.default.pool]\nmin = 0\ninitial = 1\nmax = 2\n\
                       [profiles.gone.pool]\nmin = 0\ninitial = 1\nmax = 2\n";
-const AFTER: &str = "[profiles.default.pool]\nmin = 0\ninitial = 1\nmax = 3\n\
+const AFTER: &str = "[profiles.default.pool]\nmin = 0\ninitial = 2\nmax = 3\n\
                      [profiles.fresh.pool]\nmin = 0\ninitial = 1\nmax = 2\n";
 const BAD: &str = "[profiles.default.pool]\ninitial = 5\nmax = 2\n";
-const HUP: &str = "[profiles.default.pool]\nmin = 0\ninitial = 1\nmax = 3\n\
+const HUP: &str = "[profiles.default.pool]\nmin = 0\ninitial = 2\nmax = 3\n\
                    [profiles.fresh.pool]\nmin = 0\ninitial = 1\nmax = 2\n\
                    [profiles.hup.pool]\nmin = 0\ninitial = 1\nmax = 1\n";
 
@@ -320,6 +320,8 @@ fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     );
     assert!(out.success(), "{}", out.describe());
     let dir = node.daemon_dir();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("ctl.sock")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the control socket is root-only");
     assert!(
         wait_until(Duration::from_secs(20), || node.idle("gone").len() == 1),
         "profile gone's pool fills: {}",
@@ -356,6 +358,12 @@ fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     assert!(node.idle("gone").is_empty());
     let st = node.status();
     assert!(st["pools"].get("gone").is_none(), "{st}");
+    // default's new bounds (initial 1 -> 2) apply to its pool.
+    assert!(
+        wait_until(Duration::from_secs(20), || node.idle("default").len() == 2),
+        "default's pool grows to its new initial: {}",
+        node.status()
+    );
     assert!(
         wait_until(Duration::from_secs(20), || node.idle("fresh").len() == 1),
         "the new profile's pool fills: {}",
