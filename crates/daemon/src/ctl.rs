@@ -166,3 +166,65 @@ fn profiles(daemon: &Daemon) -> LoadedProfiles {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use zygote_contract::ctl::call;
+
+    use super::*;
+    use crate::daemon::Settings;
+
+    fn daemon(dir: &Path) -> Arc<Daemon> {
+        Arc::new(Daemon::new(Settings {
+            dir: DaemonDir::at(dir),
+            exe: "/nonexistent/shim".into(),
+            ttrpc_address: "/nonexistent/containerd.sock".into(),
+            profiles: crate::profiles::Profiles::from_config(Err("no configuration in unit tests".into())),
+            pre_place: false,
+            wasm_cache_dir: Some(dir.join("wasm")),
+            // No profiles, no pools: never asked for a zygote.
+            spawner: Arc::new(crate::pool::ProcessSpawner {
+                exe: "/nonexistent/shim".into(),
+                log: dir.join("zygotes.log"),
+            }),
+        }))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn answers_on_a_root_only_socket_under_a_deep_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Deeper than a socket address holds: bound through the directory.
+        let deep = tmp.path().join("d".repeat(120));
+        std::fs::create_dir_all(&deep).unwrap();
+        let dir = DaemonDir::at(&deep);
+        let d = daemon(&deep);
+        let url = Some("http://127.0.0.1:9100/metrics".to_string());
+        serve(d, bind_socket(&dir).unwrap(), Instant::now(), url.clone());
+        let mode = std::fs::metadata(dir.control_socket()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let ask = |req: CtlRequest| {
+            let path = dir.control_socket();
+            tokio::task::spawn_blocking(move || call(&path, &req))
+        };
+        match ask(CtlRequest::Status).await.unwrap().unwrap() {
+            CtlReply::Status(s) => {
+                assert_eq!(s.pid, std::process::id());
+                assert_eq!((s.tasks, s.tasks_running), (0, 0));
+                assert_eq!(s.config_error.as_deref(), Some("no configuration in unit tests"));
+                assert_eq!(s.metrics_url, url);
+                assert!(s.pools.is_empty() && s.wasm_cache.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        match ask(CtlRequest::Profiles).await.unwrap().unwrap() {
+            CtlReply::Profiles(p) => {
+                assert_eq!(p.error.as_deref(), Some("no configuration in unit tests"));
+                assert!(p.profiles.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
