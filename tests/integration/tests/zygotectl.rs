@@ -13,36 +13,9 @@ use zygote_integration_tests::*;
 
 const Z: Runtime = Runtime::Zygote;
 
-/// The built `zygotectl`, beside the shim (`ZYGOTE_BIN_DIR`, set by hack/test.sh).
-fn zygotectl_bin() -> PathBuf {
-    let dir = std::env::var_os("ZYGOTE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env().hack_dir.join("../target/release"));
-    let bin = dir.join("zygotectl");
-    assert!(
-        bin.exists(),
-        "{} not built (cargo build --release --workspace)",
-        bin.display()
-    );
-    bin
-}
-
-/// `zygotectl <args>` (state dir from `ZYGOTE_STATE_DIR`, as the test's
-/// daemon has it).
-fn zygotectl(args: &[&str]) -> Output {
-    let mut c = std::process::Command::new(zygotectl_bin());
-    c.args(args);
-    run_cmd(c, Duration::from_secs(30))
-}
-
 /// `zygotectl --address <test containerd> <args>`.
 fn ctl(args: &[&str]) -> Output {
     zygotectl(&[&["--address", &env().address], args].concat())
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.success(), "{}", out.describe());
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.describe()))
 }
 
 fn test_config() -> PathBuf {
@@ -220,80 +193,6 @@ fn no_daemon_is_said_with_the_socket_tried() {
     );
 }
 
-/// A private containerd whose daemon reads `config`, a file of the test's.
-struct Node {
-    containerd: PrivateContainerd,
-    state: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Node {
-    fn start(config_text: &str) -> Node {
-        let state = tempfile::Builder::new()
-            .prefix("zt-ctl-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let config = state.path().join("zygote.toml");
-        std::fs::write(&config, config_text).unwrap();
-        let containerd = PrivateContainerd::start_with(
-            "ctl",
-            &state.path().join("s"),
-            &[("ZYGOTE_CONFIG", &config.to_string_lossy())],
-        );
-        Node {
-            containerd,
-            state,
-            config,
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        let root = self.state.path().join("s").to_string_lossy().into_owned();
-        zygotectl(&[&["--state-dir", &root, "--address", &self.containerd.address()], args].concat())
-    }
-
-    fn status(&self) -> Value {
-        json_of(&self.ctl(&["status", "--json"]))
-    }
-
-    fn daemon_dir(&self) -> PathBuf {
-        let rd = std::fs::read_dir(self.state.path().join("s")).expect("state dir");
-        rd.flatten()
-            .map(|e| e.path())
-            .find(|p| p.join("daemon.pid").exists())
-            .expect("a daemon dir")
-    }
-
-    /// Runs `args` in a task of `profile` (`ctr run --config`), detached
-    /// or not; the bundle goes on drop.
-    fn run(&self, id: &str, profile: &str, args: &[&str], detach: bool) -> (Output, ConfigBundle) {
-        let b = ConfigBundle::new(id, args, |s| {
-            s["annotations"] = serde_json::json!({ "zygote.dev/profile": profile });
-        });
-        let flag = if detach { "-d" } else { "--rm" };
-        let out = self
-            .containerd
-            .ctr()
-            .run(&["run", flag, "--runtime", Z.name(), "--config", &b.config_str(), id]);
-        (out, b)
-    }
-
-    fn timing_path(&self, id: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.daemon_dir().join("timings.jsonl")).ok()?;
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["id"] == id)
-            .and_then(|v| v["path"].as_str().map(str::to_string))
-    }
-
-    fn idle(&self, profile: &str) -> Vec<IdleZygote> {
-        idle_zygotes_under(&self.state.path().join("s"))
-            .into_iter()
-            .filter(|z| z.profile == profile)
-            .collect()
-    }
-}
-
 const BEFORE: &str = "[profiles.default.pool]\nmin = 0\ninitial = 1\nmax = 2\n\
                       [profiles.gone.pool]\nmin = 0\ninitial = 1\nmax = 2\n";
 const AFTER: &str = "[profiles.default.pool]\nmin = 0\ninitial = 2\nmax = 3\n\
@@ -308,7 +207,7 @@ fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     if !require_runtime(Z, "reload_applies_a_good_config_and_refuses_a_bad_one") {
         return;
     }
-    let node = Node::start(BEFORE);
+    let node = ControlledNode::start(BEFORE);
     let ctr = node.containerd.ctr();
     // The daemon starts with the first task; this one runs across the reloads.
     let survivor = unique_id("ctl-survivor", Z);
