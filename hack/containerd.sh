@@ -197,6 +197,9 @@ start_containerd() {
 	if [[ ! -x ${ZYGOTE_BIN_DIR}/containerd-shim-zygote-v1 ]]; then
 		log "warning: ${ZYGOTE_BIN_DIR}/containerd-shim-zygote-v1 does not exist; the zygote runtime will not work"
 	fi
+	# zygotectl is built beside the shim; it finds this containerd's daemon
+	# from the same address and state dir.
+	log "zygotectl: ${ZYGOTE_BIN_DIR}/zygotectl --address ${dir}/containerd.sock --state-dir ${ZYGOTE_STATE_DIR} status"
 
 	log "starting containerd in ${dir} (shim dir ${ZYGOTE_BIN_DIR})"
 	# setsid: own session so that signals to the caller's process group

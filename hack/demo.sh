@@ -47,6 +47,9 @@ echo
 echo "== a WebAssembly module through zygote (an image whose entrypoint is /hello.wasm):"
 "${ctr[@]}" run --rm --runtime io.containerd.zygote.v1 "${WASM_IMAGE_REF}" demo-wasm
 echo
+echo "== the daemon and its pools, as zygotectl (beside the shim) sees them:"
+"${repo_dir}/target/release/zygotectl" --address "${dir}/containerd.sock" --state-dir "${dir}/zygote" status
+echo
 echo "== the same command, timed (zygote, then runc-v2):"
 for rt in io.containerd.zygote.v1 io.containerd.runc.v2; do
 	start=$(date +%s%N)

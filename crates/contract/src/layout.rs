@@ -9,6 +9,7 @@
 //! ```text
 //! <daemon dir>/daemon.sock         ttrpc socket containerd dials (the shim "address")
 //!              daemon.lock         flock held by the one live daemon
+//!              ctl.sock            control socket (`zygotectl`; see `crate::ctl`)
 //!              daemon.pid          its pid
 //!              daemon.json         what a restarted daemon needs (containerd's address, ...)
 //!              daemon.log          its log
@@ -81,6 +82,10 @@ impl DaemonDir {
 
     pub fn socket(&self) -> PathBuf {
         self.0.join("daemon.sock")
+    }
+    /// The control socket `zygotectl` talks to (see [`crate::ctl`]).
+    pub fn control_socket(&self) -> PathBuf {
+        self.0.join("ctl.sock")
     }
     pub fn lock(&self) -> PathBuf {
         self.0.join("daemon.lock")

@@ -14,9 +14,12 @@
 //!   id and the depth of the state dir;
 //! * [`zygote`]: what the pool asks of a zygote, and the names of pool
 //!   cgroups;
+//! * [`ctl`]: the daemon's control socket (`zygotectl`'s requests and
+//!   replies);
 //! * [`daemon`]: how a daemon is started (by `shim start`, or by a monitor
 //!   that lost it) and what it reads at start.
 
+pub mod ctl;
 pub mod daemon;
 pub mod layout;
 pub mod proto;

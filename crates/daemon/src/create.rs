@@ -198,7 +198,7 @@ impl Daemon {
         let cgroup = Cgroup::from_spec(&spec, &req.id)?;
         refuse_pool_cgroup(&cgroup)?;
         let options = req.options.as_ref().map(|a| (a.type_url.as_str(), a.value.as_slice()));
-        let resolved = self.profiles.resolve(&spec, options)?;
+        let resolved = self.profiles().resolve(&spec, options)?;
         Ok((spec, cgroup, resolved))
     }
 

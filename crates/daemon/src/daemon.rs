@@ -31,8 +31,9 @@ pub(crate) struct Daemon {
     /// Ids with a Create in flight.
     pub(crate) creating: std::sync::Mutex<HashSet<String>>,
     pub(crate) events: Events,
-    /// The configuration's profiles, their security, the seccomp cache.
-    pub(crate) profiles: crate::profiles::Profiles,
+    /// The configuration's profiles, their security, the seccomp cache;
+    /// replaced whole by a reload (`crate::reload`).
+    profiles: RwLock<Arc<crate::profiles::Profiles>>,
     /// Warm zygotes per profile.
     pub(crate) pools: std::sync::Arc<crate::pool::PoolSet>,
     /// Wasm tasks: entrypoint detection and the artifact cache.
@@ -117,10 +118,21 @@ impl Daemon {
             tasks: RwLock::new(HashMap::new()),
             creating: Default::default(),
             events: Events::start(),
-            profiles,
+            profiles: RwLock::new(Arc::new(profiles)),
             injectors: Default::default(),
             proxy_seq: Default::default(),
         }
+    }
+
+    /// The profiles in force (a reload may replace them at any time; a
+    /// Create keeps the ones it resolved with).
+    pub(crate) fn profiles(&self) -> Arc<crate::profiles::Profiles> {
+        self.profiles.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts reloaded profiles in force.
+    pub(crate) fn set_profiles(&self, p: crate::profiles::Profiles) {
+        *self.profiles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
     }
 
     pub(crate) fn get(&self, id: &str) -> Result<Arc<Task>, DaemonError> {

@@ -8,6 +8,8 @@
 //! (tokio), so it must never fork without exec. Killing it loses nothing:
 //! monitors keep the containers, their exit statuses and containerd's
 //! connections, restart it, and it re-adopts them ([`adopt`], [`waits`]).
+//! `zygotectl` talks to it over its control socket ([`ctl`]); SIGHUP or
+//! `zygotectl reload` re-read the config ([`reload`]).
 //!
 //! The path of a Create through these modules is in `docs/architecture.md`.
 
@@ -15,6 +17,7 @@ mod adopt;
 mod cleanup;
 mod control;
 mod create;
+mod ctl;
 mod daemon;
 mod error;
 mod events;
@@ -22,6 +25,7 @@ mod lifecycle;
 mod monitor_client;
 mod pool;
 mod profiles;
+mod reload;
 mod server;
 mod service;
 mod stats;

@@ -22,6 +22,14 @@ use zygote_runtime::security::Security;
 
 use crate::error::DaemonError;
 
+/// Reads and validates the config file as the daemon does at start and at
+/// a reload: the message of a refusal is the load error's cause chain
+/// (file, profile, field), the same text `zygotectl profiles check` prints.
+pub(crate) fn load_config() -> Result<Config, String> {
+    let abi = zygote_runtime::landlock::abi_version();
+    Config::load(None, abi).map_err(|e| zygote_contract::proto::error_chain(&e))
+}
+
 /// What a Create needs from the task's profile.
 pub(crate) struct Resolved {
     pub(crate) profile: String,
@@ -43,8 +51,12 @@ impl Profiles {
     /// Loads the configuration (`$ZYGOTE_CONFIG`, `/etc/zygote/config.toml`
     /// or the built-in default) and negotiates every Landlock policy.
     pub(crate) fn load() -> Profiles {
-        let abi = zygote_runtime::landlock::abi_version();
-        Profiles::from_config(Config::load(None, abi).map_err(|e| zygote_contract::proto::error_chain(&e)))
+        Profiles::from_config(load_config())
+    }
+
+    /// The configuration in force, or why it is unusable.
+    pub(crate) fn config(&self) -> Result<&Config, &str> {
+        self.config.as_ref().map_err(String::as_str)
     }
 
     /// Profiles of a loaded configuration (or of none: why it failed).
@@ -72,7 +84,7 @@ impl Profiles {
                 info!(%source, profiles = c.profiles.len(), landlock_abi = abi, "configuration loaded");
             }
             Err(e) => {
-                warn!(error = %e, "configuration unusable: every Create will fail until it is fixed and the daemon restarted")
+                warn!(error = %e, "configuration unusable: every Create will fail until it is fixed and reloaded (SIGHUP, zygotectl reload) or the daemon restarted")
             }
         }
         Profiles {

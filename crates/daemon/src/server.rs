@@ -1,5 +1,7 @@
 //! Running the daemon: the single-instance lock, the ttrpc listener,
-//! re-adoption of tasks left by a previous daemon, and graceful stop.
+//! re-adoption of tasks left by a previous daemon, the control socket
+//! ([`crate::ctl`]), SIGHUP (config reload, [`crate::reload`]) and
+//! graceful stop.
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -28,6 +30,7 @@ pub enum Outcome {
 
 /// Runs the daemon for `dir` until SIGTERM/SIGINT.
 pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
+    let started = std::time::Instant::now();
     std::fs::create_dir_all(dir.tasks()).map_err(DaemonError::io(format!("create {}", dir.path().display())))?;
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
@@ -75,13 +78,21 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
         .start()
         .await
         .map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
+    // zygotectl's socket. The metrics URL is the metrics endpoint's, once
+    // the daemon serves one.
+    crate::ctl::serve(daemon.clone(), crate::ctl::bind_socket(dir)?, started, None);
     info!(pid = std::process::id(), dir = %dir.path().display(), tasks = daemon.task_count(), "zygote daemon serving");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::io("signal"))?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::io("signal"))?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            // Reload the config (the result is logged by `reload`).
+            _ = hup.recv() => { let _ = daemon.reload("SIGHUP").await; }
+        }
     }
     info!(
         tasks = daemon.task_count(),
@@ -90,6 +101,7 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
     server.shutdown().await.ok();
     daemon.pools.drain().await;
     let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(dir.control_socket());
     let _ = std::fs::remove_file(dir.pid_file());
     Ok(Outcome::Stopped)
 }

@@ -39,6 +39,7 @@
 //! | `private`   | [`PrivateContainerd`]: a containerd of a test's own; [`Tmpfs`]    |
 //! | `process`   | `/proc` helpers, [`HostProcess`], zygote daemons                  |
 //! | `wasm`      | the Wasm image, `ctr run` with it, the artifact cache            |
+//! | `zygotectl` | the `zygotectl` binary, [`ControlledNode`] (a containerd whose config the test owns) |
 //! | `leftovers` | leak detectors: [`leftovers`], [`assert_no_leftovers`], counts     |
 
 mod command;
@@ -53,6 +54,7 @@ mod process;
 mod runtime;
 mod spec;
 mod wasm;
+mod zygotectl;
 
 pub use command::*;
 pub use compare::*;
@@ -66,3 +68,4 @@ pub use process::*;
 pub use runtime::*;
 pub use spec::*;
 pub use wasm::*;
+pub use zygotectl::*;

@@ -107,7 +107,13 @@ pub fn timing(id: &str) -> Option<Value> {
 /// Process ids of the `__zygote` processes of this test run's daemon
 /// (their argument names the daemon's directory).
 pub fn zygote_pids() -> Vec<i32> {
-    let ours = env().state_dir.to_string_lossy().into_owned();
+    zygote_pids_under(&env().state_dir)
+}
+
+/// [`zygote_pids`] of the daemons under another state root (a
+/// [`crate::PrivateContainerd`]'s).
+pub fn zygote_pids_under(state_root: &std::path::Path) -> Vec<i32> {
+    let ours = state_root.to_string_lossy().into_owned();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -160,7 +166,12 @@ pub struct IdleZygote {
 /// on nothing a build names differently: older builds' zygotes are found
 /// the same way.
 pub fn idle_zygotes() -> Vec<IdleZygote> {
-    let pids = zygote_pids();
+    idle_zygotes_under(&env().state_dir)
+}
+
+/// [`idle_zygotes`] of the daemons under another state root.
+pub fn idle_zygotes_under(state_root: &std::path::Path) -> Vec<IdleZygote> {
+    let pids = zygote_pids_under(state_root);
     let mut out: Vec<IdleZygote> = pids
         .iter()
         .filter_map(|&pid| {

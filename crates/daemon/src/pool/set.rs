@@ -21,6 +21,9 @@ use super::sizing::{Bounds, Demand};
 use super::spawner::{SpawnError, Spawner};
 use super::stats::{Fallback, ProfileStats, Stats};
 
+#[path = "reconfigure.rs"]
+mod reconfigure;
+
 /// Zygotes created at the same time, over all profiles (2-core nodes).
 const MAX_PARALLEL_SPAWNS: usize = 2;
 /// Refill period when nothing wakes the loop.
@@ -117,6 +120,23 @@ pub(super) struct Pool {
     retry_at: Option<(Instant, Duration)>,
 }
 
+impl Pool {
+    fn new(spec: PoolSpec) -> Pool {
+        Pool {
+            spec,
+            idle: VecDeque::new(),
+            spawning: 0,
+            demand: Demand::default(),
+            parent: None,
+            recent_parents: VecDeque::new(),
+            hot: VecDeque::new(),
+            stats: ProfileStats::default(),
+            creation_us: VecDeque::new(),
+            retry_at: None,
+        }
+    }
+}
+
 /// Every profile's pool.
 pub(crate) struct PoolSet {
     pub(super) spawner: Arc<dyn Spawner>,
@@ -144,21 +164,7 @@ impl PoolSet {
     ) -> Arc<PoolSet> {
         let pools = specs
             .into_iter()
-            .map(|spec| {
-                let pool = Pool {
-                    spec: spec.clone(),
-                    idle: VecDeque::new(),
-                    spawning: 0,
-                    demand: Demand::default(),
-                    parent: None,
-                    recent_parents: VecDeque::new(),
-                    hot: VecDeque::new(),
-                    stats: ProfileStats::default(),
-                    creation_us: VecDeque::new(),
-                    retry_at: None,
-                };
-                (spec.profile, pool)
-            })
+            .map(|spec| (spec.profile.clone(), Pool::new(spec)))
             .collect();
         Arc::new(PoolSet {
             spawner,
@@ -335,13 +341,8 @@ impl PoolSet {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
         let idle: Vec<Warm> = self.lock().values_mut().flat_map(|p| p.idle.drain(..)).collect();
-        let pids: Vec<i32> = idle.iter().map(|w| w.pid).collect();
-        drop(idle);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while pids.iter().any(|p| running(*p)) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        info!(zygotes = pids.len(), "pools drained");
+        let n = let_go(idle).await;
+        info!(zygotes = n, "pools drained");
         self.write_stats();
     }
 
@@ -454,6 +455,18 @@ impl PoolSet {
             debug!(error = %e, "cannot write pools.json");
         }
     }
+}
+
+/// Hangs up on `idle` zygotes (each kills its child, removes its pool
+/// cgroup and exits) and waits up to 3 s for them to be gone; how many.
+pub(super) async fn let_go(idle: Vec<Warm>) -> usize {
+    let pids: Vec<i32> = idle.iter().map(|w| w.pid).collect();
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while pids.iter().any(|p| running(*p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pids.len()
 }
 
 /// True while `pid` exists and is not a zombie.

@@ -210,3 +210,52 @@ async fn a_disabled_pool_says_so_and_fallbacks_are_counted_by_reason() {
     assert_eq!(stats.profiles["p"].cloned_at_claim["join_pid_namespace"], 1);
     assert!(!f.contains_key("join_pid_namespace"), "{f:?}");
 }
+
+fn spec(profile: &str, initial: usize) -> PoolSpec {
+    PoolSpec {
+        profile: profile.into(),
+        clone_flags: 0,
+        bounds: Bounds {
+            min: 0,
+            initial,
+            max: 4,
+        },
+        max_age: Duration::from_secs(600),
+        wasm: false,
+    }
+}
+
+#[tokio::test]
+async fn reconfigure_drains_removed_pools_and_fills_new_ones() {
+    let b = Bounds {
+        min: 0,
+        initial: 2,
+        max: 4,
+    };
+    let (set, fake, _tmp) = pools(b, Duration::from_secs(600));
+    step(&set, Instant::now()).await;
+    let old: Vec<i32> = set.lock()["p"].idle.iter().map(|w| w.pid).collect();
+    assert_eq!(old.len(), 2);
+
+    // "p" removed, "q" added: p's zygotes are hung up, q fills.
+    assert_eq!(set.reconfigure(vec![spec("q", 1)]).await, 2);
+    assert!(old.iter().all(|pid| fake.hung_up(*pid)));
+    step(&set, Instant::now()).await;
+    let stats = set.stats();
+    assert!(!stats.profiles.contains_key("p"), "{stats:?}");
+    assert_eq!(stats.profiles["q"].idle, 1);
+    assert_eq!(set.claim("p").err(), Some(Fallback::PoolDisabled));
+
+    // New bounds apply at the next round; the zygotes stay.
+    assert_eq!(set.reconfigure(vec![spec("q", 3)]).await, 0);
+    step(&set, Instant::now()).await;
+    assert_eq!(set.stats().profiles["q"].idle, 3);
+
+    // Other namespaces: the idle zygotes were made for the old ones.
+    let mut other = spec("q", 3);
+    other.clone_flags = libc::CLONE_NEWUTS;
+    let before: Vec<i32> = set.lock()["q"].idle.iter().map(|w| w.pid).collect();
+    assert_eq!(set.reconfigure(vec![other]).await, 3);
+    assert!(before.iter().all(|pid| fake.hung_up(*pid)));
+    assert_eq!(set.stats().profiles["q"].idle, 0);
+}
