@@ -226,7 +226,7 @@ fn v1_blkio(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
 /// the spec's rules exactly like runc's `AllowedDevices`: mknod of any
 /// device (the node is useless without rw), the standard character devices,
 /// the pty devices and tun.
-const DEFAULT_ALLOWED: &[&str] = &[
+pub(super) const DEFAULT_ALLOWED: &[&str] = &[
     "c *:* m",
     "b *:* m",
     "c 1:3 rwm",
@@ -423,9 +423,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     for h in r.hugepage_limits().iter().flatten() {
         w("hugetlb", &format!("hugetlb.{}.max", h.page_size()), &max_or(h.limit()))?;
     }
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        tracing::warn!(cgroup = %cg.path.display(), "linux.resources.devices is not enforced on cgroup v2 (needs an eBPF device program)");
-    }
+    // Device rules: a BPF program, installed by Cgroup::configure/update.
     if let Some(unified) = r.unified() {
         for (key, value) in unified {
             if key.is_empty() || key.contains('/') || key.starts_with('.') {
