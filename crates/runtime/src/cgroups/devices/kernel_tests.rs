@@ -1,7 +1,8 @@
-//! The device program on the real kernel: this hybrid host's cgroup2 mount
+//! The device program on the real kernel: a hybrid host's cgroup2 mount
 //! (`/sys/fs/cgroup/unified`, no controllers) takes `BPF_CGROUP_DEVICE`
 //! programs like a pure v2 host, enforced on top of the v1 devices
-//! controller (which allows everything for these test cgroups). A `sh`
+//! controller (which allows everything for these test cgroups); on a pure
+//! v2 host (the VM) the tests use `/sys/fs/cgroup`. A `sh`
 //! helper is moved into the cgroup and then opens device nodes. Needs root;
 //! fails (not skips) without it. Cgroups are `/zygote-test-dev-<pid>-<n>`.
 
@@ -19,7 +20,15 @@ use super::program::Rule;
 use super::{attach_rules, attached};
 use crate::cgroups::{Cgroup, CgroupVersion};
 
-const UNIFIED: &str = "/sys/fs/cgroup/unified";
+/// The hybrid host's cgroup2 mount, or the root of a pure v2 host.
+fn unified_root() -> &'static Path {
+    let hybrid = Path::new("/sys/fs/cgroup/unified");
+    if hybrid.join("cgroup.controllers").exists() {
+        hybrid
+    } else {
+        Path::new("/sys/fs/cgroup")
+    }
+}
 
 fn unified_cgroup() -> (Cgroup, PathBuf) {
     crate::test_rerun::require_root("this test attaches BPF programs to real cgroups");
@@ -29,9 +38,15 @@ fn unified_cgroup() -> (Cgroup, PathBuf) {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     );
-    let cg = Cgroup::with_root(Path::new(UNIFIED), &format!("{parent}/ctr"), "ctr").unwrap();
-    assert_eq!(cg.version(), CgroupVersion::V2, "{UNIFIED} is not a cgroup2 mount");
-    (cg, Path::new(UNIFIED).join(parent.trim_start_matches('/')))
+    let root = unified_root();
+    let cg = Cgroup::with_root(root, &format!("{parent}/ctr"), "ctr").unwrap();
+    assert_eq!(
+        cg.version(),
+        CgroupVersion::V2,
+        "{} is not a cgroup2 mount",
+        root.display()
+    );
+    (cg, root.join(parent.trim_start_matches('/')))
 }
 
 /// Removes the cgroup (its program goes with it) and the test parent.
