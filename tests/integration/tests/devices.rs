@@ -91,3 +91,36 @@ w:/tmp/sdp Operation not permitted
         (out.code(), out.stdout)
     });
 }
+
+/// Rules without a leading deny-all still start from "deny everything"
+/// (runc builds an allow-list whatever the rules say): the one hole is open,
+/// the other made nodes stay closed.
+#[test]
+fn rules_without_a_deny_all_start_from_deny() {
+    let expected = (
+        0,
+        format!(
+            "{STANDARD}w:/tmp/kmsg ok
+r:/tmp/sdp Operation not permitted
+w:/tmp/sdp Operation not permitted
+"
+        ),
+    );
+    both_expect("device rules: no deny-all", expected, |rt| {
+        let c = Container::new("dev-nodeny", rt);
+        let b = ConfigBundle::new(c.id(), &["sh", "-c", PROBE], |s| {
+            s["linux"]["resources"]["devices"] =
+                serde_json::json!([{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]);
+        });
+        let out = Ctr::new().run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt.name(),
+            "--config",
+            &b.config_str(),
+            c.id(),
+        ]);
+        (out.code(), out.stdout)
+    });
+}

@@ -241,16 +241,16 @@ pub(super) const DEFAULT_ALLOWED: &[&str] = &[
     "c 10:200 rwm",
 ];
 
-/// At creation on v1: deny all unless the spec has device rules (runc's
-/// default), then the spec's rules, then [`DEFAULT_ALLOWED`].
+/// At creation on v1: deny all (runc builds its target state from an
+/// allow-list whatever the rules say; a new v1 cgroup would otherwise
+/// inherit its parent's allow-all), then the spec's rules, then
+/// [`DEFAULT_ALLOWED`] — what the v2 device program enforces too.
 pub(super) fn v1_create_devices(cg: &Cgroup, r: Option<&LinuxResources>) -> Result<()> {
     let Ok(dir) = cg.controller_dir("devices") else {
         return Ok(());
     };
     let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
-    if rules.is_empty() {
-        fs::write(&dir.join("devices.deny"), "a *:* rwm")?;
-    }
+    fs::write(&dir.join("devices.deny"), "a *:* rwm")?;
     v1_devices(&dir, rules)?;
     for line in DEFAULT_ALLOWED {
         fs::write(&dir.join("devices.allow"), line)?;
