@@ -22,8 +22,8 @@
 //! D-Bus (see [`parse_cgroups_path`]).
 //!
 //! Device rules: the v1 devices controller, or on a pure v2 host a
-//! `BPF_CGROUP_DEVICE` program ([`devices`]); both get runc's default allow
-//! list after the spec's rules.
+//! `BPF_CGROUP_DEVICE` program ([`devices`]); both start from deny-all and
+//! get runc's default allow list after the spec's rules.
 //!
 //! Not handled: `network`, `rdma`, realtime CPU and kernel memory limits
 //! (ignored with a warning).
