@@ -55,6 +55,13 @@ pub enum CgroupError {
     },
     #[error("send {signal} to pid {pid}: {errno}")]
     Signal { pid: i32, signal: Signal, errno: Errno },
+    #[error("{op} of the device filter for {path}: {errno}{detail}")]
+    DeviceFilter {
+        path: PathBuf,
+        op: &'static str,
+        errno: Errno,
+        detail: String,
+    },
     #[error("register an oom eventfd for {path}: {errno}")]
     EventFd { path: PathBuf, errno: Errno },
 }

@@ -21,10 +21,14 @@
 //! cgroupfs at the path systemd would use; systemd is not contacted over
 //! D-Bus (see [`parse_cgroups_path`]).
 //!
-//! Not handled: `linux.resources.devices` on v2 (needs an eBPF program; a
-//! warning is logged and the rules are not enforced), `network`, `rdma`,
-//! realtime CPU and kernel memory limits (ignored with a warning).
+//! Device rules: the v1 devices controller, or on a pure v2 host a
+//! `BPF_CGROUP_DEVICE` program ([`devices`]); both start from deny-all and
+//! get runc's default allow list after the spec's rules.
+//!
+//! Not handled: `network`, `rdma`, realtime CPU and kernel memory limits
+//! (ignored with a warning).
 
+mod devices;
 mod error;
 mod freezer;
 mod fs;
@@ -252,8 +256,14 @@ impl Cgroup {
         self.configure(resources)
     }
 
-    /// Device rules (v1) and `resources` on an existing directory.
+    /// Device rules (the devices controller on v1, a BPF device program on
+    /// v2, both with runc's defaults) and `resources` on an existing
+    /// directory.
     fn configure(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if let Layout::V2(_) = &self.layout {
+            let rules = resources.and_then(|r| r.devices().as_deref()).unwrap_or_default();
+            devices::install(&self.unified_dir(), rules)?;
+        }
         if let Some(r) = resources {
             let mut r = r.clone();
             if matches!(self.layout, Layout::V1(_)) {
@@ -293,8 +303,14 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Updates limits of an existing cgroup.
+    /// Updates limits of an existing cgroup. On v2, device rules (when
+    /// given) replace the device program, defaults appended as at creation.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if let (Layout::V2(_), Some(rules)) = (&self.layout, resources.devices().as_deref()) {
+            if !rules.is_empty() {
+                devices::install(&self.unified_dir(), rules)?;
+            }
+        }
         resources::apply(self, resources)
     }
 

@@ -226,7 +226,7 @@ fn v1_blkio(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
 /// the spec's rules exactly like runc's `AllowedDevices`: mknod of any
 /// device (the node is useless without rw), the standard character devices,
 /// the pty devices and tun.
-const DEFAULT_ALLOWED: &[&str] = &[
+pub(super) const DEFAULT_ALLOWED: &[&str] = &[
     "c *:* m",
     "b *:* m",
     "c 1:3 rwm",
@@ -241,16 +241,16 @@ const DEFAULT_ALLOWED: &[&str] = &[
     "c 10:200 rwm",
 ];
 
-/// At creation on v1: deny all unless the spec has device rules (runc's
-/// default), then the spec's rules, then [`DEFAULT_ALLOWED`].
+/// At creation on v1: deny all (runc builds its target state from an
+/// allow-list whatever the rules say; a new v1 cgroup would otherwise
+/// inherit its parent's allow-all), then the spec's rules, then
+/// [`DEFAULT_ALLOWED`] — what the v2 device program enforces too.
 pub(super) fn v1_create_devices(cg: &Cgroup, r: Option<&LinuxResources>) -> Result<()> {
     let Ok(dir) = cg.controller_dir("devices") else {
         return Ok(());
     };
     let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
-    if rules.is_empty() {
-        fs::write(&dir.join("devices.deny"), "a *:* rwm")?;
-    }
+    fs::write(&dir.join("devices.deny"), "a *:* rwm")?;
     v1_devices(&dir, rules)?;
     for line in DEFAULT_ALLOWED {
         fs::write(&dir.join("devices.allow"), line)?;
@@ -423,9 +423,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     for h in r.hugepage_limits().iter().flatten() {
         w("hugetlb", &format!("hugetlb.{}.max", h.page_size()), &max_or(h.limit()))?;
     }
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        tracing::warn!(cgroup = %cg.path.display(), "linux.resources.devices is not enforced on cgroup v2 (needs an eBPF device program)");
-    }
+    // Device rules: a BPF program, installed by Cgroup::configure/update.
     if let Some(unified) = r.unified() {
         for (key, value) in unified {
             if key.is_empty() || key.contains('/') || key.starts_with('.') {
