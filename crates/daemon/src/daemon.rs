@@ -186,6 +186,9 @@ impl Daemon {
                             p.state.exit_status = Some(status);
                             p.state.exited_at_ns = Some(exited_at_ns);
                         });
+                        if exec_id.is_none() {
+                            crate::metrics::task_exited(task.cfg().guest.is_some());
+                        }
                         // During Delete, Delete itself publishes the exit,
                         // before TaskDelete.
                         if !task.is_deleting() {
@@ -194,6 +197,7 @@ impl Daemon {
                     }
                     Incoming::Event(Event::Oom) => {
                         info!(id = %task.cfg().id, "oom kill");
+                        crate::metrics::oom_killed(task.cfg().guest.is_some());
                         let ev = TaskOOM {
                             container_id: task.cfg().id.clone(),
                             ..Default::default()

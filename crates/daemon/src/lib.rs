@@ -8,6 +8,7 @@
 //! (tokio), so it must never fork without exec. Killing it loses nothing:
 //! monitors keep the containers, their exit statuses and containerd's
 //! connections, restart it, and it re-adopts them ([`adopt`], [`waits`]).
+//! It serves Prometheus metrics on the config's `[metrics] listen` ([`metrics`]).
 //!
 //! The path of a Create through these modules is in `docs/architecture.md`.
 
@@ -19,6 +20,7 @@ mod daemon;
 mod error;
 mod events;
 mod lifecycle;
+mod metrics;
 mod monitor_client;
 mod pool;
 mod profiles;

@@ -71,6 +71,7 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
     daemon.adopt_all().await;
     daemon.pools.sweep_stale_cgroups();
     daemon.pools.start();
+    crate::metrics::serve(daemon.clone(), daemon.profiles.metrics_addr());
     server
         .start()
         .await
