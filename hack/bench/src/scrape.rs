@@ -24,7 +24,10 @@ fn scrape(addr: &str) -> Result<usize> {
     let mut body = Vec::new();
     s.read_to_end(&mut body)?;
     if !body.starts_with(b"HTTP/1.0 200") && !body.starts_with(b"HTTP/1.1 200") {
-        bail!("GET http://{addr}/metrics: {}", String::from_utf8_lossy(&body[..body.len().min(200)]));
+        bail!(
+            "GET http://{addr}/metrics: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
     }
     Ok(body.len())
 }
@@ -94,7 +97,11 @@ pub fn run(a: &Args, addr: &str, dir: &Path, tag: &str) -> Result<()> {
         println!("  daemon Create received -> exec'd (timings.jsonl):");
         let (sm, _) = row("scraped every 1 s", &mut ds);
         let (qm, _) = row("not scraped      ", &mut dq);
-        println!("  difference: median {:+.2} ms ({:+.1}%)", sm - qm, (sm - qm) / qm * 100.0);
+        println!(
+            "  difference: median {:+.2} ms ({:+.1}%)",
+            sm - qm,
+            (sm - qm) / qm * 100.0
+        );
     }
     Ok(())
 }

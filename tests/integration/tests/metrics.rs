@@ -31,11 +31,14 @@ fn free_port() -> u16 {
 /// A plain HTTP/1.0 GET: (status line, body).
 fn http_get(addr: SocketAddr, path_and_query: &str) -> Result<(String, String), String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     write!(s, "GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| format!("no HTTP header end: {raw}"))?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP header end: {raw}"))?;
     Ok((head.lines().next().unwrap_or_default().to_string(), body.to_string()))
 }
 
@@ -57,7 +60,10 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target: SocketAddr) -> Prometheus {
-        let dir = tempfile::Builder::new().prefix("zt-prom-").tempdir_in("/var/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("zt-prom-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
@@ -173,7 +179,10 @@ fn prometheus_scrapes_what_the_daemon_did() {
     if !require_runtime(Z, "prometheus_scrapes_what_the_daemon_did") {
         return;
     }
-    let tmp = tempfile::Builder::new().prefix("zt-metrics-").tempdir_in("/var/tmp").unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("zt-metrics-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(tmp.path(), metrics);
     let state = tmp.path().join("zygote");
@@ -224,10 +233,16 @@ fn prometheus_scrapes_what_the_daemon_did() {
     prom.expect(&count(r#"mode="wasm",path="warm",profile="wasm""#), 1.0);
     prom.expect("sum(zygote_security_setup_duration_seconds_count)", 6.0);
     prom.expect(r#"zygote_pool_claims_total{profile="nopool",result="disabled"}"#, 3.0);
-    prom.expect(r#"zygote_pool_fallbacks_total{profile="nopool",reason="pool_disabled"}"#, 3.0);
+    prom.expect(
+        r#"zygote_pool_fallbacks_total{profile="nopool",reason="pool_disabled"}"#,
+        3.0,
+    );
     prom.expect(r#"zygote_pool_claims_total{profile="default",result="hit"}"#, 2.0);
     prom.expect(r#"zygote_pool_claims_total{profile="wasm",result="hit"}"#, 1.0);
-    prom.expect(r#"sum(zygote_pool_fallbacks_total{profile=~"default|wasm"}) or vector(0)"#, 0.0);
+    prom.expect(
+        r#"sum(zygote_pool_fallbacks_total{profile=~"default|wasm"}) or vector(0)"#,
+        0.0,
+    );
     prom.expect(r#"zygote_task_exits_total{mode="namespace"}"#, 5.0);
     prom.expect(r#"zygote_task_exits_total{mode="wasm"}"#, 1.0);
     prom.expect("sum(zygote_tasks_running)", 0.0);
@@ -237,10 +252,16 @@ fn prometheus_scrapes_what_the_daemon_did() {
     prom.expect("zygote_wasm_cache_misses_total", 1.0);
     prom.expect("zygote_wasm_compile_duration_seconds_count", 1.0);
     prom.expect(r#"zygote_pool_target{profile="nopool"}"#, 0.0);
-    prom.expect(r#"zygote_pool_scaling_events_total{profile="default",direction="up",cause="initial"}"#, 1.0);
+    prom.expect(
+        r#"zygote_pool_scaling_events_total{profile="default",direction="up",cause="initial"}"#,
+        1.0,
+    );
     prom.expect(r#"zygote_pool_idle_pss_bytes{profile="default"} > bool 0"#, 1.0);
     prom.expect("process_resident_memory_bytes > bool 0", 1.0);
-    prom.expect(r#"sum(zygote_pool_zygote_creation_duration_seconds_count{profile="default"}) >= bool 2"#, 1.0);
+    prom.expect(
+        r#"sum(zygote_pool_zygote_creation_duration_seconds_count{profile="default"}) >= bool 2"#,
+        1.0,
+    );
 
     // promtool's lint on the exposition itself.
     let (status, body) = http_get(metrics, "/metrics").expect("GET /metrics");
@@ -267,17 +288,35 @@ fn prometheus_scrapes_what_the_daemon_did() {
         .filter_map(|t| t["expr"].as_str().map(str::to_string))
         .collect();
     assert!(exprs.len() >= 10, "{}", dashboard.display());
-    let mut nonempty = 0;
+    // rate() needs two samples of a series: wait for one more scrape of all.
+    let samples = "count_over_time(zygote_task_exits_total{mode=\"wasm\"}[1m]) >= bool 2";
+    prom.expect(samples, 1.0);
+    let mut empty = Vec::new();
     for e in &exprs {
         let q = e
             .replace("$__rate_interval", "1m")
             .replace("$instance", ".*")
             .replace("$profile", ".*")
             .replace("$job", ".*");
-        let r = prom.query(&q).unwrap_or_else(|err| panic!("dashboard query failed: {err}"));
-        nonempty += usize::from(!r.is_empty());
+        let r = prom
+            .query(&q)
+            .unwrap_or_else(|err| panic!("dashboard query failed: {err}"));
+        if r.is_empty() {
+            empty.push(q);
+        }
     }
-    assert!(nonempty * 2 >= exprs.len(), "most dashboard queries should see data");
+    // The panels this test's tasks feed must show something.
+    for key in [
+        "zygote_spawn_duration_seconds_bucket",
+        "zygote_pool_idle",
+        "zygote_pool_fallbacks_total",
+    ] {
+        assert!(
+            !empty.iter().any(|q| q.contains(key)),
+            "dashboard queries without data: {empty:#?}"
+        );
+    }
+    eprintln!("dashboard queries without data (nothing of the kind ran): {empty:#?}");
     drop(prom);
     drop(containerd);
 }
