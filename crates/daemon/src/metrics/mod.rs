@@ -84,7 +84,7 @@ impl Series {
             spawn: histogram(
                 &r,
                 "zygote_spawn_duration_seconds",
-                "Create received to the task's process exec'd (Wasm: _start entered), by profile, mode and path.",
+                "Create received to the exec barrier released at Start (exec / Wasm _start next), by profile, mode, path.",
                 SPAWN_BUCKETS,
                 &["profile", "mode", "path"],
             ),
