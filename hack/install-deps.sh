@@ -39,6 +39,10 @@ readonly PACKAGES=(
 	gcc
 	libc6-dev
 	pkg-config
+	# tests/integration/tests/metrics.rs: a real Prometheus server (own port
+	# and storage per test) and promtool; on a systemd host the package also
+	# enables its own service on :9090, which the tests do not use.
+	prometheus
 )
 
 [[ ${EUID} -eq 0 ]] || die "must run as root (apt-get install, containerd); re-run with sudo"

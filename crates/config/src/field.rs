@@ -18,6 +18,8 @@ pub enum Field {
     WasmCacheDir,
     /// `wasm.cache_max_mb`.
     WasmCacheMaxMb,
+    /// `metrics.listen`.
+    MetricsListen,
     /// The profile's name (its table key).
     ProfileName,
     Namespaces,
@@ -43,6 +45,7 @@ impl Field {
             Field::DefaultProfile => "default_profile",
             Field::WasmCacheDir => "wasm.cache_dir",
             Field::WasmCacheMaxMb => "wasm.cache_max_mb",
+            Field::MetricsListen => "metrics.listen",
             Field::ProfileName => "name",
             Field::Namespaces => "namespaces",
             Field::PoolMin => "pool.min",
@@ -113,6 +116,10 @@ pub enum Invalid {
     WasmCacheDirRelative(PathBuf),
     #[error("wasm.cache_max_mb: must be at least 1")]
     WasmCacheMaxMbZero,
+    #[error("metrics.listen: {} is not an ip:port (e.g. \"127.0.0.1:9464\")", crate::quote(.0))]
+    MetricsListen(String),
+    #[error("metrics.listen: {} has port 0; give the port Prometheus scrapes", crate::quote(.0))]
+    MetricsPortZero(String),
 }
 
 impl Invalid {
@@ -132,6 +139,7 @@ impl Invalid {
             Invalid::DefaultProfileUndefined { .. } => Field::DefaultProfile,
             Invalid::WasmCacheDirRelative(_) => Field::WasmCacheDir,
             Invalid::WasmCacheMaxMbZero => Field::WasmCacheMaxMb,
+            Invalid::MetricsListen(_) | Invalid::MetricsPortZero(_) => Field::MetricsListen,
         }
     }
 }

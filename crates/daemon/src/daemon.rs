@@ -198,6 +198,9 @@ impl Daemon {
                             p.state.exit_status = Some(status);
                             p.state.exited_at_ns = Some(exited_at_ns);
                         });
+                        if exec_id.is_none() {
+                            crate::metrics::task_exited(task.cfg().guest.is_some());
+                        }
                         // During Delete, Delete itself publishes the exit,
                         // before TaskDelete.
                         if !task.is_deleting() {
@@ -206,6 +209,7 @@ impl Daemon {
                     }
                     Incoming::Event(Event::Oom) => {
                         info!(id = %task.cfg().id, "oom kill");
+                        crate::metrics::oom_killed(task.cfg().guest.is_some());
                         let ev = TaskOOM {
                             container_id: task.cfg().id.clone(),
                             ..Default::default()

@@ -112,6 +112,24 @@ impl DaemonError {
         move |source| DaemonError::Io { what, source }
     }
 
+    /// The status code's name, lower case (a metrics label).
+    pub(crate) fn code_name(&self) -> &'static str {
+        match self.code() {
+            Code::OK => "ok",
+            Code::NOT_FOUND => "not_found",
+            Code::ALREADY_EXISTS => "already_exists",
+            Code::UNIMPLEMENTED => "unimplemented",
+            Code::INVALID_ARGUMENT => "invalid_argument",
+            Code::FAILED_PRECONDITION => "failed_precondition",
+            Code::DEADLINE_EXCEEDED => "deadline_exceeded",
+            Code::UNAVAILABLE => "unavailable",
+            Code::RESOURCE_EXHAUSTED => "resource_exhausted",
+            Code::PERMISSION_DENIED => "permission_denied",
+            Code::INTERNAL => "internal",
+            _ => "other",
+        }
+    }
+
     /// The one place a status code is chosen.
     fn code(&self) -> Code {
         use DaemonError as E;

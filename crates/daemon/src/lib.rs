@@ -10,6 +10,7 @@
 //! connections, restart it, and it re-adopts them ([`adopt`], [`waits`]).
 //! `zygotectl` talks to it over its control socket ([`ctl`]); SIGHUP or
 //! `zygotectl reload` re-read the config ([`reload`]).
+//! It serves Prometheus metrics on the config's `[metrics] listen` ([`metrics`]).
 //!
 //! The path of a Create through these modules is in `docs/architecture.md`.
 
@@ -22,6 +23,7 @@ mod daemon;
 mod error;
 mod events;
 mod lifecycle;
+mod metrics;
 mod monitor_client;
 mod pool;
 mod profiles;

@@ -90,6 +90,13 @@ impl Daemon {
             "kind": if task.cfg().guest.is_some() { "wasm" } else { "linux" },
             "wasm": wasm,
         });
+        crate::metrics::task_started(
+            &task.cfg().profile,
+            task.cfg().guest.is_some(),
+            detail.warm,
+            exec_ns - create_received,
+            detail.security_us,
+        );
         use std::io::Write;
         let path = self.dir.timings();
         // Bounded: keep one previous generation of at most 1 MiB.

@@ -99,6 +99,15 @@ impl Profiles {
         self.config.as_ref().map(|c| c.wasm.clone()).unwrap_or_default()
     }
 
+    /// Where to serve metrics (`None`: disabled); the default address when
+    /// the config is unusable, so a broken node can still be watched.
+    pub(crate) fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.config {
+            Ok(c) => c.metrics.address(),
+            Err(_) => zygote_config::MetricsNode::default().address(),
+        }
+    }
+
     /// One pool per profile; a Wasm profile's zygotes hold a warm engine.
     pub(crate) fn pool_specs(&self) -> Vec<PoolSpec> {
         let Ok(c) = &self.config else {

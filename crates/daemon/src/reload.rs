@@ -6,8 +6,9 @@
 //! follow ([`crate::pool::PoolSet::reconfigure`]). Running tasks and their
 //! monitors are not touched: a task keeps what it was created with.
 //!
-//! The node-level `[wasm]` settings (cache dir and size) are read once, when
-//! the daemon starts; a reload reports a change of them as not applied.
+//! The node-level `[wasm]` settings (cache dir and size) and `[metrics]` are
+//! read once, when the daemon starts; a reload reports a change of them as
+//! not applied.
 
 use tokio::sync::Mutex;
 use tracing::{info, warn};
@@ -82,6 +83,10 @@ fn diff(old: Option<&Config>, new: &Config) -> ReloadReport {
         r.not_applied
             .push("[wasm] (cache_dir, cache_max_mb): read when the daemon starts; restart it to apply".into());
     }
+    if old.is_some_and(|o| o.metrics != new.metrics) {
+        r.not_applied
+            .push("[metrics] (enabled, listen): read when the daemon starts; restart it to apply".into());
+    }
     r
 }
 
@@ -98,14 +103,17 @@ mod tests {
         let old = config(
             "[profiles.default]\n[profiles.a]\n[profiles.b.pool]\nmax = 2\n[profiles.c]\n[wasm]\ncache_max_mb = 5\n",
         );
-        let new = config("[profiles.default]\n[profiles.b.pool]\nmax = 3\n[profiles.c]\n[profiles.d]\n");
+        let new = config(
+            "[profiles.default]\n[profiles.b.pool]\nmax = 3\n[profiles.c]\n[profiles.d]\n[metrics]\nenabled = false\n",
+        );
         let r = diff(Some(&old), &new);
         assert_eq!(r.added, ["d"]);
         assert_eq!(r.removed, ["a"]);
         assert_eq!(r.changed, ["b"]);
         assert_eq!(r.unchanged, ["c", "default"]);
-        assert_eq!(r.not_applied.len(), 1, "{r:?}");
+        assert_eq!(r.not_applied.len(), 2, "{r:?}");
         assert!(r.not_applied[0].contains("[wasm]"));
+        assert!(r.not_applied[1].contains("[metrics]"));
         // From an unusable config, everything is new.
         let r = diff(None, &new);
         assert_eq!(r.added, ["b", "c", "d", "default"]);

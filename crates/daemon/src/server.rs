@@ -74,13 +74,15 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
     daemon.adopt_all().await;
     daemon.pools.sweep_stale_cgroups();
     daemon.pools.start();
+    let metrics = crate::metrics::serve(daemon.clone(), daemon.profiles.metrics_addr());
     server
         .start()
         .await
         .map_err(|e| DaemonError::io("ttrpc start")(std::io::Error::other(e)))?;
-    // zygotectl's socket. The metrics URL is the metrics endpoint's, once
-    // the daemon serves one.
-    crate::ctl::serve(daemon.clone(), crate::ctl::bind_socket(dir)?, started, None);
+    // zygotectl's socket; its status names the metrics endpoint actually
+    // bound (none when disabled or the address could not be bound).
+    let metrics_url = metrics.map(|a| format!("http://{a}/metrics"));
+    crate::ctl::serve(daemon.clone(), crate::ctl::bind_socket(dir)?, started, metrics_url);
     info!(pid = std::process::id(), dir = %dir.path().display(), tasks = daemon.task_count(), "zygote daemon serving");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::io("signal"))?;

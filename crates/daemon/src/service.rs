@@ -37,13 +37,16 @@ fn namespace_of(ctx: &TtrpcContext, bundle: &str) -> String {
 /// Logs the request's outcome and duration (debug level) and converts the
 /// error at the RPC edge.
 fn done<T>(method: &str, id: &str, start: Instant, r: Result<T, DaemonError>) -> ttrpc::Result<T> {
-    let us = start.elapsed().as_micros() as u64;
+    let elapsed = start.elapsed();
+    let us = elapsed.as_micros() as u64;
     match r {
         Ok(v) => {
+            crate::metrics::rpc(method, "ok", elapsed.as_secs_f64());
             debug!(method, id, us, "request done");
             Ok(v)
         }
         Err(e) => {
+            crate::metrics::rpc(method, e.code_name(), elapsed.as_secs_f64());
             debug!(method, id, us, error = %crate::error::chain(&e), "request failed");
             Err(e.into())
         }

@@ -54,6 +54,11 @@ impl Wasm {
         }
     }
 
+    /// The cache's counters, once it is open (for the metrics).
+    pub(crate) fn cache_stats(&self) -> Option<zygote_wasm::CacheStats> {
+        self.cache.get()?.as_ref().ok().map(|c| c.stats())
+    }
+
     fn cache(&self) -> Result<Arc<Cache>, DaemonError> {
         self.cache
             .get_or_init(|| {
@@ -109,6 +114,9 @@ impl Wasm {
         .await
         .map_err(|e| DaemonError::io("compile wasm module")(std::io::Error::other(e)))?;
         let artifact = artifact.map_err(invalid)?;
+        if artifact.outcome != Outcome::Hit {
+            crate::metrics::wasm_compiled(artifact.compile_us as f64 / 1e6);
+        }
         self.write_stats(cache);
         let memory_limit = resolved
             .resources

@@ -3,7 +3,11 @@
 //! ```text
 //! bench --address <containerd.sock> --image <ref> --state-dir <ZYGOTE_STATE_DIR> [-n 30] [--tasks 10]
 //!       [--burst 50] [--wasm-image <ref> --wasm-cache <dir>]      (flags: clap, `bench --help`)
+//! bench --address <containerd.sock> --image <ref> --state-dir <dir> -n 15 --scrape-metrics 127.0.0.1:9464
 //! ```
+//! With `--scrape-metrics` only the scrape comparison runs ([`scrape`]):
+//! warm runs scraped every second vs not scraped, interleaved.
+//!
 //! Prints, for `ctr run --rm <image> /bin/true`: medians, p90 and p99 for
 //! runc-v2, runc-v2 driving crun (`--runc-binary`), zygote warm and zygote
 //! cold (runs alternate so all see the same machine noise; cold = profile
@@ -23,6 +27,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 mod pool;
+mod scrape;
 mod wasm;
 
 const RUNC: &str = "io.containerd.runc.v2";
@@ -60,6 +65,10 @@ pub struct Args {
     /// The daemon's compiled-module cache (`ZYGOTE_WASM_CACHE_DIR`).
     #[arg(long, value_name = "DIR", requires = "wasm_image")]
     wasm_cache: Option<PathBuf>,
+    /// The daemon's metrics address (`[metrics] listen`): measure only the
+    /// warm path scraped every second vs not scraped, interleaved.
+    #[arg(long, value_name = "ADDR")]
+    scrape_metrics: Option<String>,
 }
 
 pub fn ctr(a: &Args, args: &[&str]) -> Result<std::process::Output> {
@@ -253,6 +262,9 @@ fn main() -> Result<()> {
     run_true(&a, ZYGOTE, &format!("{tag}-wz"))?;
     run_true(&a, RUNC, &format!("{tag}-wr"))?;
     run_true_with(&a, ZYGOTE, &format!("{tag}-wc"), COLD)?;
+    if let Some(addr) = &a.scrape_metrics {
+        return scrape::run(&a, addr, &daemon_dir(&a.state_dir)?, &tag);
+    }
     // crun refuses some hosts (1.8 on a cgroup v1 host whose unified
     // hierarchy has controllers: "cgroups in hybrid mode not supported"):
     // then it is left out, with crun's reason.

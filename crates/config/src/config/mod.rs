@@ -32,6 +32,9 @@
 //! [wasm]                           # node-level, optional
 //! cache_dir = "/var/cache/zygote/wasm"  # compiled artifacts; $ZYGOTE_WASM_CACHE_DIR overrides
 //! cache_max_mb = 1024              # LRU bound, >= 1
+//! [metrics]                        # node-level, optional: the daemon's Prometheus endpoint
+//! enabled = true                   # false: no listener
+//! listen = "127.0.0.1:9464"        # ip:port, port > 0; GET /metrics
 //! ```
 //!
 //! Keys zygote does not implement are refused at load with a message saying
@@ -56,7 +59,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    BadNamespace, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode,
+    BadNamespace, MetricsNode, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy,
+    WasmNode,
 };
 
 use crate::error::PolicyError;
@@ -75,6 +79,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Node-level WebAssembly settings (the artifact cache).
     pub wasm: WasmNode,
+    /// Where the daemon serves Prometheus metrics.
+    pub metrics: MetricsNode,
 }
 
 impl Config {
@@ -145,6 +151,7 @@ impl Config {
             default_profile: BUILTIN_PROFILE.to_string(),
             profiles: BTreeMap::from([(profile.name.clone(), profile)]),
             wasm: WasmNode::default(),
+            metrics: MetricsNode::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::types::{Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
+use super::types::{MetricsNode, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
 use super::{validate, Config, BUILTIN_PROFILE};
 use crate::error::PolicyError;
 use crate::field::{Field, Invalid, Location};
@@ -23,6 +23,8 @@ struct RawDoc {
     profiles: BTreeMap<String, RawProfile>,
     #[serde(default)]
     wasm: WasmNode,
+    #[serde(default)]
+    metrics: MetricsNode,
 }
 
 #[derive(Deserialize)]
@@ -107,11 +109,16 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
         file: file.clone(),
         invalid,
     })?;
+    validate::metrics(&doc.metrics).map_err(|invalid| PolicyError::InvalidConfig {
+        file: file.clone(),
+        invalid,
+    })?;
     Ok(Config {
         source: source.map(Path::to_path_buf),
         default_profile,
         profiles,
         wasm: doc.wasm,
+        metrics: doc.metrics,
     })
 }
 

@@ -155,6 +155,13 @@ fn pool_errors_name_file_profile_and_field() {
         ("default_profile = \"nope\"\n", None, Field::DefaultProfile),
         ("[wasm]\ncache_dir = \"rel\"\n", None, Field::WasmCacheDir),
         ("[wasm]\ncache_max_mb = 0\n", None, Field::WasmCacheMaxMb),
+        ("[metrics]\nlisten = \"localhost\"\n", None, Field::MetricsListen),
+        ("[metrics]\nlisten = \"127.0.0.1:0\"\n", None, Field::MetricsListen),
+        (
+            "[metrics]\nenabled = false\nlisten = \"9464\"\n",
+            None,
+            Field::MetricsListen,
+        ),
     ] {
         let e = load(text).unwrap_err();
         assert_eq!(e.field(), Some((profile, field)), "{text}: {e}");
@@ -343,4 +350,24 @@ fn seccomp_is_validated_at_load() {
     let sc = c.profile("x").unwrap().seccomp.as_ref().unwrap();
     assert_eq!(sc.mode, SeccompMode::Replace);
     assert_eq!(sc.filter.default_errno_ret(), Some(38));
+}
+
+#[test]
+fn metrics_section_defaults_disables_and_refuses_unknown_keys() {
+    let c = load("").unwrap();
+    assert_eq!(c.metrics.address(), Some("127.0.0.1:9464".parse().unwrap()));
+    let c = load("[metrics]\nlisten = \"[::1]:9100\"\n").unwrap();
+    assert_eq!(c.metrics.address(), Some("[::1]:9100".parse().unwrap()));
+    let c = load("[metrics]\nenabled = false\n").unwrap();
+    assert_eq!(c.metrics.address(), None);
+    assert_eq!(load(EXAMPLE).unwrap().metrics, MetricsNode::default());
+    let e = load("[metrics]\nport = 9100\n").unwrap_err().to_string();
+    assert!(e.starts_with(FILE) && e.contains("unknown field `port`"), "{e}");
+    let e = load("[metrics]\nlisten = \"localhost:9100\"\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!("{FILE}: metrics.listen: \"localhost:9100\" is not an ip:port (e.g. \"127.0.0.1:9464\")")
+    );
 }

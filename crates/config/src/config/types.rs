@@ -291,3 +291,47 @@ impl Default for WasmNode {
         }
     }
 }
+
+/// The node-level `[metrics]` table: where the daemon serves its Prometheus
+/// metrics. `listen` is kept as written and checked at load (an
+/// `address:port` with a non-zero port); `enabled = false` serves none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsNode {
+    #[serde(default = "MetricsNode::default_enabled")]
+    pub enabled: bool,
+    /// `ip:port` of the HTTP listener (`GET /metrics`).
+    #[serde(default = "MetricsNode::default_listen")]
+    pub listen: String,
+}
+
+impl MetricsNode {
+    /// Loopback only: reaching it from elsewhere is a deliberate choice.
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:9464";
+
+    fn default_enabled() -> bool {
+        true
+    }
+
+    fn default_listen() -> String {
+        Self::DEFAULT_LISTEN.to_string()
+    }
+
+    /// The address to serve on; `None` when disabled. Validated at load, so
+    /// a loaded config always has one when enabled.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        if !self.enabled {
+            return None;
+        }
+        self.listen.parse().ok()
+    }
+}
+
+impl Default for MetricsNode {
+    fn default() -> Self {
+        MetricsNode {
+            enabled: Self::default_enabled(),
+            listen: Self::default_listen(),
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::types::{PoolBounds, Profile, WasmNode};
+use super::types::{MetricsNode, PoolBounds, Profile, WasmNode};
 use crate::field::{BadProfileName, Field, Invalid};
 use crate::landlock::Compatibility;
 
@@ -90,6 +90,16 @@ fn pool(b: &PoolBounds) -> Result<(), Invalid> {
 }
 
 /// The `[wasm]` table.
+/// `[metrics] listen`: an `ip:port` with a non-zero port (whether enabled
+/// or not: a disabled section must still be right when switched on).
+pub(crate) fn metrics(m: &MetricsNode) -> Result<(), Invalid> {
+    match m.listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(()),
+        Ok(_) => Err(Invalid::MetricsPortZero(m.listen.clone())),
+        Err(_) => Err(Invalid::MetricsListen(m.listen.clone())),
+    }
+}
+
 pub(crate) fn wasm(w: &WasmNode) -> Result<(), Invalid> {
     if !w.cache_dir.is_absolute() {
         return Err(Invalid::WasmCacheDirRelative(w.cache_dir.clone()));

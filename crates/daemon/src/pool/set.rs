@@ -335,6 +335,16 @@ impl PoolSet {
         }
     }
 
+    /// Pids of each profile's idle zygotes' children (metrics read their
+    /// memory at scrape time).
+    pub(crate) fn idle_pids(&self) -> BTreeMap<String, Vec<i32>> {
+        let pools = self.lock();
+        pools
+            .iter()
+            .map(|(k, p)| (k.clone(), p.idle.iter().map(|w| w.pid).collect()))
+            .collect()
+    }
+
     /// Stops refilling and lets every idle zygote go (each kills its child
     /// and exits when its socket closes); waits up to 3 s for them.
     pub(crate) async fn drain(&self) {
@@ -383,6 +393,9 @@ impl PoolSet {
             pool.idle.retain(|w| now.saturating_duration_since(w.born) < max_age);
             pool.stats.recycled += (before - pool.idle.len()) as u64;
             let target = pool.demand.target(pool.spec.bounds, now);
+            if target != pool.stats.target {
+                crate::metrics::pool_scaled(name, pool.stats.target, target);
+            }
             pool.idle.truncate(target);
             pool.stats.target = target;
             pool.stats.idle = pool.idle.len();
@@ -421,6 +434,7 @@ impl PoolSet {
         match r {
             Ok(w) if !self.stopping.load(Ordering::SeqCst) => {
                 let us = started.elapsed().as_micros() as u64;
+                crate::metrics::zygote_created(profile, pool.spec.wasm, us as f64 / 1e6);
                 debug!(profile, pid = w.pid, us, "zygote ready");
                 pool.creation_us.push_back(us);
                 if pool.creation_us.len() > 64 {
