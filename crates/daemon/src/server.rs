@@ -74,7 +74,7 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
     daemon.adopt_all().await;
     daemon.pools.sweep_stale_cgroups();
     daemon.pools.start();
-    let metrics = crate::metrics::serve(daemon.clone(), daemon.profiles.metrics_addr());
+    let metrics = crate::metrics::serve(daemon.clone(), daemon.profiles().metrics_addr());
     server
         .start()
         .await
