@@ -139,7 +139,7 @@ log "initramfs"
 initrd="${work}/initrd"
 mkdir -p "${initrd}/bin" "${initrd}/modules"
 cp "$(command -v busybox)" "${initrd}/bin/busybox"
-chroot "${rootfs}" modprobe -S "${kver}" --show-depends "${INITRD_MODULES[@]}" |
+chroot "${rootfs}" modprobe -S "${kver}" -a --show-depends "${INITRD_MODULES[@]}" |
 	awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"${work}/mods"
 [[ -s ${work}/mods ]] || die "no modules resolved for ${INITRD_MODULES[*]}"
 : >"${initrd}/modules/order"
