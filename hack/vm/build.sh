@@ -93,6 +93,9 @@ cp -a "${work}/kernel/lib/modules" "${rootfs}/lib/"
 # The guest's own kmod (the host needs none).
 chroot "${rootfs}" depmod "${kver}"
 echo zygote-vm >"${rootfs}/etc/hostname"
+# ctr --net-host bind-mounts the node's /etc/hosts (debootstrap makes none).
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tzygote-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"${rootfs}/etc/hosts"
+[[ -e ${rootfs}/etc/resolv.conf ]] || : >"${rootfs}/etc/resolv.conf"
 printf '/dev/vda / ext4 rw,relatime 0 1\n' >"${rootfs}/etc/fstab"
 passwd -R "${rootfs}" -d root >/dev/null
 # Nothing at boot but what the tests need: no system containerd (the tests

@@ -33,15 +33,20 @@ repo_dir="$(cd "${vm_dir}/../.." && pwd)"
 hack_dir="${repo_dir}/hack"
 readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # Test binaries (tests/integration/tests/<name>.rs) and, by default, the tests
-# run in them: the ones that touch cgroups.
-readonly VM_TEST_TARGETS=(basic pools bad_input)
+# run in them (substring filters, as cargo test takes them): the ones that
+# touch cgroups. Not here: the pool-cgroup tests of pools.rs
+# (failed_claim_leaves_no_pool_cgroup, pool_cgroups_of_a_killed_daemon_are_swept,
+# task_cannot_take_a_pool_cgroup, one_odd_cgroup_parent_does_not_move_the_pool),
+# which test the v1 pre-placement of zygotes in pool cgroups renamed at claim:
+# cgroup2 has no rename and the daemon does not pre-place on v2 (the v2 warm
+# path of issue 12 is not written yet); dropped_zygotes_do_not_linger, whose
+# bursts must fit the pool's 10 s demand window (under TCG they take longer).
+readonly VM_TEST_TARGETS=(basic pools bad_input wasm)
 readonly VM_DEFAULT_TESTS=(
 	pause_resume task_metrics update_resources memory_limit_oom cgroup_placement no_leftovers_after_rm
-	leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes
-	profile_by_annotation_is_enforced_inside failed_claim_leaves_no_pool_cgroup
-	pool_cgroups_of_a_killed_daemon_are_swept task_cannot_take_a_pool_cgroup
-	one_odd_cgroup_parent_does_not_move_the_pool failed_warm_create_leaves_no_pool_cgroup
-	dropped_zygotes_do_not_linger invalid_cgroup_path exit_codes
+	leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes exit_codes
+	profile_by_annotation_is_enforced_inside profile_by_runtime_options failed_warm_create_leaves_no_pool_cgroup
+	invalid_cgroup_path memory_limit_stops_a_memory_bomb
 )
 
 start=${SECONDS}
