@@ -40,13 +40,14 @@ readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # which test the v1 pre-placement of zygotes in pool cgroups renamed at claim:
 # cgroup2 has no rename and the daemon does not pre-place on v2 (the v2 warm
 # path of issue 12 is not written yet); dropped_zygotes_do_not_linger, whose
-# bursts must fit the pool's 10 s demand window (under TCG they take longer).
+# bursts must fit the pool's 10 s demand window (under TCG they take longer);
+# the profile tests (profile_by_*), whose "locked" profile denies TCP connect
+# with Landlock ABI 4, which bookworm's 6.1 kernel lacks (6.7+).
 readonly VM_TEST_TARGETS=(basic pools bad_input wasm)
 readonly VM_DEFAULT_TESTS=(
-	pause_resume task_metrics update_resources memory_limit_oom cgroup_placement no_leftovers_after_rm
-	leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes exit_codes
-	profile_by_annotation_is_enforced_inside profile_by_runtime_options failed_warm_create_leaves_no_pool_cgroup
-	invalid_cgroup_path memory_limit_stops_a_memory_bomb
+	pause_resume task_metrics task_ps kill_all update_resources memory_limit_oom cgroup_placement
+	no_leftovers_after_rm leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes
+	exit_codes failed_warm_create_leaves_no_pool_cgroup invalid_cgroup_path memory_limit_stops_a_memory_bomb
 )
 
 start=${SECONDS}
