@@ -19,6 +19,7 @@ source "${OUT}/params.env"
 step "kernel $(uname -r), cgroup: $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || echo "guest.sh: warning: /sys/fs/cgroup is not cgroup2"
 echo "containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | head -n1 | awk '{print $3}'), PID 1 $(cat /proc/1/comm)"
+echo "CPUs $(nproc), NUMA nodes: $(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l), memory $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB"
 
 # shellcheck disable=SC1091
 source "${CACHE}/image/image.env"
