@@ -41,6 +41,12 @@ const CASES: &[Case] = &[
         v1: ("memory.limit_in_bytes", "134217728"),
         v2: ("memory.max", "134217728"),
     },
+    // Memory + swap on v1; swap alone on v2 (runc writes swap - limit).
+    Case {
+        controller: "memory",
+        v1: ("memory.memsw.limit_in_bytes", "268435456"),
+        v2: ("memory.swap.max", "134217728"),
+    },
     // The reservation: the soft limit on v1, memory.low on v2.
     Case {
         controller: "memory",
@@ -63,8 +69,8 @@ fn read_cgroup_file(id: &str, controller: &str, file: &str) -> String {
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
 }
 
-/// cpu shares and CFS quota, a pids limit, cpuset cpus, a memory limit and
-/// reservation from the spec land in the files runc writes them to, with
+/// cpu shares and CFS quota, a pids limit, cpuset cpus, a memory limit,
+/// swap and reservation from the spec land in the files runc writes them to, with
 /// the same values.
 #[test]
 fn spec_resources_in_cgroup_files() {
@@ -83,7 +89,7 @@ fn spec_resources_in_cgroup_files() {
             s["linux"]["resources"] = serde_json::json!({
                 "cpu": { "shares": 512, "quota": 50000, "period": 100000, "cpus": "0" },
                 "pids": { "limit": 64 },
-                "memory": { "limit": 134217728, "reservation": 33554432 },
+                "memory": { "limit": 134217728, "swap": 268435456, "reservation": 33554432 },
             });
         });
         let out = ctr.run(&["run", "-d", "--runtime", rt.name(), "--config", &b.config_str(), c.id()]);
