@@ -169,7 +169,7 @@ read -r passed failed < <(
 )
 problems=()
 [[ -s ${out}/guest.log ]] || problems+=("the VM did not come up (no guest.log)")
-ran=$(wc -l <"${out}/results" 2>/dev/null || echo 0)
+ran=$(wc -l 2>/dev/null <"${out}/results" || echo 0)
 [[ ${ran} -eq ${#test_bins[@]} ]] || problems+=("${ran} of ${#test_bins[@]} test binaries finished")
 bad_rc=$(awk '$2 != 0' "${out}/results" 2>/dev/null || true)
 [[ -z ${bad_rc} ]] || problems+=("test binaries exited non-zero: ${bad_rc//$'\n'/; }")
