@@ -21,6 +21,8 @@ log() {
 # tests' pods; protobuf-compiler: protoc, which the CRI client crate
 # (k8s-cri) needs at build time. crun: hack/bench's third runtime (runc-v2
 # driving crun), what a speed-minded user picks.
+# qemu-system-x86, debootstrap, e2fsprogs, cpio: hack/vm (the cgroup v2 VM:
+# QEMU, its Debian root filesystem as an ext4 image, its initramfs).
 readonly PACKAGES=(
 	containerd
 	runc
@@ -43,6 +45,10 @@ readonly PACKAGES=(
 	# and storage per test) and promtool; on a systemd host the package also
 	# enables its own service on :9090, which the tests do not use.
 	prometheus
+	qemu-system-x86
+	debootstrap
+	e2fsprogs
+	cpio
 )
 
 [[ ${EUID} -eq 0 ]] || die "must run as root (apt-get install, containerd); re-run with sudo"
@@ -96,7 +102,7 @@ else
 fi
 
 # Verify what we rely on really is there now.
-for tool in containerd ctr runc umoci jq script setsid timeout protoc; do
+for tool in containerd ctr runc umoci jq script setsid timeout protoc qemu-system-x86_64 debootstrap mkfs.ext4 cpio; do
 	command -v "${tool}" >/dev/null 2>&1 || die "${tool} not found on PATH after installing packages"
 done
 [[ -x /usr/lib/cni/bridge ]] || die "/usr/lib/cni/bridge missing (package containernetworking-plugins)"

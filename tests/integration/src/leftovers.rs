@@ -85,10 +85,16 @@ fn walk_dirs(dir: &Path, depth: usize, f: &mut dyn FnMut(&Path)) {
     }
 }
 
+/// Whether the node runs cgroup v2 only (the unified hierarchy mounted at
+/// `/sys/fs/cgroup`), as in hack/vm's VM; a hybrid or v1 node otherwise.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// Roots of the cgroup hierarchies (v1 controllers and/or the v2 tree).
 pub fn cgroup_roots() -> Vec<PathBuf> {
     let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.controllers").exists() {
+    if cgroup_v2() {
         return vec![base.to_path_buf()];
     }
     let mut v: Vec<PathBuf> = fs::read_dir(base)

@@ -827,16 +827,58 @@ fn namespaces_basics() {
     });
 }
 
-/// The process runs in the cgroup ctr asked for (`/<namespace>/<id>`).
+/// The process runs in the cgroup ctr asked for (`/<namespace>/<id>`), seen
+/// from the node in `/proc/<pid>/cgroup` (the memory hierarchy's line on v1,
+/// the unified `0::` line on v2), and sees inside what runc shows.
 #[test]
 fn cgroup_placement() {
-    both_expect("cgroup", (0, true), |rt| {
+    let v2 = cgroup_v2();
+    // Inside, as runc shows it: the namespace's root `/` when the spec asks
+    // for a cgroup namespace, else the full path (ctr 1.6's default spec has
+    // none, on v1 and v2).
+    let inside_want = |id: &str| {
+        let spec: serde_json::Value = std::fs::read_to_string(bundle_dir(id).join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let cgroupns = spec["linux"]["namespaces"]
+            .as_array()
+            .is_some_and(|ns| ns.iter().any(|n| n["type"] == "cgroup"));
+        if cgroupns {
+            "/".to_string()
+        } else {
+            format!("/{}/{id}", env().namespace)
+        }
+    };
+    // The path of the memory hierarchy's line (v1) or the unified one (v2)
+    // of a /proc/<pid>/cgroup text.
+    let path_in = move |text: &str| {
+        text.lines()
+            .map(|l| l.splitn(3, ':').collect::<Vec<_>>())
+            .find(|f| {
+                f.len() == 3
+                    && if v2 {
+                        f[0] == "0" && f[1].is_empty()
+                    } else {
+                        f[1].split(',').any(|c| c == "memory")
+                    }
+            })
+            .map(|f| f[2].to_string())
+            .unwrap_or_else(|| format!("<no {} line in {text:?}>", if v2 { "0::" } else { "memory" }))
+    };
+    both_expect("cgroup", (true, true), |rt| {
+        let ctr = Ctr::new();
         let c = Container::new("cg", rt);
-        let out = Ctr::new().run_rm(rt, c.id(), &[], &["cat", "/proc/self/cgroup"]);
-        let want = format!("/{}/{}", env().namespace, c.id());
-        // runc (no cgroup namespace on cgroup v1) shows the full path.
-        let ok = out.stdout.lines().any(|l| l.contains(":memory:") && l.ends_with(&want));
-        (out.code(), ok)
+        ctr.run_detached(rt, c.id(), &[], &["sleep", "60"]);
+        ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        // From the node: the task is in /<namespace>/<id>.
+        let pid = ctr.task_pid(c.id());
+        let host = path_in(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default());
+        let exec = ctr.run(&["task", "exec", "--exec-id", "cg", c.id(), "cat", "/proc/self/cgroup"]);
+        let inside = path_in(&exec.stdout);
+        let want = inside_want(c.id());
+        eprintln!("{rt:?}: from the node {host}, inside {inside} (runc shows {want})");
+        (host == format!("/{}/{}", env().namespace, c.id()), inside == want)
     });
 }
 
