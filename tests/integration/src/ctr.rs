@@ -117,6 +117,20 @@ impl Ctr {
         self.run(&run_args(rt, id, true, extra, cmd))
     }
 
+    /// `ctr run --rm --runtime <rt> --config <bundle's config.json> <id>`:
+    /// the task runs the bundle's spec as written.
+    pub fn run_config(&self, rt: Runtime, bundle: &crate::ConfigBundle, id: &str) -> Output {
+        self.run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt.name(),
+            "--config",
+            &bundle.config_str(),
+            id,
+        ])
+    }
+
     /// `ctr run -d ...`: starts a detached task and asserts success.
     pub fn run_detached(&self, rt: Runtime, id: &str, extra: &[&str], cmd: &[&str]) -> Output {
         let out = self.run(&run_args(rt, id, false, &[&["-d"], extra].concat(), cmd));

@@ -57,15 +57,7 @@ fn run_config(
 ) -> Failure {
     let c = Container::new(test, rt);
     let b = ConfigBundle::new(c.id(), args, edit);
-    let out = Ctr::new().run(&[
-        "run",
-        "--rm",
-        "--runtime",
-        rt.name(),
-        "--config",
-        &b.config_str(),
-        c.id(),
-    ]);
+    let out = Ctr::new().run_config(rt, &b, c.id());
     let f = observe(&out, word);
     nothing_left(c.id());
     f
@@ -476,7 +468,7 @@ fn state_dir_too_deep_for_a_socket() {
         for rt in [Runtime::Zygote, Runtime::Runc] {
             let id = unique_id("deep-state", rt);
             let b = ConfigBundle::new(&id, &["sh", "-c", "echo ran"], |_| {});
-            let out = ctr.run(&["run", "--rm", "--runtime", rt.name(), "--config", &b.config_str(), &id]);
+            let out = ctr.run_config(rt, &b, &id);
             let _ = ctr.run(&["container", "delete", &id]);
             runs.push(out);
         }

@@ -156,15 +156,7 @@ fn user_from_spec() {
         let b = ConfigBundle::new(c.id(), &["sh", "-c", "id; id -u >&2; id -g >&2"], |s| {
             s["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000 });
         });
-        let out = Ctr::new().run(&[
-            "run",
-            "--rm",
-            "--runtime",
-            rt.name(),
-            "--config",
-            &b.config_str(),
-            c.id(),
-        ]);
+        let out = Ctr::new().run_config(rt, &b, c.id());
         let ids = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ") + "\n";
         (out.code(), out.stdout, ids)
     });
@@ -178,15 +170,7 @@ fn user_additional_gids() {
         let b = ConfigBundle::new(c.id(), &["id", "-G"], |s| {
             s["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000, "additionalGids": [0, 65534] });
         });
-        let out = Ctr::new().run(&[
-            "run",
-            "--rm",
-            "--runtime",
-            rt.name(),
-            "--config",
-            &b.config_str(),
-            c.id(),
-        ]);
+        let out = Ctr::new().run_config(rt, &b, c.id());
         (out.code(), out.stdout)
     });
 }

@@ -79,15 +79,7 @@ w:/tmp/sdp Operation not permitted
                 {"allow": false, "type": "b", "major": 8, "minor": 240, "access": "w"}
             ]);
         });
-        let out = Ctr::new().run(&[
-            "run",
-            "--rm",
-            "--runtime",
-            rt.name(),
-            "--config",
-            &b.config_str(),
-            c.id(),
-        ]);
+        let out = Ctr::new().run_config(rt, &b, c.id());
         (out.code(), out.stdout)
     });
 }
@@ -112,15 +104,7 @@ w:/tmp/sdp Operation not permitted
             s["linux"]["resources"]["devices"] =
                 serde_json::json!([{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]);
         });
-        let out = Ctr::new().run(&[
-            "run",
-            "--rm",
-            "--runtime",
-            rt.name(),
-            "--config",
-            &b.config_str(),
-            c.id(),
-        ]);
+        let out = Ctr::new().run_config(rt, &b, c.id());
         (out.code(), out.stdout)
     });
 }

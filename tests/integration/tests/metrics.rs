@@ -169,7 +169,7 @@ fn run_task(ctr: &Ctr, test: &str, profile: &str, args: &[&str], prepare: impl F
         spec["annotations"] = serde_json::json!({ "zygote.dev/profile": profile });
     });
     prepare(&b.rootfs);
-    let out = ctr.run(&["run", "--rm", "--runtime", Z.name(), "--config", &b.config_str(), &id]);
+    let out = ctr.run_config(Z, &b, &id);
     let _ = ctr.run(&["container", "delete", &id]);
     out
 }

@@ -601,7 +601,7 @@ fn run_config_cgroup(rt: Runtime, test: &str, cgroups_path: impl Fn(&str) -> Str
         s["linux"]["cgroupsPath"] = serde_json::json!(path);
         s["annotations"] = serde_json::json!({ "zygote.dev/profile": "churn" });
     });
-    let out = Ctr::new().run(&["run", "--rm", "--runtime", rt.name(), "--config", &b.config_str(), &id]);
+    let out = Ctr::new().run_config(rt, &b, &id);
     (id, out)
 }
 
