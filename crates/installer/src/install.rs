@@ -154,25 +154,37 @@ pub fn install(host: &Host, source_dir: &Path, zygote_config: &Path, ctrd: &Cont
         j.write(&state_path, &state.to_bytes(), 0o644)?;
         Ok(())
     })();
-    let checked = applied.and_then(|_| restart_and_probe(ctrd, &hs));
+    let mut parent = None;
+    let checked = applied.and_then(|_| restart_and_probe(ctrd, &hs, &mut parent));
     if let Err(e) = checked {
         tracing::error!(error = %e, "install failed, restoring every file");
         j.rollback()?;
-        if ctrd.restart != Restart::None {
-            restart(ctrd.restart, &ctrd.unit, None)?;
-            wait_for_cri(&ctrd.socket, ctrd.wait)?;
-        }
+        restart_again(ctrd, parent)?;
         return Err(e);
     }
     Ok(hs)
 }
 
-fn restart_and_probe(ctrd: &Containerd, hs: &[Handler]) -> Result<()> {
+/// Restarts containerd on the restored config; for `signal`, the
+/// containerd to stop is the one the supervisor `parent` started again.
+fn restart_again(ctrd: &Containerd, parent: Option<i32>) -> Result<()> {
+    if ctrd.restart == Restart::None {
+        return Ok(());
+    }
+    let pid = match parent {
+        Some(p) => Some(crate::restart::containerd_child_of(p)?),
+        None => ctrd.pid,
+    };
+    restart(ctrd.restart, &ctrd.unit, pid)?;
+    wait_for_cri(&ctrd.socket, ctrd.wait).map(drop)
+}
+
+fn restart_and_probe(ctrd: &Containerd, hs: &[Handler], parent: &mut Option<i32>) -> Result<()> {
     if ctrd.restart == Restart::None {
         tracing::info!("--restart none: containerd not restarted, handlers not probed");
         return Ok(());
     }
-    restart(ctrd.restart, &ctrd.unit, ctrd.pid)?;
+    *parent = restart(ctrd.restart, &ctrd.unit, ctrd.pid)?;
     let version = wait_for_cri(&ctrd.socket, ctrd.wait)?;
     tracing::info!(%version, "containerd is back");
     for h in hs {
@@ -229,19 +241,17 @@ pub fn uninstall(host: &Host, ctrd: &Containerd) -> Result<Uninstalled> {
         j.remove(&host.backup())?;
         Ok(())
     })();
+    let mut parent = None;
     let checked = applied.and_then(|_| {
         if ctrd.restart == Restart::None {
             return Ok(());
         }
-        restart(ctrd.restart, &ctrd.unit, ctrd.pid)?;
+        parent = restart(ctrd.restart, &ctrd.unit, ctrd.pid)?;
         wait_for_cri(&ctrd.socket, ctrd.wait).map(drop)
     });
     if let Err(e) = checked {
         j.rollback()?;
-        if ctrd.restart != Restart::None {
-            restart(ctrd.restart, &ctrd.unit, None)?;
-            wait_for_cri(&ctrd.socket, ctrd.wait)?;
-        }
+        restart_again(ctrd, parent)?;
         return Err(e);
     }
 

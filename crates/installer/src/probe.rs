@@ -80,7 +80,7 @@ pub fn probe(socket: &Path, handler: &str) -> Result<()> {
             namespace: "kube-system".into(),
             attempt: 0,
         }),
-        hostname: name.clone(),
+        // A host-network pod has no UTS namespace of its own, so no hostname.
         linux: Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: Some(NamespaceOption {

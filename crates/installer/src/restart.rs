@@ -30,10 +30,12 @@ pub enum Restart {
     None,
 }
 
-/// Restarts containerd as `how` says.
-pub fn restart(how: Restart, unit: &str, pid: Option<i32>) -> Result<()> {
+/// Restarts containerd as `how` says. For `signal`, returns the parent of
+/// the containerd it stopped (its supervisor), to find the new one with
+/// [`containerd_child_of`].
+pub fn restart(how: Restart, unit: &str, pid: Option<i32>) -> Result<Option<i32>> {
     match how {
-        Restart::None => Ok(()),
+        Restart::None => Ok(None),
         Restart::Systemd => {
             let out = Command::new("nsenter")
                 .args([
@@ -61,13 +63,14 @@ pub fn restart(how: Restart, unit: &str, pid: Option<i32>) -> Result<()> {
                     ),
                 ));
             }
-            Ok(())
+            Ok(None)
         }
         Restart::Signal => {
             let pid = match pid {
                 Some(p) => p,
-                None => find_containerd()?,
+                None => find_containerd(None)?,
             };
+            let parent = ppid(pid);
             tracing::info!(pid, "sending SIGTERM to containerd");
             kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(|e| restart_err("signal", format!("kill {pid}: {e}")))?;
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -80,7 +83,7 @@ pub fn restart(how: Restart, unit: &str, pid: Option<i32>) -> Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Ok(())
+            Ok(parent)
         }
     }
 }
@@ -99,14 +102,26 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// The one process named `containerd`.
-fn find_containerd() -> Result<i32> {
+fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The containerd its supervisor `parent` started again after a restart.
+pub fn containerd_child_of(parent: i32) -> Result<i32> {
+    find_containerd(Some(parent))
+}
+
+/// The one process named `containerd` (child of `parent` if given).
+fn find_containerd(parent: Option<i32>) -> Result<i32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").map_err(crate::error::io("/proc"))?.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "containerd") {
+        if std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "containerd")
+            && parent.is_none_or(|p| ppid(pid) == Some(p))
+        {
             found.push(pid);
         }
     }

@@ -252,6 +252,8 @@ fn install_runs_a_pod_through_zygote_and_uninstall_restores_the_config() {
         .filter(|f| f.contains("zygote-installer") || f == "conf.d")
         .collect();
     assert!(leftovers.is_empty(), "left in {}: {leftovers:?}", n.dir.display());
+    // containerd restarted on the original config: no handler zygote.
+    let cri = Cri::connect(&n.address);
     let err = cri
         .run_pod(&pod_config(), "zygote")
         .expect_err("handler zygote after uninstall");
