@@ -5,6 +5,11 @@
 //! k3s-style template. Install twice = once (byte-identical trees),
 //! uninstall = the original tree byte for byte, broken or foreign configs
 //! refused with nothing changed.
+//!
+//! The stock fixtures were generated once with `containerd config default`
+//! of the system containerd (1.6.20) and of `hack/containerd-versions.sh
+//! 1.7.24` / `2.1.9`; the configs the installer writes from them were
+//! loaded by those binaries (`containerd --config … config dump`).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
