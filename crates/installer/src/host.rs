@@ -24,6 +24,9 @@ pub struct Host {
     pub zygote_dir: PathBuf,
     /// The install dir as the host sees it.
     pub install_dir_on_host: PathBuf,
+    /// Where a symlink to the shim goes (a dir on containerd's `PATH`:
+    /// containerd 1.6 ignores `runtime_path`), under the root; `None`: none.
+    pub link_dir: Option<PathBuf>,
 }
 
 /// `path` (absolute as the host sees it) under `root`.
@@ -40,7 +43,14 @@ impl Host {
             state_dir: under(root, state_dir),
             zygote_dir: zygote_dir.to_path_buf(),
             install_dir_on_host: install_dir.to_path_buf(),
+            link_dir: None,
         }
+    }
+    /// The shim's symlink and what it points to (the installed shim, as
+    /// the host sees it).
+    pub fn shim_link(&self) -> Option<(PathBuf, PathBuf)> {
+        let dir = self.link_dir.as_ref()?;
+        Some((dir.join(SHIM), self.install_dir_on_host.join(SHIM)))
     }
     /// zygote's config file (under the root).
     pub fn zygote_config(&self) -> PathBuf {

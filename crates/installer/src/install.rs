@@ -114,6 +114,9 @@ pub fn install(host: &Host, source_dir: &Path, zygote_config: &Path, ctrd: &Cont
         for (dst, bytes) in &bins {
             j.write(dst, bytes, 0o755)?;
         }
+        if let Some((link, target)) = host.shim_link() {
+            j.symlink(&link, &target)?;
+        }
         j.write(&host.zygote_config(), ztext.as_bytes(), 0o644)?;
         let wanted: Vec<String> = hs.iter().filter_map(|h| h.options_path.clone()).collect();
         for h in &hs {
@@ -194,6 +197,11 @@ fn restart_and_probe(ctrd: &Containerd, hs: &[Handler], parent: &mut Option<i32>
     Ok(())
 }
 
+/// Whether `p` exists (a dangling symlink does).
+fn fs_exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
 /// What `uninstall` left behind.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Uninstalled {
@@ -264,7 +272,7 @@ pub fn uninstall(host: &Host, ctrd: &Containerd) -> Result<Uninstalled> {
     files.push(host.zygote_config());
     files.extend(state.made_files.iter().map(|f| host.path(f)));
     for f in files {
-        if f.exists() {
+        if fs_exists(&f) {
             std::fs::remove_file(&f).map_err(io(&f))?;
             tracing::info!(path = %f.display(), "removed");
         }

@@ -26,6 +26,7 @@ struct Before {
 pub struct Journal {
     before: Vec<Before>,
     made_dirs: Vec<PathBuf>,
+    links: Vec<PathBuf>,
 }
 
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename + fsync
@@ -90,6 +91,7 @@ impl Journal {
             .iter()
             .filter(|b| b.content.is_none() && b.path.exists())
             .map(|b| b.path.clone())
+            .chain(self.links.iter().cloned())
             .collect()
     }
 
@@ -124,6 +126,26 @@ impl Journal {
         Ok(true)
     }
 
+    /// Makes `path` a symlink to `target` unless something is there:
+    /// another file of that name is never replaced. Returns whether the
+    /// link is (now) ours.
+    pub fn symlink(&mut self, path: &Path, target: &Path) -> Result<bool> {
+        if let Ok(t) = fs::read_link(path) {
+            return Ok(t == target);
+        }
+        if fs::symlink_metadata(path).is_ok() {
+            tracing::warn!(path = %path.display(), "exists and is not our symlink; left alone");
+            return Ok(false);
+        }
+        if let Some(parent) = path.parent() {
+            self.mkdirs(parent)?;
+        }
+        std::os::unix::fs::symlink(target, path).map_err(io(path))?;
+        tracing::info!(path = %path.display(), target = %target.display(), "symlink made");
+        self.links.push(path.to_path_buf());
+        Ok(true)
+    }
+
     /// Removes `path` if it exists.
     pub fn remove(&mut self, path: &Path) -> Result<bool> {
         if self.remember(path)?.is_none() {
@@ -136,6 +158,9 @@ impl Journal {
 
     /// Puts every path back as it was and removes the directories made.
     pub fn rollback(self) -> Result<()> {
+        for l in &self.links {
+            let _ = fs::remove_file(l);
+        }
         for b in self.before.into_iter().rev() {
             match b.content {
                 Some((bytes, mode)) => {

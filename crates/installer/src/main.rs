@@ -35,6 +35,10 @@ struct Node {
     /// unless containerd's environment sets ZYGOTE_CONFIG.
     #[arg(long, default_value = "/etc/zygote")]
     zygote_dir: PathBuf,
+    /// A directory on containerd's PATH for a symlink to the shim (containerd 1.6 ignores
+    /// runtime_path); "" for none. An existing file of that name is left alone.
+    #[arg(long, default_value = "/usr/local/bin")]
+    link_dir: PathBuf,
     /// The zygote daemons' state root (running tasks are found there).
     #[arg(long, default_value = "/run/zygote")]
     state_dir: PathBuf,
@@ -97,13 +101,17 @@ enum Cmd {
 }
 
 fn host(n: &Node) -> Host {
-    Host::new(
+    let mut h = Host::new(
         &n.host_root,
         &n.install_dir,
         &n.containerd_config,
         &n.state_dir,
         &n.zygote_dir,
-    )
+    );
+    if !n.link_dir.as_os_str().is_empty() {
+        h.link_dir = Some(under(&n.host_root, &n.link_dir));
+    }
+    h
 }
 
 fn containerd(n: &Node, c: &Ctrd) -> Containerd {

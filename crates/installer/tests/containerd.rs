@@ -15,7 +15,7 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use toml_edit::DocumentMut;
@@ -42,8 +42,9 @@ fn spawn_containerd(n: &Node, zygote_config: &Path) -> Child {
         .append(true)
         .open(n.dir.join("containerd.log"))
         .expect("containerd.log");
-    let bin = std::env::var("ZYGOTE_BIN_DIR").expect("ZYGOTE_BIN_DIR (run through hack/test.sh)");
-    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    // The installer's --link-dir first: containerd 1.6 finds the shim on
+    // PATH (it ignores runtime_path).
+    let path = format!("{}:{}", link_dir().display(), std::env::var("PATH").unwrap_or_default());
     let child = {
         use std::os::unix::process::CommandExt;
         Command::new("containerd")
@@ -145,6 +146,54 @@ struct Paths {
     zygote_config: PathBuf,
 }
 
+/// The node under the test's supervision, its config without zygote (the
+/// "host's config"), shared by the tests of this binary one at a time.
+struct Setup {
+    sup: Supervisor,
+    host_config: String,
+    /// `--zygote-dir`: made and removed by the installer; containerd's
+    /// `ZYGOTE_CONFIG` names its config.toml.
+    zygote_dir: PathBuf,
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// `--link-dir` (made and removed by the installer).
+fn link_dir() -> PathBuf {
+    PathBuf::from(format!("/var/tmp/zinst-bin-{}", std::process::id()))
+}
+static SETUP: OnceLock<Setup> = OnceLock::new();
+
+fn setup() -> &'static Setup {
+    SETUP.get_or_init(|| {
+        let n = node();
+        let config_path = n.dir.join("config.toml");
+        let host_config = without_zygote(&std::fs::read_to_string(&config_path).expect("config"));
+        std::fs::write(&config_path, &host_config).expect("write config");
+        let zygote_dir = PathBuf::from(format!("/var/tmp/zinst-etc-{}", std::process::id()));
+        let sup = Supervisor::take_over(n, zygote_dir.join("config.toml"));
+        Setup {
+            sup,
+            host_config,
+            zygote_dir,
+        }
+    })
+}
+
+fn paths(s: &Setup) -> Paths {
+    let tmp = tempfile::Builder::new()
+        .prefix("zinst-")
+        .tempdir_in("/var/tmp")
+        .expect("tmp");
+    std::fs::write(tmp.path().join("zygote.toml"), ZYGOTE_CONFIG).expect("zygote config");
+    Paths {
+        install_dir: tmp.path().join("opt/zygote/bin"),
+        zygote_dir: s.zygote_dir.clone(),
+        zygote_config: tmp.path().join("zygote.toml"),
+        _tmp: tmp,
+    }
+}
+
 fn installer(n: &Node, p: &Paths, sup: &Supervisor, args: &[&str]) -> Output {
     let mut c = Command::new(INSTALLER);
     c.args(args)
@@ -156,6 +205,8 @@ fn installer(n: &Node, p: &Paths, sup: &Supervisor, args: &[&str]) -> Output {
         .arg(&p.zygote_dir)
         .arg("--containerd-config")
         .arg(n.dir.join("config.toml"))
+        .arg("--link-dir")
+        .arg(link_dir())
         .arg("--state-dir")
         .arg(&n.state_dir)
         .arg("--containerd-socket")
@@ -172,27 +223,17 @@ fn install_runs_a_pod_through_zygote_and_uninstall_restores_the_config() {
     ) {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let n = node();
-    let tmp = tempfile::Builder::new()
-        .prefix("zinst-")
-        .tempdir_in("/var/tmp")
-        .expect("tmp");
-    std::fs::write(tmp.path().join("zygote.toml"), ZYGOTE_CONFIG).expect("zygote config");
-    let p = Paths {
-        install_dir: tmp.path().join("opt/zygote/bin"),
-        zygote_dir: tmp.path().join("etc/zygote"),
-        zygote_config: tmp.path().join("zygote.toml"),
-        _tmp: tmp,
-    };
+    let s = setup();
+    let (sup, host_config) = (&s.sup, &s.host_config);
+    let p = paths(s);
     let config_path = n.dir.join("config.toml");
-    let host_config = without_zygote(&std::fs::read_to_string(&config_path).expect("config"));
-    std::fs::write(&config_path, &host_config).expect("write config");
-    let sup = Supervisor::take_over(n, p.zygote_dir.join("config.toml"));
     let bin = std::env::var("ZYGOTE_BIN_DIR").expect("ZYGOTE_BIN_DIR");
 
     let zc = p.zygote_config.to_string_lossy().into_owned();
     let install = ["install", "--source-dir", &bin, "--zygote-config", &zc];
-    let out = installer(n, &p, &sup, &install);
+    let out = installer(n, &p, sup, &install);
     assert!(out.success(), "install:\n{}\n{}", out.describe(), n.log_tail(30));
     assert!(
         out.stdout.contains("handler zygote-open -> profile open"),
@@ -219,7 +260,7 @@ fn install_runs_a_pod_through_zygote_and_uninstall_restores_the_config() {
 
     // Installing again while it runs: same bytes, the task keeps running
     // through the restart and exits with its own status.
-    let out = installer(n, &p, &sup, &install);
+    let out = installer(n, &p, sup, &install);
     assert!(out.success(), "second install:\n{}", out.describe());
     assert_eq!(std::fs::read(&config_path).expect("config"), installed);
     let cri = Cri::connect(&n.address);
@@ -236,15 +277,16 @@ fn install_runs_a_pod_through_zygote_and_uninstall_restores_the_config() {
     cri.stop_pod(&pod).expect("StopPodSandbox");
     cri.remove_pod(&pod).expect("RemovePodSandbox");
 
-    let out = installer(n, &p, &sup, &["uninstall"]);
+    let out = installer(n, &p, sup, &["uninstall"]);
     assert!(out.success(), "uninstall:\n{}", out.describe());
     assert_eq!(
         std::fs::read_to_string(&config_path).expect("config"),
-        host_config,
+        *host_config,
         "uninstall did not restore the config byte for byte"
     );
     assert!(!p.install_dir.exists(), "{} left", p.install_dir.display());
     assert!(!p.zygote_dir.exists(), "{} left", p.zygote_dir.display());
+    assert!(!link_dir().exists(), "{} left", link_dir().display());
     let leftovers: Vec<_> = std::fs::read_dir(n.dir.as_path())
         .expect("node dir")
         .flatten()
@@ -293,4 +335,60 @@ fn broken_config_is_refused_and_containerd_untouched() {
         .collect();
     names.sort();
     assert_eq!(names, ["config.toml", "zygote.toml"], "the installer wrote something");
+}
+
+#[test]
+fn failed_probe_restores_every_file_and_restarts_on_the_old_config() {
+    if !require_runtime(
+        Runtime::Zygote,
+        "failed_probe_restores_every_file_and_restarts_on_the_old_config",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let n = node();
+    let s = setup();
+    let p = paths(s);
+    // A "shim" that cannot start anything: the probe's RunPodSandbox fails.
+    let src = p._tmp.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    let shim = src.join("containerd-shim-zygote-v1");
+    std::fs::write(&shim, "#!/bin/sh\necho this shim is broken >&2\nexit 1\n").expect("write shim");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::write(src.join("zygotectl"), "#!/bin/sh\n").expect("write zygotectl");
+    let config_path = n.dir.join("config.toml");
+    let pid_before = s.sup.pid();
+
+    let zc = p.zygote_config.to_string_lossy().into_owned();
+    let src_arg = src.to_string_lossy().into_owned();
+    let out = installer(
+        n,
+        &p,
+        &s.sup,
+        &["install", "--source-dir", &src_arg, "--zygote-config", &zc],
+    );
+    assert!(
+        !out.success(),
+        "install with a broken shim succeeded: {}",
+        out.describe()
+    );
+    assert!(out.stderr.contains("probe of handler zygote"), "{}", out.describe());
+    assert_eq!(
+        std::fs::read_to_string(&config_path).expect("config"),
+        s.host_config,
+        "the config was not restored byte for byte"
+    );
+    assert!(!p.install_dir.parent().expect("parent").exists(), "install dir left");
+    assert!(!p.zygote_dir.exists(), "{} left", p.zygote_dir.display());
+    assert!(!link_dir().exists(), "{} left", link_dir().display());
+    let mut backup = config_path.clone().into_os_string();
+    backup.push(".zygote-installer.bak");
+    assert!(!Path::new(&backup).exists(), "backup left");
+    // containerd was restarted (on the new config, then on the restored one).
+    assert_ne!(s.sup.pid(), pid_before);
+    let cri = Cri::connect(&n.address);
+    let err = cri
+        .run_pod(&pod_config(), "zygote")
+        .expect_err("handler zygote after the rollback");
+    assert!(err.message().contains("zygote"), "{err}");
 }

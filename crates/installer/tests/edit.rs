@@ -46,13 +46,14 @@ fn fake(config: &str) -> Fake {
     std::fs::write(root.join("etc/containerd/config.toml"), config).expect("write config");
     std::fs::write(src.join("containerd-shim-zygote-v1"), b"shim bytes").expect("write");
     std::fs::write(src.join("zygotectl"), b"zygotectl bytes").expect("write");
-    let host = Host::new(
+    let mut host = Host::new(
         &root,
         Path::new("/opt/zygote/bin"),
         Path::new("/etc/containerd/config.toml"),
         Path::new("/run/zygote"),
         Path::new("/etc/zygote"),
     );
+    host.link_dir = Some(root.join("usr/local/bin"));
     Fake {
         _tmp: tmp,
         root,
@@ -79,7 +80,9 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Option<(Vec<u8>, u32)>> {
         for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).expect("under root").to_path_buf();
-            if p.is_dir() {
+            if let Ok(target) = std::fs::read_link(&p) {
+                out.insert(rel, Some((target.into_os_string().into_encoded_bytes(), 0o777)));
+            } else if p.is_dir() {
                 out.insert(rel, None);
                 stack.push(p);
             } else {
@@ -114,6 +117,10 @@ fn round_trip(config: &str, mode: Mode) -> Fake {
     f.install().expect("second install");
     assert_eq!(tree(&f.root), once, "install twice != install once");
     assert_eq!(f.read("opt/zygote/bin/zygotectl"), "zygotectl bytes");
+    assert_eq!(
+        std::fs::read_link(f.root.join("usr/local/bin/containerd-shim-zygote-v1")).expect("shim link"),
+        Path::new("/opt/zygote/bin/containerd-shim-zygote-v1")
+    );
     assert_eq!(f.read("etc/zygote/handlers/sandbox.toml"), "profile = \"sandbox\"\n");
     let status = zygote_installer::status::status(&f.host).expect("status");
     assert_eq!(status.handlers, ["zygote", "zygote-sandbox"]);
