@@ -29,7 +29,12 @@ const ZYGOTE_CONFIG: &str = "default_profile = \"default\"\n\
 [profiles.default.pool]\nmin = 0\ninitial = 1\nmax = 2\n\
 [profiles.open.pool]\nmin = 0\ninitial = 0\nmax = 1\n";
 
-/// containerd as the child of a thread that starts it again when it exits.
+/// Set while the installer runs: only then does the supervisor start
+/// containerd again (never after hack/containerd.sh stops it at exit).
+static RESTARTS_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// containerd as the child of a thread that starts it again when it exits
+/// during an installer run.
 struct Supervisor {
     stop: Arc<AtomicBool>,
     pid: Arc<AtomicI32>,
@@ -86,7 +91,7 @@ impl Supervisor {
             let mut child = spawn_containerd(n, &zygote_config);
             p.store(child.id() as i32, Ordering::SeqCst);
             let _ = child.wait();
-            if s.load(Ordering::SeqCst) {
+            if s.load(Ordering::SeqCst) || !RESTARTS_WANTED.load(Ordering::SeqCst) {
                 return;
             }
         });
@@ -212,7 +217,10 @@ fn installer(n: &Node, p: &Paths, sup: &Supervisor, args: &[&str]) -> Output {
         .arg("--containerd-socket")
         .arg(&n.address)
         .args(["--restart", "signal", "--containerd-pid", &sup.pid().to_string()]);
-    run_cmd(c, Duration::from_secs(300))
+    RESTARTS_WANTED.store(true, Ordering::SeqCst);
+    let out = run_cmd(c, Duration::from_secs(300));
+    RESTARTS_WANTED.store(false, Ordering::SeqCst);
+    out
 }
 
 #[test]
