@@ -224,8 +224,9 @@ def render(
         server.shutdown()
         server.server_close()
     docs: list[dict[str, Any]] = []
-    for text, hook in [(rel.get("manifest", ""), False)] + [(h["manifest"], True) for h in rel.get("hooks") or []]:
-        source = None
+    parts = [(rel.get("manifest", ""), False, None)]
+    parts += [(h["manifest"], True, h.get("path")) for h in rel.get("hooks") or []]
+    for text, hook, source in parts:
         for part in re.split(r"^---\s*$", text, flags=re.M):
             m = re.search(r"^# Source: (.+)$", part, flags=re.M)
             if m:
