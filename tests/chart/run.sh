@@ -4,11 +4,11 @@
 # the Kubernetes schemas (PyPI kubernetes-validate), the content checked
 # (config.toml through `zygotectl profiles check`).
 #
-# Usage: tests/chart/run.sh [PYTEST_ARGS...]
+# Usage: tests/chart/run.sh [PYTEST_ARGS...]   (as root: the image test runs
+#        hack/build-installer-image.sh, i.e. umoci)
 # Environment:
 #   ZYGOTE_BIN_DIR   where zygotectl and the two other binaries of the installer
 #                    image are (default <repo>/target/release); or ZYGOTECTL for zygotectl
-# Runs as root (the image test runs hack/build-installer-image.sh: umoci).
 #   ZYGOTE_CACHE_DIR the venv lives in <dir>/chart-venv (default /var/tmp/zygote-cache)
 #   ZYGOTE_PYTHON    a Python >= 3.12 (helm-sdkpy requires it); default: the
 #                    first of python3.13, python3.12, pyenv's 3.12/3.13, python3
