@@ -109,6 +109,25 @@ def test_lint_has_no_warnings_or_errors() -> None:
     assert not bad and not result.get("Errors"), result
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c != "default"])
+def test_lint_with_each_values_file(case: str, tmp_path: Path) -> None:
+    """Helm's lint reads the chart's own values.yaml: lint a copy whose
+    values.yaml is the case's merged values."""
+    import shutil
+
+    chart = tmp_path / "zygote"
+    shutil.copytree(CHART, chart)
+    (chart / "values.yaml").write_text(yaml.safe_dump(merged(case)))
+    result = helm_render.lint(str(chart))
+    bad = [m for m in result.get("Messages") or [] if m["Severity"] >= 2]
+    assert not bad and not result.get("Errors"), result
+
+
+def test_kubernetes_older_than_1_28_is_refused() -> None:
+    with pytest.raises(helm_render.helm_sdkpy.HelmError, match="kubeVersion"):
+        helm_render.render(CHART, None, namespace=NS, kube_version="1.27.0")
+
+
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 @pytest.mark.parametrize("case", CASES)
 def test_every_object_is_valid_for_kubernetes(case: str, kube_version: str) -> None:
