@@ -245,6 +245,7 @@ def test_installer_daemonset_runs_the_cli(case: str) -> None:
         "install", "--host-root", "/host", "--install-dir", inst["installDir"], "--source-dir", "/zygote/bin",
         "--zygote-config", "/etc/zygote-config/config.toml", "--containerd-config", inst["containerdConfig"],
         "--restart", inst["restart"], "--node-name", "$(NODE_NAME)", "--label", "zygote.dev/ready=true",
+        *inst["extraArgs"],
     ]  # fmt: skip
     assert inst["restart"] in ("systemd", "signal", "none")
     assert init["env"] == [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
@@ -293,7 +294,7 @@ def test_uninstall_hook(case: str) -> None:
     [init] = pod["initContainers"]
     assert init["args"] == [
         "uninstall", "--host-root", "/host", "--install-dir", inst["installDir"],
-        "--containerd-config", inst["containerdConfig"], "--restart", inst["restart"],
+        "--containerd-config", inst["containerdConfig"], "--restart", inst["restart"], *inst["extraArgs"],
     ]  # fmt: skip
     # The same host paths, the same nodes as the installer.
     installer = one(render(case), "DaemonSet")["spec"]["template"]["spec"]
