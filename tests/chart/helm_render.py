@@ -21,12 +21,13 @@ on such a cluster. `/version` reports the Kubernetes version given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -67,6 +68,8 @@ class _Api:
         self.resources = _RESOURCES + (_MONITORING if monitoring else [])
         self.objects: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []
+        # Every write: (method, path, body).
+        self.writes: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
         self.counter = 0
 
@@ -133,7 +136,10 @@ def _handler(api: _Api) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> dict[str, Any]:
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b"{}"
-            return json.loads(raw or b"{}")
+            body = json.loads(raw or b"{}")
+            with api.lock:
+                api.writes.append((self.command, self.path.split("?")[0], body))
+            return body
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             path = self.path.split("?")[0]
@@ -183,6 +189,7 @@ def _handler(api: _Api) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:  # noqa: N802
             path = self.path.split("?")[0]
+            self._body()
             with api.lock:
                 obj = api.objects.pop(path, None)
             return self._send(200, obj) if obj else self._not_found(path)
@@ -190,18 +197,9 @@ def _handler(api: _Api) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def render(
-    chart: str,
-    values: dict[str, Any] | None,
-    *,
-    release: str = "zygote",
-    namespace: str = "zygote-system",
-    kube_version: str = "1.30.0",
-    monitoring_api: bool = False,
-) -> list[dict[str, Any]]:
-    """Install `chart` with `values` through Helm; return every rendered
-    object (hooks included), each with `__source__` (template path) and
-    `__hook__` (True for hooks) added."""
+@contextlib.contextmanager
+def _cluster(namespace: str, kube_version: str, monitoring_api: bool) -> Iterator[tuple[_Api, Any]]:
+    """The recording endpoint, and a Helm configuration pointing at it."""
     api = _Api(kube_version, monitoring_api)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -218,11 +216,13 @@ def render(
                 "current-context": "x",
             }
         )
-        config = helm_sdkpy.Configuration(namespace=namespace, kubeconfig=kubeconfig)
-        rel = asyncio.run(helm_sdkpy.Install(config).run(release, chart, values=values or None, wait=False, timeout=60))
+        yield api, helm_sdkpy.Configuration(namespace=namespace, kubeconfig=kubeconfig)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _docs(rel: dict[str, Any]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     parts = [(rel.get("manifest", ""), False, None)]
     parts += [(h["manifest"], True, h.get("path")) for h in rel.get("hooks") or []]
@@ -236,12 +236,47 @@ def render(
                 doc["__source__"] = source
                 doc["__hook__"] = hook
                 docs.append(doc)
+    return docs
+
+
+def render(
+    chart: str,
+    values: dict[str, Any] | None,
+    *,
+    release: str = "zygote",
+    namespace: str = "zygote-system",
+    kube_version: str = "1.30.0",
+    monitoring_api: bool = False,
+) -> list[dict[str, Any]]:
+    """Install `chart` with `values` through Helm; return every rendered
+    object (hooks included), each with `__source__` (template path) and
+    `__hook__` (True for hooks) added."""
+    with _cluster(namespace, kube_version, monitoring_api) as (api, config):
+        rel = asyncio.run(helm_sdkpy.Install(config).run(release, chart, values=values or None, wait=False, timeout=60))
+    docs = _docs(rel)
     # Helm created every non-hook object through the API: the same set.
     made = sorted((o.get("kind"), o.get("metadata", {}).get("name")) for o in api.created)
     want = sorted((d.get("kind"), d.get("metadata", {}).get("name")) for d in docs if not d["__hook__"])
     if made != want:
         raise AssertionError(f"Helm created {made}, its manifest lists {want}")
     return docs
+
+
+def upgrade_writes(
+    chart: str,
+    first: dict[str, Any] | None,
+    second: dict[str, Any] | None,
+    *,
+    release: str = "zygote",
+    namespace: str = "zygote-system",
+) -> list[tuple[str, str, Any]]:
+    """`helm install` with `first`, then `helm upgrade` with `second`: the
+    writes (method, path, body) Helm sent for the upgrade."""
+    with _cluster(namespace, "1.30.0", False) as (api, config):
+        asyncio.run(helm_sdkpy.Install(config).run(release, chart, values=first or None, wait=False, timeout=60))
+        n = len(api.writes)
+        asyncio.run(helm_sdkpy.Upgrade(config).run(release, chart, values=second or None, wait=False, timeout=60))
+        return api.writes[n:]
 
 
 def lint(chart: str) -> dict[str, Any]:

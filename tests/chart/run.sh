@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The chart tests (tests/chart/test_chart.py): charts/zygote linted and
+# The chart tests (tests/chart/test_*.py): charts/zygote linted and
 # rendered by Helm's engine (PyPI helm-sdkpy), every object validated against
 # the Kubernetes schemas (PyPI kubernetes-validate), the content checked
-# (config.toml through `zygotectl profiles check`).
+# (config.toml through `zygotectl profiles check`), the installer image built.
 #
 # Usage: tests/chart/run.sh [PYTEST_ARGS...]   (as root: the image test runs
 #        hack/build-installer-image.sh, i.e. umoci)
@@ -58,4 +58,4 @@ cd "${here}"
 # Helm's Go runtime reads its environment at load: the in-memory release
 # store (see helm_render.py).
 export HELM_DRIVER=memory
-exec "${venv}/bin/python" -m pytest -p no:cacheprovider -q "$@" test_chart.py
+exec "${venv}/bin/python" -m pytest -p no:cacheprovider -q "$@" test_chart.py test_installer_image.py

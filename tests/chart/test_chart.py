@@ -333,59 +333,18 @@ def test_bad_values_are_refused_at_render(values: dict[str, Any], message: str) 
         helm_render.render(CHART, values, namespace=NS)
 
 
-def bin_dir() -> Path:
-    return Path(os.environ.get("ZYGOTE_BIN_DIR") or REPO / "target" / "release")
-
-
-def test_installer_image_script_names_a_missing_binary(tmp_path: Path) -> None:
-    (tmp_path / "bin").mkdir()
-    for b in ("containerd-shim-zygote-v1", "zygotectl"):
-        (tmp_path / "bin" / b).symlink_to(bin_dir() / b)
-    out = subprocess.run(
-        [str(REPO / "hack" / "build-installer-image.sh"), str(tmp_path / "out")],
-        env={**os.environ, "ZYGOTE_BIN_DIR": str(tmp_path / "bin")},
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode != 0
-    assert f"{tmp_path}/bin/zygote-installer is missing" in out.stderr
-
-
-def test_installer_image_holds_the_binaries(tmp_path: Path) -> None:
-    """hack/build-installer-image.sh on $ZYGOTE_BIN_DIR: the image's layers
-    hold the three binaries, their libraries and busybox's applets."""
-    import json
-    import tarfile
-
-    out = subprocess.run(
-        [str(REPO / "hack" / "build-installer-image.sh"), str(tmp_path)], capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    layout = tmp_path / "layout"
-
-    def blob(digest: str) -> Path:
-        algo, hexd = digest.split(":")
-        return layout / "blobs" / algo / hexd
-
-    index = json.loads((layout / "index.json").read_text())
-    [desc] = index["manifests"]
-    assert desc["annotations"]["org.opencontainers.image.ref.name"] == chart_defaults_app_version()
-    manifest = json.loads(blob(desc["digest"]).read_text())
-    config = json.loads(blob(manifest["config"]["digest"]).read_text())
-    assert config["config"]["Entrypoint"] == ["/zygote/bin/zygote-installer"]
-    names: dict[str, tarfile.TarInfo] = {}
-    for layer in manifest["layers"]:
-        with tarfile.open(blob(layer["digest"])) as t:
-            names.update({m.name.lstrip("./"): m for m in t.getmembers()})
-    for b in ("zygote-installer", "containerd-shim-zygote-v1", "zygotectl"):
-        m = names[f"zygote/bin/{b}"]
-        assert m.isfile() and m.mode & 0o111 and m.size == (bin_dir() / b).stat().st_size, b
-    for f in ("bin/busybox", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"):
-        assert names[f].isfile(), f
-    for applet in ("sh", "sleep", "nsenter"):
-        assert names[f"bin/{applet}"].issym(), applet
-    assert (tmp_path / "zygote-installer-oci.tar").stat().st_size > 0
-
-
-def chart_defaults_app_version() -> str:
-    return yaml.safe_load((Path(CHART) / "Chart.yaml").read_text())["appVersion"]
+def test_helm_upgrade_with_new_values_rolls_the_installer() -> None:
+    """`helm upgrade` (Helm's upgrade action after its install) patches the
+    ConfigMap and the DaemonSet's pod template checksum: the DaemonSet rolls
+    and every node re-runs the installer. The same values patch neither."""
+    second = {"profiles": {"default": {"config": {"pool": {"max": 9}}}}}
+    writes = helm_render.upgrade_writes(CHART, None, second, namespace=NS)
+    ds_path = f"/apis/apps/v1/namespaces/{NS}/daemonsets/zygote"
+    cm_path = f"/api/v1/namespaces/{NS}/configmaps/zygote-config"
+    patches = {path: body for method, path, body in writes if method == "PATCH"}
+    new_toml = patches[cm_path]["data"]["config.toml"]
+    assert tomllib.loads(new_toml)["profiles"]["default"]["pool"]["max"] == 9
+    checksum = patches[ds_path]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    assert checksum == hashlib.sha256(new_toml.encode()).hexdigest()
+    same = helm_render.upgrade_writes(CHART, None, None, namespace=NS)
+    assert not [p for m, p, _ in same if m == "PATCH" and p in (ds_path, cm_path)], same
