@@ -58,4 +58,6 @@ cd "${here}"
 # Helm's Go runtime reads its environment at load: the in-memory release
 # store (see helm_render.py).
 export HELM_DRIVER=memory
+# No __pycache__ in the work tree.
+export PYTHONDONTWRITEBYTECODE=1
 exec "${venv}/bin/python" -m pytest -p no:cacheprovider -q "$@" test_chart.py test_installer_image.py
