@@ -60,4 +60,7 @@ cd "${here}"
 export HELM_DRIVER=memory
 # No __pycache__ in the work tree.
 export PYTHONDONTWRITEBYTECODE=1
-exec "${venv}/bin/python" -m pytest -p no:cacheprovider -q "$@" test_chart.py test_installer_image.py
+# pytest's temporary dirs (the image test's layouts among them) go with the run.
+tmp="$(mktemp -d /var/tmp/zygote-chart-tests.XXXXXX)"
+trap 'rm -rf "${tmp}"' EXIT
+"${venv}/bin/python" -m pytest -p no:cacheprovider -q --basetemp "${tmp}/pytest" "$@" test_chart.py test_installer_image.py
