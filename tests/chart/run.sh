@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The chart tests (tests/chart/test_*.py): charts/zygote linted and
 # rendered by Helm's engine (PyPI helm-sdkpy), every object validated against
-# the Kubernetes schemas (PyPI kubernetes-validate), the content checked
+# the Kubernetes schemas (PyPI kubernetes-validate; the Prometheus operator's
+# kinds against PyPI cloudcoil-models-prometheus-operator), the content checked
 # (config.toml through `zygotectl profiles check`), the installer image built.
 #
 # Usage: tests/chart/run.sh [PYTEST_ARGS...]   (as root: the image test runs
@@ -19,7 +20,8 @@ repo="$(cd "${here}/../.." && pwd)"
 cache="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 venv="${cache}/chart-venv"
 # Pinned: the tests read helm-sdkpy's install result and Helm's lint result.
-readonly REQUIREMENTS=(helm-sdkpy==0.1.32 kubernetes-validate==1.37.0 pyyaml pytest)
+readonly REQUIREMENTS=(helm-sdkpy==0.1.32 kubernetes-validate==1.37.0 cloudcoil-models-prometheus-operator==0.80.1.0
+	pyyaml pytest)
 
 die() {
 	echo "tests/chart/run.sh: error: $*" >&2
@@ -60,7 +62,8 @@ cd "${here}"
 export HELM_DRIVER=memory
 # No __pycache__ in the work tree.
 export PYTHONDONTWRITEBYTECODE=1
+# (-p no:cloudcoil: cloudcoil's pytest plugin, for tests against clusters, is not used.)
 # pytest's temporary dirs (the image test's layouts among them) go with the run.
 tmp="$(mktemp -d /var/tmp/zygote-chart-tests.XXXXXX)"
 trap 'rm -rf "${tmp}"' EXIT
-"${venv}/bin/python" -m pytest -p no:cacheprovider -q --basetemp "${tmp}/pytest" "$@" test_chart.py test_installer_image.py
+"${venv}/bin/python" -m pytest -p no:cacheprovider -p no:cloudcoil -q --basetemp "${tmp}/pytest" "$@" test_chart.py test_installer_image.py
