@@ -39,12 +39,13 @@ hack_dir="${repo_dir}/hack"
 readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # Test binaries (tests/integration/tests/<name>.rs) and, by default, the tests
 # run in them (substring filters, as cargo test takes them): the ones that
-# touch cgroups. Not here: the pool-cgroup tests of pools.rs
+# touch cgroups (and warm_init_is_placed_without_a_migration: the v2 warm
+# path's CLONE_INTO_CGROUP). Not here: the pool-cgroup tests of pools.rs
 # (failed_claim_leaves_no_pool_cgroup, pool_cgroups_of_a_killed_daemon_are_swept,
 # task_cannot_take_a_pool_cgroup, one_odd_cgroup_parent_does_not_move_the_pool),
 # which test the v1 pre-placement of zygotes in pool cgroups renamed at claim:
-# cgroup2 has no rename and the daemon does not pre-place on v2 (the v2 warm
-# path of issue 12 is not written yet); dropped_zygotes_do_not_linger, whose
+# cgroup2 has no rename and the daemon does not pre-place on v2 (a claim
+# clones the init into the task's cgroup instead); dropped_zygotes_do_not_linger, whose
 # bursts must fit the pool's 10 s demand window (under TCG they take longer);
 # the profile tests (profile_by_*), whose "locked" profile denies TCP connect
 # with Landlock ABI 4, which bookworm's 6.1 kernel lacks (6.7+).
@@ -55,6 +56,7 @@ readonly VM_DEFAULT_TESTS=(
 	exit_codes failed_warm_create_leaves_no_pool_cgroup invalid_cgroup_path memory_limit_stops_a_memory_bomb
 	spec_resources_in_cgroup_files default_rules_deny_made_nodes_and_allow_standard_devices
 	spec_rules_in_order_last_match_wins rules_without_a_deny_all_start_from_deny
+	warm_init_is_placed_without_a_migration
 )
 
 start=${SECONDS}
