@@ -257,6 +257,7 @@ WARM_ONLY_TESTS=(
 	killed_zygote_is_replaced_and_never_handed_out
 	daemon_stop_with_full_pools_leaves_no_zygote
 	failed_warm_create_leaves_no_pool_cgroup
+	warm_init_is_placed_without_a_migration
 )
 integration_targets=()
 for f in "${repo_dir}"/tests/integration/tests/*.rs; do

@@ -33,6 +33,11 @@ WASM_IMAGE_TAR="${CACHE}${WASM_IMAGE_TAR#"${host_cache}"}"
 WASM_MODULES="${CACHE}${WASM_MODULES#"${host_cache}"}"
 
 export ZYGOTE_BIN_DIR="${REPO}/target/release"
+# Bench mode (hack/vm/run.sh with ZYGOTE_VM_BENCH=N): hack/bench's profiles;
+# VM_BENCH_BIN_DIR (under the cache share) swaps in other shim binaries.
+if [[ ${VM_BENCH:-0} -gt 0 ]]; then
+	[[ -z ${VM_BENCH_BIN_DIR:-} ]] || export ZYGOTE_BIN_DIR="${CACHE}${VM_BENCH_BIN_DIR#"${VM_HOST_CACHE:-/var/tmp/zygote-cache}"}"
+fi
 mkdir -p /var/tmp
 ctrd_dir="$(mktemp -d /var/tmp/zt.XXXXXX)"
 state_base="${ctrd_dir}/run/node/zygote-state-"
@@ -41,6 +46,7 @@ export ZYGOTE_STATE_DIR="${state_base}$(head -c "${pad_len}" /dev/zero | tr '\0'
 export ZYGOTE_WASM_CACHE_DIR="${ctrd_dir}/wasm-cache"
 NAMESPACE="zygote-test-${ctrd_dir##*.}"
 export ZYGOTE_CONFIG="${REPO}/tests/integration/config/warm.toml"
+[[ ${VM_BENCH:-0} -eq 0 ]] || export ZYGOTE_CONFIG="${REPO}/hack/bench/zygote.toml"
 
 step "starting a private containerd in ${ctrd_dir}"
 if ! "${REPO}/hack/containerd.sh" start "${ctrd_dir}"; then
@@ -73,6 +79,13 @@ export ZYGOTE_TEST_PATH=warm
 export RUST_BACKTRACE=1
 
 : >"${OUT}/results"
+if [[ ${VM_BENCH:-0} -gt 0 ]]; then
+	step "bench: ${VM_BENCH} rounds (shim from ${ZYGOTE_BIN_DIR})"
+	"${REPO}/hack/vm/bench.sh" "${VM_BENCH}" ctr --address "${ctrd_dir}/containerd.sock" -n "${NAMESPACE}" 2>&1 |
+		tee -a "${OUT}/tests.log"
+	echo "bench ${PIPESTATUS[0]}" >>"${OUT}/results"
+	VM_TESTS=""
+fi
 read -r -a filters <<<"${VM_FILTERS:-}"
 for bin in ${VM_TESTS}; do
 	step "running ${bin} ${filters[*]}"

@@ -23,6 +23,11 @@
 #   ZYGOTE_VM_NUMA=1      two NUMA nodes (half the vCPUs and memory each)
 #   ZYGOTE_TEST_RUNTIMES  as for hack/test.sh (default runc,zygote)
 #   ZYGOTE_SKIP_BUILD=1   use target/release as it is (no cargo build)
+#   ZYGOTE_VM_BENCH=N     instead of the tests, N rounds of warm then cold
+#                         `ctr run --rm /bin/true` (hack/vm/bench.sh); prints
+#                         the medians of the daemon's timings.jsonl
+#   ZYGOTE_VM_BENCH_BIN_DIR  a directory under the cache holding another
+#                         containerd-shim-zygote-v1 for the bench (a before/after)
 # Ends with "N passed, M failed" (cargo test's summaries added up). Exit 0 only
 # if the VM came up, every test binary ran and nothing failed. The VM is killed
 # on every exit path.
@@ -34,12 +39,13 @@ hack_dir="${repo_dir}/hack"
 readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # Test binaries (tests/integration/tests/<name>.rs) and, by default, the tests
 # run in them (substring filters, as cargo test takes them): the ones that
-# touch cgroups. Not here: the pool-cgroup tests of pools.rs
+# touch cgroups (and warm_init_is_placed_without_a_migration: the v2 warm
+# path's CLONE_INTO_CGROUP). Not here: the pool-cgroup tests of pools.rs
 # (failed_claim_leaves_no_pool_cgroup, pool_cgroups_of_a_killed_daemon_are_swept,
 # task_cannot_take_a_pool_cgroup, one_odd_cgroup_parent_does_not_move_the_pool),
 # which test the v1 pre-placement of zygotes in pool cgroups renamed at claim:
-# cgroup2 has no rename and the daemon does not pre-place on v2 (the v2 warm
-# path of issue 12 is not written yet); dropped_zygotes_do_not_linger, whose
+# cgroup2 has no rename and the daemon does not pre-place on v2 (a claim
+# clones the init into the task's cgroup instead); dropped_zygotes_do_not_linger, whose
 # bursts must fit the pool's 10 s demand window (under TCG they take longer);
 # the profile tests (profile_by_*), whose "locked" profile denies TCP connect
 # with Landlock ABI 4, which bookworm's 6.1 kernel lacks (6.7+).
@@ -50,6 +56,7 @@ readonly VM_DEFAULT_TESTS=(
 	exit_codes failed_warm_create_leaves_no_pool_cgroup invalid_cgroup_path memory_limit_stops_a_memory_bomb
 	spec_resources_in_cgroup_files default_rules_deny_made_nodes_and_allow_standard_devices
 	spec_rules_in_order_last_match_wins rules_without_a_deny_all_start_from_deny
+	warm_init_is_placed_without_a_migration
 )
 
 start=${SECONDS}
@@ -76,8 +83,10 @@ if [[ ${ZYGOTE_SKIP_BUILD:-0} != 1 ]]; then
 	cargo build --release --workspace
 	cargo test --release --workspace --no-run
 fi
-# The test binaries' paths, from cargo (no build: everything is fresh).
-mapfile -t test_bins < <(
+# The test binaries' paths, from cargo (no build: everything is fresh). The
+# bench runs none.
+test_bins=()
+[[ ${ZYGOTE_VM_BENCH:-0} -gt 0 ]] || mapfile -t test_bins < <(
 	cargo test --release --workspace --no-run --message-format=json 2>/dev/null |
 		jq -r --arg t "$(
 			IFS=,
@@ -85,7 +94,7 @@ mapfile -t test_bins < <(
 		)" 'select(.reason == "compiler-artifact" and .profile.test and .target.kind == ["test"]
 			and (.target.name as $n | $t | split(",") | index($n))) | .executable'
 )
-[[ ${#test_bins[@]} -eq ${#VM_TEST_TARGETS[@]} ]] || die "expected test binaries for ${VM_TEST_TARGETS[*]}, got: ${test_bins[*]:-none}"
+[[ ${ZYGOTE_VM_BENCH:-0} -gt 0 || ${#test_bins[@]} -eq ${#VM_TEST_TARGETS[@]} ]] || die "expected test binaries for ${VM_TEST_TARGETS[*]}, got: ${test_bins[*]:-none}"
 "${hack_dir}/build-image.sh" "${CACHE_DIR}/image" >/dev/null
 "${hack_dir}/build-wasm-image.sh" "${CACHE_DIR}/wasm-image" >/dev/null
 
@@ -101,6 +110,8 @@ VM_FILTERS='${filters[*]}'
 VM_HOST_CACHE='${CACHE_DIR}'
 ZYGOTE_TEST_RUNTIMES='${ZYGOTE_TEST_RUNTIMES:-runc,zygote}'
 ZYGOTE_TEST_THREADS='${ZYGOTE_TEST_THREADS:-1}'
+VM_BENCH='${ZYGOTE_VM_BENCH:-0}'
+VM_BENCH_BIN_DIR='${ZYGOTE_VM_BENCH_BIN_DIR:-}'
 CI='${CI:-}'
 EOF
 
@@ -164,6 +175,16 @@ done
 kill_vm
 step "VM ended after $((SECONDS - t0))s; logs in ${out}"
 
+if [[ ${ZYGOTE_VM_BENCH:-0} -gt 0 ]]; then
+	[[ -s ${out}/timings.jsonl ]] || die "the bench wrote no timings (logs in ${out})"
+	# Medians per profile and path (a warm run that found the pool empty is "cold").
+	jq -rs 'group_by([.profile, .path, .cloned_into_cgroup]) | .[] |
+		def med(f): (map(f // 0) | sort) as $v | $v[($v | length) / 2 | floor];
+		"\(.[0].profile) \(.[0].path) into_cgroup=\(.[0] | if has("cloned_into_cgroup") then .cloned_into_cgroup else "n/a" end) n=\(length): create_to_exec_us \(med(.create_to_exec_us)), create_to_ready_us \(med(.create_to_ready_us)), cgroup_us \(med(.cgroup_us)), devices_us \(med(.devices_us)), place_us \(med(.place_us))"' \
+		"${out}/timings.jsonl"
+	grep -q '^bench 0$' "${out}/results" 2>/dev/null || die "the bench failed (logs in ${out})"
+	exit 0
+fi
 read -r passed failed < <(
 	sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed;.*/\1 \2/p' "${out}/tests.log" 2>/dev/null |
 		awk '{ p += $1; f += $2 } END { print p + 0, f + 0 }'

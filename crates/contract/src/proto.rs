@@ -109,6 +109,21 @@ pub struct CreateDetail {
     /// from `zygote_misfit`): the zygote's process cloned the init itself.
     #[serde(default)]
     pub cloned_at_claim: Option<String>,
+    /// The init was cloned straight into its cgroup (`CLONE_INTO_CGROUP`,
+    /// cgroup v2): no migration (cold, or warm with the init cloned at
+    /// claim joining the zygote child's namespaces).
+    #[serde(default)]
+    pub cloned_into_cgroup: bool,
+    /// Microseconds the task's cgroup took to make (create or rename, limits
+    /// and device rules).
+    #[serde(default)]
+    pub cgroup_us: u64,
+    /// Of `cgroup_us`: the BPF device program (build, load, attach; v2).
+    #[serde(default)]
+    pub devices_us: u64,
+    /// Microseconds the init's move into its cgroup took (0 without one).
+    #[serde(default)]
+    pub place_us: u64,
 }
 
 /// A request that failed: what failed ([`FailureKind`], decided where the

@@ -6,7 +6,9 @@
 //! parent (where the profile's tasks' cgroups were last created) it also
 //! puts the child in a pool cgroup `<parent>/zygote@<daemon>-<pid>` in advance, so a
 //! claim renames that cgroup instead of migrating the process (the slow
-//! part of a cold Create on cgroup v1; see [`pool_cgroup_name`]). It then reports [`Reply::Pid`] and
+//! part of a cold Create on cgroup v1; see [`pool_cgroup_name`]; on v2 the
+//! daemon names none, and the claim clones the init into the task's cgroup
+//! instead, see `monitor/create.rs`). It then reports [`Reply::Pid`] and
 //! waits. On [`Request::Claim`] it becomes that task's ordinary monitor
 //! ([`monitor::serve`] with [`Source::Warm`]).
 //!

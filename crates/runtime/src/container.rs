@@ -13,9 +13,10 @@
 //! [`Pending`] is returned (on error the child is killed and reaped here).
 
 use std::convert::Infallible;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
@@ -79,6 +80,12 @@ pub struct Pending {
     /// Microseconds the child spent installing Landlock and seccomp so far
     /// ([`Pending::start`] adds a late filter's time).
     pub security_us: u64,
+    /// Microseconds spent moving the process into its cgroup (0 when it was
+    /// cloned into it).
+    pub place_us: u64,
+    /// The process was cloned straight into its cgroup
+    /// (`CLONE_INTO_CGROUP`, cgroup v2): no migration.
+    pub cloned_into_cgroup: bool,
     chan: SyncChannel,
 }
 
@@ -113,10 +120,22 @@ impl Pending {
 /// Must be called from a single-threaded process (it forks); see the module
 /// docs for the subreaper requirement.
 pub fn create_container(cfg: &ContainerConfig, cgroup: &Cgroup, stdio: Stdio) -> Result<Pending, RuntimeError> {
+    create_adjusted(cfg, cgroup, stdio, |_| Ok(()))
+}
+
+/// [`create_container`] with the plan changed by `adjust` before the clone
+/// (a warm zygote's claim on cgroup v2 joins its child's namespaces).
+pub(crate) fn create_adjusted(
+    cfg: &ContainerConfig,
+    cgroup: &Cgroup,
+    stdio: Stdio,
+    adjust: impl FnOnce(&mut InitPlan) -> Result<(), RuntimeError>,
+) -> Result<Pending, RuntimeError> {
     let mut plan = build::container_plan(&cfg.spec, &cfg.bundle, &cfg.rootfs, stdio_plan(stdio)?, &cfg.security)?;
     if let Some((task, runner)) = &cfg.guest {
         plan = init::guest::into_guest_plan(plan, task.clone(), *runner, &cfg.rootfs)?;
     }
+    adjust(&mut plan)?;
     let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     spawn(&cfg.id, plan, cgroup, oom)
 }
@@ -226,6 +245,7 @@ pub(crate) fn reap(pid: Pid, kill_first: bool) -> String {
 fn spawn(id: &str, plan: InitPlan, cgroup: &Cgroup, oom_score_adj: Option<i32>) -> Result<Pending, RuntimeError> {
     ensure_single_threaded()?;
     let (parent, child) = SyncChannel::pair()?;
+    let mut cloned_into_cgroup = false;
     let pid = if plan.namespaces.needs_intermediate() {
         // SAFETY: the caller is single-threaded (documented requirement of
         // the public API); the intermediate only runs `intermediate_main`,
@@ -257,10 +277,29 @@ fn spawn(id: &str, plan: InitPlan, cgroup: &Cgroup, oom_score_adj: Option<i32>) 
             }
         }
     } else {
-        // SAFETY: as above; the child only runs `child_main`.
-        match unsafe { sys::clone3_fork(plan.namespaces.clone_flags) }
-            .ctx(|| format!("clone3 with {:?}", plan.namespaces.clone_flags))?
-        {
+        // On cgroup v2 the child starts in its cgroup; where that is refused
+        // (old kernel, odd cgroup) it is cloned as before and migrated.
+        let target = cgroup.clone_target();
+        let into = match &target {
+            // SAFETY: as above; the child only runs `child_main`.
+            Some(fd) => Some(unsafe { sys::clone3_fork_into(plan.namespaces.clone_flags, Some(fd.as_fd())) }),
+            None => None,
+        };
+        let forked = match into {
+            Some(Ok(r)) => {
+                cloned_into_cgroup = true;
+                r
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::debug!(container = id, error = %e, "clone3 with CLONE_INTO_CGROUP refused, migrating");
+                }
+                // SAFETY: as above; the child only runs `child_main`.
+                unsafe { sys::clone3_fork(plan.namespaces.clone_flags) }
+                    .ctx(|| format!("clone3 with {:?}", plan.namespaces.clone_flags))?
+            }
+        };
+        match forked {
             ForkResult::Child => {
                 drop(parent);
                 child_main(&plan, &child, true)
@@ -279,16 +318,27 @@ fn spawn(id: &str, plan: InitPlan, cgroup: &Cgroup, oom_score_adj: Option<i32>) 
     // The child starts its setup now; moving it into its cgroup (slow on
     // cgroup v1) overlaps with that, and `Placed` tells it when it is done.
     parent.send(&Message::Continue)?;
-    let placed = cgroup
-        .add_task(pid.as_raw())
-        .map_err(RuntimeError::from)
-        .and_then(|()| oom_score_adj.map_or(Ok(()), |adj| set_oom_score_adj(pid, adj)));
+    let t = Instant::now();
+    let placed = if cloned_into_cgroup {
+        Ok(())
+    } else {
+        cgroup.add_task(pid.as_raw()).map_err(RuntimeError::from)
+    };
+    let place_us = if cloned_into_cgroup {
+        0
+    } else {
+        t.elapsed().as_micros() as u64
+    };
+    let placed = placed.and_then(|()| oom_score_adj.map_or(Ok(()), |adj| set_oom_score_adj(pid, adj)));
     if let Err(e) = placed {
         return Err(placing_failed(id, &parent, guard, e));
     }
     // A child that already failed has closed its end; its Error is read below.
     let _ = parent.send(&Message::Placed);
-    await_ready(id, pid, parent, guard)
+    let mut pending = await_ready(id, pid, parent, guard)?;
+    pending.place_us = place_us;
+    pending.cloned_into_cgroup = cloned_into_cgroup;
+    Ok(pending)
 }
 
 /// Placing the child in its cgroup failed. The child may have failed (and
@@ -341,6 +391,8 @@ pub(crate) fn await_ready(id: &str, pid: Pid, parent: SyncChannel, guard: ChildG
         pid: pid.as_raw(),
         pty_master,
         security_us,
+        place_us: 0,
+        cloned_into_cgroup: false,
         chan: parent,
     })
 }

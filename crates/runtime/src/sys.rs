@@ -29,6 +29,11 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// `CLONE_INTO_CGROUP` from `<linux/sched.h>` (Linux 5.7): the child starts
+/// in the cgroup2 directory `clone_args.cgroup` names. A 64-bit flag, which
+/// only `clone3` takes (libc declares it as a 32-bit `c_int`).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// Fork the calling process with `clone3(2)`, creating the namespaces in
 /// `flags` (only `CLONE_NEW*` flags make sense here) for the child. The child
 /// gets `SIGCHLD` as exit signal, a copy of the address space and continues
@@ -43,14 +48,34 @@ struct CloneArgs {
 /// thread descriptor is stale: no `raise`/`pthread_kill`/`abort` in the child;
 /// the init code exits with `_exit` and never panics across this boundary).
 pub unsafe fn clone3_fork(flags: CloneFlags) -> nix::Result<ForkResult> {
+    // SAFETY: the caller upholds clone3_fork_into's contract (the same).
+    unsafe { clone3_fork_into(flags, None) }
+}
+
+/// [`clone3_fork`], with `cgroup` (a cgroup2 directory) the child starts in
+/// that cgroup (`CLONE_INTO_CGROUP`): it is never migrated, so no writer of
+/// the kernel's `cgroup_threadgroup_rwsem` waits for an RCU grace period.
+/// With a cgroup there is no `clone(2)` fallback: the error (ENOSYS before
+/// Linux 5.3, E2BIG/EINVAL before 5.7, EBUSY for a cgroup with controllers
+/// enabled for its children, ...) is returned and the caller clones without.
+///
+/// # Safety
+///
+/// As [`clone3_fork`].
+pub unsafe fn clone3_fork_into(flags: CloneFlags, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<ForkResult> {
     let mut args = CloneArgs {
         flags: flags.bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // Stack 0 gives fork semantics (the child runs on a copy of our stack);
     // no pointers (pidfd, tids, set_tid) are given, so the kernel writes
-    // nothing into our memory.
+    // nothing into our memory. The cgroup descriptor is borrowed, so it is
+    // open for the duration of the call.
     // SAFETY: `args` is a fully initialised clone_args of the size passed, and
     // the caller guarantees we are single-threaded (fork-like clone is sound).
     let ret = unsafe {
@@ -60,7 +85,7 @@ pub unsafe fn clone3_fork(flags: CloneFlags) -> nix::Result<ForkResult> {
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    let ret = if ret == -1 && Errno::last() == Errno::ENOSYS {
+    let ret = if ret == -1 && Errno::last() == Errno::ENOSYS && cgroup.is_none() {
         // Argument order is the x86_64/generic one (flags, stack, parent_tid,
         // child_tid, tls); all pointers are NULL.
         // SAFETY: clone(2) with a NULL stack and no CLONE_VM/SETTLS/*TID flags

@@ -3,7 +3,10 @@
 //! [`Zygote::spawn`] runs in a single-threaded process (the zygote's
 //! monitor). It opens its own namespace files for the kinds it is about to
 //! create, clones a child into fresh `pre` namespaces (pid, uts, ipc, net as
-//! the profile says) and leaves the child blocked on the sync channel.
+//! the profile says) and leaves the child blocked on the sync channel. On
+//! cgroup v2, which cannot rename a cgroup, a claim does not move the child:
+//! [`Zygote::clone_init`] clones the init straight into the task's cgroup
+//! (`CLONE_INTO_CGROUP`) joining the child's uts, ipc and net namespaces.
 //! [`Zygote::serve`] hands it a task: the stdio descriptors, then a
 //! [`ZygoteTask`]. The child loads the spec, builds its plan with
 //! [`build::zygote_plan`] (unsharing what was not created in advance, which
@@ -20,6 +23,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -28,11 +32,14 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+use crate::cgroups::Cgroup;
 use crate::container::{
-    await_ready, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard, Pending, Stdio,
+    await_ready, create_adjusted, ensure_single_threaded, placing_failed, report_and_exit, stdio_plan, ChildGuard,
+    ContainerConfig, Pending, Stdio,
 };
 use crate::error::{Context, RuntimeError};
 use crate::guest::{GuestSupport, GuestTask};
+use crate::init::plan::NsJoin;
 use crate::init::{self, build, fs::open_owned, Message, Phase, StdioPlan, SyncChannel};
 use crate::security::Security;
 use crate::sys;
@@ -152,11 +159,46 @@ impl Zygote {
         }
         let json = serde_json::to_string(task).map_err(|e| RuntimeError::Sync(format!("encode task: {e}")))?;
         chan.send(&Message::Task(json))?;
+        let t = Instant::now();
         if let Err(e) = place(pid.as_raw()) {
             return Err(placing_failed(&task.id, &chan, guard, e));
         }
+        let place_us = t.elapsed().as_micros() as u64;
         let _ = chan.send(&Message::Placed);
-        await_ready(&task.id, pid, chan, guard)
+        let mut pending = await_ready(&task.id, pid, chan, guard)?;
+        pending.place_us = place_us;
+        Ok(pending)
+    }
+
+    /// cgroup v2 (no rename, so a pre-placed child would still migrate):
+    /// the init is cloned now, straight into `cgroup` (`CLONE_INTO_CGROUP`,
+    /// see [`create_container`]), and joins the child's pre-made uts, ipc
+    /// and net namespaces; its pid namespace is new (the child is the init
+    /// of its own, and a pid namespace has one init). The child goes once the
+    /// init is at its barrier (dropping it kills and reaps it; the init holds
+    /// the namespaces by then).
+    pub fn clone_init(self, cfg: &ContainerConfig, cgroup: &Cgroup, stdio: Stdio) -> Result<Pending, RuntimeError> {
+        let pid = self.pid.as_raw();
+        let pre = self.pre;
+        let r = create_adjusted(cfg, cgroup, stdio, |plan| {
+            let ns = &mut plan.namespaces;
+            for kind in [
+                CloneFlags::CLONE_NEWUTS,
+                CloneFlags::CLONE_NEWIPC,
+                CloneFlags::CLONE_NEWNET,
+            ] {
+                if pre.contains(kind) && ns.clone_flags.contains(kind) {
+                    let path = PathBuf::from(format!("/proc/{pid}/ns/{}", init::namespaces::ns_name(kind)));
+                    let fd = open_owned(path.as_path(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                        .ctx(|| format!("open {}", path.display()))?;
+                    ns.clone_flags.remove(kind);
+                    ns.join_in_child.push(NsJoin { kind, path, fd });
+                }
+            }
+            Ok(())
+        });
+        drop(self);
+        r
     }
 }
 

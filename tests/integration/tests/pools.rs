@@ -1004,3 +1004,55 @@ fn failed_warm_create_leaves_no_pool_cgroup() {
     });
     assert!(settled, "pool cgroups left by failed creates: {orphans:#?}");
 }
+
+/// The warm path's placement (issue 12, "the warm path on v2"). On cgroup v2,
+/// which cannot rename a cgroup, a claim clones the task's init straight
+/// into the task's cgroup (`CLONE_INTO_CGROUP`, timings.jsonl's
+/// `cloned_into_cgroup`, no migration: `place_us` 0) in the zygote child's
+/// pre-made network namespace, as pid 1 of its own pid namespace; on v1 the
+/// init is the zygote's child, moved by a rename or a migration. Either way
+/// the task's cgroup holds exactly its init, and the task is in a network
+/// namespace of its own. Warm pass only.
+#[test]
+fn warm_init_is_placed_without_a_migration() {
+    if !require_runtime(Z, "warm_init_is_placed_without_a_migration") {
+        return;
+    }
+    assert_warm_path("warm_init_is_placed_without_a_migration");
+    let _g = exclusive();
+    ensure_daemon();
+    assert!(
+        wait_until(Duration::from_secs(60), || pool_counter("default", "idle") >= 1),
+        "pool never filled: {}",
+        pools_json()
+    );
+    let ctr = Ctr::new();
+    let c = Container::new("placed", Z);
+    let out = ctr.run_detached(Z, c.id(), &[], &["sleep", "60"]);
+    assert!(out.success(), "{}", out.describe());
+    ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(30));
+    let pid = ctr.task_pid(c.id()) as i32;
+    let t = timing(c.id()).unwrap_or_else(|| panic!("no timing line for {}", c.id()));
+    assert_eq!(t["path"], "warm", "{t}");
+    let v2 = cgroup_v2();
+    assert_eq!(t["cloned_into_cgroup"], v2, "cloned into its cgroup only on v2: {t}");
+    if v2 {
+        assert_eq!(t["place_us"], 0, "no migration on v2: {t}");
+    }
+    let root = if v2 { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/memory" };
+    let dir = PathBuf::from(root).join(&env().namespace).join(c.id());
+    assert_eq!(cgroup_pids(&dir), vec![pid], "{} holds exactly the init", dir.display());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap_or_default();
+    assert!(
+        nspid.ends_with("\t1"),
+        "the init is pid 1 of its pid namespace: {nspid:?}"
+    );
+    let net = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    assert!(net(&pid.to_string()).is_some(), "no net namespace for {pid}");
+    assert_ne!(
+        net(&pid.to_string()),
+        net("self"),
+        "the task has a network namespace of its own"
+    );
+}

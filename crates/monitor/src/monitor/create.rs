@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use zygote_contract::proto::{self, CreateDetail, Failure, FailureKind, Message, Reply};
 use zygote_contract::state::{self, TaskConfig};
 use zygote_contract::TaskDir;
-use zygote_runtime::cgroups::{Cgroup, CgroupError};
+use zygote_runtime::cgroups::{Cgroup, CgroupError, CgroupVersion};
 use zygote_runtime::container::{self, ContainerConfig, Pending};
 use zygote_runtime::guest::GuestRunner;
 use zygote_runtime::init::build::zygote_misfit;
@@ -96,9 +96,11 @@ fn create_from(dir: &TaskDir, control: &OwnedFd, source: &mut Option<Source>) ->
     let mut detail = CreateDetail::default();
     let created = match source.take().expect("the source is taken once") {
         Source::Cold => {
+            let t = Instant::now();
             if let Err(e) = cgroup.create(resources.as_ref()) {
                 return Err(failed(&e, FailureKind::Cgroup));
             }
+            detail.cgroup_us = t.elapsed().as_micros() as u64;
             container::create_container(&container, &cgroup, stdio)
         }
         Source::Warm { zygote, pool, born_ns } => {
@@ -130,6 +132,9 @@ fn create_from(dir: &TaskDir, control: &OwnedFd, source: &mut Option<Source>) ->
         }
     }
     detail.security_us = pending.security_us;
+    detail.place_us = pending.place_us;
+    detail.cloned_into_cgroup = pending.cloned_into_cgroup;
+    detail.devices_us = cgroup.devices_us();
     let pid = pending.pid;
     let oom_fd = cgroup.oom_event_fd().unwrap_or(None);
     let oom_kills = cgroup.oom_kill_count().unwrap_or(0);
@@ -214,6 +219,7 @@ impl Warm<'_> {
                 }
             }
         };
+        let t = Instant::now();
         let renamed = match &pool {
             Some(p) => self.cgroup.create_by_rename(p, self.resources),
             None => Ok(false),
@@ -232,7 +238,13 @@ impl Warm<'_> {
             remove_pool();
             return Err(e);
         }
+        detail.cgroup_us = t.elapsed().as_micros() as u64;
+        // cgroup v2 cannot rename: rather than migrating the child, the init
+        // is cloned into the cgroup and joins the child's namespaces (not
+        // for a guest task, whose child holds a warmed runner).
+        let clone_init = self.cgroup.version() == CgroupVersion::V2 && self.container.guest.is_none();
         let r = match zygote {
+            Some(zygote) if clone_init => zygote.clone_init(self.container, self.cgroup, stdio),
             Some(zygote) => self.serve(zygote, stdio, detail.cgroup_renamed),
             None => container::create_container(self.container, self.cgroup, stdio),
         };

@@ -47,7 +47,10 @@ mod path_props;
 mod tests;
 
 use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -78,6 +81,9 @@ pub struct Cgroup {
     /// (only while they are empty). Lost if the handle is rebuilt in
     /// another process; then only the leaf is removed.
     created: Mutex<Vec<PathBuf>>,
+    /// Microseconds the last BPF device program install took (v2), for the
+    /// create figures.
+    devices_us: AtomicU64,
 }
 
 impl Cgroup {
@@ -105,6 +111,7 @@ impl Cgroup {
             path: parse_cgroups_path(cgroups_path, id)?,
             layout,
             created: Mutex::new(Vec::new()),
+            devices_us: AtomicU64::new(0),
         })
     }
 
@@ -262,7 +269,9 @@ impl Cgroup {
     fn configure(&self, resources: Option<&LinuxResources>) -> Result<()> {
         if let Layout::V2(_) = &self.layout {
             let rules = resources.and_then(|r| r.devices().as_deref()).unwrap_or_default();
+            let t = std::time::Instant::now();
             devices::install(&self.unified_dir(), rules)?;
+            self.devices_us.store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
         if let Some(r) = resources {
             let mut r = r.clone();
@@ -312,6 +321,34 @@ impl Cgroup {
             }
         }
         resources::apply(self, resources)
+    }
+
+    /// Microseconds the BPF device program took to build, load and attach
+    /// at creation (v2; 0 on v1, where the devices controller is written).
+    pub fn devices_us(&self) -> u64 {
+        self.devices_us.load(Ordering::Relaxed)
+    }
+
+    /// On a pure cgroup v2 host, the cgroup's directory opened for
+    /// `clone3(CLONE_INTO_CGROUP)` (the child starts inside, no migration);
+    /// `None` on v1 and hybrid hosts (their v1 hierarchies need a migration
+    /// anyway) or when it cannot be opened (the caller migrates).
+    pub fn clone_target(&self) -> Option<OwnedFd> {
+        let Layout::V2(_) = &self.layout else {
+            return None;
+        };
+        let dir = self.unified_dir();
+        match std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&dir)
+        {
+            Ok(f) => Some(f.into()),
+            Err(e) => {
+                tracing::debug!(cgroup = %dir.display(), error = %e, "cannot open the cgroup for CLONE_INTO_CGROUP");
+                None
+            }
+        }
     }
 
     /// Moves process `pid` (all its threads) into the cgroup in every
