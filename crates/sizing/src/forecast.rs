@@ -38,6 +38,10 @@ pub struct ForecastParams {
     /// Seconds ahead the forecast covers (the demand a pool must absorb
     /// before refills catch up).
     pub horizon: f64,
+    /// The pool covers the mean claims over the horizon plus this many
+    /// standard deviations of a Poisson count (`mean + z * sqrt(mean)`):
+    /// a pool must absorb the peaks, not the mean.
+    pub z: f64,
     /// Seconds one zygote is kept after a claim while the idle-time
     /// histogram is still learning or not representative.
     pub fallback_keep_alive: f64,
@@ -47,7 +51,8 @@ impl Default for ForecastParams {
     fn default() -> Self {
         ForecastParams {
             bin: 10.0,
-            horizon: 3.0,
+            horizon: 1.5,
+            z: 1.0,
             fallback_keep_alive: 600.0,
         }
     }
@@ -60,7 +65,8 @@ pub struct Forecast {
     pub model: ModelKind,
     /// Its rolling mean absolute error, claims per bin.
     pub mae: f64,
-    /// Claims expected over the horizon from the model and the nowcast.
+    /// Claims expected over the horizon from the model (mean plus `z`
+    /// deviations) and the nowcast, whichever is more.
     pub series: f64,
     /// One zygote wanted by the idle-time histogram (or its fallback).
     pub sparse_warm: bool,
@@ -144,7 +150,8 @@ impl Forecaster {
         let p = self.params;
         let best = (0..3).min_by(|&a, &b| self.mae[a].total_cmp(&self.mae[b])).unwrap_or(0);
         let next = self.bin_start.unwrap_or(now);
-        let series = (self.models[best].forecast(next) * p.horizon / p.bin).max(self.recent.len() as f64);
+        let mean = self.models[best].forecast(next) * p.horizon / p.bin;
+        let series = (mean + p.z * mean.sqrt()).max(self.recent.len() as f64);
         let sparse_warm = match (self.idle.last(), self.idle.window()) {
             (None, _) => false,
             (Some(last), Some(w)) => (w.prewarm..w.keep_alive).contains(&(now - last)),
@@ -168,6 +175,7 @@ mod tests {
         ForecastParams {
             bin: 10.0,
             horizon: 10.0,
+            z: 0.0,
             fallback_keep_alive: 600.0,
         }
     }
