@@ -27,6 +27,8 @@ pub enum Field {
     PoolMax,
     PoolInitial,
     PoolMaxAgeSecs,
+    /// One of the pool's sizing keys (`pool.horizon_secs`, `pool.scale_up_at`, ...).
+    PoolSizing(&'static str),
     ResourcesMemoryLimitBytes,
     ResourcesPidsLimit,
     ResourcesCpuShares,
@@ -52,6 +54,7 @@ impl Field {
             Field::PoolMax => "pool.max",
             Field::PoolInitial => "pool.initial",
             Field::PoolMaxAgeSecs => "pool.max_age_secs",
+            Field::PoolSizing(key) => key,
             Field::ResourcesMemoryLimitBytes => "resources.memory_limit_bytes",
             Field::ResourcesPidsLimit => "resources.pids_limit",
             Field::ResourcesCpuShares => "resources.cpu_shares",
@@ -92,6 +95,13 @@ pub enum Invalid {
     PoolMinOverInitial { min: u32, initial: u32 },
     #[error("pool.max_age_secs (0) must be > 0")]
     PoolMaxAgeZero,
+    /// A pool sizing key out of its range (`value` as written).
+    #[error("{key} ({value}) must be {want}")]
+    PoolSizing {
+        key: &'static str,
+        value: String,
+        want: &'static str,
+    },
     /// `field` is one of the `resources` limits.
     #[error("{field} ({value}) must be > 0")]
     NotPositive { field: Field, value: i64 },
@@ -133,6 +143,7 @@ impl Invalid {
             Invalid::PoolInitialOverMax { .. } => Field::PoolInitial,
             Invalid::PoolMinOverInitial { .. } => Field::PoolMin,
             Invalid::PoolMaxAgeZero => Field::PoolMaxAgeSecs,
+            Invalid::PoolSizing { key, .. } => Field::PoolSizing(key),
             Invalid::CpuSharesRange(_) => Field::ResourcesCpuShares,
             Invalid::Landlock(_) | Invalid::LandlockRequired(_) => Field::Landlock,
             Invalid::SeccompNoNames { .. } | Invalid::SeccompEmptyName { .. } => Field::Seccomp,

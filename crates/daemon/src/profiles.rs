@@ -123,6 +123,7 @@ impl Profiles {
                     min: p.pool.min as usize,
                     initial: p.pool.initial as usize,
                     max: p.pool.max as usize,
+                    rule: crate::pool::sizing::rule(&p.pool),
                 },
                 max_age: p.pool.max_age,
             })

@@ -4,7 +4,8 @@
 //!   Wasm cache) and each profile's pool;
 //! * `profiles`: the profiles in force; `profiles check FILE` validates a
 //!   config file with the daemon's own loader and messages (no daemon needed);
-//! * `reload`: the daemon re-reads its config file (as on SIGHUP).
+//! * `reload`: the daemon re-reads its config file (as on SIGHUP);
+//! * `sim`: the pool-sizing simulator ([`sim`]; no daemon needed).
 //!
 //! Thin: it finds the daemon as the shim does ([`locate`]), asks over its
 //! control socket (`zygote_contract::ctl`) and prints the answer as a table
@@ -15,6 +16,7 @@
 
 mod locate;
 mod show;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +71,15 @@ enum Command {
     /// ones fill, changed bounds apply; running tasks are untouched. An
     /// invalid file is refused and the config in force stays.
     Reload,
+    /// Replay a claim trace against each pool-sizing policy (fixed pools,
+    /// keep-alive, recent-claims, forecast) on a simulated clock; needs no
+    /// daemon. See docs/pool-sizing.md.
+    Sim {
+        /// A built-in trace (mixed, step-burst, ramp, idle-gaps), `all`, or
+        /// a trace file (`t_seconds[,profile]` lines).
+        #[arg(long, default_value = "mixed")]
+        trace: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,6 +105,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Profiles {
             action: Some(ProfilesAction::Check { file }),
         } => return Ok(check(file, cli.json)),
+        Command::Sim { trace } => {
+            let outcomes = sim::run(&sim::traces(trace)?);
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&outcomes)?);
+            } else {
+                print!("{}", sim::table(&outcomes));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Status => CtlRequest::Status,
         Command::Profiles { action: None } => CtlRequest::Profiles,
         Command::Reload => CtlRequest::Reload,

@@ -59,8 +59,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    BadNamespace, MetricsNode, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompMode, SeccompPolicy,
-    WasmNode,
+    BadNamespace, MetricsNode, Mode, NsKind, PoolBounds, PoolPolicy, Profile, ResourceDefaults, SeccompMode,
+    SeccompPolicy, WasmNode,
 };
 
 use crate::error::PolicyError;

@@ -371,3 +371,30 @@ fn metrics_section_defaults_disables_and_refuses_unknown_keys() {
         format!("{FILE}: metrics.listen: \"localhost:9100\" is not an ip:port (e.g. \"127.0.0.1:9464\")")
     );
 }
+
+#[test]
+fn pool_sizing_keys_load_and_are_validated() {
+    let c = load("[profiles.p.pool]\npolicy = \"forecast\"\nhorizon_secs = 2.5\nscale_up_at = 1.5\n").unwrap();
+    let p = c.profile("p").unwrap().pool;
+    assert_eq!(
+        (p.policy, p.horizon_secs, p.scale_up_at),
+        (crate::PoolPolicy::Forecast, 2.5, 1.5)
+    );
+    assert_eq!(PoolBounds::default().policy, crate::PoolPolicy::RecentClaims);
+    let e = err("[profiles.p.pool]\nscale_down_at = 1.3\n");
+    assert_eq!(
+        e,
+        "/etc/zygote/config.toml: profile \"p\": pool.scale_down_at (1.3) must be > 0 and below pool.scale_up_at"
+    );
+    let e = err("[profiles.p.pool]\ncpu_pressure_threshold = 0\n");
+    assert!(
+        e.ends_with("pool.cpu_pressure_threshold (0) must be a percentage in (0, 100]"),
+        "{e}"
+    );
+    let e = err("[profiles.p.pool]\nhorizon_secs = -1\n");
+    assert!(e.ends_with("pool.horizon_secs (-1) must be in (0, 3600]"), "{e}");
+    let e = err("[profiles.p.pool]\npolicy = \"magic\"\n");
+    assert!(e.contains("magic"), "{e}");
+    let e = err("[profiles.p.pool]\nscale_up = 2\n");
+    assert!(e.contains("unknown field `scale_up`"), "{e}");
+}

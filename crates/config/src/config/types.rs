@@ -100,8 +100,20 @@ impl<'de> Deserialize<'de> for NsKind {
     }
 }
 
-/// Bounds of a profile's warm pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a profile's pool target is chosen (file field `pool.policy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolPolicy {
+    /// The design's rule on a forecast of claims (docs/pool-sizing.md).
+    Forecast,
+    /// `initial`, grown by the claims of the last 10 s (the default: an
+    /// idle pool stays at `initial`, which nodes rely on today).
+    #[default]
+    RecentClaims,
+}
+
+/// Bounds and sizing of a profile's warm pool.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolBounds {
     #[serde(default)]
@@ -113,6 +125,26 @@ pub struct PoolBounds {
     /// A zygote older than this is replaced. File field: `max_age_secs`.
     #[serde(rename = "max_age_secs", with = "secs", default = "PoolBounds::default_max_age")]
     pub max_age: Duration,
+    #[serde(default)]
+    pub policy: PoolPolicy,
+    /// Seconds of demand the forecast covers.
+    #[serde(default = "PoolBounds::default_horizon")]
+    pub horizon_secs: f64,
+    /// Grow when the forecast exceeds this times the current target ...
+    #[serde(default = "PoolBounds::default_scale_up_at")]
+    pub scale_up_at: f64,
+    /// ... to this times the forecast.
+    #[serde(default = "PoolBounds::default_scale_up_to")]
+    pub scale_up_to: f64,
+    /// Shrink when the forecast is below this times the current target ...
+    #[serde(default = "PoolBounds::default_scale_down_at")]
+    pub scale_down_at: f64,
+    /// ... to this times the forecast (never below `min`).
+    #[serde(default = "PoolBounds::default_scale_down_to")]
+    pub scale_down_to: f64,
+    /// CPU pressure (PSI some avg10, percent) from which the pool does not grow.
+    #[serde(default = "PoolBounds::default_cpu_pressure_threshold")]
+    pub cpu_pressure_threshold: f64,
 }
 
 impl PoolBounds {
@@ -128,6 +160,24 @@ impl PoolBounds {
     fn default_max_age() -> Duration {
         Duration::from_secs(600)
     }
+    fn default_horizon() -> f64 {
+        1.5
+    }
+    fn default_scale_up_at() -> f64 {
+        1.2
+    }
+    fn default_scale_up_to() -> f64 {
+        1.3
+    }
+    fn default_scale_down_at() -> f64 {
+        0.6
+    }
+    fn default_scale_down_to() -> f64 {
+        1.1
+    }
+    fn default_cpu_pressure_threshold() -> f64 {
+        50.0
+    }
 }
 
 impl Default for PoolBounds {
@@ -137,6 +187,13 @@ impl Default for PoolBounds {
             max: Self::default_max(),
             initial: Self::default_initial(),
             max_age: Self::default_max_age(),
+            policy: PoolPolicy::default(),
+            horizon_secs: Self::default_horizon(),
+            scale_up_at: Self::default_scale_up_at(),
+            scale_up_to: Self::default_scale_up_to(),
+            scale_down_at: Self::default_scale_down_at(),
+            scale_down_to: Self::default_scale_down_to(),
+            cpu_pressure_threshold: Self::default_cpu_pressure_threshold(),
         }
     }
 }

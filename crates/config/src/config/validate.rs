@@ -86,6 +86,36 @@ fn pool(b: &PoolBounds) -> Result<(), Invalid> {
     if b.max_age.is_zero() {
         return Err(Invalid::PoolMaxAgeZero);
     }
+    let check = |key: &'static str, v: f64, ok: bool, want: &'static str| {
+        if v.is_finite() && ok {
+            Ok(())
+        } else {
+            Err(Invalid::PoolSizing {
+                key,
+                value: v.to_string(),
+                want,
+            })
+        }
+    };
+    let h = b.horizon_secs;
+    check("pool.horizon_secs", h, h > 0.0 && h <= 3600.0, "in (0, 3600]")?;
+    check("pool.scale_up_at", b.scale_up_at, b.scale_up_at > 0.0, "> 0")?;
+    check("pool.scale_up_to", b.scale_up_to, b.scale_up_to >= 1.0, ">= 1")?;
+    let down = b.scale_down_at;
+    check(
+        "pool.scale_down_at",
+        down,
+        down > 0.0 && down < b.scale_up_at,
+        "> 0 and below pool.scale_up_at",
+    )?;
+    check("pool.scale_down_to", b.scale_down_to, b.scale_down_to >= 1.0, ">= 1")?;
+    let cpu = b.cpu_pressure_threshold;
+    check(
+        "pool.cpu_pressure_threshold",
+        cpu,
+        cpu > 0.0 && cpu <= 100.0,
+        "a percentage in (0, 100]",
+    )?;
     Ok(())
 }
 

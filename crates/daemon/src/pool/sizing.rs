@@ -1,47 +1,138 @@
-//! How many warm zygotes a profile should have right now.
+//! How many warm zygotes a profile should have right now: the daemon's
+//! side of [`zygote_sizing`] (the policies are there, pure, and driven
+//! here by the monotonic clock).
 //!
-//! The target starts at the profile's `initial` and follows demand: the
-//! number of claims (served or not) in the last [`WINDOW`], so a burst grows
-//! the pool up to `max` and a quiet period shrinks it back to `initial`
-//! (never below `min`). Node pressure (PSI) joins this in a later issue.
+//! Each profile's [`Bounds`] carry its [`Rule`]: the recent-claims rule
+//! (`initial`, grown by the claims of the last [`WINDOW`], up to `max`; the
+//! default) or the design's forecast rule (`policy = "forecast"`). Every
+//! change of target is logged with the decision's inputs. CPU pressure is
+//! an input ([`Demand::target_with_pressure`]), fed by the pressure monitor.
+//! Also here: [`most_frequent`], how a pool picks its cgroup parent.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How far back demand is remembered.
-pub(crate) const WINDOW: Duration = Duration::from_secs(10);
+use zygote_sizing::{ForecastPolicy, ForecastRule, Policy, RecentClaims};
 
-/// Bounds from the profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How far back the recent-claims rule remembers demand (for the tests).
+#[cfg(test)]
+pub(crate) const WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(zygote_sizing::policy::RECENT_WINDOW as u64);
+
+/// Which sizing policy a profile uses.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) enum Rule {
+    #[default]
+    RecentClaims,
+    Forecast(ForecastRule),
+}
+
+/// The profile's sizing policy and constants.
+pub(crate) fn rule(pool: &zygote_config::PoolBounds) -> Rule {
+    match pool.policy {
+        zygote_config::PoolPolicy::RecentClaims => Rule::RecentClaims,
+        zygote_config::PoolPolicy::Forecast => Rule::Forecast(ForecastRule {
+            scale_up_at: pool.scale_up_at,
+            scale_up_to: pool.scale_up_to,
+            scale_down_at: pool.scale_down_at,
+            scale_down_to: pool.scale_down_to,
+            cpu_pressure_threshold: pool.cpu_pressure_threshold,
+            forecast: zygote_sizing::ForecastParams {
+                horizon: pool.horizon_secs,
+                ..zygote_sizing::ForecastParams::default()
+            },
+        }),
+    }
+}
+
+/// Bounds and policy from the profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Bounds {
     pub(crate) min: usize,
     pub(crate) initial: usize,
     pub(crate) max: usize,
+    pub(crate) rule: Rule,
 }
 
-/// Recent claim times of one profile.
-#[derive(Debug, Default)]
+impl Bounds {
+    fn policy(&self) -> Box<dyn Policy> {
+        let b = zygote_sizing::Bounds {
+            min: self.min,
+            initial: self.initial,
+            max: self.max,
+        };
+        match self.rule {
+            Rule::RecentClaims => Box::new(RecentClaims::new(b)),
+            Rule::Forecast(r) => Box::new(ForecastPolicy::new(b, r)),
+        }
+    }
+}
+
+/// Claim history and sizing policy of one profile. The policy is built
+/// from the bounds on first use and rebuilt (history forgotten) when they
+/// change.
+#[derive(Default)]
 pub(crate) struct Demand {
-    claims: VecDeque<Instant>,
+    origin: Option<Instant>,
+    policy: Option<(Bounds, Box<dyn Policy>)>,
+    /// Claims seen before the policy was built.
+    early: Vec<f64>,
+}
+
+impl std::fmt::Debug for Demand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demand")
+            .field("bounds", &self.policy.as_ref().map(|p| p.0))
+            .finish()
+    }
 }
 
 impl Demand {
-    /// Records one claim attempt at `now`.
-    pub(crate) fn record(&mut self, now: Instant) {
-        self.claims.push_back(now);
-        self.forget(now);
+    fn secs(&mut self, now: Instant) -> f64 {
+        now.saturating_duration_since(*self.origin.get_or_insert(now))
+            .as_secs_f64()
     }
 
-    fn forget(&mut self, now: Instant) {
-        while self.claims.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
-            self.claims.pop_front();
+    /// Records one claim attempt at `now`.
+    pub(crate) fn record(&mut self, now: Instant) {
+        let t = self.secs(now);
+        match &mut self.policy {
+            Some((_, p)) => p.record_claim(t),
+            None => self.early.push(t),
         }
     }
 
-    /// The target size at `now`.
+    /// The target size at `now`, CPU pressure unknown.
     pub(crate) fn target(&mut self, b: Bounds, now: Instant) -> usize {
-        self.forget(now);
-        b.initial.max(self.claims.len()).clamp(b.min, b.max)
+        self.target_with_pressure(b, now, None)
+    }
+
+    /// The target size at `now`, given CPU pressure (PSI `some avg10`,
+    /// percent) if known.
+    pub(crate) fn target_with_pressure(&mut self, b: Bounds, now: Instant, cpu: Option<f64>) -> usize {
+        let t = self.secs(now);
+        if self.policy.as_ref().is_none_or(|(had, _)| *had != b) {
+            let mut p = b.policy();
+            for c in self.early.drain(..) {
+                p.record_claim(c);
+            }
+            self.policy = Some((b, p));
+        }
+        let Some((_, p)) = &mut self.policy else {
+            return b.initial.clamp(b.min, b.max);
+        };
+        let d = p.decide(t, cpu);
+        if d.target != d.current {
+            tracing::debug!(
+                target = d.target,
+                current = d.current,
+                reason = ?d.reason,
+                cpu_pressure = ?d.cpu_pressure,
+                forecast = ?d.forecast,
+                "pool target"
+            );
+        }
+        d.target
     }
 }
 
@@ -55,10 +146,10 @@ pub(crate) fn most_frequent<T: PartialEq + Clone>(recent: &VecDeque<T>, current:
     }
     recent.iter().rev().find(|v| count(v) == best).cloned()
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn one_odd_parent_does_not_win() {
@@ -80,6 +171,7 @@ mod tests {
         min: 1,
         initial: 2,
         max: 8,
+        rule: Rule::RecentClaims,
     };
 
     #[test]
@@ -100,17 +192,40 @@ mod tests {
     }
 
     #[test]
+    fn forecast_rule_follows_a_burst_and_falls_to_min() {
+        let b = Bounds {
+            rule: Rule::Forecast(ForecastRule::default()),
+            ..B
+        };
+        let mut d = Demand::default();
+        let t0 = Instant::now();
+        assert_eq!(d.target(b, t0), 2, "initial first");
+        for _ in 0..20 {
+            d.record(t0);
+        }
+        assert_eq!(d.target(b, t0 + Duration::from_millis(250)), 8);
+        // Quiet: the forecast decays and the pool shrinks to min.
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!(d.target(b, later), 1);
+        // Other bounds: a new policy, starting from initial.
+        let wider = Bounds { max: 9, ..b };
+        assert_eq!(d.target(wider, later), 2);
+    }
+
+    #[test]
     fn min_wins_over_a_smaller_initial() {
         let b = Bounds {
             min: 3,
             initial: 0,
             max: 4,
+            rule: Rule::RecentClaims,
         };
         assert_eq!(Demand::default().target(b, Instant::now()), 3);
         let off = Bounds {
             min: 0,
             initial: 0,
             max: 0,
+            rule: Rule::RecentClaims,
         };
         assert_eq!(Demand::default().target(off, Instant::now()), 0);
     }

@@ -13,7 +13,7 @@ use zygote_contract::proto;
 use zygote_contract::zygote::ZygoteConfig;
 use zygote_contract::DaemonDir;
 
-use super::sizing::{Bounds, WINDOW};
+use super::sizing::{Bounds, Rule, WINDOW};
 use super::spawner::{SpawnError, Spawner};
 use super::{Fallback, PoolSet, PoolSpec, Warm};
 use crate::monitor_client::MonitorClient;
@@ -90,6 +90,7 @@ const BOUNDS: Bounds = Bounds {
     min: 1,
     initial: 3,
     max: 4,
+    rule: Rule::RecentClaims,
 };
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -166,6 +167,7 @@ async fn the_target_falls_after_a_burst_and_the_extras_are_dropped() {
         min: 1,
         initial: 1,
         max: 4,
+        rule: Rule::RecentClaims,
     };
     let (set, fake, _tmp) = pools(bounds, LONG);
     let now = Instant::now();
@@ -194,6 +196,7 @@ async fn a_disabled_pool_says_so_and_fallbacks_are_counted_by_reason() {
         min: 0,
         initial: 0,
         max: 0,
+        rule: Rule::RecentClaims,
     };
     let (set, _fake, _tmp) = pools(bounds, LONG);
     assert_eq!(fill(&set, Instant::now()).await, 0);
@@ -219,6 +222,7 @@ fn spec(profile: &str, initial: usize) -> PoolSpec {
             min: 0,
             initial,
             max: 4,
+            rule: Rule::RecentClaims,
         },
         max_age: Duration::from_secs(600),
         wasm: false,
@@ -231,6 +235,7 @@ async fn reconfigure_drains_removed_pools_and_fills_new_ones() {
         min: 0,
         initial: 2,
         max: 4,
+        rule: Rule::RecentClaims,
     };
     let (set, fake, _tmp) = pools(b, Duration::from_secs(600));
     step(&set, Instant::now()).await;

@@ -1,0 +1,230 @@
+//! One profile's claim history and its forecast of claims over a horizon.
+//!
+//! Claims are counted in bins of [`ForecastParams::bin`] seconds. When a bin
+//! closes, every model ([`crate::models`]) first has its one-step error
+//! folded into a rolling mean absolute error (an EWMA of |error| with weight
+//! [`MAE_WEIGHT`]), then learns the count; the forecast uses the model with
+//! the lowest rolling error. A *nowcast*, the claims of the last horizon
+//! (sliding), is a floor under the model's claims over the horizon, so a
+//! burst is answered within a tick rather than a bin. For sparse traffic the idle-time histogram
+//! ([`crate::histogram`]) decides whether one zygote should be warm now.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::histogram::{IdleHistogram, Window};
+use crate::models::{Ewma, Holt, HoltWinters, Model};
+
+/// Weight of the newest error in the rolling mean absolute error.
+pub const MAE_WEIGHT: f64 = 0.05;
+
+/// The time-series models, in the order of [`Forecaster`]'s table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    Ewma,
+    Holt,
+    HoltWinters,
+}
+
+const KINDS: [ModelKind; 3] = [ModelKind::Ewma, ModelKind::Holt, ModelKind::HoltWinters];
+
+/// Forecast knobs of a profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastParams {
+    /// Seconds per bin of the series.
+    pub bin: f64,
+    /// Seconds ahead the forecast covers (the demand a pool must absorb
+    /// before refills catch up).
+    pub horizon: f64,
+    /// The pool covers the mean claims over the horizon plus this many
+    /// standard deviations of a Poisson count (`mean + z * sqrt(mean)`):
+    /// a pool must absorb the peaks, not the mean.
+    pub z: f64,
+    /// Seconds one zygote is kept after a claim while the idle-time
+    /// histogram is still learning or not representative.
+    pub fallback_keep_alive: f64,
+}
+
+impl Default for ForecastParams {
+    fn default() -> Self {
+        ForecastParams {
+            bin: 10.0,
+            horizon: 1.5,
+            z: 1.0,
+            fallback_keep_alive: 600.0,
+        }
+    }
+}
+
+/// What the forecast saw and said.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Forecast {
+    /// The model with the lowest rolling error (used).
+    pub model: ModelKind,
+    /// Its rolling mean absolute error, claims per bin.
+    pub mae: f64,
+    /// Claims expected over the horizon from the model (mean plus `z`
+    /// deviations) and the nowcast, whichever is more.
+    pub series: f64,
+    /// One zygote wanted by the idle-time histogram (or its fallback).
+    pub sparse_warm: bool,
+    /// Claims expected over the horizon: `series`, at least 1 when
+    /// `sparse_warm`.
+    pub predicted: f64,
+}
+
+/// Claim history and models of one profile.
+pub struct Forecaster {
+    params: ForecastParams,
+    models: [Box<dyn Model + Send>; 3],
+    mae: [f64; 3],
+    bin_start: Option<f64>,
+    in_bin: f64,
+    recent: VecDeque<f64>,
+    idle: IdleHistogram,
+}
+
+impl std::fmt::Debug for Forecaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forecaster")
+            .field("params", &self.params)
+            .field("mae", &self.mae)
+            .finish()
+    }
+}
+
+impl Forecaster {
+    pub fn new(params: ForecastParams) -> Self {
+        Forecaster {
+            params,
+            models: [
+                Box::new(Ewma::new(0.3)),
+                Box::new(Holt::new(0.3, 0.05)),
+                Box::new(HoltWinters::new(0.002, 0.0005, 0.2)),
+            ],
+            mae: [0.0; 3],
+            bin_start: None,
+            in_bin: 0.0,
+            recent: VecDeque::new(),
+            idle: IdleHistogram::default(),
+        }
+    }
+
+    /// Closes every bin that ended by `now`.
+    fn advance(&mut self, now: f64) {
+        let bin = self.params.bin;
+        let start = *self.bin_start.get_or_insert(now);
+        let mut start = start;
+        while now >= start + bin {
+            let y = std::mem::take(&mut self.in_bin);
+            for (m, e) in self.models.iter_mut().zip(self.mae.iter_mut()) {
+                *e += MAE_WEIGHT * ((m.forecast(start) - y).abs() - *e);
+                m.update(start, y);
+            }
+            start += bin;
+        }
+        self.bin_start = Some(start);
+        while self.recent.front().is_some_and(|&t| now - t > self.params.horizon) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Records one claim at `t` (seconds, non-decreasing).
+    pub fn record(&mut self, t: f64) {
+        self.advance(t);
+        self.in_bin += 1.0;
+        self.recent.push_back(t);
+        self.idle.record(t);
+    }
+
+    /// The histogram's pre-warm/keep-alive window, if representative.
+    pub fn window(&self) -> Option<Window> {
+        self.idle.window()
+    }
+
+    /// The forecast at `now`.
+    pub fn forecast(&mut self, now: f64) -> Forecast {
+        self.advance(now);
+        let p = self.params;
+        let best = (0..3).min_by(|&a, &b| self.mae[a].total_cmp(&self.mae[b])).unwrap_or(0);
+        let next = self.bin_start.unwrap_or(now);
+        let mean = self.models[best].forecast(next) * p.horizon / p.bin;
+        let series = (mean + p.z * mean.sqrt()).max(self.recent.len() as f64);
+        let sparse_warm = match (self.idle.last(), self.idle.window()) {
+            (None, _) => false,
+            (Some(last), Some(w)) => (w.prewarm..w.keep_alive).contains(&(now - last)),
+            (Some(last), None) => self.idle.learning_or_spread() && now - last < p.fallback_keep_alive,
+        };
+        Forecast {
+            model: KINDS[best],
+            mae: self.mae[best],
+            series,
+            sparse_warm,
+            predicted: if sparse_warm { series.max(1.0) } else { series },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ForecastParams {
+        ForecastParams {
+            bin: 10.0,
+            horizon: 10.0,
+            z: 0.0,
+            fallback_keep_alive: 600.0,
+        }
+    }
+
+    #[test]
+    fn steady_rate_is_forecast() {
+        let mut f = Forecaster::new(params());
+        for i in 0..3000 {
+            f.record(i as f64 * 0.5); // 2 per second
+        }
+        let fc = f.forecast(1500.0);
+        assert!((fc.predicted - 20.0).abs() < 1.0, "{fc:?}");
+    }
+
+    #[test]
+    fn a_burst_is_seen_within_the_tick() {
+        let mut f = Forecaster::new(params());
+        for i in 0..30 {
+            f.record(100.0 + i as f64 * 0.01);
+        }
+        assert!(f.forecast(100.5).predicted >= 30.0);
+    }
+
+    #[test]
+    fn periodic_app_is_warm_only_around_its_period() {
+        let mut f = Forecaster::new(params());
+        for i in 0..30 {
+            f.record(i as f64 * 1800.0);
+        }
+        let last = 29.0 * 1800.0;
+        assert!(!f.forecast(last + 600.0).sparse_warm, "10 minutes after");
+        assert!(f.forecast(last + 1750.0).sparse_warm, "just before the next");
+        assert!(!f.forecast(last + 3000.0).sparse_warm, "long after");
+    }
+
+    #[test]
+    fn seasonal_series_chooses_holt_winters() {
+        let mut f = Forecaster::new(params());
+        // Three days and a morning: 1 claim/s from 08:00 to 20:00, nothing
+        // at night. Just after the fourth morning's rise, the seasonal
+        // model (which saw it coming) has the lowest recent error.
+        let end = 3 * 86_400 + 8 * 3600 + 120;
+        for s in 0..end {
+            let h = (s % 86_400) / 3600;
+            if (8..20).contains(&h) {
+                f.record(s as f64);
+            }
+        }
+        let fc = f.forecast(end as f64);
+        assert_eq!(fc.model, ModelKind::HoltWinters, "{fc:?} {f:?}");
+    }
+}
