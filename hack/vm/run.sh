@@ -43,14 +43,14 @@ readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # bursts must fit the pool's 10 s demand window (under TCG they take longer);
 # the profile tests (profile_by_*), whose "locked" profile denies TCP connect
 # with Landlock ABI 4, which bookworm's 6.1 kernel lacks (6.7+).
-readonly VM_TEST_TARGETS=(basic pools bad_input wasm cgroup_files devices systemd_cgroup cgroup_namespace)
+readonly VM_TEST_TARGETS=(basic pools bad_input wasm cgroup_files devices systemd_cgroup)
 readonly VM_DEFAULT_TESTS=(
 	pause_resume task_metrics task_ps kill_all update_resources memory_limit_oom cgroup_placement
 	no_leftovers_after_rm leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes
 	exit_codes failed_warm_create_leaves_no_pool_cgroup invalid_cgroup_path memory_limit_stops_a_memory_bomb
 	spec_resources_in_cgroup_files default_rules_deny_made_nodes_and_allow_standard_devices
 	spec_rules_in_order_last_match_wins rules_without_a_deny_all_start_from_deny
-	systemd_cgroup_path_makes_a_transient_scope cgroupns
+	systemd_cgroup_path_makes_a_transient_scope
 )
 
 start=${SECONDS}

@@ -35,6 +35,17 @@ fn hex_id(rt: Runtime) -> String {
         .collect()
 }
 
+/// `ctr run` flags: the cgroup path and limit, plus containerd's
+/// `SystemdCgroup = true` for runc (ctr takes it only for runc-v2; zygote
+/// reads the driver from the path's form).
+fn systemd_flags<'a>(rt: Runtime, cgroup: &'a str, memory: &'a str) -> Vec<&'a str> {
+    let mut v = vec!["--cgroup", cgroup, "--memory-limit", memory];
+    if rt == Runtime::Runc {
+        v.insert(0, "--runc-systemd-cgroup");
+    }
+    v
+}
+
 /// `systemctl show <unit> -p <prop>`'s value.
 fn unit_property(unit: &str, prop: &str) -> String {
     let mut c = Command::new("systemctl");
@@ -81,7 +92,7 @@ fn memory_limit_file() -> &'static str {
 
 /// What one runtime shows for a container in `system.slice:zygote-test:<id>`
 /// while it runs and after it is deleted.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone)]
 struct Facts {
     active_state: String,
     slice: String,
@@ -101,12 +112,7 @@ fn scope_facts(rt: Runtime) -> Facts {
     let ctr = Ctr::new();
     let memory = MEMORY.to_string();
     let cgroup = format!("system.slice:zygote-test:{id}");
-    ctr.run_detached(
-        rt,
-        c.id(),
-        &["--runc-systemd-cgroup", "--cgroup", &cgroup, "--memory-limit", &memory],
-        &["sleep", "1000"],
-    );
+    ctr.run_detached(rt, c.id(), &systemd_flags(rt, &cgroup, &memory), &["sleep", "1000"]);
     let pid = ctr.task_pid(c.id());
     let dir = memory_dir(&rel);
     let procs = read(&dir.join("cgroup.procs"));
@@ -144,12 +150,7 @@ fn cgroupfs_facts(rt: Runtime) -> (bool, String, bool) {
     let ctr = Ctr::new();
     let memory = MEMORY.to_string();
     let cgroup = format!("system.slice:zygote-test:{id}");
-    ctr.run_detached(
-        rt,
-        c.id(),
-        &["--runc-systemd-cgroup", "--cgroup", &cgroup, "--memory-limit", &memory],
-        &["sleep", "1000"],
-    );
+    ctr.run_detached(rt, c.id(), &systemd_flags(rt, &cgroup, &memory), &["sleep", "1000"]);
     let pid = ctr.task_pid(c.id());
     let dir = memory_dir(&rel);
     let running = (
