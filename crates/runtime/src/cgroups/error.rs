@@ -62,6 +62,12 @@ pub enum CgroupError {
         errno: Errno,
         detail: String,
     },
+    #[error("systemd: {op} {unit}: {message}")]
+    Systemd {
+        unit: String,
+        op: &'static str,
+        message: String,
+    },
     #[error("register an oom eventfd for {path}: {errno}")]
     EventFd { path: PathBuf, errno: Errno },
 }

@@ -17,9 +17,10 @@
 //! [`Layout`], so `Cgroup::with_root` points it at a temporary directory in
 //! tests, and every error names the file and value involved.
 //!
-//! systemd-style paths (`slice:prefix:name`) are created directly in
-//! cgroupfs at the path systemd would use; systemd is not contacted over
-//! D-Bus (see [`parse_cgroups_path`]).
+//! systemd-style paths (`slice:prefix:name`) become a transient scope
+//! started through systemd's D-Bus API when systemd is PID 1 ([`systemd`]);
+//! elsewhere they are created directly in cgroupfs at the path systemd would
+//! use (see [`parse_cgroups_path`]).
 //!
 //! Device rules: the v1 devices controller, or on a pure v2 host a
 //! `BPF_CGROUP_DEVICE` program ([`devices`]); both start from deny-all and
@@ -37,6 +38,7 @@ mod oom;
 mod path;
 mod resources;
 mod stats;
+mod systemd;
 mod tree;
 
 #[cfg(test)]
@@ -84,6 +86,9 @@ pub struct Cgroup {
     /// Microseconds the last BPF device program install took (v2), for the
     /// create figures.
     devices_us: AtomicU64,
+    /// The systemd driver's scope, for a systemd-form path on a systemd
+    /// host (see [`systemd`]).
+    scope: Option<systemd::ScopeState>,
 }
 
 impl Cgroup {
@@ -96,7 +101,9 @@ impl Cgroup {
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Cgroup::new(Layout::detect()?, &cgroups_path, id)
+        let mut cg = Cgroup::new(Layout::detect()?, &cgroups_path, id)?;
+        cg.scope = systemd::ScopeState::for_path(&cgroups_path);
+        Ok(cg)
     }
 
     /// Like [`Cgroup::from_spec`] with the hierarchies found under `root`
@@ -112,6 +119,7 @@ impl Cgroup {
             layout,
             created: Mutex::new(Vec::new()),
             devices_us: AtomicU64::new(0),
+            scope: None,
         })
     }
 
@@ -160,7 +168,12 @@ impl Cgroup {
 
     /// Creates the cgroup in every hierarchy and applies `resources`. On
     /// failure, whatever this call created is removed again.
+    /// With the systemd driver nothing is created before the init exists
+    /// (a scope needs a process): [`Cgroup::add_task`] starts it.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if self.defer_to_scope(resources) {
+            return Ok(());
+        }
         let res = self.create_inner(resources);
         if let Err(err) = &res {
             tracing::warn!(cgroup = %self.path.display(), error = %crate::error::chain(err), "cgroup creation failed, cleaning up");
@@ -187,6 +200,9 @@ impl Cgroup {
         let Layout::V1(hiers) = &self.layout else {
             return Ok(false);
         };
+        if self.scope.is_some() {
+            return Ok(false);
+        }
         if self.path.parent() != pool.path.parent() {
             return Ok(false);
         }
@@ -353,7 +369,11 @@ impl Cgroup {
 
     /// Moves process `pid` (all its threads) into the cgroup in every
     /// hierarchy.
+    /// With the systemd driver the first process starts the scope.
     pub fn add_task(&self, pid: i32) -> Result<()> {
+        if self.start_scope(pid)? {
+            return Ok(());
+        }
         for dir in self.dirs() {
             fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
@@ -396,6 +416,7 @@ impl Cgroup {
     /// alone because rmdir refuses non-empty cgroups). Succeeds if already
     /// gone.
     pub fn remove(&self) -> Result<()> {
+        self.stop_scope()?;
         for dir in self.dirs() {
             remove_tree_retry(&dir)?;
         }

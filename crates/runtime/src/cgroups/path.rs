@@ -23,10 +23,9 @@ pub const DEFAULT_PARENT: &str = "/zygote";
 ///   (`a-b.slice` -> `/a.slice/a-b.slice`, empty -> `system.slice`,
 ///   `-.slice` -> root) and the unit `prefix-name.scope` (or `name.scope`
 ///   with an empty prefix, or `name` itself if it ends in `.slice`) is
-///   appended. We do not talk to systemd over D-Bus: the same directories are
-///   created directly in cgroupfs, so systemd does not know about the scope
-///   (it will not account it or clean it up, and may in principle reorganise
-///   it if it manages that slice with `Delegate=no`).
+///   appended. When systemd is PID 1 that is where the transient scope the
+///   systemd driver starts lives (see `systemd`); elsewhere (or for a
+///   `.slice` name) the same directories are created directly in cgroupfs.
 pub fn parse_cgroups_path(path: &str, id: &str) -> Result<PathBuf, CgroupError> {
     let invalid = |reason: &str| CgroupError::InvalidPath {
         path: path.to_string(),
