@@ -27,6 +27,10 @@ pub enum Field {
     PoolMax,
     PoolInitial,
     PoolMaxAgeSecs,
+    PoolMaxBirthsPerSec,
+    PoolPressureCpuSome,
+    PoolPressureMemorySome,
+    PoolPressureIoSome,
     ResourcesMemoryLimitBytes,
     ResourcesPidsLimit,
     ResourcesCpuShares,
@@ -52,6 +56,10 @@ impl Field {
             Field::PoolMax => "pool.max",
             Field::PoolInitial => "pool.initial",
             Field::PoolMaxAgeSecs => "pool.max_age_secs",
+            Field::PoolMaxBirthsPerSec => "pool.max_births_per_sec",
+            Field::PoolPressureCpuSome => "pool.pressure.cpu_some",
+            Field::PoolPressureMemorySome => "pool.pressure.memory_some",
+            Field::PoolPressureIoSome => "pool.pressure.io_some",
             Field::ResourcesMemoryLimitBytes => "resources.memory_limit_bytes",
             Field::ResourcesPidsLimit => "resources.pids_limit",
             Field::ResourcesCpuShares => "resources.cpu_shares",
@@ -92,6 +100,11 @@ pub enum Invalid {
     PoolMinOverInitial { min: u32, initial: u32 },
     #[error("pool.max_age_secs (0) must be > 0")]
     PoolMaxAgeZero,
+    #[error("pool.max_births_per_sec (0) must be >= 1")]
+    PoolBirthsPerSecZero,
+    /// `field` is one of the `pool.pressure` thresholds.
+    #[error("{field} ({value}) must be a percent in 0..=100")]
+    PressurePercent { field: Field, value: f64 },
     /// `field` is one of the `resources` limits.
     #[error("{field} ({value}) must be > 0")]
     NotPositive { field: Field, value: i64 },
@@ -127,12 +140,15 @@ impl Invalid {
     pub fn field(&self) -> Field {
         match self {
             Invalid::ProfileName(_) => Field::ProfileName,
-            Invalid::NotImplemented { field, .. } | Invalid::NotPositive { field, .. } => *field,
+            Invalid::NotImplemented { field, .. }
+            | Invalid::NotPositive { field, .. }
+            | Invalid::PressurePercent { field, .. } => *field,
             Invalid::DuplicateNamespace(_) => Field::Namespaces,
             Invalid::PoolMaxOverLimit(_) => Field::PoolMax,
             Invalid::PoolInitialOverMax { .. } => Field::PoolInitial,
             Invalid::PoolMinOverInitial { .. } => Field::PoolMin,
             Invalid::PoolMaxAgeZero => Field::PoolMaxAgeSecs,
+            Invalid::PoolBirthsPerSecZero => Field::PoolMaxBirthsPerSec,
             Invalid::CpuSharesRange(_) => Field::ResourcesCpuShares,
             Invalid::Landlock(_) | Invalid::LandlockRequired(_) => Field::Landlock,
             Invalid::SeccompNoNames { .. } | Invalid::SeccompEmptyName { .. } => Field::Seccomp,

@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for NsKind {
 }
 
 /// Bounds of a profile's warm pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolBounds {
     #[serde(default)]
@@ -113,6 +113,12 @@ pub struct PoolBounds {
     /// A zygote older than this is replaced. File field: `max_age_secs`.
     #[serde(rename = "max_age_secs", with = "secs", default = "PoolBounds::default_max_age")]
     pub max_age: Duration,
+    /// Most zygotes born per second for this profile (>= 1).
+    #[serde(default = "PoolBounds::default_max_births_per_sec")]
+    pub max_births_per_sec: u32,
+    /// Node pressure above which no zygote is born.
+    #[serde(default)]
+    pub pressure: super::pressure::PoolPressure,
 }
 
 impl PoolBounds {
@@ -128,6 +134,9 @@ impl PoolBounds {
     fn default_max_age() -> Duration {
         Duration::from_secs(600)
     }
+    fn default_max_births_per_sec() -> u32 {
+        10
+    }
 }
 
 impl Default for PoolBounds {
@@ -137,6 +146,8 @@ impl Default for PoolBounds {
             max: Self::default_max(),
             initial: Self::default_initial(),
             max_age: Self::default_max_age(),
+            max_births_per_sec: Self::default_max_births_per_sec(),
+            pressure: Default::default(),
         }
     }
 }

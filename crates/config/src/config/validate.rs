@@ -86,7 +86,10 @@ fn pool(b: &PoolBounds) -> Result<(), Invalid> {
     if b.max_age.is_zero() {
         return Err(Invalid::PoolMaxAgeZero);
     }
-    Ok(())
+    if b.max_births_per_sec == 0 {
+        return Err(Invalid::PoolBirthsPerSecZero);
+    }
+    b.pressure.validate()
 }
 
 /// The `[wasm]` table.
