@@ -125,6 +125,8 @@ impl Profiles {
                     max: p.pool.max as usize,
                 },
                 max_age: p.pool.max_age,
+                pressure: p.pool.pressure,
+                max_births_per_sec: p.pool.max_births_per_sec as usize,
             })
             .collect()
     }

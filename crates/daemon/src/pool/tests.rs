@@ -20,7 +20,7 @@ use crate::monitor_client::MonitorClient;
 
 /// Hands out zygotes that are just sockets; keeps their far ends by pid.
 #[derive(Default)]
-struct Fake {
+pub(super) struct Fake {
     next_pid: AtomicI32,
     ends: Mutex<HashMap<i32, OwnedFd>>,
 }
@@ -44,7 +44,7 @@ impl Fake {
     }
 
     /// The pool hung up on zygote `pid` (what makes a real one exit).
-    fn hung_up(&self, pid: i32) -> bool {
+    pub(super) fn hung_up(&self, pid: i32) -> bool {
         let ends = self.ends.lock().unwrap();
         let mut fds = [libc::pollfd {
             fd: ends[&pid].as_raw_fd(),
@@ -65,13 +65,21 @@ fn pools(bounds: Bounds, max_age: Duration) -> (Arc<PoolSet>, Arc<Fake>, tempfil
         bounds,
         max_age,
         wasm: false,
+        pressure: Default::default(),
+        max_births_per_sec: 10,
     };
-    let set = PoolSet::new(fake.clone(), &DaemonDir::at(tmp.path()), false, vec![spec]);
+    let set = PoolSet::new(
+        fake.clone(),
+        &DaemonDir::at(tmp.path()),
+        false,
+        vec![spec],
+        crate::pressure::Pressure::manual().1,
+    );
     (set, fake, tmp)
 }
 
 /// One round of the refill loop as of `now`, spawns awaited.
-async fn step(set: &PoolSet, now: Instant) {
+pub(super) async fn step(set: &PoolSet, now: Instant) {
     for cfg in set.plan_spawns_at(now) {
         let r = set.spawner.spawn(&cfg).await;
         set.spawned(&cfg.profile, r, Instant::now());
@@ -222,6 +230,8 @@ fn spec(profile: &str, initial: usize) -> PoolSpec {
         },
         max_age: Duration::from_secs(600),
         wasm: false,
+        pressure: Default::default(),
+        max_births_per_sec: 10,
     }
 }
 
