@@ -91,8 +91,14 @@ impl Warm {
         }
     }
 
-    /// False once its control socket closed (the zygote exited).
-    fn alive(&mut self) -> bool {
+    /// False once its process exited (its pidfd is readable: caught even
+    /// while something else still holds its socket open) or its control
+    /// socket closed. Checked every refill round and at claim, so a dead
+    /// zygote is replaced (counted in `died`) and never handed out.
+    pub(super) fn alive(&mut self) -> bool {
+        if self.monitor.as_ref().is_some_and(exited) {
+            return false;
+        }
         match self.parts.as_mut().map(|(_, events)| events.try_recv()) {
             Some(Err(mpsc::error::TryRecvError::Empty)) => true,
             // A waiting zygote sends no events; anything else means trouble.
@@ -106,6 +112,13 @@ impl Warm {
             .take()
             .expect("a Warm always holds its connection until taken")
     }
+}
+
+/// The process behind `pidfd` has exited (a pidfd polls readable then).
+fn exited(pidfd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 impl Drop for Warm {
@@ -438,10 +451,14 @@ impl PoolSet {
                 crate::metrics::pool_scaled(name, pool.stats.target, target);
             }
             pool.idle.truncate(target);
-            let over = pool
-                .gate
-                .update(name, &pressure.for_parent(pool.parent.as_deref()), &pool.spec.pressure)
-                .to_vec();
+            // A disabled pool has nothing to gate (and logs nothing).
+            let over = if pool.spec.bounds.max == 0 {
+                Vec::new()
+            } else {
+                pool.gate
+                    .update(name, &pressure.for_parent(pool.parent.as_deref()), &pool.spec.pressure)
+                    .to_vec()
+            };
             if over.contains(&Resource::Memory) {
                 release_oldest(pool);
             }

@@ -269,3 +269,26 @@ async fn reconfigure_drains_removed_pools_and_fills_new_ones() {
     assert!(before.iter().all(|pid| fake.hung_up(*pid)));
     assert_eq!(set.stats().profiles["q"].idle, 0);
 }
+
+#[tokio::test]
+async fn a_zygote_whose_process_exited_is_never_handed_out_though_its_socket_stays_open() {
+    let (set, _fake, _tmp) = pools(BOUNDS, LONG);
+    let now = Instant::now();
+    assert_eq!(fill(&set, now).await, 3);
+    // A "zygote" that is a real process: its pidfd tells when it exits,
+    // while the far end of its socket stays open (held by us).
+    let mut child = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    let pidfd = zygote_runtime::sys::pidfd_open(child.id() as i32).unwrap();
+    let (ours, _theirs) = proto::pair().unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    let client = MonitorClient::new(ours, tx).unwrap();
+    let mut w = Warm::new(client, events, child.id() as i32, now, Some(pidfd));
+    assert!(w.alive());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!w.alive(), "exited, yet alive");
+    set.lock().get_mut("p").unwrap().idle.push_front(w);
+    let first = set.claim("p").expect("a live zygote behind the dead one");
+    assert_ne!(first.pid, child.id() as i32);
+    assert_eq!(set.stats().profiles["p"].died, 1);
+}
