@@ -18,9 +18,9 @@
 //! max_age_secs = 600               # > 0
 //! max_births_per_sec = 10          # >= 1: births paced per profile
 //! [profiles.default.pool.pressure] # node PSI "some", percent 0..=100 (100 = off)
-//! cpu_some = 80.0                  # above: no births
+//! cpu_some = 100.0                 # above: no births (100: off, the default)
 //! memory_some = 20.0               # above: no births, idle beyond min released
-//! io_some = 90.0                   # above: no births
+//! io_some = 100.0                  # above: no births (100: off, the default)
 //! [profiles.default.resources]     # defaults applied when the spec sets none
 //! memory_limit_bytes = 536870912   # optional, > 0
 //! pids_limit = 1024                # optional, > 0

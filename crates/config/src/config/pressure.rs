@@ -26,14 +26,17 @@ pub struct PoolPressure {
 }
 
 impl PoolPressure {
+    /// Off by default: a small node busy with builds sits at 99% CPU
+    /// `some` for hours, and a pool that never refills there helps nobody.
     fn default_cpu() -> f64 {
-        80.0
+        100.0
     }
     fn default_memory() -> f64 {
         20.0
     }
+    /// Off by default, as CPU.
     fn default_io() -> f64 {
-        90.0
+        100.0
     }
 
     /// Each threshold a finite percent.
