@@ -258,6 +258,9 @@ WARM_ONLY_TESTS=(
 	daemon_stop_with_full_pools_leaves_no_zygote
 	failed_warm_create_leaves_no_pool_cgroup
 	warm_init_is_placed_without_a_migration
+	# Its own containerd and config: once is enough.
+	refills_stop_under_cpu_pressure_and_resume_after
+	refills_stop_under_memory_pressure_and_resume_after
 )
 integration_targets=()
 for f in "${repo_dir}"/tests/integration/tests/*.rs; do

@@ -29,6 +29,10 @@ pub enum Field {
     PoolMaxAgeSecs,
     /// One of the pool's sizing keys (`pool.horizon_secs`, `pool.scale_up_at`, ...).
     PoolSizing(&'static str),
+    PoolMaxBirthsPerSec,
+    PoolPressureCpuSome,
+    PoolPressureMemorySome,
+    PoolPressureIoSome,
     ResourcesMemoryLimitBytes,
     ResourcesPidsLimit,
     ResourcesCpuShares,
@@ -55,6 +59,10 @@ impl Field {
             Field::PoolInitial => "pool.initial",
             Field::PoolMaxAgeSecs => "pool.max_age_secs",
             Field::PoolSizing(key) => key,
+            Field::PoolMaxBirthsPerSec => "pool.max_births_per_sec",
+            Field::PoolPressureCpuSome => "pool.pressure.cpu_some",
+            Field::PoolPressureMemorySome => "pool.pressure.memory_some",
+            Field::PoolPressureIoSome => "pool.pressure.io_some",
             Field::ResourcesMemoryLimitBytes => "resources.memory_limit_bytes",
             Field::ResourcesPidsLimit => "resources.pids_limit",
             Field::ResourcesCpuShares => "resources.cpu_shares",
@@ -102,6 +110,11 @@ pub enum Invalid {
         value: String,
         want: &'static str,
     },
+    #[error("pool.max_births_per_sec (0) must be >= 1")]
+    PoolBirthsPerSecZero,
+    /// `field` is one of the `pool.pressure` thresholds.
+    #[error("{field} ({value}) must be a percent in 0..=100")]
+    PressurePercent { field: Field, value: f64 },
     /// `field` is one of the `resources` limits.
     #[error("{field} ({value}) must be > 0")]
     NotPositive { field: Field, value: i64 },
@@ -137,13 +150,16 @@ impl Invalid {
     pub fn field(&self) -> Field {
         match self {
             Invalid::ProfileName(_) => Field::ProfileName,
-            Invalid::NotImplemented { field, .. } | Invalid::NotPositive { field, .. } => *field,
+            Invalid::NotImplemented { field, .. }
+            | Invalid::NotPositive { field, .. }
+            | Invalid::PressurePercent { field, .. } => *field,
             Invalid::DuplicateNamespace(_) => Field::Namespaces,
             Invalid::PoolMaxOverLimit(_) => Field::PoolMax,
             Invalid::PoolInitialOverMax { .. } => Field::PoolInitial,
             Invalid::PoolMinOverInitial { .. } => Field::PoolMin,
             Invalid::PoolMaxAgeZero => Field::PoolMaxAgeSecs,
             Invalid::PoolSizing { key, .. } => Field::PoolSizing(key),
+            Invalid::PoolBirthsPerSecZero => Field::PoolMaxBirthsPerSec,
             Invalid::CpuSharesRange(_) => Field::ResourcesCpuShares,
             Invalid::Landlock(_) | Invalid::LandlockRequired(_) => Field::Landlock,
             Invalid::SeccompNoNames { .. } | Invalid::SeccompEmptyName { .. } => Field::Seccomp,

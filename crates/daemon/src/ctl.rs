@@ -185,6 +185,7 @@ mod tests {
             pre_place: false,
             wasm_cache_dir: Some(dir.join("wasm")),
             // No profiles, no pools: never asked for a zygote.
+            pressure: crate::pressure::Pressure::manual().1,
             spawner: Arc::new(crate::pool::ProcessSpawner {
                 exe: "/nonexistent/shim".into(),
                 log: dir.join("zygotes.log"),

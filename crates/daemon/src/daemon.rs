@@ -61,6 +61,8 @@ pub(crate) struct Settings {
     pub(crate) wasm_cache_dir: Option<PathBuf>,
     /// How the pools get their zygotes.
     pub(crate) spawner: Arc<dyn crate::pool::Spawner>,
+    /// The node's pressure (the pools' gate).
+    pub(crate) pressure: crate::pressure::Pressure,
 }
 
 impl Settings {
@@ -85,6 +87,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             spawner,
+            pressure: crate::pressure::Pressure::start(crate::pressure::Sources::host()),
         }
     }
 }
@@ -108,9 +111,10 @@ impl Daemon {
             pre_place,
             wasm_cache_dir,
             spawner,
+            pressure,
         } = s;
         Daemon {
-            pools: crate::pool::PoolSet::new(spawner, &dir, pre_place, profiles.pool_specs()),
+            pools: crate::pool::PoolSet::new(spawner, &dir, pre_place, profiles.pool_specs(), pressure),
             wasm: crate::wasm::Wasm::new(&profiles.wasm_node(), &dir, wasm_cache_dir),
             dir,
             exe,

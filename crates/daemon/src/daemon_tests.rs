@@ -39,6 +39,7 @@ fn daemon(tmp: &std::path::Path) -> Arc<Daemon> {
         profiles: crate::profiles::Profiles::from_config(Err("no configuration in unit tests".into())),
         pre_place: false,
         wasm_cache_dir: Some(tmp.join("wasm")),
+        pressure: crate::pressure::Pressure::manual().1,
         spawner: Arc::new(NoZygotes),
     }))
 }

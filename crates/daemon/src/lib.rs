@@ -26,6 +26,7 @@ mod lifecycle;
 mod metrics;
 mod monitor_client;
 mod pool;
+mod pressure;
 mod profiles;
 mod reload;
 mod server;

@@ -126,6 +126,8 @@ impl Profiles {
                     rule: crate::pool::sizing::rule(&p.pool),
                 },
                 max_age: p.pool.max_age,
+                pressure: p.pool.pressure,
+                max_births_per_sec: p.pool.max_births_per_sec as usize,
             })
             .collect()
     }

@@ -16,6 +16,11 @@
 //! max = 8
 //! initial = 2
 //! max_age_secs = 600               # > 0
+//! max_births_per_sec = 10          # >= 1: births paced per profile
+//! [profiles.default.pool.pressure] # node PSI "some", percent 0..=100 (100 = off)
+//! cpu_some = 100.0                 # above: no births (100: off, the default)
+//! memory_some = 20.0               # above: no births, idle beyond min released
+//! io_some = 100.0                  # above: no births (100: off, the default)
 //! [profiles.default.resources]     # defaults applied when the spec sets none
 //! memory_limit_bytes = 536870912   # optional, > 0
 //! pids_limit = 1024                # optional, > 0
@@ -46,6 +51,7 @@
 //! of the Create request (module `options`), else `default_profile`.
 
 pub(crate) mod parse;
+mod pressure;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
@@ -58,6 +64,7 @@ pub(crate) mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+pub use pressure::PoolPressure;
 pub use types::{
     BadNamespace, MetricsNode, Mode, NsKind, PoolBounds, PoolPolicy, Profile, ResourceDefaults, SeccompMode,
     SeccompPolicy, WasmNode,

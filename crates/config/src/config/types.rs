@@ -145,6 +145,12 @@ pub struct PoolBounds {
     /// CPU pressure (PSI some avg10, percent) from which the pool does not grow.
     #[serde(default = "PoolBounds::default_cpu_pressure_threshold")]
     pub cpu_pressure_threshold: f64,
+    /// Most zygotes born per second for this profile (>= 1).
+    #[serde(default = "PoolBounds::default_max_births_per_sec")]
+    pub max_births_per_sec: u32,
+    /// Node pressure above which no zygote is born.
+    #[serde(default)]
+    pub pressure: super::pressure::PoolPressure,
 }
 
 impl PoolBounds {
@@ -178,6 +184,9 @@ impl PoolBounds {
     fn default_cpu_pressure_threshold() -> f64 {
         50.0
     }
+    fn default_max_births_per_sec() -> u32 {
+        10
+    }
 }
 
 impl Default for PoolBounds {
@@ -194,6 +203,8 @@ impl Default for PoolBounds {
             scale_down_at: Self::default_scale_down_at(),
             scale_down_to: Self::default_scale_down_to(),
             cpu_pressure_threshold: Self::default_cpu_pressure_threshold(),
+            max_births_per_sec: Self::default_max_births_per_sec(),
+            pressure: Default::default(),
         }
     }
 }

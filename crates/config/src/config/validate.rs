@@ -116,7 +116,10 @@ fn pool(b: &PoolBounds) -> Result<(), Invalid> {
         cpu > 0.0 && cpu <= 100.0,
         "a percentage in (0, 100]",
     )?;
-    Ok(())
+    if b.max_births_per_sec == 0 {
+        return Err(Invalid::PoolBirthsPerSecZero);
+    }
+    b.pressure.validate()
 }
 
 /// The `[wasm]` table.

@@ -31,6 +31,7 @@ fn set_counter(c: &IntCounterVec, labels: &[&str], total: u64) {
 pub(crate) fn scrape(daemon: &Daemon) -> Vec<MetricFamily> {
     let mut out = Vec::new();
     pools(daemon, &mut out);
+    super::pressure::collect(daemon, &mut out);
     tasks(daemon, &mut out);
     wasm_cache(daemon, &mut out);
     out

@@ -159,6 +159,7 @@ mod tests {
             profiles: crate::profiles::Profiles::from_config(config.map_err(|e| e.to_string())),
             pre_place: false,
             wasm_cache_dir: Some(tmp.path().join("wasm")),
+            pressure: crate::pressure::Pressure::manual().1,
             spawner: Arc::new(NoZygotes),
         }));
         assert!(daemon.pools.claim("fast").is_err());

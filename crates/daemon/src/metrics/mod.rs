@@ -16,6 +16,7 @@
 
 pub(crate) mod collect;
 pub(crate) mod http;
+mod pressure;
 
 use std::sync::LazyLock;
 

@@ -26,4 +26,6 @@ pub(crate) use spawner::{ProcessSpawner, Spawner};
 pub(crate) use stats::Fallback;
 
 #[cfg(test)]
+mod gate_tests;
+#[cfg(test)]
 mod tests;

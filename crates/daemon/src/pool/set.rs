@@ -20,6 +20,8 @@ use zygote_contract::DaemonDir;
 use super::sizing::{Bounds, Demand};
 use super::spawner::{SpawnError, Spawner};
 use super::stats::{Fallback, ProfileStats, Stats};
+use crate::pressure::gate::Gate;
+use crate::pressure::{Pressure, Resource};
 
 #[path = "reconfigure.rs"]
 mod reconfigure;
@@ -28,6 +30,11 @@ mod reconfigure;
 const MAX_PARALLEL_SPAWNS: usize = 2;
 /// Refill period when nothing wakes the loop.
 const TICK: Duration = Duration::from_millis(250);
+/// Births per second over all profiles (each profile has its own bound
+/// too, `pool.max_births_per_sec`).
+pub(crate) const NODE_MAX_BIRTHS_PER_SEC: usize = 20;
+/// The pacing window.
+const PACE: Duration = Duration::from_secs(1);
 
 /// What the daemon's configuration says about one profile's pool.
 #[derive(Debug, Clone)]
@@ -39,6 +46,10 @@ pub(crate) struct PoolSpec {
     pub(crate) max_age: Duration,
     /// Zygotes build the Wasm engine and load the hot modules in advance.
     pub(crate) wasm: bool,
+    /// Pressure above which no zygote is born.
+    pub(crate) pressure: zygote_config::PoolPressure,
+    /// Births started per second, at most.
+    pub(crate) max_births_per_sec: usize,
 }
 
 /// How many recent tasks' cgroup parents decide where zygotes go.
@@ -80,8 +91,14 @@ impl Warm {
         }
     }
 
-    /// False once its control socket closed (the zygote exited).
-    fn alive(&mut self) -> bool {
+    /// False once its process exited (its pidfd is readable: caught even
+    /// while something else still holds its socket open) or its control
+    /// socket closed. Checked every refill round and at claim, so a dead
+    /// zygote is replaced (counted in `died`) and never handed out.
+    pub(super) fn alive(&mut self) -> bool {
+        if self.monitor.as_ref().is_some_and(exited) {
+            return false;
+        }
         match self.parts.as_mut().map(|(_, events)| events.try_recv()) {
             Some(Err(mpsc::error::TryRecvError::Empty)) => true,
             // A waiting zygote sends no events; anything else means trouble.
@@ -95,6 +112,13 @@ impl Warm {
             .take()
             .expect("a Warm always holds its connection until taken")
     }
+}
+
+/// The process behind `pidfd` has exited (a pidfd polls readable then).
+fn exited(pidfd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 impl Drop for Warm {
@@ -117,7 +141,10 @@ pub(super) struct Pool {
     hot: VecDeque<PathBuf>,
     stats: ProfileStats,
     creation_us: VecDeque<u64>,
-    retry_at: Option<(Instant, Duration)>,
+    pub(super) retry_at: Option<(Instant, Duration)>,
+    gate: Gate,
+    /// When the births of the last [`PACE`] started.
+    births: VecDeque<Instant>,
 }
 
 impl Pool {
@@ -133,6 +160,8 @@ impl Pool {
             stats: ProfileStats::default(),
             creation_us: VecDeque::new(),
             retry_at: None,
+            gate: Gate::default(),
+            births: VecDeque::new(),
         }
     }
 }
@@ -151,6 +180,9 @@ pub(crate) struct PoolSet {
     stats_wake: Notify,
     stopping: AtomicBool,
     stats_writer: Mutex<()>,
+    pressure: Pressure,
+    /// Births per second over all pools.
+    pub(super) node_max_births: usize,
 }
 
 impl PoolSet {
@@ -161,6 +193,7 @@ impl PoolSet {
         dir: &DaemonDir,
         pre_place: bool,
         specs: Vec<PoolSpec>,
+        pressure: Pressure,
     ) -> Arc<PoolSet> {
         let pools = specs
             .into_iter()
@@ -176,6 +209,8 @@ impl PoolSet {
             stats_wake: Notify::new(),
             stopping: AtomicBool::new(false),
             stats_writer: Mutex::new(()),
+            pressure,
+            node_max_births: NODE_MAX_BIRTHS_PER_SEC,
         })
     }
 
@@ -262,6 +297,7 @@ impl PoolSet {
         let chosen = super::sizing::most_frequent(&pool.recent_parents, pool.parent.as_ref());
         if let Some(chosen) = chosen.filter(|c| pool.parent.as_ref() != Some(c)) {
             info!(profile, parent = %chosen.display(), "zygotes will be pre-placed under this cgroup parent");
+            self.pressure.watch_cgroup(&chosen);
             pool.parent = Some(chosen.clone());
             drop(pools);
             self.remember_parent(&chosen);
@@ -328,6 +364,11 @@ impl PoolSet {
         }
     }
 
+    /// The node's pressure, as the pools see it.
+    pub(crate) fn pressure(&self) -> &Pressure {
+        &self.pressure
+    }
+
     /// A copy of the counters.
     pub(crate) fn stats(&self) -> Stats {
         Stats {
@@ -383,6 +424,19 @@ impl PoolSet {
     pub(super) fn plan_spawns_at(&self, now: Instant) -> Vec<ZygoteConfig> {
         let mut pools = self.lock();
         let mut budget = MAX_PARALLEL_SPAWNS.saturating_sub(pools.values().map(|p| p.spawning).sum());
+        for pool in pools.values_mut() {
+            while pool
+                .births
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= PACE)
+            {
+                pool.births.pop_front();
+            }
+        }
+        let mut node_births = self
+            .node_max_births
+            .saturating_sub(pools.values().map(|p| p.births.len()).sum());
+        let pressure = self.pressure.now();
         let mut out = Vec::new();
         for (name, pool) in pools.iter_mut() {
             let before = pool.idle.len();
@@ -392,18 +446,56 @@ impl PoolSet {
             let before = pool.idle.len();
             pool.idle.retain(|w| now.saturating_duration_since(w.born) < max_age);
             pool.stats.recycled += (before - pool.idle.len()) as u64;
-            let target = pool.demand.target(pool.spec.bounds, now);
+            // The forecast policy does not grow under CPU pressure (the
+            // pool's parent cgroup counts where it has pressure files).
+            let cpu = pressure
+                .available
+                .then(|| pressure.for_parent(pool.parent.as_deref()).cpu.some_avg10);
+            let target = pool.demand.target_with_pressure(pool.spec.bounds, now, cpu);
             if target != pool.stats.target {
                 crate::metrics::pool_scaled(name, pool.stats.target, target);
             }
             pool.idle.truncate(target);
+            // A disabled pool has nothing to gate (and logs nothing).
+            let over = if pool.spec.bounds.max == 0 {
+                Vec::new()
+            } else {
+                pool.gate
+                    .update(name, &pressure.for_parent(pool.parent.as_deref()), &pool.spec.pressure)
+                    .to_vec()
+            };
+            if over.contains(&Resource::Memory) {
+                release_oldest(pool);
+            }
+            pool.stats.pressure_gate = over.iter().map(|r| r.name().to_string()).collect();
             pool.stats.target = target;
             pool.stats.idle = pool.idle.len();
             if pool.retry_at.is_some_and(|(t, _)| now < t) {
                 continue;
             }
-            let need = target.saturating_sub(pool.idle.len() + pool.spawning).min(budget);
+            let want = target.saturating_sub(pool.idle.len() + pool.spawning).min(budget);
+            if want > 0 && pool.gate.closed() {
+                for r in &over {
+                    *pool
+                        .stats
+                        .births_deferred_by_pressure
+                        .entry(r.name().into())
+                        .or_default() += 1;
+                }
+                continue;
+            }
+            let pace = pool
+                .spec
+                .max_births_per_sec
+                .saturating_sub(pool.births.len())
+                .min(node_births);
+            let need = want.min(pace);
+            if need < want {
+                pool.stats.births_deferred_by_pacing += 1;
+            }
             budget -= need;
+            node_births -= need;
+            pool.births.extend(std::iter::repeat_n(now, need));
             pool.spawning += need;
             pool.stats.spawning = pool.spawning;
             for _ in 0..need {
@@ -468,6 +560,15 @@ impl PoolSet {
         if let Err(e) = zygote_contract::state::write_atomic(&self.stats_path, &stats) {
             debug!(error = %e, "cannot write pools.json");
         }
+    }
+}
+
+/// Under memory pressure: lets the pool's idle zygotes beyond `min` go,
+/// oldest first (each hangs up, kills its child and exits).
+fn release_oldest(pool: &mut Pool) {
+    while pool.idle.len() > pool.spec.bounds.min {
+        pool.idle.pop_front();
+        pool.stats.released_for_memory_pressure += 1;
     }
 }
 

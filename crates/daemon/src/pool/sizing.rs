@@ -103,6 +103,7 @@ impl Demand {
     }
 
     /// The target size at `now`, CPU pressure unknown.
+    #[cfg(test)]
     pub(crate) fn target(&mut self, b: Bounds, now: Instant) -> usize {
         self.target_with_pressure(b, now, None)
     }

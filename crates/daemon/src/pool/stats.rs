@@ -33,6 +33,21 @@ pub(crate) struct ProfileStats {
     /// Median zygote creation time (spawn to waiting), microseconds, over
     /// the last 64 zygotes.
     pub(crate) creation_us_p50: u64,
+    /// Resources now above the profile's pressure thresholds (empty: births
+    /// allowed).
+    #[serde(default)]
+    pub(crate) pressure_gate: Vec<String>,
+    /// Refill rounds (every 250 ms or sooner) that held births back because
+    /// a resource was above its threshold, by resource (cpu, memory, io).
+    #[serde(default)]
+    pub(crate) births_deferred_by_pressure: BTreeMap<String, u64>,
+    /// Refill rounds that held births back to keep to `max_births_per_sec`
+    /// (the profile's or the node's).
+    #[serde(default)]
+    pub(crate) births_deferred_by_pacing: u64,
+    /// Idle zygotes beyond `min` released under memory pressure.
+    #[serde(default)]
+    pub(crate) released_for_memory_pressure: u64,
 }
 
 /// Every profile's counters.

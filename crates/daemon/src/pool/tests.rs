@@ -20,7 +20,7 @@ use crate::monitor_client::MonitorClient;
 
 /// Hands out zygotes that are just sockets; keeps their far ends by pid.
 #[derive(Default)]
-struct Fake {
+pub(super) struct Fake {
     next_pid: AtomicI32,
     ends: Mutex<HashMap<i32, OwnedFd>>,
 }
@@ -44,7 +44,7 @@ impl Fake {
     }
 
     /// The pool hung up on zygote `pid` (what makes a real one exit).
-    fn hung_up(&self, pid: i32) -> bool {
+    pub(super) fn hung_up(&self, pid: i32) -> bool {
         let ends = self.ends.lock().unwrap();
         let mut fds = [libc::pollfd {
             fd: ends[&pid].as_raw_fd(),
@@ -65,13 +65,21 @@ fn pools(bounds: Bounds, max_age: Duration) -> (Arc<PoolSet>, Arc<Fake>, tempfil
         bounds,
         max_age,
         wasm: false,
+        pressure: Default::default(),
+        max_births_per_sec: 10,
     };
-    let set = PoolSet::new(fake.clone(), &DaemonDir::at(tmp.path()), false, vec![spec]);
+    let set = PoolSet::new(
+        fake.clone(),
+        &DaemonDir::at(tmp.path()),
+        false,
+        vec![spec],
+        crate::pressure::Pressure::manual().1,
+    );
     (set, fake, tmp)
 }
 
 /// One round of the refill loop as of `now`, spawns awaited.
-async fn step(set: &PoolSet, now: Instant) {
+pub(super) async fn step(set: &PoolSet, now: Instant) {
     for cfg in set.plan_spawns_at(now) {
         let r = set.spawner.spawn(&cfg).await;
         set.spawned(&cfg.profile, r, Instant::now());
@@ -226,6 +234,8 @@ fn spec(profile: &str, initial: usize) -> PoolSpec {
         },
         max_age: Duration::from_secs(600),
         wasm: false,
+        pressure: Default::default(),
+        max_births_per_sec: 10,
     }
 }
 
@@ -263,4 +273,27 @@ async fn reconfigure_drains_removed_pools_and_fills_new_ones() {
     assert_eq!(set.reconfigure(vec![other]).await, 3);
     assert!(before.iter().all(|pid| fake.hung_up(*pid)));
     assert_eq!(set.stats().profiles["q"].idle, 0);
+}
+
+#[tokio::test]
+async fn a_zygote_whose_process_exited_is_never_handed_out_though_its_socket_stays_open() {
+    let (set, _fake, _tmp) = pools(BOUNDS, LONG);
+    let now = Instant::now();
+    assert_eq!(fill(&set, now).await, 3);
+    // A "zygote" that is a real process: its pidfd tells when it exits,
+    // while the far end of its socket stays open (held by us).
+    let mut child = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    let pidfd = zygote_runtime::sys::pidfd_open(child.id() as i32).unwrap();
+    let (ours, _theirs) = proto::pair().unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    let client = MonitorClient::new(ours, tx).unwrap();
+    let mut w = Warm::new(client, events, child.id() as i32, now, Some(pidfd));
+    assert!(w.alive());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!w.alive(), "exited, yet alive");
+    set.lock().get_mut("p").unwrap().idle.push_front(w);
+    let first = set.claim("p").expect("a live zygote behind the dead one");
+    assert_ne!(first.pid, child.id() as i32);
+    assert_eq!(set.stats().profiles["p"].died, 1);
 }
