@@ -173,6 +173,13 @@ fn main() -> anyhow::Result<()> {
                     .context("the installer's directory")?
                     .to_path_buf(),
             };
+            if let (Some(name), Restart::None) = (&labels.node_name, ctrd.restart) {
+                // Nothing would probe the handlers: a "ready" label could send pods to a node without them.
+                anyhow::bail!(
+                    "--node-name {name:?} with --restart none: the handlers are not probed, so the node is not \
+                     labelled; restart containerd, then install again with --restart systemd|signal"
+                );
+            }
             let hs = install(&host(&node), &source, &zygote_config, &containerd(&node, &ctrd))?;
             for h in &hs {
                 println!("handler {} -> profile {}", h.name, h.profile);

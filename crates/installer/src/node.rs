@@ -115,7 +115,7 @@ pub fn patch_body(labels: &[Label], set: bool) -> serde_json::Value {
 pub enum NodeError {
     #[error("no Kubernetes client config (in-cluster service account or KUBECONFIG): {0}")]
     Config(String),
-    #[error("{action} labels [{labels}] on node {node:?}: {source}")]
+    #[error("{action} labels [{labels}] on node {node:?} through the Kubernetes API")]
     Patch {
         action: &'static str,
         node: String,

@@ -191,3 +191,28 @@ fn a_bad_label_is_refused_at_parse_time() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a DNS subdomain"), "{err}");
 }
+
+/// `install --restart none` probes nothing, so it refuses to label the node ready (before writing anything).
+#[test]
+fn install_without_a_probe_refuses_to_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zygote-installer"))
+        .args([
+            "install",
+            "--restart",
+            "none",
+            "--zygote-config",
+            "/nonexistent",
+            "--node-name",
+            NODE,
+        ])
+        .args(["--label", "zygote.dev/ready=true"])
+        .arg("--host-root")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the handlers are not probed"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
