@@ -11,6 +11,7 @@
 //! | `restart`           | restarting containerd (systemd via nsenter, signal, none)   |
 //! | `probe`             | the CRI socket wait and the RunPodSandbox probe             |
 //! | `status`            | `status`: what is installed                                 |
+//! | `node`              | `--label` syntax; labelling the node via the Kubernetes API |
 
 pub mod containerd_config;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod handlers;
 pub mod host;
 pub mod install;
 pub mod journal;
+pub mod node;
 pub mod probe;
 pub mod restart;
 pub mod status;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use zygote_installer::host::{under, Host};
 use zygote_installer::install::{install, uninstall, Containerd};
+use zygote_installer::node::Label;
 use zygote_installer::restart::Restart;
 
 #[derive(Parser)]
@@ -63,6 +64,18 @@ struct Ctrd {
     wait_secs: u64,
 }
 
+#[derive(Args, Clone)]
+struct Labels {
+    /// The Kubernetes node to label (install: once the probe passed; uninstall: unlabelled
+    /// before the handlers go). Needs the Kubernetes API (service account or KUBECONFIG).
+    #[arg(long, requires = "label")]
+    node_name: Option<String>,
+    /// KEY=VALUE node labels (Kubernetes label syntax) for --node-name; repeatable.
+    /// uninstall removes these keys.
+    #[arg(long, requires = "node_name")]
+    label: Vec<Label>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Copy the binaries, write zygote's config, register the handlers, restart and probe.
@@ -77,12 +90,8 @@ enum Cmd {
         /// zygote's config.toml; its profiles decide the handlers.
         #[arg(long)]
         zygote_config: PathBuf,
-        /// The node to label when the handlers work.
-        #[arg(long)]
-        node_name: Option<String>,
-        /// KEY=VALUE labels for --node-name.
-        #[arg(long)]
-        label: Vec<String>,
+        #[command(flatten)]
+        labels: Labels,
     },
     /// Remove the handlers (config restored byte for byte), then the binaries unless tasks run.
     Uninstall {
@@ -90,6 +99,8 @@ enum Cmd {
         node: Node,
         #[command(flatten)]
         ctrd: Ctrd,
+        #[command(flatten)]
+        labels: Labels,
     },
     /// What is installed.
     Status {
@@ -124,6 +135,20 @@ fn containerd(n: &Node, c: &Ctrd) -> Containerd {
     }
 }
 
+/// Sets or removes `labels` on node `name` through the Kubernetes API.
+#[cfg(feature = "kube")]
+fn label_node(name: &str, labels: &[Label], set: bool) -> anyhow::Result<()> {
+    use zygote_installer::node::{default_client, patch_labels};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async { patch_labels(default_client().await?, name, labels, set).await })?;
+    Ok(())
+}
+
+#[cfg(not(feature = "kube"))]
+fn label_node(name: &str, _labels: &[Label], _set: bool) -> anyhow::Result<()> {
+    anyhow::bail!("--node-name {name:?}: this zygote-installer is built without the `kube` feature")
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -138,8 +163,7 @@ fn main() -> anyhow::Result<()> {
             ctrd,
             source_dir,
             zygote_config,
-            node_name,
-            label,
+            labels,
         } => {
             let source = match source_dir {
                 Some(d) => d,
@@ -149,16 +173,30 @@ fn main() -> anyhow::Result<()> {
                     .context("the installer's directory")?
                     .to_path_buf(),
             };
+            if let (Some(name), Restart::None) = (&labels.node_name, ctrd.restart) {
+                // Nothing would probe the handlers: a "ready" label could send pods to a node without them.
+                anyhow::bail!(
+                    "--node-name {name:?} with --restart none: the handlers are not probed, so the node is not \
+                     labelled; restart containerd, then install again with --restart systemd|signal"
+                );
+            }
             let hs = install(&host(&node), &source, &zygote_config, &containerd(&node, &ctrd))?;
             for h in &hs {
                 println!("handler {} -> profile {}", h.name, h.profile);
             }
-            if let Some(name) = node_name {
-                // Not built in yet (see README "Install on a node").
-                tracing::warn!(node = %name, labels = ?label, "node labelling is not implemented in this build; label the node yourself");
+            if let Some(name) = &labels.node_name {
+                // The install stays: the node works; the DaemonSet pod exits non-zero and is retried.
+                label_node(name, &labels.label, true).with_context(|| {
+                    format!("zygote is installed on this node, but node {name:?} is not labelled (the install stays)")
+                })?;
             }
         }
-        Cmd::Uninstall { node, ctrd } => {
+        Cmd::Uninstall { node, ctrd, labels } => {
+            if let Some(name) = &labels.node_name {
+                // First, so no new pod is scheduled onto a node about to lose its handlers.
+                label_node(name, &labels.label, false)
+                    .with_context(|| format!("nothing uninstalled: the labels of node {name:?} are still set"))?;
+            }
             let u = uninstall(&host(&node), &containerd(&node, &ctrd))?;
             if !u.blocked_by.is_empty() {
                 println!(
