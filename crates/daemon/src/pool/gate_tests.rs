@@ -13,7 +13,7 @@ use zygote_config::PoolPressure;
 use zygote_contract::zygote::ZygoteConfig;
 use zygote_contract::DaemonDir;
 
-use super::sizing::Bounds;
+use super::sizing::{Bounds, Rule};
 use super::spawner::{SpawnError, Spawner};
 use super::tests::{step, Fake};
 use super::{PoolSet, PoolSpec, Warm};
@@ -29,7 +29,12 @@ fn spec(profile: &str, min: usize, initial: usize, per_sec: usize) -> PoolSpec {
     PoolSpec {
         profile: profile.into(),
         clone_flags: 0,
-        bounds: Bounds { min, initial, max: 8 },
+        bounds: Bounds {
+            min,
+            initial,
+            max: 8,
+            rule: Rule::RecentClaims,
+        },
         max_age: Duration::from_secs(3600),
         wasm: false,
         pressure: THRESHOLDS,

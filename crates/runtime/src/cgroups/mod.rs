@@ -88,7 +88,8 @@ pub struct Cgroup {
     devices_us: AtomicU64,
     /// The systemd driver's scope, for a systemd-form path on a systemd
     /// host (see [`systemd`]).
-    scope: Option<systemd::ScopeState>,
+    /// Boxed: most cgroups have none, and every `Cgroup` would carry its size.
+    scope: Option<Box<systemd::ScopeState>>,
 }
 
 impl Cgroup {
@@ -102,7 +103,7 @@ impl Cgroup {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut cg = Cgroup::new(Layout::detect()?, &cgroups_path, id)?;
-        cg.scope = systemd::ScopeState::for_path(&cgroups_path);
+        cg.scope = systemd::ScopeState::for_path(&cgroups_path).map(Box::new);
         Ok(cg)
     }
 
