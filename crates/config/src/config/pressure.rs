@@ -31,8 +31,11 @@ impl PoolPressure {
     fn default_cpu() -> f64 {
         100.0
     }
+    /// Off by default too: node-level memory PSI counts a container
+    /// thrashing against its own memory limit (every OOM-bound task does
+    /// for a while), which would drain the pools of the whole node.
     fn default_memory() -> f64 {
-        20.0
+        100.0
     }
     /// Off by default, as CPU.
     fn default_io() -> f64 {
@@ -81,7 +84,7 @@ mod tests {
         let b = &c.profiles["b"].pool;
         assert_eq!(
             (b.pressure.cpu_some, b.pressure.memory_some, b.pressure.io_some),
-            (40.0, 20.0, 100.0)
+            (40.0, 100.0, 100.0)
         );
         assert_eq!(b.max_births_per_sec, 3);
     }
