@@ -167,6 +167,24 @@ print_logs() {
 	done
 	shopt -u nullglob
 }
+# On failure the whole logs (containerd, every zygote daemon, the test log)
+# are copied to ${CACHE_DIR}/failed-<stamp>/ before the private containerd
+# is removed; the three newest such copies are kept.
+save_logs() {
+	local dest f
+	dest="${CACHE_DIR}/failed-$(date -u +%Y%m%dT%H%M%S)-${ctrd_dir##*.}"
+	mkdir -p "${dest}"
+	cp -f "${ctrd_dir}/containerd.log" "${dest}/" 2>/dev/null || true
+	cp -f "${test_log}" "${dest}/test.log" 2>/dev/null || true
+	shopt -s nullglob
+	for f in "${ZYGOTE_STATE_DIR}"/*/daemon.log*; do
+		cp -f "${f}" "${dest}/$(basename "$(dirname "${f}")")-${f##*/}"
+	done
+	shopt -u nullglob
+	echo "hack/test.sh: logs of this failed run kept in ${dest}" >&2
+	find "${CACHE_DIR}" -maxdepth 1 -name 'failed-*' -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- |
+		xargs -r rm -rf --
+}
 stopped=0
 stop_containerd() {
 	[[ ${stopped} -eq 0 ]] || return 0
@@ -186,6 +204,7 @@ cleanup() {
 		[[ ${result} -ne 0 ]] || result=1
 		echo "hack/test.sh: setup failed or interrupted (exit ${rc})" >&2
 		print_logs >&2
+		save_logs
 	fi
 	stop_containerd
 	exit "${result}"
@@ -305,6 +324,7 @@ mapfile -t failed_tests < <(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "${test_l
 
 if [[ ${result} -ne 0 ]]; then
 	print_logs
+	save_logs
 fi
 step "stopping containerd and cleaning up"
 stop_containerd

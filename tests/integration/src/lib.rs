@@ -38,6 +38,7 @@
 //! | `events`    | `ctr events` in the background: [`Events`]                        |
 //! | `private`   | [`PrivateContainerd`]: a containerd of a test's own; [`Tmpfs`]    |
 //! | `process`   | `/proc` helpers, [`HostProcess`], zygote daemons                  |
+//! | `diagnose`  | [`diagnose_task`]: what a hung task's processes and logs show    |
 //! | `wasm`      | the Wasm image, `ctr run` with it, the artifact cache            |
 //! | `zygotectl` | the `zygotectl` binary, [`ControlledNode`] (a containerd whose config the test owns) |
 //! | `leftovers` | leak detectors: [`leftovers`], [`assert_no_leftovers`], counts     |
@@ -45,6 +46,7 @@
 mod command;
 mod compare;
 mod ctr;
+mod diagnose;
 mod env;
 mod events;
 mod leftovers;
@@ -59,6 +61,7 @@ mod zygotectl;
 pub use command::*;
 pub use compare::*;
 pub use ctr::*;
+pub use diagnose::*;
 pub use env::*;
 pub use events::*;
 pub use leftovers::*;

@@ -123,10 +123,16 @@ fn quick_run(rt: Runtime, kind: Quick, n: usize, id: &str) -> Option<String> {
     if code == Some(expected.0) && out.stdout == expected.1 && out.stderr == expected.2 {
         return None;
     }
+    // A hang is explained before the task is cleaned up.
+    let diagnosis = if out.timed_out {
+        diagnose_task(id)
+    } else {
+        String::new()
+    };
     // Whatever went wrong, leave nothing behind for the next runs.
     Ctr::new().cleanup(id);
     Some(format!(
-        "expected exit {} stdout {:?} stderr {:?}, got:\n{}",
+        "expected exit {} stdout {:?} stderr {:?}, got:\n{}\n{diagnosis}",
         expected.0,
         expected.1,
         expected.2,

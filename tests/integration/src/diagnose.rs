@@ -1,0 +1,81 @@
+//! What a test prints about a task that hung, before it cleans the task up:
+//! what containerd says of it, the processes that belong to it (found by
+//! id in their cgroup or command line) with their state and wait channel,
+//! and every line of the zygote daemons' logs and of containerd's log that
+//! names it. A hang seen once in a CI run is then explained by that run's
+//! output, which is all CI keeps.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::ctr::Ctr;
+use crate::env::env;
+
+/// Lines of each log that name the task, at most.
+const MAX_LOG_LINES: usize = 60;
+
+/// A report on task `id` (several lines; never panics).
+pub fn diagnose_task(id: &str) -> String {
+    let mut r = format!("--- diagnosis of task {id} ---\n");
+    let quick = Ctr::new().with_timeout(Duration::from_secs(10));
+    match quick.task(id) {
+        Some(t) => r.push_str(&format!("ctr task ls: {t:?}\n")),
+        None => r.push_str("ctr task ls: no such task\n"),
+    }
+    let c = quick.run(&["container", "info", id]);
+    r.push_str(&format!("ctr container info: exit {:?}\n", c.code));
+    r.push_str("processes of the task (pid ppid state wchan cmdline):\n");
+    for line in task_processes(id) {
+        r.push_str(&format!("  {line}\n"));
+    }
+    let e = env();
+    let mut logs = vec![e.containerd_dir.join("containerd.log")];
+    if let Ok(dirs) = fs::read_dir(&e.state_dir) {
+        logs.extend(dirs.flatten().map(|d| d.path().join("daemon.log")));
+    }
+    for log in logs {
+        let Ok(text) = fs::read_to_string(&log) else { continue };
+        let hits: Vec<&str> = text.lines().filter(|l| l.contains(id)).collect();
+        r.push_str(&format!("{} ({} lines name it", log.display(), hits.len()));
+        if hits.len() > MAX_LOG_LINES {
+            r.push_str(&format!(", last {MAX_LOG_LINES} shown"));
+        }
+        r.push_str("):\n");
+        for l in &hits[hits.len().saturating_sub(MAX_LOG_LINES)..] {
+            r.push_str(&format!("  {l}\n"));
+        }
+    }
+    r
+}
+
+/// `pid ppid state wchan cmdline` of every process whose cgroup or command
+/// line names `id`.
+fn task_processes(id: &str) -> Vec<String> {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let name = p.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let dir = p.path();
+        let cgroup = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+        let cmdline = fs::read(dir.join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+            .unwrap_or_default();
+        if !cgroup.contains(id) && !cmdline.contains(id) {
+            continue;
+        }
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // After the ")" closing comm: state, ppid, ...
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let mut f = rest.split_whitespace();
+        let state = f.next().unwrap_or("?");
+        let ppid = f.next().unwrap_or("?");
+        let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        out.push(format!("{pid} {ppid} {state} {wchan} {cmdline}"));
+    }
+    out
+}
