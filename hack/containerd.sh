@@ -19,6 +19,7 @@
 #                     prepended to containerd's PATH so containerd finds the shim.
 #   ZYGOTE_STATE_DIR  state dir of the zygote daemon (default <dir>/zygote).
 #   CONTAINERD_START_TIMEOUT  seconds to wait for containerd to answer (default 20).
+#   ZYGOTE_CONTAINERD_LOG_LEVEL  containerd's log level (default info; debug to chase a hang).
 #   ZYGOTE_CRI=1      also enable containerd's CRI plugin (write_cri_config):
 #                     same socket, namespace k8s.io, handlers runc, crun (runc-v2
 #                     driving /usr/bin/crun, for hack/bench), zygote and
@@ -157,7 +158,7 @@ disabled_plugins = [${extra_disabled}
 
 [debug]
   address = ""
-  level = "info"
+  level = "${ZYGOTE_CONTAINERD_LOG_LEVEL:-info}"
 
 [metrics]
   address = ""
