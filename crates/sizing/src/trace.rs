@@ -271,7 +271,11 @@ mod tests {
         assert_eq!(b.name, "mixed/seed=7");
         assert_eq!(builtin_seeded("mixed", 2019).unwrap(), a);
         assert_ne!(a.claims, b.claims);
-        assert_eq!((a.profiles.len(), a.duration), (b.profiles.len(), b.duration));
+        assert_eq!(a.profiles.len(), b.profiles.len());
+        assert!(
+            (a.duration - b.duration).abs() <= 1.0,
+            "two days (and a timer's jitter)"
+        );
     }
 
     #[test]
