@@ -9,9 +9,12 @@
 //! [`ForecastParams::z`] deviations, the variance being the mean times the
 //! profile's index of dispersion of claims per second (an EWMA over about
 //! a minute, [`SECOND_WEIGHT`]: 1 for Poisson arrivals, near 0 for a timer,
-//! above 1 for bursts). A *nowcast*, the claims of the last horizon
-//! (sliding), is a floor under it, so a burst is answered within a tick
-//! rather than a bin. For sparse traffic the idle-time histogram
+//! above 1 for bursts). A burst the models have not seen yet (their bin
+//! is still open) is caught by the claims of the last bin, sliding: when
+//! they exceed the model's count for a bin by more than a deviation (and
+//! one claim) they replace its rate. A *nowcast*, the claims of the last
+//! horizon (sliding), is a floor under the result, so a burst is answered
+//! within a tick rather than a bin. For sparse traffic the idle-time histogram
 //! ([`crate::histogram`]) decides whether one zygote should be warm now: at
 //! idle ages whose hazard is at least [`ForecastParams::min_hit_rate`].
 
@@ -105,6 +108,7 @@ pub struct Forecaster {
     mae: [f64; 3],
     bin_start: Option<f64>,
     in_bin: f64,
+    /// Claim times of the last bin or horizon, whichever is longer.
     recent: VecDeque<f64>,
     idle: IdleHistogram,
     /// Claims per second: the open second, then EWMA mean and variance.
@@ -176,7 +180,8 @@ impl Forecaster {
             }
             self.second = Some(sec + closed);
         }
-        while self.recent.front().is_some_and(|&t| now - t > self.params.horizon) {
+        let keep = self.params.horizon.max(self.params.bin);
+        while self.recent.front().is_some_and(|&t| now - t > keep) {
             self.recent.pop_front();
         }
     }
@@ -206,7 +211,18 @@ impl Forecaster {
         // arrivals, near 0 for a timer, above 1 for bursts.
         let (m, v) = self.per_second;
         let dispersion = if m > 1e-3 { (v / m).clamp(0.0, 100.0) } else { 1.0 };
-        let series = (mean + p.z * (dispersion * mean).sqrt()).max(self.recent.len() as f64);
+        // A burst the model has not seen yet (its bin is still open): the
+        // claims of the last bin (sliding) above the model's count for a
+        // bin by more than a deviation (and one claim) replace its rate.
+        let since = |w: f64| self.recent.iter().rev().take_while(|&&t| now - t <= w).count() as f64;
+        let per_bin = mean * p.bin / p.horizon;
+        let last_bin = since(p.bin);
+        let mean = if last_bin > per_bin + (dispersion * per_bin).sqrt() + 1.0 {
+            last_bin * p.horizon / p.bin
+        } else {
+            mean
+        };
+        let series = (mean + p.z * (dispersion * mean).sqrt()).max(since(p.horizon));
         let sparse_warm = match self.idle.last() {
             None => false,
             // Warm by the time the hazard rises: looking ahead by the
