@@ -8,7 +8,8 @@
 //! trace lasts until its last claim, rounded up to the next second.
 //!
 //! Built-in traces ([`builtin`], generated deterministically from fixed
-//! seeds with [`crate::rng`]):
+//! seeds ([`SEEDS`]) with [`crate::rng`]; [`builtin_seeded`] draws the same
+//! shape from another seed):
 //! * `mixed`: 40 applications over two days shaped after the published
 //!   characterisation of the Azure Functions 2019 trace (Shahrad et al.,
 //!   ATC'20): daily invocation counts log-uniform in three bands so that
@@ -112,19 +113,38 @@ impl Trace {
     }
 }
 
-/// A built-in trace by name.
+/// The seeds the built-in traces are generated from by default (the
+/// results in docs/ are for these), in the order of [`BUILTIN`].
+pub const SEEDS: [u64; 4] = [2019, 11, 12, 13];
+
+/// A built-in trace by name, from its default seed ([`SEEDS`]).
 pub fn builtin(name: &str) -> Option<Trace> {
+    let i = BUILTIN.iter().position(|&n| n == name)?;
+    builtin_seeded(name, SEEDS[i])
+}
+
+/// A built-in trace by name, generated from `seed`: the same shape, other
+/// draws. Named `NAME/seed=SEED` unless `seed` is the default.
+pub fn builtin_seeded(name: &str, seed: u64) -> Option<Trace> {
+    let mut t = generate(name, seed)?;
+    if BUILTIN.iter().position(|&n| n == name).map(|i| SEEDS[i]) != Some(seed) {
+        t.name = format!("{name}/seed={seed}");
+    }
+    Some(t)
+}
+
+fn generate(name: &str, seed: u64) -> Option<Trace> {
     Some(match name {
-        "mixed" => mixed(),
-        "step-burst" => one(name, 7200.0, 11, |t| {
+        "mixed" => mixed(seed),
+        "step-burst" => one(name, 7200.0, seed, |t| {
             if (1200.0..1500.0).contains(&(t % 2400.0)) {
                 20.0
             } else {
                 0.2
             }
         }),
-        "ramp" => one(name, 7200.0, 12, |t| 20.0 * (1.0 - (t - 3600.0).abs() / 3600.0)),
-        "idle-gaps" => idle_gaps(),
+        "ramp" => one(name, 7200.0, seed, |t| 20.0 * (1.0 - (t - 3600.0).abs() / 3600.0)),
+        "idle-gaps" => idle_gaps(seed),
         _ => return None,
     })
 }
@@ -148,8 +168,8 @@ fn poisson(rng: &mut Rng, duration: f64, p: usize, rate: &dyn Fn(f64) -> f64, ou
     }
 }
 
-fn idle_gaps() -> Trace {
-    let mut rng = Rng::new(13);
+fn idle_gaps(seed: u64) -> Trace {
+    let mut rng = Rng::new(seed);
     let duration = 86_400.0;
     let mut claims = Vec::new();
     let mut t: f64 = 600.0;
@@ -169,10 +189,10 @@ fn idle_gaps() -> Trace {
 }
 
 /// Forty apps after the Azure Functions 2019 shape (see the module docs).
-fn mixed() -> Trace {
+fn mixed(seed: u64) -> Trace {
     const APPS: usize = 40;
     let duration = 2.0 * 86_400.0;
-    let mut rng = Rng::new(2019);
+    let mut rng = Rng::new(seed);
     let mut profiles = Vec::new();
     let mut claims = Vec::new();
     for app in 0..APPS {
@@ -243,6 +263,19 @@ mod tests {
             assert!(a.claims.windows(2).all(|w| w[0].0 <= w[1].0), "{name} sorted");
         }
         assert_eq!(builtin("nope"), None);
+    }
+
+    #[test]
+    fn another_seed_is_another_draw_of_the_same_shape() {
+        let (a, b) = (builtin("mixed").unwrap(), builtin_seeded("mixed", 7).unwrap());
+        assert_eq!(b.name, "mixed/seed=7");
+        assert_eq!(builtin_seeded("mixed", 2019).unwrap(), a);
+        assert_ne!(a.claims, b.claims);
+        assert_eq!(a.profiles.len(), b.profiles.len());
+        assert!(
+            (a.duration - b.duration).abs() <= 1.0,
+            "two days (and a timer's jitter)"
+        );
     }
 
     #[test]

@@ -79,6 +79,10 @@ enum Command {
         /// a trace file (`t_seconds[,profile]` lines).
         #[arg(long, default_value = "mixed")]
         trace: String,
+        /// Generate the built-in traces from this seed instead of their
+        /// default ones (same shape, other draws; ignored for a file).
+        #[arg(long)]
+        seed: Option<u64>,
     },
 }
 
@@ -105,8 +109,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Profiles {
             action: Some(ProfilesAction::Check { file }),
         } => return Ok(check(file, cli.json)),
-        Command::Sim { trace } => {
-            let outcomes = sim::run(&sim::traces(trace)?);
+        Command::Sim { trace, seed } => {
+            let outcomes = sim::run(&sim::traces(trace, *seed)?);
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&outcomes)?);
             } else {

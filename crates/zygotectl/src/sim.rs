@@ -8,12 +8,17 @@ use anyhow::Context;
 use zygote_sizing::sim::{self, Model, Outcome};
 use zygote_sizing::trace::{self, Trace};
 
-/// The traces named by `--trace`: a built-in name, `all`, or a file.
-pub(crate) fn traces(arg: &str) -> anyhow::Result<Vec<Trace>> {
+/// The traces named by `--trace`: a built-in name, `all`, or a file;
+/// built-in ones from `seed` if given.
+pub(crate) fn traces(arg: &str, seed: Option<u64>) -> anyhow::Result<Vec<Trace>> {
+    let builtin = |n: &str| match seed {
+        Some(s) => trace::builtin_seeded(n, s),
+        None => trace::builtin(n),
+    };
     if arg == "all" {
-        return Ok(trace::BUILTIN.iter().filter_map(|n| trace::builtin(n)).collect());
+        return Ok(trace::BUILTIN.iter().filter_map(|n| builtin(n)).collect());
     }
-    if let Some(t) = trace::builtin(arg) {
+    if let Some(t) = builtin(arg) {
         return Ok(vec![t]);
     }
     let path = Path::new(arg);
