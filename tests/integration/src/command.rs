@@ -200,6 +200,23 @@ impl Background {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit, without killing it;
+    /// true if it has exited (then [`Background::wait`] returns at once).
+    pub fn exited_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.as_mut().expect("child").try_wait() {
+                Ok(Some(_)) => return true,
+                Ok(None) => {}
+                Err(e) => panic!("wait for `{}`: {e}", self.cmdline),
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Wait for the process to exit; after `timeout` it (and its process group)
     /// is SIGKILLed and the output is marked timed out.  Note `ctr run` proxies
     /// SIGTERM to the container, so only SIGKILL reliably stops it.

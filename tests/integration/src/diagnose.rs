@@ -1,7 +1,8 @@
-//! What a test prints about a task that hung, before it cleans the task up:
-//! what containerd says of it, the processes that belong to it (found by
-//! id in their cgroup or command line) with their state and wait channel,
-//! and every line of the zygote daemons' logs and of containerd's log that
+//! What a test prints about a task that hangs, while it still hangs (call it
+//! before killing the client): what containerd says of it, the processes
+//! that belong to it (found by id in their cgroup or command line) with
+//! their state, wait channel and kernel stack, the task's monitor log, and
+//! every line of the zygote daemons' logs and of containerd's log that
 //! names it. A hang seen once in a CI run is then explained by that run's
 //! output, which is all CI keeps.
 
@@ -30,9 +31,16 @@ pub fn diagnose_task(id: &str) -> String {
     }
     let e = env();
     let mut logs = vec![e.containerd_dir.join("containerd.log")];
-    if let Ok(dirs) = fs::read_dir(&e.state_dir) {
-        logs.extend(dirs.flatten().map(|d| d.path().join("daemon.log")));
+    let daemons: Vec<_> = fs::read_dir(&e.state_dir)
+        .map(|d| d.flatten().map(|d| d.path()).collect())
+        .unwrap_or_default();
+    for d in &daemons {
+        let monitor_log = d.join("tasks").join(id).join("monitor.log");
+        if let Ok(text) = fs::read_to_string(&monitor_log) {
+            r.push_str(&format!("{}:\n{text}\n", monitor_log.display()));
+        }
     }
+    logs.extend(daemons.iter().map(|d| d.join("daemon.log")));
     for log in logs {
         let Ok(text) = fs::read_to_string(&log) else { continue };
         let hits: Vec<&str> = text.lines().filter(|l| l.contains(id)).collect();
@@ -76,6 +84,9 @@ fn task_processes(id: &str) -> Vec<String> {
         let ppid = f.next().unwrap_or("?");
         let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
         out.push(format!("{pid} {ppid} {state} {wchan} {cmdline}"));
+        // The kernel stack says where a blocked process waits.
+        let stack = fs::read_to_string(dir.join("stack")).unwrap_or_default();
+        out.extend(stack.lines().take(16).map(|l| format!("    {l}")));
     }
     out
 }

@@ -60,6 +60,11 @@ pub fn wasm_cache_stats() -> Value {
 
 /// `ctr run [--rm|-d] --runtime zygote <extra> <wasm image> <id> <cmd...>`.
 pub fn run_wasm(id: &str, rm: bool, extra: &[&str], cmd: &[&str]) -> Output {
+    Ctr::new().run(&wasm_run_args(id, rm, extra, cmd))
+}
+
+/// The arguments of `ctr` that [`run_wasm`] runs.
+pub fn wasm_run_args(id: &str, rm: bool, extra: &[&str], cmd: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["run".into()];
     v.push(if rm { "--rm" } else { "-d" }.into());
     v.push("--runtime".into());
@@ -68,5 +73,5 @@ pub fn run_wasm(id: &str, rm: bool, extra: &[&str], cmd: &[&str]) -> Output {
     v.push(wasm_image());
     v.push(id.to_string());
     v.extend(cmd.iter().map(|s| s.to_string()));
-    Ctr::new().run(&v)
+    v
 }

@@ -80,6 +80,8 @@ fn ten_detached_with_exec() {
 
 /// Tasks of [`no_output_lost_eight_at_a_time`] per case.
 const QUICK_RUNS: usize = 240;
+/// A run that has not ended after this long is diagnosed as hung.
+const HANG_AFTER: Duration = Duration::from_secs(40);
 /// `ctr run --rm` in flight at once.
 const QUICK_WORKERS: usize = 8;
 
@@ -98,11 +100,11 @@ enum Quick {
 /// Runs task `n` of a case as `id`; returns `None` when ctr saw exactly the
 /// expected exit status, stdout and stderr, else what it saw.
 fn quick_run(rt: Runtime, kind: Quick, n: usize, id: &str) -> Option<String> {
-    let (out, expected) = match kind {
+    let (args, expected) = match kind {
         Quick::Native => {
             let script = format!("echo out-{n}; echo err-{n} >&2");
-            let out = Ctr::new().run_rm(rt, id, &[], &["sh", "-c", &script]);
-            (out, (0, format!("out-{n}\n"), format!("err-{n}\n")))
+            let args = run_args(rt, id, true, &[], &["sh", "-c", &script]);
+            (args, (0, format!("out-{n}\n"), format!("err-{n}\n")))
         }
         Quick::Wasm(profile) => {
             let extra: &[&str] = if profile {
@@ -111,24 +113,29 @@ fn quick_run(rt: Runtime, kind: Quick, n: usize, id: &str) -> Option<String> {
                 &[]
             };
             if n.is_multiple_of(2) {
-                let out = run_wasm(id, true, extra, &[]);
-                (out, (0, "hello from wasm\n".to_string(), String::new()))
+                let args = wasm_run_args(id, true, extra, &[]);
+                (args, (0, "hello from wasm\n".to_string(), String::new()))
             } else {
-                let out = run_wasm(id, true, extra, &["/exit5.wasm"]);
-                (out, (5, String::new(), "exiting with 5\n".to_string()))
+                let args = wasm_run_args(id, true, extra, &["/exit5.wasm"]);
+                (args, (5, String::new(), "exiting with 5\n".to_string()))
             }
         }
     };
+    // A run still going after HANG_AFTER is diagnosed while it hangs (once
+    // ctr is killed, containerd cancels and cleans up what would explain
+    // it), then killed at CTR_TIMEOUT.
+    let mut ctr = Ctr::new().spawn(&args);
+    let diagnosis = if ctr.exited_within(HANG_AFTER) {
+        String::new()
+    } else {
+        diagnose_task(id)
+    };
+    // (`wait` counts its timeout from the spawn.)
+    let out = ctr.wait(CTR_TIMEOUT);
     let code = if out.timed_out { None } else { out.code };
     if code == Some(expected.0) && out.stdout == expected.1 && out.stderr == expected.2 {
         return None;
     }
-    // A hang is explained before the task is cleaned up.
-    let diagnosis = if out.timed_out {
-        diagnose_task(id)
-    } else {
-        String::new()
-    };
     // Whatever went wrong, leave nothing behind for the next runs.
     Ctr::new().cleanup(id);
     Some(format!(
