@@ -1,8 +1,8 @@
 //! The `cgroup` mount type: showing the container its own cgroups.
 //!
 //! As runc 1.1 (`mountCgroupV1`/`mountCgroupV2` in libcontainer's
-//! `rootfs_linux.go`), checked side by side on a v1 hybrid host and a v2
-//! host (`tests/integration/tests/cgroupfs_view.rs`):
+//! `rootfs_linux.go`), compared side by side with runc-v2 in
+//! `tests/integration/tests/cgroupfs_view.rs` (also in the v2 VM's list):
 //! - cgroup v1 (and hybrid): a tmpfs (`nosuid,nodev,noexec`, `mode=755`)
 //!   at the destination, left read-write whatever the mount's options (runc
 //!   does not remount it); in it one subdirectory per v1 hierarchy (the
