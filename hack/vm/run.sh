@@ -49,7 +49,7 @@ readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # bursts must fit the pool's 10 s demand window (under TCG they take longer);
 # the profile tests (profile_by_*), whose "locked" profile denies TCP connect
 # with Landlock ABI 4, which bookworm's 6.1 kernel lacks (6.7+).
-readonly VM_TEST_TARGETS=(basic pools bad_input wasm cgroup_files devices systemd_cgroup)
+readonly VM_TEST_TARGETS=(basic pools bad_input wasm cgroup_files devices systemd_cgroup cgroupfs_view)
 readonly VM_DEFAULT_TESTS=(
 	pause_resume task_metrics task_ps kill_all update_resources memory_limit_oom cgroup_placement
 	no_leftovers_after_rm leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes
@@ -58,6 +58,7 @@ readonly VM_DEFAULT_TESTS=(
 	spec_rules_in_order_last_match_wins rules_without_a_deny_all_start_from_deny
 	warm_init_is_placed_without_a_migration
 	systemd_cgroup_path_makes_a_transient_scope
+	cgroup_mount block_io_and_hugepages_in_cgroup_files
 )
 
 start=${SECONDS}

@@ -404,6 +404,17 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
                 w("io", "io.weight", &blkio_to_io_weight(weight).to_string())?;
             }
         }
+        // Per-device weights as runc 1.1 (`bfqDeviceWeightSupported`): only
+        // where io.bfq.weight reads more than a bare number (BFQ in use,
+        // kernel 5.4+); otherwise there is nowhere to write them.
+        let bfq = dir.join("io.bfq.weight");
+        let devices = bio.weight_device().iter().flatten();
+        if std::fs::read_to_string(&bfq).is_ok_and(|s| s.trim().parse::<u64>().is_err()) {
+            for d in devices {
+                let weight = d.weight().unwrap_or(0);
+                fs::write(&bfq, &format!("{}:{} {weight}\n", d.major(), d.minor()))?;
+            }
+        }
         let throttles: [(&str, &Option<Vec<LinuxThrottleDevice>>); 4] = [
             ("rbps", bio.throttle_read_bps_device()),
             ("wbps", bio.throttle_write_bps_device()),

@@ -1,13 +1,24 @@
 //! The `cgroup` mount type: showing the container its own cgroups.
 //!
-//! Like runc: on cgroup v1 (and hybrid) a tmpfs is mounted at the
-//! destination and each host hierarchy gets a subdirectory holding the
-//! container's own cgroup directory, bind-mounted (read-only per the mount's
-//! options), with symlinks for co-mounted controllers (`cpu -> cpu,cpuacct`).
-//! In a cgroup namespace of its own the hierarchies are mounted afresh
-//! instead (they then show the namespace root). On a pure cgroup v2 host the
-//! destination gets a `cgroup2` mount (cgroup namespace) or a bind of the
-//! container's cgroup directory.
+//! As runc 1.1 (`mountCgroupV1`/`mountCgroupV2` in libcontainer's
+//! `rootfs_linux.go`), compared side by side with runc-v2 in
+//! `tests/integration/tests/cgroupfs_view.rs` (also in the v2 VM's list):
+//! - cgroup v1 (and hybrid): a tmpfs (`nosuid,nodev,noexec`, `mode=755`)
+//!   at the destination, left read-write whatever the mount's options (runc
+//!   does not remount it); in it one subdirectory per v1 hierarchy (the
+//!   hybrid's `unified` cgroup2 mount is left out, as runc's
+//!   `GetCgroupMounts(false)` does) holding the container's own cgroup
+//!   directory, bind-mounted and remounted with the mount's flags (so
+//!   read-only per its `ro`), plus symlinks for co-mounted controllers
+//!   (`cpu -> cpu,cpuacct`). In a cgroup namespace of its own each
+//!   hierarchy is mounted afresh instead (showing the namespace root), the
+//!   `name=systemd` one with source `systemd`.
+//! - pure cgroup v2: a fresh `cgroup2` mount with the mount's flags, with or
+//!   without a cgroup namespace (without one it shows the whole hierarchy,
+//!   as under runc); only where that is refused (EPERM/EBUSY, a user
+//!   namespace without a cgroup namespace) a bind of the host's
+//!   `/sys/fs/cgroup`, or of the container's own cgroup directory in a
+//!   cgroup namespace.
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd};
@@ -91,7 +102,7 @@ pub fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(),
     }
 
     let dest = root.mkdir_all(&m.destination, Mode::from_bits_truncate(0o755))?;
-    let tmpfs_flags = m.flags - MsFlags::MS_RDONLY;
+    let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(
         Some("tmpfs"),
         &fd_path(dest.as_fd()),
@@ -105,7 +116,7 @@ pub fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(),
     let known = known_controllers();
     for info in infos
         .iter()
-        .filter(|i| i.mount_point.starts_with(CGROUP_ROOT) && (i.fstype == "cgroup" || i.fstype == "cgroup2"))
+        .filter(|i| i.mount_point.starts_with(CGROUP_ROOT) && i.fstype == "cgroup")
     {
         let Some(name) = info.mount_point.file_name() else {
             continue;
@@ -113,31 +124,14 @@ pub fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(),
         let sub_path = m.destination.join(name);
         let sub = root.mkdir_all(&sub_path, Mode::from_bits_truncate(0o755))?;
         let target = fd_path(sub.as_fd());
-        let v2 = info.fstype == "cgroup2";
         let controllers = hierarchy_controllers(info, &known);
         if plan.cgroup_ns {
-            let data = if v2 {
-                None
-            } else {
-                Some(controllers.iter().cloned().collect::<Vec<_>>().join(","))
-            };
-            mount(
-                Some(info.fstype.as_str()),
-                &target,
-                Some(info.fstype.as_str()),
-                m.flags,
-                data.as_deref(),
-            )
-            .ctx(|| format!("mount {} hierarchy at {}", info.fstype, sub_path.display()))?;
+            let data = controllers.iter().cloned().collect::<Vec<_>>().join(",");
+            let source = if data == "name=systemd" { "systemd" } else { "cgroup" };
+            mount(Some(source), &target, Some("cgroup"), m.flags, Some(data.as_str()))
+                .ctx(|| format!("mount cgroup hierarchy {data} at {}", sub_path.display()))?;
         } else {
-            let mine = own.iter().find(|o| {
-                if v2 {
-                    o.controllers.is_empty()
-                } else {
-                    o.controllers == controllers
-                }
-            });
-            let Some(mine) = mine else {
+            let Some(mine) = own.iter().find(|o| o.controllers == controllers) else {
                 continue; // a hierarchy we are not part of
             };
             let source = host_dir(info, mine);
@@ -167,16 +161,6 @@ pub fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &MountPlan) -> Result<(),
             }
         }
     }
-    if m.flags.contains(MsFlags::MS_RDONLY) {
-        mount(
-            None::<&str>,
-            &fd_path(dest.as_fd()),
-            None::<&str>,
-            m.flags | MsFlags::MS_REMOUNT,
-            Some("mode=755"),
-        )
-        .ctx(|| format!("remount {} read-only", m.destination.display()))?;
-    }
     Ok(())
 }
 
@@ -188,20 +172,28 @@ fn mount_v2(
     own: &[OwnCgroup],
     target: &Path,
 ) -> Result<(), RuntimeError> {
-    if plan.cgroup_ns {
-        return mount(Some("cgroup2"), target, Some("cgroup2"), m.flags, None::<&str>)
-            .ctx(|| format!("mount cgroup2 at {}", m.destination.display()));
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    let source = m.source.as_deref().unwrap_or(Path::new(""));
+    match mount(Some(source), target, Some("cgroup2"), m.flags, data) {
+        Err(Errno::EPERM | Errno::EBUSY) => {}
+        r => return r.ctx(|| format!("mount cgroup2 at {}", m.destination.display())),
     }
+    // Refused (a user namespace without a cgroup namespace of its own):
+    // bind the host's hierarchy instead, as runc does.
     let info = infos
         .iter()
         .filter(|i| i.fstype == "cgroup2")
         .min_by_key(|i| i.mount_point != Path::new(CGROUP_ROOT))
         .ok_or_else(|| RuntimeError::Setup("no cgroup2 mount found on the host".into()))?;
-    let mine = own
-        .iter()
-        .find(|o| o.controllers.is_empty())
-        .ok_or_else(|| RuntimeError::Setup("no cgroup2 entry in /proc/self/cgroup".into()))?;
-    let source = host_dir(info, mine);
+    let source = if plan.cgroup_ns {
+        let mine = own
+            .iter()
+            .find(|o| o.controllers.is_empty())
+            .ok_or_else(|| RuntimeError::Setup("no cgroup2 entry in /proc/self/cgroup".into()))?;
+        host_dir(info, mine)
+    } else {
+        info.mount_point.clone()
+    };
     mount(
         Some(&source),
         target,
