@@ -305,16 +305,37 @@ def test_uninstall_hook(case: str) -> None:
     values = merged(case)
     inst = values["installer"]
     assert values["uninstallHook"]["enabled"]
-    [hook] = [d for d in render(case) if d["__hook__"]]
-    assert hook["kind"] == "DaemonSet"
-    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    docs = render(case)
+    hooks = {d["kind"]: d for d in docs if d["__hook__"]}
+    assert sorted(hooks) == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"]
+    hook = hooks["DaemonSet"]
+    for d in hooks.values():
+        ann = d["metadata"]["annotations"]
+        assert ann["helm.sh/hook"] == "pre-delete"
+        # Kept until the README's clean-up: Helm does not wait for a DaemonSet,
+        # so hook-succeeded would delete the identity under the running pods.
+        assert ann["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    # Its identity exists before it: Helm creates hooks by ascending weight.
+    weight = {k: int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) for k, d in hooks.items()}
+    assert max(weight[k] for k in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")) < weight["DaemonSet"]
+    # Its own ServiceAccount (the release's is deleted while the hook runs),
+    # bound to get/patch on nodes, nothing else.
+    sa = hooks["ServiceAccount"]["metadata"]
+    release_sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    assert sa["name"] != release_sa
     pod = hook["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    assert pod["serviceAccountName"] == sa["name"] and pod.get("automountServiceAccountToken", True)
+    assert hooks["ClusterRole"]["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}]
+    binding = hooks["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == hooks["ClusterRole"]["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
     [init] = pod["initContainers"]
     assert init["args"] == [
         "uninstall", "--host-root", "/host", "--install-dir", inst["installDir"],
-        "--containerd-config", inst["containerdConfig"], "--restart", inst["restart"], *inst["extraArgs"],
+        "--containerd-config", inst["containerdConfig"], "--restart", inst["restart"],
+        "--node-name", "$(NODE_NAME)", "--label", "zygote.dev/ready=true", *inst["extraArgs"],
     ]  # fmt: skip
+    assert init["env"] == [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
     # The same host paths, the same nodes as the installer.
     installer = one(render(case), "DaemonSet")["spec"]["template"]["spec"]
     assert host_paths(pod) == host_paths(installer)

@@ -174,12 +174,30 @@ impl Daemon {
         Ok(())
     }
 
+    /// The task's processes: its cgroup's, or, once every one of them has
+    /// exited and the task is not yet deleted, its init's pid (the one
+    /// State reports for the stopped task). containerd 1.7 and 2.x, when
+    /// they start, take a task whose Pids are empty for a shim leaked by a
+    /// crash during Create and delete it unseen: a container that exited
+    /// while containerd was down would lose its exit status (CRI reports
+    /// 255 "Unknown"); listed, it is loaded as STOPPED with its status.
     pub(crate) async fn pids(&self, id: &str) -> Result<Vec<ProcessInfo>, DaemonError> {
         let task = self.get(id)?;
         let cg = task.cgroup_handle();
-        let pids = tokio::task::spawn_blocking(move || cg.procs())
+        let procs = tokio::task::spawn_blocking(move || cg.procs())
             .await
-            .map_err(|e| DaemonError::io("pids")(std::io::Error::other(e)))??;
+            .map_err(|e| DaemonError::io("pids")(std::io::Error::other(e)))?;
+        let stopped_init = task
+            .proc("")
+            .filter(|p| p.state.status == Status::Stopped && p.state.pid > 0)
+            .map(|p| p.state.pid);
+        let pids = match (procs, stopped_init) {
+            (Ok(pids), Some(init)) if pids.is_empty() => vec![init],
+            (Ok(pids), _) => pids,
+            // Its cgroup may be gone with its last process.
+            (Err(_), Some(init)) => vec![init],
+            (Err(e), None) => return Err(e.into()),
+        };
         let execs = task.exec_pids();
         Ok(pids
             .into_iter()

@@ -97,6 +97,16 @@ fn start() -> Node {
     node
 }
 
+/// Restarts the node's containerd as systemd would (SIGTERM, start again on
+/// the same dirs and config), running `between` while it is down. Tasks,
+/// shims and the zygote daemon keep running through it.
+pub fn restart_containerd(between: impl FnOnce()) {
+    node();
+    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    let ctrd = running.as_ref().expect("the CRI node runs");
+    ctrd.restart_with(between);
+}
+
 /// At exit: stops containerd (hack/containerd.sh stop kills what is left),
 /// removes the state root and this binary's cgroup parent.
 fn stop() {

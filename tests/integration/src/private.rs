@@ -72,6 +72,31 @@ impl PrivateContainerd {
         Ctr::at(&self.address())
     }
 
+    /// Stops containerd alone (SIGTERM, as systemd does; its shims, the
+    /// zygote daemon and every task keep running), runs `between` while it
+    /// is down, then starts it again on the same dirs and config.
+    pub fn restart_with(&self, between: impl FnOnce()) {
+        let pid_file = self.dir.join("containerd.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no containerd pid in {}", pid_file.display()));
+        assert!(crate::send_signal(pid, libc::SIGTERM), "SIGTERM containerd {pid}");
+        assert!(
+            crate::wait_proc_gone(pid, Duration::from_secs(60)),
+            "containerd {pid} did not stop"
+        );
+        let _ = std::fs::remove_file(&pid_file);
+        between();
+        let out = containerd_sh("start", &self.dir, &self.state_dir, &self.extra_env);
+        assert!(
+            out.success(),
+            "cannot start containerd again in {}:\n{}",
+            self.dir.display(),
+            out.describe()
+        );
+    }
+
     /// containerd's own log (where shims' `log` FIFOs end up).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()

@@ -129,6 +129,60 @@ fn containerd_restart() {
     });
 }
 
+/// A task that exits while containerd is down (stopped with SIGTERM, as
+/// systemd and the node installer restart it): once containerd is back,
+/// zygote's task is listed STOPPED and `ctr task delete` reports its 7, on
+/// containerd 1.6, 1.7 and 2.x. runc-v2 runs the same scenario as the
+/// reference only: containerd 1.7 and 2.x delete its task unseen when they
+/// start (a task with no pids is taken for a shim leaked by a crash during
+/// Create), 1.6 keeps it.
+#[test]
+fn exit_while_containerd_is_down_keeps_its_status() {
+    let _g = exclusive();
+    let seen = run_each("exit while containerd is down", |rt| {
+        let ctr = Ctr::new();
+        let c = Container::new("ctrd-down-exit", rt);
+        let script = "while [ ! -e /go ]; do sleep 0.1; done; exit 7";
+        ctr.run_detached(rt, c.id(), &[], &["sh", "-c", script]);
+        let task = ctr.wait_status(c.id(), "RUNNING", Duration::from_secs(20));
+        let e = env();
+        let pid_file = e.containerd_dir.join("containerd.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .expect("containerd.pid")
+            .trim()
+            .parse()
+            .expect("containerd pid");
+        assert!(send_signal(pid, libc::SIGTERM), "SIGTERM containerd {pid}");
+        assert!(
+            wait_proc_gone(pid, Duration::from_secs(60)),
+            "containerd {pid} did not stop"
+        );
+        let rootfs = e
+            .containerd_dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&ctr.namespace)
+            .join(c.id())
+            .join("rootfs");
+        std::fs::write(rootfs.join("go"), b"").expect("release the task");
+        let exited = wait_proc_gone(task.pid, Duration::from_secs(30));
+        let out = containerd_sh("start");
+        assert!(out.success(), "containerd.sh start failed:\n{}", out.describe());
+        assert!(exited, "task {} did not exit", task.pid);
+        let listed = ctr.task(c.id()).map(|t| t.status);
+        let status = listed.is_some().then(|| ctr.delete_task_exit_status(c.id()));
+        (listed, status)
+    });
+    let mut failures = Vec::new();
+    for (rt, r) in &seen {
+        eprintln!("exit while containerd is down: {}: {r:?}", rt.short());
+        let expected = (Some("STOPPED".to_string()), Some(Ok(7)));
+        if *rt == Runtime::Zygote && r.as_ref() != Ok(&expected) {
+            failures.push(format!("{}: {r:?}, expected {expected:?}", rt.short()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// The parent of process `pid` (`PPid` in `/proc/<pid>/status`).
 fn parent_of(pid: u32) -> u32 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
