@@ -96,6 +96,13 @@ fn pools() -> (Arc<PoolSet>, Arc<Answering>, tempfile::TempDir) {
     (set, spawner, tmp)
 }
 
+/// Refill rounds until the pool is full (births are capped per round).
+async fn fill(set: &PoolSet) {
+    for _ in 0..4 {
+        step(set, Instant::now()).await;
+    }
+}
+
 fn idle(set: &PoolSet) -> Vec<(i32, Generation)> {
     set.lock()["p"].idle.iter().map(|w| (w.pid, w.generation)).collect()
 }
@@ -114,7 +121,7 @@ fn wait_closed(a: &Answering, pid: i32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unresponsive_zygote_is_replaced_counted_and_never_claimed() {
     let (set, a, _tmp) = pools();
-    step(&set, Instant::now()).await;
+    fill(&set).await;
     let before = idle(&set);
     assert_eq!(before.len(), 3);
     // Every answering zygote passes.
@@ -133,7 +140,7 @@ async fn an_unresponsive_zygote_is_replaced_counted_and_never_claimed() {
     assert_eq!(s.died, 0);
     assert!(wait_closed(&a, mute), "the unresponsive zygote was not hung up on");
     // The refill replaces it; no claim gets it.
-    step(&set, Instant::now()).await;
+    fill(&set).await;
     assert_eq!(idle(&set).len(), 3);
     for _ in 0..3 {
         assert_ne!(set.claim("p").expect("a healthy zygote").pid, mute);
@@ -143,7 +150,7 @@ async fn an_unresponsive_zygote_is_replaced_counted_and_never_claimed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_generation_retires_idle_zygotes_before_any_claim() {
     let (set, _a, _tmp) = pools();
-    step(&set, Instant::now()).await;
+    fill(&set).await;
     assert!(idle(&set).iter().all(|(_, g)| *g == G1));
     // A zygote that started before the reload reports after it.
     let late = set.plan_spawns_at(Instant::now());
@@ -161,7 +168,7 @@ async fn a_new_generation_retires_idle_zygotes_before_any_claim() {
     assert!(idle(&set).is_empty(), "the late G1 zygote joined the pool");
     assert_eq!(set.stats().profiles["p"].unhealthy["stale_generation"], 3);
     // Replacements are of the new generation, and pass the probe.
-    step(&set, Instant::now()).await;
+    fill(&set).await;
     assert_eq!(idle(&set).len(), 3);
     assert!(idle(&set).iter().all(|(_, g)| *g == G2));
     set.probe_round(Instant::now() + Duration::from_secs(5)).await;
@@ -178,7 +185,7 @@ async fn a_new_generation_retires_idle_zygotes_before_any_claim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_zygote_is_not_claimed_but_killed() {
     let (set, _a, _tmp) = pools();
-    step(&set, Instant::now()).await;
+    fill(&set).await;
     // A stand-in zygote process, stopped: its pidfd is the Warm's.
     let mut child = std::process::Command::new("sleep").arg("600").spawn().unwrap();
     let pid = child.id() as i32;
