@@ -280,6 +280,8 @@ WARM_ONLY_TESTS=(
 	# Its own containerd and config: once is enough.
 	refills_stop_under_cpu_pressure_and_resume_after
 	refills_stop_under_memory_pressure_and_resume_after
+	a_stopped_zygote_is_replaced_counted_and_never_claimed
+	a_security_change_retires_idle_zygotes_as_stale
 )
 integration_targets=()
 for f in "${repo_dir}"/tests/integration/tests/*.rs; do

@@ -16,8 +16,9 @@ pub mod options;
 pub mod read;
 
 pub use config::{
-    BadNamespace, Config, MetricsNode, Mode, NsKind, PoolBounds, PoolPolicy, PoolPressure, Profile, ResourceDefaults,
-    SeccompMode, SeccompPolicy, WasmNode, BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH, PROFILE_ANNOTATION,
+    BadNamespace, Config, MetricsNode, Mode, NsKind, PoolBounds, PoolHealth, PoolPolicy, PoolPressure, Profile,
+    ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode, BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH,
+    PROFILE_ANNOTATION,
 };
 pub use error::{OptionsProblem, PolicyError};
 pub use field::{BadProfileName, Field, Invalid, Location};

@@ -82,6 +82,13 @@ pub struct PoolStatus {
     pub created: u64,
     pub died: u64,
     pub recycled: u64,
+    /// Idle zygotes the health probe (or a claim) found unhealthy and
+    /// replaced, by reason: `dead`, `unresponsive`, `stale_generation`.
+    #[serde(default)]
+    pub unhealthy: BTreeMap<String, u64>,
+    /// The generation the pool's zygotes are made with now.
+    #[serde(default)]
+    pub generation: crate::zygote::Generation,
     /// The node pressure the pool reacts to; `None` until pools read PSI.
     pub pressure: Option<f64>,
 }

@@ -16,6 +16,7 @@ use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{Snapshot, StdioPaths};
+use crate::zygote::{ChildState, Generation};
 
 /// The descriptor a monitor or zygote finds its control socket on.
 pub const CONTROL_FD: RawFd = 3;
@@ -58,6 +59,9 @@ pub enum Request {
     /// To a warm zygote: become the monitor of the task in `dir` (its
     /// `task.json` is written); the reply is the create reply.
     Claim { dir: std::path::PathBuf },
+    /// To a waiting zygote: the pool's health probe. The reply is a
+    /// [`Reply::Pong`], sent from the zygote's own wait loop.
+    Ping,
 }
 
 /// Monitor → daemon.
@@ -90,6 +94,12 @@ pub enum Reply {
     },
     Error {
         failure: Failure,
+    },
+    /// A waiting zygote's answer to [`Request::Ping`]: its child's state and
+    /// the generation it was born with.
+    Pong {
+        child: ChildState,
+        generation: Generation,
     },
 }
 
@@ -124,6 +134,10 @@ pub struct CreateDetail {
     /// Microseconds the init's move into its cgroup took (0 without one).
     #[serde(default)]
     pub place_us: u64,
+    /// Warm: the generation of the zygote that served the task (set by the
+    /// daemon from its pool's record of the zygote).
+    #[serde(default)]
+    pub zygote_generation: Option<Generation>,
 }
 
 /// A request that failed: what failed ([`FailureKind`], decided where the

@@ -26,6 +26,36 @@ pub struct ZygoteConfig {
     /// Compiled artifacts to load in advance (the profile's hot modules).
     #[serde(default)]
     pub hot: Vec<PathBuf>,
+    /// What the zygote is made from; it answers a [`crate::proto::Request::Ping`]
+    /// with it, and the pool retires it once the loaded config differs.
+    #[serde(default)]
+    pub generation: Generation,
+}
+
+/// Fingerprints of what a zygote was made from, taken from its profile as
+/// loaded when it was born. A zygote whose generation differs from its
+/// profile's current one is stale: the pool retires it before any claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Generation {
+    /// The profile settings that shape a zygote at birth (mode, the
+    /// namespaces created in advance).
+    pub config: u64,
+    /// The profile's security settings (its Landlock policy as written and
+    /// as negotiated with the kernel, its seccomp filter and mode).
+    pub security: u64,
+}
+
+/// How a waiting zygote's child is, as the zygote sees it (its answer to a
+/// ping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildState {
+    /// Alive and waiting for a task.
+    Waiting,
+    /// Alive but stopped (SIGSTOP, a tracer): it would not serve a task.
+    Stopped,
+    /// Exited (the zygote exits right after answering).
+    Gone,
 }
 
 /// Names of pool cgroups start with this; tasks may not use such names.

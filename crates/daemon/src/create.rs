@@ -357,6 +357,7 @@ impl Daemon {
         std::fs::create_dir_all(dir.path()).map_err(DaemonError::io(format!("create {}", dir.path().display())))?;
         state::write_atomic(&dir.config(), cfg)?;
         let monitor = w.monitor.take();
+        let generation = w.generation;
         let (client, events) = w.into_parts();
         let claim = Request::Claim {
             dir: dir.path().to_path_buf(),
@@ -365,7 +366,10 @@ impl Daemon {
             return Err(self.stuck_monitor(dir, cfg, monitor));
         };
         match replied {
-            Ok((Reply::Created { pid, at_ns, detail }, _)) => Ok((client, events, pid, at_ns, detail)),
+            Ok((Reply::Created { pid, at_ns, mut detail }, _)) => {
+                detail.zygote_generation = Some(generation);
+                Ok((client, events, pid, at_ns, detail))
+            }
             Ok((Reply::Error { failure }, _)) => Err(DaemonError::Monitor {
                 id: cfg.id.clone(),
                 failure,

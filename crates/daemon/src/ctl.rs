@@ -133,6 +133,8 @@ fn status(daemon: &Daemon, started: Instant, metrics_url: Option<String>) -> Dae
                 created: s.created,
                 died: s.died,
                 recycled: s.recycled,
+                unhealthy: s.unhealthy,
+                generation: s.generation,
                 pressure: None,
             };
             (name, p)

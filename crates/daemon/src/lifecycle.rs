@@ -87,6 +87,7 @@ impl Daemon {
             "devices_us": detail.devices_us,
             "place_us": detail.place_us,
             "security_us": detail.security_us,
+            "zygote_generation": detail.zygote_generation,
             "zygote_age_ms": if detail.warm { (create_received - detail.zygote_born_ns).max(0) / 1_000_000 } else { 0 },
             "create_to_ready_us": (created - create_received) / 1000,
             "start_to_exec_us": (exec_ns - start_received) / 1000,

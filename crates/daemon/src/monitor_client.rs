@@ -22,6 +22,10 @@ type Answer = (Reply, Vec<OwnedFd>);
 struct Inner {
     fd: AsyncFd<OwnedFd>,
     pending: std::sync::Mutex<Option<oneshot::Sender<Answer>>>,
+    /// Where a waiting zygote's [`Reply::Pong`] goes: never to `pending`, so
+    /// a pong that comes after its ping timed out cannot pass for the reply
+    /// to the next request (a claim).
+    pong: std::sync::Mutex<Option<oneshot::Sender<Reply>>>,
     serial: Mutex<()>,
 }
 
@@ -49,12 +53,23 @@ impl MonitorClient {
         let inner = Arc::new(Inner {
             fd,
             pending: Default::default(),
+            pong: Default::default(),
             serial: Mutex::new(()),
         });
         let reader = inner.clone();
         tokio::spawn(async move {
             loop {
                 match recv(&reader.fd).await {
+                    Ok((
+                        Message::Reply {
+                            reply: pong @ Reply::Pong { .. },
+                        },
+                        _,
+                    )) => {
+                        if let Some(tx) = reader.pong.lock().expect("pong lock").take() {
+                            let _ = tx.send(pong);
+                        }
+                    }
                     Ok((Message::Reply { reply }, fds)) => {
                         if let Some(tx) = reader.pending.lock().expect("pending lock").take() {
                             let _ = tx.send((reply, fds));
@@ -66,6 +81,7 @@ impl MonitorClient {
                     Err(e) => {
                         debug!(error = %e, "monitor connection closed");
                         reader.pending.lock().expect("pending lock").take();
+                        reader.pong.lock().expect("pong lock").take();
                         let _ = events.send(Incoming::Closed);
                         return;
                     }
@@ -106,25 +122,45 @@ impl MonitorClient {
         self.await_reply(Some((req, fds))).await
     }
 
+    /// Pings a waiting zygote (the pool's health probe) and waits for its
+    /// [`Reply::Pong`] (or the error reply of a zygote that does not know
+    /// pings). In turn with other requests; the caller bounds the wait.
+    pub(crate) async fn ping(&self) -> Result<Reply, WireError> {
+        let _g = self.inner.serial.lock().await;
+        let (tx, rx) = oneshot::channel();
+        *self.inner.pong.lock().expect("pong lock") = Some(tx);
+        let (etx, erx) = oneshot::channel();
+        *self.inner.pending.lock().expect("pending lock") = Some(etx);
+        self.send(&Request::Ping, &[]).await?;
+        tokio::select! {
+            pong = rx => pong.map_err(|_| WireError::Closed),
+            other = erx => other.map(|(r, _)| r).map_err(|_| WireError::Closed),
+        }
+    }
+
     async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<Answer, WireError> {
         let (tx, rx) = oneshot::channel();
         *self.inner.pending.lock().expect("pending lock") = Some(tx);
         if let Some((req, fds)) = req {
-            loop {
-                let mut guard = self
-                    .inner
-                    .fd
-                    .writable()
-                    .await
-                    .map_err(|e| WireError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
-                match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io)) {
-                    Ok(Ok(())) => break,
-                    Ok(Err(e)) => return Err(from_io(e)),
-                    Err(_would_block) => continue,
-                }
-            }
+            self.send(req, fds).await?;
         }
         rx.await.map_err(|_| WireError::Closed)
+    }
+
+    async fn send(&self, req: &Request, fds: &[RawFd]) -> Result<(), WireError> {
+        loop {
+            let mut guard = self
+                .inner
+                .fd
+                .writable()
+                .await
+                .map_err(|e| WireError::Io(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+            match guard.try_io(|fd| proto::send(fd.get_ref().as_fd(), req, fds).map_err(to_io)) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => return Err(from_io(e)),
+                Err(_would_block) => continue,
+            }
+        }
     }
 }
 

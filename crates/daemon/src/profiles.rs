@@ -17,6 +17,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 use zygote_config::{Config, Mode, PreparedLandlock, Profile, SeccompMode};
+use zygote_contract::zygote::Generation;
 use zygote_runtime::seccomp::{self, CompiledSeccomp};
 use zygote_runtime::security::Security;
 
@@ -128,8 +129,22 @@ impl Profiles {
                 max_age: p.pool.max_age,
                 pressure: p.pool.pressure,
                 max_births_per_sec: p.pool.max_births_per_sec as usize,
+                generation: self.generation(p),
+                health: p.pool.health,
             })
             .collect()
+    }
+
+    /// Fingerprints of what `p`'s zygotes are made from: the settings that
+    /// shape one at birth, and its security settings (the Landlock policy
+    /// as written and as negotiated with this kernel, the seccomp filter
+    /// and mode). A reload that changes either retires the idle zygotes.
+    fn generation(&self, p: &Profile) -> Generation {
+        let landlock = self.landlock.get(&p.name);
+        Generation {
+            config: fingerprint(&(p.mode, &p.namespaces)),
+            security: fingerprint(&(&p.landlock, landlock, &p.seccomp)),
+        }
     }
 
     /// Picks the task's profile (annotation, then runtime options, then the
@@ -198,6 +213,12 @@ impl Profiles {
         cache.insert(key, compiled.clone());
         Ok(compiled)
     }
+}
+
+/// The first 8 bytes of the sha256 of `value`'s JSON.
+fn fingerprint(value: &impl serde::Serialize) -> u64 {
+    let digest = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
+    u64::from_be_bytes(digest[..8].try_into().expect("a sha256 has 32 bytes"))
 }
 
 /// The spec's resources with the profile's defaults where the spec has

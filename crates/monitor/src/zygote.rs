@@ -12,6 +12,10 @@
 //! waits. On [`Request::Claim`] it becomes that task's ordinary monitor
 //! ([`monitor::serve`] with [`Source::Warm`]).
 //!
+//! While it waits it answers the pool's [`Request::Ping`] (health probe)
+//! from the same loop with its child's state (waiting, stopped, gone) and
+//! the generation it was born with.
+//!
 //! If the child dies, or the daemon closes the socket (it stopped, was
 //! killed, or discarded this zygote), it kills the child, removes the pool
 //! cgroup and exits: no zygote outlives its daemon, and a damaged one is
@@ -22,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use tracing::{info, warn};
-use zygote_contract::zygote::{pool_cgroup_name, ZygoteConfig};
+use zygote_contract::zygote::{pool_cgroup_name, ChildState, Generation, ZygoteConfig};
 use zygote_contract::{DaemonDir, TaskDir};
 use zygote_runtime::cgroups::{Cgroup, Layout};
 use zygote_runtime::guest::GuestSupport;
@@ -83,7 +87,7 @@ pub fn run(config_json: &str) -> i32 {
     if proto::send(control.as_fd(), &Message::Reply { reply }, &[]).is_err() {
         return discard(zygote, pool, "daemon gone");
     }
-    match wait_for_claim(&control, &zygote) {
+    match wait_for_claim(&control, &zygote, cfg.generation) {
         Ok(dir) => {
             let dir = TaskDir::at(dir);
             redirect_log(&dir);
@@ -111,8 +115,9 @@ fn place(parent: &Path, daemon_dir: &DaemonDir, pid: i32) -> Result<Cgroup, Fail
 }
 
 /// Blocks until the daemon claims the zygote (its task directory) or the
-/// zygote must go (the reason).
-fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'static str> {
+/// zygote must go (the reason). Answers the pool's pings meanwhile with
+/// its child's state and `generation`.
+fn wait_for_claim(control: &OwnedFd, zygote: &Zygote, generation: Generation) -> Result<PathBuf, &'static str> {
     let pidfd = zygote_runtime::sys::pidfd_open(zygote.pid()).map_err(|_| "pidfd_open failed")?;
     loop {
         let mut fds = [
@@ -136,6 +141,14 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
         match proto::recv::<Request>(control.as_fd()) {
             Ok((Request::Claim { dir }, _)) if zygote.alive() => return Ok(dir),
             Ok((Request::Claim { .. }, _)) => return Err("zygote child died"),
+            Ok((Request::Ping, _)) => {
+                let child = child_state(zygote);
+                let reply = Reply::Pong { child, generation };
+                let _ = proto::send(control.as_fd(), &Message::Reply { reply }, &[]);
+                if child == ChildState::Gone {
+                    return Err("zygote child died");
+                }
+            }
             Ok((other, _)) => {
                 let message = format!("a waiting zygote only accepts a claim, not {other:?}");
                 let reply = Reply::Error {
@@ -146,6 +159,23 @@ fn wait_for_claim(control: &OwnedFd, zygote: &Zygote) -> Result<PathBuf, &'stati
             Err(proto::WireError::Io(nix::Error::EAGAIN | nix::Error::EINTR)) => {}
             Err(_) => return Err("daemon closed the zygote's socket"),
         }
+    }
+}
+
+/// The child's state for a ping: gone (reaped now if it exited), stopped
+/// (`T`/`t` in `/proc/<pid>/stat`: it would not serve a task), or waiting.
+fn child_state(zygote: &Zygote) -> ChildState {
+    if !zygote.alive() {
+        return ChildState::Gone;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", zygote.pid())).unwrap_or_default();
+    // "pid (comm) state ...": comm may hold spaces and parentheses.
+    match stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+    {
+        Some('T' | 't') => ChildState::Stopped,
+        _ => ChildState::Waiting,
     }
 }
 

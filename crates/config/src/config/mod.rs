@@ -21,6 +21,9 @@
 //! cpu_some = 100.0                 # above: no births (100: off, the default)
 //! memory_some = 20.0               # above: no births, idle beyond min released
 //! io_some = 100.0                  # above: no births (100: off, the default)
+//! [profiles.default.pool.health]   # probe of idle zygotes (pidfd, ping, generation)
+//! probe_interval_ms = 5000         # 100..=3600000
+//! ping_timeout_ms = 1000           # >= 10, below probe_interval_ms: unanswered -> replaced
 //! [profiles.default.resources]     # defaults applied when the spec sets none
 //! memory_limit_bytes = 536870912   # optional, > 0
 //! pids_limit = 1024                # optional, > 0
@@ -50,6 +53,7 @@
 //! from the `zygote.dev/profile` annotation, else from the runtime options
 //! of the Create request (module `options`), else `default_profile`.
 
+mod health;
 pub(crate) mod parse;
 mod pressure;
 #[cfg(test)]
@@ -64,6 +68,7 @@ pub(crate) mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+pub use health::PoolHealth;
 pub use pressure::PoolPressure;
 pub use types::{
     BadNamespace, MetricsNode, Mode, NsKind, PoolBounds, PoolPolicy, Profile, ResourceDefaults, SeccompMode,

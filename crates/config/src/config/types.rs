@@ -151,6 +151,9 @@ pub struct PoolBounds {
     /// Node pressure above which no zygote is born.
     #[serde(default)]
     pub pressure: super::pressure::PoolPressure,
+    /// Health probe of idle zygotes.
+    #[serde(default)]
+    pub health: super::health::PoolHealth,
 }
 
 impl PoolBounds {
@@ -205,6 +208,7 @@ impl Default for PoolBounds {
             cpu_pressure_threshold: Self::default_cpu_pressure_threshold(),
             max_births_per_sec: Self::default_max_births_per_sec(),
             pressure: Default::default(),
+            health: Default::default(),
         }
     }
 }

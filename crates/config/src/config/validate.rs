@@ -119,7 +119,8 @@ fn pool(b: &PoolBounds) -> Result<(), Invalid> {
     if b.max_births_per_sec == 0 {
         return Err(Invalid::PoolBirthsPerSecZero);
     }
-    b.pressure.validate()
+    b.pressure.validate()?;
+    b.health.validate()
 }
 
 /// The `[wasm]` table.

@@ -85,6 +85,11 @@ fn pools(daemon: &Daemon, out: &mut Vec<MetricFamily>) {
         "Idle zygotes retired for reaching the profile's max_age.",
         &["profile"],
     );
+    let unhealthy = counter(
+        "zygote_pool_unhealthy_total",
+        "Idle zygotes found unhealthy and replaced, by reason (dead, unresponsive, stale_generation).",
+        &["profile", "reason"],
+    );
     let stats = daemon.pools.stats();
     let pids = daemon.pools.idle_pids();
     for (profile, s) in &stats.profiles {
@@ -106,6 +111,9 @@ fn pools(daemon: &Daemon, out: &mut Vec<MetricFamily>) {
         set_counter(&failed, &[p], s.spawn_failures);
         set_counter(&deaths, &[p], s.died);
         set_counter(&recycles, &[p], s.recycled);
+        for (reason, n) in &s.unhealthy {
+            set_counter(&unhealthy, &[p, reason], *n);
+        }
         let held = pids.get(profile).map_or(0, |pids| idle_pss(pids));
         pss.with_label_values(&[p]).set(held as i64);
     }
@@ -113,7 +121,7 @@ fn pools(daemon: &Daemon, out: &mut Vec<MetricFamily>) {
     out.extend(target.collect());
     out.extend(spawning.collect());
     out.extend(pss.collect());
-    for c in [claims, fallbacks, cloned, created, failed, deaths, recycles] {
+    for c in [claims, fallbacks, cloned, created, failed, deaths, recycles, unhealthy] {
         out.extend(c.collect());
     }
 }

@@ -39,6 +39,8 @@ fn spec(profile: &str, min: usize, initial: usize, per_sec: usize) -> PoolSpec {
         wasm: false,
         pressure: THRESHOLDS,
         max_births_per_sec: per_sec,
+        generation: Default::default(),
+        health: Default::default(),
     }
 }
 

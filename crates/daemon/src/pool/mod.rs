@@ -6,13 +6,15 @@
 //! keeps each profile at its target size in the background ([`PoolSet`]'s
 //! refill loop, never on a task's critical path), hands zygotes out
 //! ([`PoolSet::claim`]), replaces those that die (their control socket
-//! closes) or grow older than the profile's `max_age`, counts every claim
+//! closes), stop answering its pings, were made for a definition of their
+//! profile no longer loaded, or grow older than the profile's `max_age`, counts every claim
 //! and every fallback to the cold path by reason ([`Stats`]), and drains on
 //! stop: dropping a zygote's socket makes it kill its child and exit.
 //!
 //! Modules: [`sizing`] decides the target size, [`stats`] the counters,
-//! [`set`] the pools themselves, [`spawner`] how a zygote is made (a seam
-//! for unit tests).
+//! [`set`] the pools themselves (with `health.rs`: the probe of idle
+//! zygotes, the checks at claim, retiring unhealthy ones), [`spawner`] how
+//! a zygote is made (a seam for unit tests).
 
 pub(crate) mod set;
 pub(crate) mod sizing;
@@ -27,5 +29,7 @@ pub(crate) use stats::Fallback;
 
 #[cfg(test)]
 mod gate_tests;
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::monitor_client::{Incoming, MonitorClient};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
-use zygote_contract::zygote::ZygoteConfig;
+use zygote_contract::zygote::{Generation, ZygoteConfig};
 use zygote_contract::DaemonDir;
 
 use super::sizing::{Bounds, Demand};
@@ -23,8 +23,11 @@ use super::stats::{Fallback, ProfileStats, Stats};
 use crate::pressure::gate::Gate;
 use crate::pressure::{Pressure, Resource};
 
+#[path = "health.rs"]
+pub(super) mod health;
 #[path = "reconfigure.rs"]
 mod reconfigure;
+pub(crate) use health::Unhealthy;
 
 /// Zygotes created at the same time, over all profiles (2-core nodes).
 const MAX_PARALLEL_SPAWNS: usize = 2;
@@ -50,6 +53,11 @@ pub(crate) struct PoolSpec {
     pub(crate) pressure: zygote_config::PoolPressure,
     /// Births started per second, at most.
     pub(crate) max_births_per_sec: usize,
+    /// What the profile's zygotes are made from now; idle ones of another
+    /// generation are retired ([`health`]).
+    pub(crate) generation: Generation,
+    /// Probe period and ping timeout.
+    pub(crate) health: zygote_config::PoolHealth,
 }
 
 /// How many recent tasks' cgroup parents decide where zygotes go.
@@ -72,6 +80,14 @@ pub(crate) struct Warm {
     pub(crate) born: Instant,
     /// A pidfd of the zygote process itself (which becomes the monitor).
     pub(crate) monitor: Option<std::os::fd::OwnedFd>,
+    /// The zygote process's pid (0: unknown).
+    pub(crate) zygote_pid: i32,
+    /// The generation it was made with ([`Warm::made_from`]).
+    pub(crate) generation: Generation,
+    /// Where its child was pre-placed (its pool cgroup is under it).
+    cgroup_parent: Option<PathBuf>,
+    /// Tells idle zygotes apart while the health probe runs unlocked.
+    serial: u64,
 }
 
 impl Warm {
@@ -88,7 +104,19 @@ impl Warm {
             pid,
             born,
             monitor,
+            zygote_pid: 0,
+            generation: Generation::default(),
+            cgroup_parent: None,
+            serial: 0,
         }
+    }
+
+    /// Records what the pool asked of this zygote (its generation, where
+    /// its child is pre-placed).
+    pub(crate) fn made_from(mut self, cfg: &ZygoteConfig) -> Warm {
+        self.generation = cfg.generation;
+        self.cgroup_parent = cfg.cgroup_parent.clone();
+        self
     }
 
     /// False once its process exited (its pidfd is readable: caught even
@@ -145,10 +173,16 @@ pub(super) struct Pool {
     gate: Gate,
     /// When the births of the last [`PACE`] started.
     births: VecDeque<Instant>,
+    /// When the health probe pings this pool's idle zygotes next.
+    next_probe: Option<Instant>,
 }
 
 impl Pool {
     fn new(spec: PoolSpec) -> Pool {
+        let stats = ProfileStats {
+            generation: spec.generation,
+            ..Default::default()
+        };
         Pool {
             spec,
             idle: VecDeque::new(),
@@ -157,11 +191,12 @@ impl Pool {
             parent: None,
             recent_parents: VecDeque::new(),
             hot: VecDeque::new(),
-            stats: ProfileStats::default(),
+            stats,
             creation_us: VecDeque::new(),
             retry_at: None,
             gate: Gate::default(),
             births: VecDeque::new(),
+            next_probe: None,
         }
     }
 }
@@ -183,6 +218,8 @@ pub(crate) struct PoolSet {
     pressure: Pressure,
     /// Births per second over all pools.
     pub(super) node_max_births: usize,
+    /// The next idle zygote's [`Warm::serial`].
+    serial: std::sync::atomic::AtomicU64,
 }
 
 impl PoolSet {
@@ -211,6 +248,7 @@ impl PoolSet {
             stats_writer: Mutex::new(()),
             pressure,
             node_max_births: NODE_MAX_BIRTHS_PER_SEC,
+            serial: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -222,6 +260,8 @@ impl PoolSet {
     pub(crate) fn start(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move { this.refill_loop().await });
+        let this = self.clone();
+        tokio::spawn(async move { this.health_loop().await });
         let this = self.clone();
         tokio::spawn(async move {
             while !this.stopping.load(Ordering::SeqCst) {
@@ -244,13 +284,17 @@ impl PoolSet {
             return Err(Fallback::PoolDisabled);
         }
         while let Some(mut w) = pool.idle.pop_front() {
-            if w.alive() {
-                self.stats_wake.notify_one();
-                pool.stats.claimed += 1;
-                pool.stats.idle = pool.idle.len();
-                return Ok(w);
+            // Between probes: dead, stale or stopped zygotes are not handed
+            // out (a pidfd poll, a comparison, one /proc read).
+            match health::at_claim(&mut w, pool.spec.generation) {
+                None => {
+                    self.stats_wake.notify_one();
+                    pool.stats.claimed += 1;
+                    pool.stats.idle = pool.idle.len();
+                    return Ok(w);
+                }
+                Some(why) => self.retire(profile, pool, w, why),
             }
-            pool.stats.died += 1;
         }
         pool.stats.idle = 0;
         Err(Fallback::PoolEmpty)
@@ -404,7 +448,7 @@ impl PoolSet {
                 tokio::spawn(async move {
                     let started = Instant::now();
                     let profile = cfg.profile.clone();
-                    let r = this.spawner.spawn(&cfg).await;
+                    let r = this.spawner.spawn(&cfg).await.map(|w| w.made_from(&cfg));
                     this.spawned(&profile, r, started);
                 });
             }
@@ -439,9 +483,7 @@ impl PoolSet {
         let pressure = self.pressure.now();
         let mut out = Vec::new();
         for (name, pool) in pools.iter_mut() {
-            let before = pool.idle.len();
-            pool.idle.retain_mut(|w| w.alive());
-            pool.stats.died += (before - pool.idle.len()) as u64;
+            self.sweep(name, pool, |w| (!w.alive()).then_some(Unhealthy::Dead));
             let max_age = pool.spec.max_age;
             let before = pool.idle.len();
             pool.idle.retain(|w| now.saturating_duration_since(w.born) < max_age);
@@ -500,6 +542,7 @@ impl PoolSet {
             pool.stats.spawning = pool.spawning;
             for _ in 0..need {
                 out.push(ZygoteConfig {
+                    generation: pool.spec.generation,
                     profile: name.clone(),
                     clone_flags: pool.spec.clone_flags,
                     cgroup_parent: pool.parent.clone(),
@@ -524,7 +567,10 @@ impl PoolSet {
         pool.spawning = pool.spawning.saturating_sub(1);
         pool.stats.spawning = pool.spawning;
         match r {
-            Ok(w) if !self.stopping.load(Ordering::SeqCst) => {
+            // Born for a definition replaced while it was starting.
+            Ok(w) if w.generation != pool.spec.generation => self.retire(profile, pool, w, Unhealthy::StaleGeneration),
+            Ok(mut w) if !self.stopping.load(Ordering::SeqCst) => {
+                w.serial = self.serial.fetch_add(1, Ordering::Relaxed);
                 let us = started.elapsed().as_micros() as u64;
                 crate::metrics::zygote_created(profile, pool.spec.wasm, us as f64 / 1e6);
                 debug!(profile, pid = w.pid, us, "zygote ready");

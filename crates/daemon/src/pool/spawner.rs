@@ -75,6 +75,7 @@ impl Spawner for ProcessSpawner {
         // Until it is ready, a `Warm` with no pid: dropped on any failure, it
         // hangs up and the zygote goes away.
         let mut warm = Warm::new(client.clone(), events, 0, born, monitor);
+        warm.zygote_pid = zygote as i32;
         match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
             Ok(Ok(Reply::Pid { pid, .. })) => {
                 warm.pid = pid;

@@ -48,6 +48,17 @@ pub(crate) struct ProfileStats {
     /// Idle zygotes beyond `min` released under memory pressure.
     #[serde(default)]
     pub(crate) released_for_memory_pressure: u64,
+    /// Idle zygotes found unhealthy (by the health probe, a claim, a
+    /// refill round or a reload) and replaced, by reason (`dead`,
+    /// `unresponsive`, `stale_generation`; `dead` is also `died`).
+    #[serde(default)]
+    pub(crate) unhealthy: BTreeMap<String, u64>,
+    /// Pings sent to idle zygotes by the health probe.
+    #[serde(default)]
+    pub(crate) probes: u64,
+    /// The generation the pool's zygotes are made with now.
+    #[serde(default)]
+    pub(crate) generation: zygote_contract::zygote::Generation,
 }
 
 /// Every profile's counters.

@@ -67,6 +67,8 @@ fn pools(bounds: Bounds, max_age: Duration) -> (Arc<PoolSet>, Arc<Fake>, tempfil
         wasm: false,
         pressure: Default::default(),
         max_births_per_sec: 10,
+        generation: Default::default(),
+        health: Default::default(),
     };
     let set = PoolSet::new(
         fake.clone(),
@@ -81,7 +83,7 @@ fn pools(bounds: Bounds, max_age: Duration) -> (Arc<PoolSet>, Arc<Fake>, tempfil
 /// One round of the refill loop as of `now`, spawns awaited.
 pub(super) async fn step(set: &PoolSet, now: Instant) {
     for cfg in set.plan_spawns_at(now) {
-        let r = set.spawner.spawn(&cfg).await;
+        let r = set.spawner.spawn(&cfg).await.map(|w| w.made_from(&cfg));
         set.spawned(&cfg.profile, r, Instant::now());
     }
 }
@@ -236,6 +238,8 @@ fn spec(profile: &str, initial: usize) -> PoolSpec {
         wasm: false,
         pressure: Default::default(),
         max_births_per_sec: 10,
+        generation: Default::default(),
+        health: Default::default(),
     }
 }
 
@@ -266,13 +270,16 @@ async fn reconfigure_drains_removed_pools_and_fills_new_ones() {
     step(&set, Instant::now()).await;
     assert_eq!(set.stats().profiles["q"].idle, 3);
 
-    // Other namespaces: the idle zygotes were made for the old ones.
+    // Other namespaces (a new generation): the idle zygotes were made for
+    // the old ones.
     let mut other = spec("q", 3);
     other.clone_flags = libc::CLONE_NEWUTS;
+    other.generation.config = 1;
     let before: Vec<i32> = set.lock()["q"].idle.iter().map(|w| w.pid).collect();
     assert_eq!(set.reconfigure(vec![other]).await, 3);
     assert!(before.iter().all(|pid| fake.hung_up(*pid)));
     assert_eq!(set.stats().profiles["q"].idle, 0);
+    assert_eq!(set.stats().profiles["q"].unhealthy["stale_generation"], 3);
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ impl Monitor {
                     snapshot: self.snapshot(),
                 }
             }
-            Request::Claim { .. } => Reply::Error {
+            Request::Claim { .. } | Request::Ping => Reply::Error {
                 failure: Failure::new(FailureKind::WrongPeer, "this monitor already serves a task"),
             },
         };
