@@ -25,11 +25,19 @@ pub fn diagnose_task(id: &str) -> String {
     }
     let c = quick.run(&["container", "info", id]);
     r.push_str(&format!("ctr container info: exit {:?}\n", c.code));
-    r.push_str("processes of the task (pid ppid state wchan cmdline):\n");
-    for line in task_processes(id) {
+    let e = env();
+    let daemon_pids: Vec<String> = fs::read_dir(&e.state_dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|d| fs::read_to_string(d.path().join("daemon.pid")).ok())
+                .map(|p| p.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    r.push_str("processes of the task, and children of a zygote daemon still running its image (forked, not yet exec'd), as pid ppid state wchan cmdline:\n");
+    for line in task_processes(id, &daemon_pids) {
         r.push_str(&format!("  {line}\n"));
     }
-    let e = env();
     let mut logs = vec![e.containerd_dir.join("containerd.log")];
     let daemons: Vec<_> = fs::read_dir(&e.state_dir)
         .map(|d| d.flatten().map(|d| d.path()).collect())
@@ -56,9 +64,12 @@ pub fn diagnose_task(id: &str) -> String {
     r
 }
 
-/// `pid ppid state wchan cmdline` of every process whose cgroup or command
-/// line names `id`.
-fn task_processes(id: &str) -> Vec<String> {
+/// `pid ppid state wchan cmdline` (and kernel stack) of every process whose
+/// cgroup or command line names `id`, and of every child of a daemon in
+/// `daemons` whose command line is the daemon's own (a fork that has not
+/// exec'd: a monitor being spawned).
+fn task_processes(id: &str, daemons: &[String]) -> Vec<String> {
+    let daemon_cmdlines: Vec<String> = daemons.iter().map(|pid| cmdline_of(pid)).collect();
     let Ok(procs) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -70,18 +81,20 @@ fn task_processes(id: &str) -> Vec<String> {
         };
         let dir = p.path();
         let cgroup = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
-        let cmdline = fs::read(dir.join("cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
-            .unwrap_or_default();
-        if !cgroup.contains(id) && !cmdline.contains(id) {
-            continue;
-        }
+        let cmdline = cmdline_of(pid);
         let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
         // After the ")" closing comm: state, ppid, ...
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let mut f = rest.split_whitespace();
         let state = f.next().unwrap_or("?");
         let ppid = f.next().unwrap_or("?");
+        let unexeced_fork = daemons
+            .iter()
+            .zip(&daemon_cmdlines)
+            .any(|(d, c)| d == ppid && *c == cmdline);
+        if !cgroup.contains(id) && !cmdline.contains(id) && !unexeced_fork {
+            continue;
+        }
         let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
         out.push(format!("{pid} {ppid} {state} {wchan} {cmdline}"));
         // The kernel stack says where a blocked process waits.
@@ -89,4 +102,11 @@ fn task_processes(id: &str) -> Vec<String> {
         out.extend(stack.lines().take(16).map(|l| format!("    {l}")));
     }
     out
+}
+
+/// A process's command line, arguments joined by spaces.
+fn cmdline_of(pid: &str) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .unwrap_or_default()
 }
