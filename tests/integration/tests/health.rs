@@ -125,7 +125,16 @@ fn a_stopped_zygote_is_replaced_counted_and_never_claimed() {
         st["pools"]["default"]["unhealthy"]["unresponsive"].as_u64() >= Some(1),
         "{st}"
     );
-    assert!(pools(&node)["profiles"]["default"]["probes"].as_u64() >= Some(2));
+    // pools.json is rewritten on the pool's next change, so its probe count
+    // may lag the status just read: waited for, not read once.
+    assert!(
+        wait_until(Duration::from_secs(10), || pools(&node)["profiles"]["default"]
+            ["probes"]
+            .as_u64()
+            >= Some(2)),
+        "the periodic probe ran: {}",
+        pools(&node)
+    );
     // The node keeps serving, warm.
     let again = unique_id("health-again", Z);
     let (out, _b2) = node.run(&again, "default", &["echo", "served"], false);

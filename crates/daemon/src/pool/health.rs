@@ -195,6 +195,9 @@ impl PoolSet {
         for pool in pools.values_mut() {
             pool.stats.idle = pool.idle.len();
         }
+        // `pools.json` shows each round's probe count, not only the next
+        // claim's or birth's.
+        self.stats_wake.notify_one();
     }
 
     /// How long until some pool's probe is due (at most [`MAX_NAP`]).
