@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use std::sync::Arc;
+use std::time::Duration;
 use zygote_contract::daemon::DaemonConfig;
 use zygote_contract::DaemonDir;
 
@@ -14,7 +15,7 @@ use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::r#async::Server;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
@@ -38,9 +39,8 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
         .write(true)
         .open(dir.lock())
         .map_err(DaemonError::io("open daemon.lock"))?;
-    let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err(_) => return Ok(Outcome::AlreadyRunning),
+    let Some(_lock) = lock(dir, lock_file) else {
+        return Ok(Outcome::AlreadyRunning);
     };
     let cfg: DaemonConfig = zygote_contract::state::read(&dir.config())?;
     std::fs::write(dir.pid_file(), std::process::id().to_string()).map_err(DaemonError::io("write daemon.pid"))?;
@@ -106,6 +106,34 @@ pub async fn run(dir: &DaemonDir) -> Result<Outcome, DaemonError> {
     let _ = std::fs::remove_file(dir.control_socket());
     let _ = std::fs::remove_file(dir.pid_file());
     Ok(Outcome::Stopped)
+}
+
+/// How long a new daemon waits for the lock of a daemon that is exiting.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Takes the directory's lock; `None` when a live daemon holds it. A daemon
+/// that was killed holds the lock until its last thread has exited, while
+/// `daemon.pid` already names a dead process: then this waits (up to
+/// [`LOCK_WAIT`]) instead of leaving the node without a daemon.
+fn lock(dir: &DaemonDir, mut file: std::fs::File) -> Option<Flock<std::fs::File>> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Some(l),
+            Err((f, _)) => file = f,
+        }
+        let holder = std::fs::read_to_string(dir.pid_file())
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let holder_alive = holder.is_none_or(zygote_contract::daemon::process_alive);
+        if holder_alive || std::time::Instant::now() > deadline {
+            if !holder_alive {
+                warn!(pid = ?holder, "the exiting daemon still holds the lock after {LOCK_WAIT:?}");
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Sets this process's `oom_score_adj` to `adj`. Lowering it needs

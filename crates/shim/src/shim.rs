@@ -65,8 +65,21 @@ fn shim_oom_score_adj() -> Option<i32> {
     Some((own + 1).min(1000))
 }
 
+/// True when a live daemon listens on `sock`. A connection alone is not
+/// proof: a daemon killed a moment ago still accepts connections into its
+/// backlog until its last thread has exited, and then resets them (containerd
+/// would see `ttrpc: closed` on the task's Create). The listener's pid
+/// (`SO_PEERCRED`) tells which process it is; 0 (not visible from this pid
+/// namespace) is taken as alive.
 fn answers(sock: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(sock).is_ok()
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    match getsockopt(&stream, PeerCredentials) {
+        Ok(cred) if cred.pid() > 0 => zygote_contract::daemon::process_alive(cred.pid()),
+        _ => true,
+    }
 }
 
 fn write_if_changed(path: &Path, body: &[u8]) -> Result<()> {

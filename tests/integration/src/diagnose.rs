@@ -64,6 +64,28 @@ pub fn diagnose_task(id: &str) -> String {
     r
 }
 
+/// The last `n` lines of containerd's log and of every zygote daemon's log:
+/// what a test failing after a daemon or containerd restart prints, since
+/// the lines that explain it (a daemon starting, a connection closed) do not
+/// name the task.
+pub fn recent_logs(n: usize) -> String {
+    let e = env();
+    let mut logs = vec![e.containerd_dir.join("containerd.log")];
+    if let Ok(d) = fs::read_dir(&e.state_dir) {
+        logs.extend(d.flatten().map(|d| d.path().join("daemon.log")));
+    }
+    let mut r = String::new();
+    for log in logs {
+        let Ok(text) = fs::read_to_string(&log) else { continue };
+        let lines: Vec<&str> = text.lines().collect();
+        r.push_str(&format!("--- last {n} lines of {} ---\n", log.display()));
+        for l in &lines[lines.len().saturating_sub(n)..] {
+            r.push_str(&format!("  {l}\n"));
+        }
+    }
+    r
+}
+
 /// `pid ppid state wchan cmdline` (and kernel stack) of every process whose
 /// cgroup or command line names `id`, and of every child of a daemon in
 /// `daemons` whose command line is the daemon's own (a fork that has not

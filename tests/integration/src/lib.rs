@@ -38,7 +38,7 @@
 //! | `events`    | `ctr events` in the background: [`Events`]                        |
 //! | `private`   | [`PrivateContainerd`]: a containerd of a test's own; [`Tmpfs`]    |
 //! | `process`   | `/proc` helpers, [`HostProcess`], zygote daemons                  |
-//! | `diagnose`  | [`diagnose_task`]: what a hung task's processes and logs show    |
+//! | `diagnose`  | [`diagnose_task`]: what a hung task's processes and logs show; [`recent_logs`] |
 //! | `wasm`      | the Wasm image, `ctr run` with it, the artifact cache            |
 //! | `zygotectl` | the `zygotectl` binary, [`ControlledNode`] (a containerd whose config the test owns) |
 //! | `leftovers` | leak detectors: [`leftovers`], [`assert_no_leftovers`], counts     |
