@@ -282,6 +282,8 @@ WARM_ONLY_TESTS=(
 	refills_stop_under_memory_pressure_and_resume_after
 	a_stopped_zygote_is_replaced_counted_and_never_claimed
 	a_security_change_retires_idle_zygotes_as_stale
+	spread_on_this_machine_and_tasks_see_every_cpu
+	two_fixture_nodes_narrow_zygotes_and_claims_widen_them
 )
 integration_targets=()
 for f in "${repo_dir}"/tests/integration/tests/*.rs; do

@@ -36,10 +36,10 @@ pub enum Field {
     ResourcesMemoryLimitBytes,
     ResourcesPidsLimit,
     ResourcesCpuShares,
-    /// Reserved, not implemented: refused.
-    Placement,
-    /// Reserved, not implemented: refused.
-    Prefetch,
+    /// `pool.placement`: the NUMA node each zygote is born on.
+    PoolPlacement,
+    /// `pool.prefetch`: files read ahead when the pool refills.
+    PoolPrefetch,
     Landlock,
     Seccomp,
 }
@@ -66,8 +66,8 @@ impl Field {
             Field::ResourcesMemoryLimitBytes => "resources.memory_limit_bytes",
             Field::ResourcesPidsLimit => "resources.pids_limit",
             Field::ResourcesCpuShares => "resources.cpu_shares",
-            Field::Placement => "placement",
-            Field::Prefetch => "prefetch",
+            Field::PoolPlacement => "pool.placement",
+            Field::PoolPrefetch => "pool.prefetch",
             Field::Landlock => "landlock",
             Field::Seccomp => "seccomp",
         }
@@ -91,8 +91,6 @@ pub struct BadProfileName;
 pub enum Invalid {
     #[error("name: {} is {BadProfileName}", crate::quote(.0))]
     ProfileName(String),
-    #[error("{field}: not implemented ({why}); remove it")]
-    NotImplemented { field: Field, why: &'static str },
     #[error("namespaces: \"{}\" is listed twice", .0.name())]
     DuplicateNamespace(NsKind),
     #[error("pool.max ({0}) is larger than {limit}", limit = crate::PoolBounds::LIMIT)]
@@ -112,6 +110,17 @@ pub enum Invalid {
     },
     #[error("pool.max_births_per_sec (0) must be >= 1")]
     PoolBirthsPerSecZero,
+    #[error("pool.placement: an empty node list places nothing; write \"none\" or name nodes")]
+    PlacementEmpty,
+    #[error("pool.placement: node {0} is listed twice")]
+    PlacementDuplicate(u32),
+    /// Entry `index` of `pool.prefetch` is not an absolute path without `..`.
+    #[error("pool.prefetch[{index}]: {path:?} {why}")]
+    PrefetchPath {
+        index: usize,
+        path: PathBuf,
+        why: &'static str,
+    },
     /// `field` is one of the `pool.pressure` thresholds.
     #[error("{field} ({value}) must be a percent in 0..=100")]
     PressurePercent { field: Field, value: f64 },
@@ -150,9 +159,7 @@ impl Invalid {
     pub fn field(&self) -> Field {
         match self {
             Invalid::ProfileName(_) => Field::ProfileName,
-            Invalid::NotImplemented { field, .. }
-            | Invalid::NotPositive { field, .. }
-            | Invalid::PressurePercent { field, .. } => *field,
+            Invalid::NotPositive { field, .. } | Invalid::PressurePercent { field, .. } => *field,
             Invalid::DuplicateNamespace(_) => Field::Namespaces,
             Invalid::PoolMaxOverLimit(_) => Field::PoolMax,
             Invalid::PoolInitialOverMax { .. } => Field::PoolInitial,
@@ -160,6 +167,8 @@ impl Invalid {
             Invalid::PoolMaxAgeZero => Field::PoolMaxAgeSecs,
             Invalid::PoolSizing { key, .. } => Field::PoolSizing(key),
             Invalid::PoolBirthsPerSecZero => Field::PoolMaxBirthsPerSec,
+            Invalid::PlacementEmpty | Invalid::PlacementDuplicate(_) => Field::PoolPlacement,
+            Invalid::PrefetchPath { .. } => Field::PoolPrefetch,
             Invalid::CpuSharesRange(_) => Field::ResourcesCpuShares,
             Invalid::Landlock(_) | Invalid::LandlockRequired(_) => Field::Landlock,
             Invalid::SeccompNoNames { .. } | Invalid::SeccompEmptyName { .. } => Field::Seccomp,

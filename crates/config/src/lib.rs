@@ -16,8 +16,8 @@ pub mod options;
 pub mod read;
 
 pub use config::{
-    BadNamespace, Config, MetricsNode, Mode, NsKind, PoolBounds, PoolHealth, PoolPolicy, PoolPressure, Profile,
-    ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode, BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH,
+    BadNamespace, Config, MetricsNode, Mode, NsKind, Placement, PoolBounds, PoolHealth, PoolPolicy, PoolPressure,
+    Profile, ResourceDefaults, SeccompMode, SeccompPolicy, WasmNode, BUILTIN_PROFILE, CONFIG_ENV, DEFAULT_CONFIG_PATH,
     PROFILE_ANNOTATION,
 };
 pub use error::{OptionsProblem, PolicyError};

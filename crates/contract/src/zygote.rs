@@ -30,6 +30,18 @@ pub struct ZygoteConfig {
     /// with it, and the pool retires it once the loaded config differs.
     #[serde(default)]
     pub generation: Generation,
+    /// The NUMA node to be born on (the profile's `pool.placement`; `None`:
+    /// nothing set). The zygote narrows its CPU affinity to `cpus` and
+    /// prefers `node`'s memory before it clones its child.
+    #[serde(default)]
+    pub numa: Option<NumaPlacement>,
+}
+
+/// A NUMA node and its CPUs, as the daemon read them from sysfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumaPlacement {
+    pub node: u32,
+    pub cpus: Vec<u32>,
 }
 
 /// Fingerprints of what a zygote was made from, taken from its profile as

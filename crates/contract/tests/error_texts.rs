@@ -59,11 +59,10 @@ fn bad_field_type() {
 
 #[test]
 fn refused_keys() {
-    let (_dir, e) = load_err("[profiles.fast.placement]\ncpus = \"0-1\"\n");
+    let (_dir, e) = load_err("[profiles.fast.pool]\nplacement = [0, 0]\n");
     assert_eq!(
         e,
-        "<dir>/config.toml: profile \"fast\": placement: not implemented \
-         (zygote does not pin tasks to CPUs or memory nodes); remove it"
+        "<dir>/config.toml: profile \"fast\": pool.placement: node 0 is listed twice"
     );
     let (_dir, e) = load_err("[profiles.fast]\nnamespaces = [\"pid\", \"cgroup\"]\n");
     assert_eq!(

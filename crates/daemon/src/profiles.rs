@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::pool::placement;
 use crate::pool::sizing::Bounds;
 use crate::pool::PoolSpec;
 use oci_spec::runtime::{LinuxResources, Spec};
@@ -110,10 +111,13 @@ impl Profiles {
     }
 
     /// One pool per profile; a Wasm profile's zygotes hold a warm engine.
+    /// The NUMA topology is read here, once per load or reload, and each
+    /// profile's `pool.placement` resolved against it (and logged) once.
     pub(crate) fn pool_specs(&self) -> Vec<PoolSpec> {
         let Ok(c) = &self.config else {
             return Vec::new();
         };
+        let topology = placement::Topology::read(&placement::sysfs_root());
         c.profiles
             .values()
             .map(|p| PoolSpec {
@@ -131,6 +135,8 @@ impl Profiles {
                 max_births_per_sec: p.pool.max_births_per_sec as usize,
                 generation: self.generation(p),
                 health: p.pool.health,
+                placement: placement::resolve(&p.name, &p.pool.placement, &topology),
+                prefetch: p.pool.prefetch.clone(),
             })
             .collect()
     }

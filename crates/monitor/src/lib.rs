@@ -12,10 +12,11 @@
 //! Modules: [`monitor`] the event loop itself, [`zygote`] a warm zygote
 //! waiting to become a task's monitor, [`stdio`] containerd's stdio URIs,
 //! [`pump`] the copy loops, [`shim_log`] containerd's per-task log, [`sys`]
-//! raw syscalls. What it says to the daemon and keeps on disk is in
+//! raw syscalls, [`numa`] a zygote's NUMA placement. What it says to the daemon and keeps on disk is in
 //! `zygote-contract`.
 
 mod monitor;
+mod numa;
 mod pump;
 mod shim_log;
 mod stdio;

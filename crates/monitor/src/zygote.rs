@@ -12,6 +12,10 @@
 //! waits. On [`Request::Claim`] it becomes that task's ordinary monitor
 //! ([`monitor::serve`] with [`Source::Warm`]).
 //!
+//! When the pool chose a NUMA node ([`ZygoteConfig::numa`]) it is placed
+//! there before the clone, and its CPU affinity widened back at claim
+//! (module `numa`).
+//!
 //! While it waits it answers the pool's [`Request::Ping`] (health probe)
 //! from the same loop with its child's state (waiting, stopped, gone) and
 //! the generation it was born with.
@@ -66,6 +70,8 @@ pub fn run(config_json: &str) -> i32 {
         warm: cfg.wasm,
         hot: cfg.hot.clone(),
     };
+    // Placed before the child is cloned, so the child inherits the node.
+    let original_cpus = cfg.numa.as_ref().and_then(crate::numa::place);
     let zygote = match Zygote::spawn(CloneFlags::from_bits_retain(cfg.clone_flags), Some(guest)) {
         Ok(z) => z,
         Err(e) => return fail(&control, Failure::context(FailureKind::Internal, "spawn zygote", &e)),
@@ -91,6 +97,11 @@ pub fn run(config_json: &str) -> i32 {
         Ok(dir) => {
             let dir = TaskDir::at(dir);
             redirect_log(&dir);
+            // Before the task's init exists (cloned from here) or gets its
+            // task (the child): the task's CPUs are what runc would give it.
+            if let Some(original) = &original_cpus {
+                crate::numa::widen(original, zygote.pid());
+            }
             info!(profile = %cfg.profile, pid = zygote.pid(), dir = %dir.path().display(), "zygote claimed");
             monitor::serve(&dir, control, Source::Warm { zygote, pool, born_ns })
         }

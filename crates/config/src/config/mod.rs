@@ -24,6 +24,9 @@
 //! [profiles.default.pool.health]   # probe of idle zygotes (pidfd, ping, generation)
 //! probe_interval_ms = 5000         # 100..=3600000
 //! ping_timeout_ms = 1000           # >= 10, below probe_interval_ms: unanswered -> replaced
+//! # also in [profiles.default.pool]:
+//! # placement = "none"             # "none" | "spread" | "least-pressure" | [0, 2] (NUMA node ids)
+//! # prefetch = ["/usr/bin/python3"] # absolute, no "..": read ahead into the page cache at refills
 //! [profiles.default.resources]     # defaults applied when the spec sets none
 //! memory_limit_bytes = 536870912   # optional, > 0
 //! pids_limit = 1024                # optional, > 0
@@ -46,8 +49,7 @@
 //! ```
 //!
 //! Keys zygote does not implement are refused at load with a message saying
-//! so, never accepted and ignored: a profile's `placement` and `prefetch`
-//! tables, and the namespaces `mount` and `cgroup`.
+//! so, never accepted and ignored: the namespaces `mount` and `cgroup`.
 //!
 //! Profile names match `[a-z0-9][a-z0-9_-]{0,62}`. A task's profile comes
 //! from the `zygote.dev/profile` annotation, else from the runtime options
@@ -55,6 +57,7 @@
 
 mod health;
 pub(crate) mod parse;
+mod placement;
 mod pressure;
 #[cfg(test)]
 mod props;
@@ -69,6 +72,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use health::PoolHealth;
+pub use placement::Placement;
 pub use pressure::PoolPressure;
 pub use types::{
     BadNamespace, MetricsNode, Mode, NsKind, PoolBounds, PoolPolicy, Profile, ResourceDefaults, SeccompMode,

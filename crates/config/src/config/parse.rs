@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::types::{MetricsNode, Mode, NsKind, PoolBounds, Profile, ResourceDefaults, SeccompPolicy, WasmNode};
 use super::{validate, Config, BUILTIN_PROFILE};
 use crate::error::PolicyError;
-use crate::field::{Field, Invalid, Location};
+use crate::field::{Invalid, Location};
 use crate::landlock::LandlockPolicy;
 
 #[derive(Deserialize)]
@@ -38,24 +37,11 @@ struct RawProfile {
     pool: PoolBounds,
     #[serde(default)]
     resources: ResourceDefaults,
-    /// Not implemented: refused at load (see [`NOT_IMPLEMENTED`]).
-    #[serde(default)]
-    placement: Option<IgnoredAny>,
-    /// Not implemented: refused at load (see [`NOT_IMPLEMENTED`]).
-    #[serde(default)]
-    prefetch: Option<IgnoredAny>,
     #[serde(default)]
     landlock: Option<LandlockPolicy>,
     #[serde(default)]
     seccomp: Option<SeccompPolicy>,
 }
-
-/// Profile keys the file format reserves but zygote does not implement,
-/// and what is missing. They are refused, never accepted and ignored.
-const NOT_IMPLEMENTED: [(Field, &str); 2] = [
-    (Field::Placement, "zygote does not pin tasks to CPUs or memory nodes"),
-    (Field::Prefetch, "zygote reads no files ahead"),
-];
 
 /// How a file is named in errors.
 pub(crate) fn file_name(source: Option<&Path>) -> String {
@@ -75,10 +61,6 @@ pub(crate) fn parse(text: &str, source: Option<&Path>, abi: u32) -> Result<Confi
             invalid,
         };
         validate::profile_name(&name).map_err(|_| invalid(Invalid::ProfileName(name.clone())))?;
-        let given = [raw.placement.is_some(), raw.prefetch.is_some()];
-        if let Some(&(field, why)) = NOT_IMPLEMENTED.iter().zip(given).find_map(|(k, g)| g.then_some(k)) {
-            return Err(invalid(Invalid::NotImplemented { field, why }));
-        }
         let profile = Profile {
             name: name.clone(),
             mode: raw.mode,

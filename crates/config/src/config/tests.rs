@@ -144,8 +144,12 @@ fn pool_errors_name_file_profile_and_field() {
             Some("x"),
             Field::Namespaces,
         ),
-        ("[profiles.x.placement]\n", Some("x"), Field::Placement),
-        ("[profiles.x.prefetch]\n", Some("x"), Field::Prefetch),
+        ("[profiles.x.pool]\nplacement = []\n", Some("x"), Field::PoolPlacement),
+        (
+            "[profiles.x.pool]\nprefetch = [\"rel\"]\n",
+            Some("x"),
+            Field::PoolPrefetch,
+        ),
         (
             "[profiles.x.landlock]\nscope = [\"nope\"]\n",
             Some("x"),
@@ -271,21 +275,14 @@ fn resources_ranges() {
 }
 
 #[test]
-fn keys_not_implemented_are_refused() {
+fn warm_up_keys_belong_to_the_pool_table() {
+    // `placement` and `prefetch` are pool keys (config/placement.rs); at the
+    // profile's level they are unknown, not silently taken.
     let e = err("[profiles.x.placement]\ncpus = \"0-1\"\n");
-    assert_eq!(
-        e,
-        "/etc/zygote/config.toml: profile \"x\": placement: not implemented \
-         (zygote does not pin tasks to CPUs or memory nodes); remove it"
-    );
-    let e = err("[profiles.x]\nprefetch = { files = [\"/a\"] }\n");
-    assert_eq!(
-        e,
-        "/etc/zygote/config.toml: profile \"x\": prefetch: not implemented (zygote reads no files ahead); remove it"
-    );
-    // Even an empty table is refused: nothing the file says is dropped.
-    let e = err("[profiles.y.prefetch]\n");
-    assert!(e.contains("profile \"y\": prefetch: not implemented"), "{e}");
+    assert!(e.contains("profile \"x\": placement"), "{e}");
+    assert!(e.contains("unknown field `placement`"), "{e}");
+    let e = err("[profiles.x]\nprefetch = [\"/a\"]\n");
+    assert!(e.contains("unknown field `prefetch`"), "{e}");
 }
 
 #[test]
@@ -375,7 +372,7 @@ fn metrics_section_defaults_disables_and_refuses_unknown_keys() {
 #[test]
 fn pool_sizing_keys_load_and_are_validated() {
     let c = load("[profiles.p.pool]\npolicy = \"forecast\"\nhorizon_secs = 2.5\nscale_up_at = 1.5\n").unwrap();
-    let p = c.profile("p").unwrap().pool;
+    let p = &c.profile("p").unwrap().pool;
     assert_eq!(
         (p.policy, p.horizon_secs, p.scale_up_at),
         (crate::PoolPolicy::Forecast, 2.5, 1.5)

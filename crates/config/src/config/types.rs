@@ -113,7 +113,7 @@ pub enum PoolPolicy {
 }
 
 /// Bounds and sizing of a profile's warm pool.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolBounds {
     #[serde(default)]
@@ -154,6 +154,12 @@ pub struct PoolBounds {
     /// Health probe of idle zygotes.
     #[serde(default)]
     pub health: super::health::PoolHealth,
+    /// The NUMA node each zygote is born on.
+    #[serde(default)]
+    pub placement: super::placement::Placement,
+    /// Files brought into the page cache when the pool refills (absolute).
+    #[serde(default)]
+    pub prefetch: Vec<PathBuf>,
 }
 
 impl PoolBounds {
@@ -209,6 +215,8 @@ impl Default for PoolBounds {
             max_births_per_sec: Self::default_max_births_per_sec(),
             pressure: Default::default(),
             health: Default::default(),
+            placement: Default::default(),
+            prefetch: Vec::new(),
         }
     }
 }

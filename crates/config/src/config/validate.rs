@@ -120,7 +120,9 @@ fn pool(b: &PoolBounds) -> Result<(), Invalid> {
         return Err(Invalid::PoolBirthsPerSecZero);
     }
     b.pressure.validate()?;
-    b.health.validate()
+    b.health.validate()?;
+    b.placement.validate()?;
+    super::placement::validate_prefetch(&b.prefetch)
 }
 
 /// The `[wasm]` table.

@@ -48,6 +48,7 @@ pub(crate) struct Series {
     security: HistogramVec,
     zygote_creation: HistogramVec,
     scaling: IntCounterVec,
+    placed: IntCounterVec,
     exits: IntCounterVec,
     ooms: IntCounterVec,
     rpc_total: IntCounterVec,
@@ -108,6 +109,12 @@ impl Series {
                 "zygote_pool_scaling_events_total",
                 "Changes of a pool's target size, by direction (up|down) and cause (initial|demand).",
                 &["profile", "direction", "cause"],
+            ),
+            placed: counter(
+                &r,
+                "zygote_pool_placed_total",
+                "Zygotes that reached their pool placed on a NUMA node (pool.placement), by profile and node.",
+                &["profile", "node"],
             ),
             exits: counter(
                 &r,
@@ -189,6 +196,11 @@ pub(crate) fn pool_scaled(profile: &str, from: usize, to: usize) {
     let direction = if to > from { "up" } else { "down" };
     let cause = if from == 0 { "initial" } else { "demand" };
     series().scaling.with_label_values(&[profile, direction, cause]).inc();
+}
+
+/// A zygote of `profile` born on NUMA node `node` reached its pool.
+pub(crate) fn zygote_placed(profile: &str, node: u32) {
+    series().placed.with_label_values(&[profile, &node.to_string()]).inc();
 }
 
 /// A task's init process exited.

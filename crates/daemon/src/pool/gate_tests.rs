@@ -41,6 +41,8 @@ fn spec(profile: &str, min: usize, initial: usize, per_sec: usize) -> PoolSpec {
         max_births_per_sec: per_sec,
         generation: Default::default(),
         health: Default::default(),
+        placement: Default::default(),
+        prefetch: Vec::new(),
     }
 }
 

@@ -80,6 +80,8 @@ fn spec(generation: Generation) -> PoolSpec {
             probe_interval_ms: 1000,
             ping_timeout_ms: 200,
         },
+        placement: Default::default(),
+        prefetch: Vec::new(),
     }
 }
 

@@ -11,11 +11,15 @@
 //! and every fallback to the cold path by reason ([`Stats`]), and drains on
 //! stop: dropping a zygote's socket makes it kill its child and exit.
 //!
-//! Modules: [`sizing`] decides the target size, [`stats`] the counters,
+//! Modules: [`sizing`] decides the target size, [`placement`] the NUMA
+//! node of each birth, [`prefetch`] the files read ahead after births,
+//! [`stats`] the counters,
 //! [`set`] the pools themselves (with `health.rs`: the probe of idle
 //! zygotes, the checks at claim, retiring unhealthy ones), [`spawner`] how
 //! a zygote is made (a seam for unit tests).
 
+pub(crate) mod placement;
+pub(crate) mod prefetch;
 pub(crate) mod set;
 pub(crate) mod sizing;
 mod spawner;

@@ -43,6 +43,9 @@ impl PoolSet {
                     pool.stats.idle = 0;
                     pool.stats.generation = spec.generation;
                 }
+                if spec.placement != pool.spec.placement {
+                    info!(profile = %name, "pool placement changed: zygotes born from now on follow it");
+                }
                 if spec.bounds != pool.spec.bounds || spec.max_age != pool.spec.max_age {
                     info!(profile = %name, min = spec.bounds.min, initial = spec.bounds.initial, max = spec.bounds.max, "pool bounds changed");
                 }

@@ -58,6 +58,11 @@ pub(crate) struct PoolSpec {
     pub(crate) generation: Generation,
     /// Probe period and ping timeout.
     pub(crate) health: zygote_config::PoolHealth,
+    /// The NUMA node of each birth (`pool.placement` as this machine
+    /// allows it).
+    pub(crate) placement: super::placement::Plan,
+    /// Files read ahead after births (`pool.prefetch`).
+    pub(crate) prefetch: Vec<PathBuf>,
 }
 
 /// How many recent tasks' cgroup parents decide where zygotes go.
@@ -86,6 +91,8 @@ pub(crate) struct Warm {
     pub(crate) generation: Generation,
     /// Where its child was pre-placed (its pool cgroup is under it).
     cgroup_parent: Option<PathBuf>,
+    /// The NUMA node it was born on (`None`: not placed).
+    pub(super) node: Option<u32>,
     /// Tells idle zygotes apart while the health probe runs unlocked.
     serial: u64,
 }
@@ -107,6 +114,7 @@ impl Warm {
             zygote_pid: 0,
             generation: Generation::default(),
             cgroup_parent: None,
+            node: None,
             serial: 0,
         }
     }
@@ -116,6 +124,7 @@ impl Warm {
     pub(crate) fn made_from(mut self, cfg: &ZygoteConfig) -> Warm {
         self.generation = cfg.generation;
         self.cgroup_parent = cfg.cgroup_parent.clone();
+        self.node = cfg.numa.as_ref().map(|n| n.node);
         self
     }
 
@@ -175,6 +184,8 @@ pub(super) struct Pool {
     births: VecDeque<Instant>,
     /// When the health probe pings this pool's idle zygotes next.
     next_probe: Option<Instant>,
+    /// Turns the round-robin of [`super::placement::Plan::choose`].
+    placement_cursor: usize,
 }
 
 impl Pool {
@@ -197,6 +208,7 @@ impl Pool {
             gate: Gate::default(),
             births: VecDeque::new(),
             next_probe: None,
+            placement_cursor: 0,
         }
     }
 }
@@ -220,6 +232,8 @@ pub(crate) struct PoolSet {
     pub(super) node_max_births: usize,
     /// The next idle zygote's [`Warm::serial`].
     serial: std::sync::atomic::AtomicU64,
+    /// When each `pool.prefetch` file was last read ahead.
+    pub(super) prefetcher: Arc<super::prefetch::Prefetcher>,
 }
 
 impl PoolSet {
@@ -249,6 +263,7 @@ impl PoolSet {
             pressure,
             node_max_births: NODE_MAX_BIRTHS_PER_SEC,
             serial: std::sync::atomic::AtomicU64::new(1),
+            prefetcher: Arc::default(),
         })
     }
 
@@ -449,7 +464,9 @@ impl PoolSet {
                     let started = Instant::now();
                     let profile = cfg.profile.clone();
                     let r = this.spawner.spawn(&cfg).await.map(|w| w.made_from(&cfg));
-                    this.spawned(&profile, r, started);
+                    if this.spawned(&profile, r, started) {
+                        this.prefetch(&profile);
+                    }
                 });
             }
             self.write_stats();
@@ -540,8 +557,17 @@ impl PoolSet {
             pool.births.extend(std::iter::repeat_n(now, need));
             pool.spawning += need;
             pool.stats.spawning = pool.spawning;
+            let mut on_node = std::collections::BTreeMap::new();
+            for node in pool.idle.iter().filter_map(|w| w.node) {
+                *on_node.entry(node).or_default() += 1;
+            }
             for _ in 0..need {
+                let numa = pool.spec.placement.choose(&on_node, &mut pool.placement_cursor);
+                if let Some(n) = &numa {
+                    *on_node.entry(n.node).or_default() += 1;
+                }
                 out.push(ZygoteConfig {
+                    numa,
                     generation: pool.spec.generation,
                     profile: name.clone(),
                     clone_flags: pool.spec.clone_flags,
@@ -559,10 +585,11 @@ impl PoolSet {
         out
     }
 
-    pub(super) fn spawned(&self, profile: &str, r: Result<Warm, SpawnError>, started: Instant) {
+    /// A birth of `profile` ended with `r`; true when a zygote joined the pool.
+    pub(super) fn spawned(&self, profile: &str, r: Result<Warm, SpawnError>, started: Instant) -> bool {
         let mut pools = self.lock();
         let Some(pool) = pools.get_mut(profile) else {
-            return;
+            return false;
         };
         pool.spawning = pool.spawning.saturating_sub(1);
         pool.stats.spawning = pool.spawning;
@@ -582,9 +609,14 @@ impl PoolSet {
                 sorted.sort_unstable();
                 pool.stats.creation_us_p50 = sorted[sorted.len() / 2];
                 pool.stats.created += 1;
+                if let Some(node) = w.node {
+                    *pool.stats.placed.entry(node).or_default() += 1;
+                    crate::metrics::zygote_placed(profile, node);
+                }
                 pool.retry_at = None;
                 pool.idle.push_back(w);
                 pool.stats.idle = pool.idle.len();
+                return true;
             }
             Ok(_) => {}
             Err(e) => {
@@ -596,6 +628,31 @@ impl PoolSet {
                 pool.retry_at = Some((Instant::now() + backoff, backoff));
             }
         }
+        false
+    }
+
+    /// After a birth of `profile`: reads its `pool.prefetch` files ahead on
+    /// a blocking thread ([`super::prefetch`]), unless its memory pressure
+    /// gate is closed (the cache would only be evicted again).
+    fn prefetch(self: &Arc<Self>, profile: &str) {
+        let paths = {
+            let pools = self.lock();
+            let Some(pool) = pools.get(profile) else { return };
+            let memory = Resource::Memory.name();
+            if pool.spec.prefetch.is_empty() || pool.stats.pressure_gate.iter().any(|r| r == memory) {
+                return;
+            }
+            pool.spec.prefetch.clone()
+        };
+        let this = self.clone();
+        let profile = profile.to_string();
+        tokio::task::spawn_blocking(move || {
+            let done = this.prefetcher.run(&profile, &paths, Instant::now());
+            if let Some(pool) = this.lock().get_mut(&profile) {
+                pool.stats.prefetched += done.files;
+                pool.stats.prefetch_failures += done.failed;
+            }
+        });
     }
 
     /// `pools.json`, one writer at a time with the counters as they are

@@ -56,6 +56,16 @@ pub(crate) struct ProfileStats {
     /// Pings sent to idle zygotes by the health probe.
     #[serde(default)]
     pub(crate) probes: u64,
+    /// Zygotes that reached the pool placed on a NUMA node, by node id
+    /// (`pool.placement`; empty when it places nothing).
+    #[serde(default)]
+    pub(crate) placed: BTreeMap<u32, u64>,
+    /// Prefetch runs after births (`pool.prefetch`): files read ahead, and
+    /// paths that failed (each failing path is logged once).
+    #[serde(default)]
+    pub(crate) prefetched: u64,
+    #[serde(default)]
+    pub(crate) prefetch_failures: u64,
     /// The generation the pool's zygotes are made with now.
     #[serde(default)]
     pub(crate) generation: zygote_contract::zygote::Generation,

@@ -69,6 +69,8 @@ fn pools(bounds: Bounds, max_age: Duration) -> (Arc<PoolSet>, Arc<Fake>, tempfil
         max_births_per_sec: 10,
         generation: Default::default(),
         health: Default::default(),
+        placement: Default::default(),
+        prefetch: Vec::new(),
     };
     let set = PoolSet::new(
         fake.clone(),
@@ -240,6 +242,8 @@ fn spec(profile: &str, initial: usize) -> PoolSpec {
         max_births_per_sec: 10,
         generation: Default::default(),
         health: Default::default(),
+        placement: Default::default(),
+        prefetch: Vec::new(),
     }
 }
 
