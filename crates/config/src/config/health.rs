@@ -85,12 +85,9 @@ impl Default for PoolHealth {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::load;
     use super::PoolHealth;
-    use crate::{Config, Field, PolicyError};
-
-    fn load(text: &str) -> Result<Config, PolicyError> {
-        Config::from_toml(text, Some(std::path::Path::new("/etc/zygote/config.toml")), 0)
-    }
+    use crate::{Field, PolicyError};
 
     #[test]
     fn defaults_and_given_values() {

@@ -64,6 +64,8 @@ mod props;
 #[cfg(test)]
 mod select_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 mod types;
 pub(crate) mod validate;

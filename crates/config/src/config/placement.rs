@@ -117,12 +117,9 @@ pub(crate) fn validate_prefetch(paths: &[PathBuf]) -> Result<(), Invalid> {
 mod tests {
     use std::path::PathBuf;
 
+    use super::super::test_support::load;
     use super::Placement;
-    use crate::{Config, Field, PolicyError};
-
-    fn load(text: &str) -> Result<Config, PolicyError> {
-        Config::from_toml(text, Some(std::path::Path::new("/etc/zygote/config.toml")), 0)
-    }
+    use crate::Field;
 
     #[test]
     fn accepted_forms() {
@@ -150,7 +147,7 @@ mod tests {
 
     #[test]
     fn refusals_name_file_profile_and_field() {
-        for (text, field, message) in [
+        super::super::test_support::assert_refused(&[
             (
                 "[profiles.x.pool]\nplacement = []\n",
                 Field::PoolPlacement,
@@ -172,16 +169,7 @@ mod tests {
                 Field::PoolPrefetch,
                 "/etc/zygote/config.toml: profile \"x\": pool.prefetch[0]: \"/usr/../etc/shadow\" contains \"..\"",
             ),
-        ] {
-            let e = load(text).unwrap_err();
-            assert_eq!(e.to_string(), message);
-            match e {
-                PolicyError::InvalidProfile { profile, invalid, .. } => {
-                    assert_eq!((profile.as_str(), invalid.field()), ("x", field))
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        ]);
     }
 
     #[test]

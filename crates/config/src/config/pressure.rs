@@ -69,12 +69,9 @@ impl Default for PoolPressure {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::load;
     use super::PoolPressure;
-    use crate::{Config, Field, PolicyError};
-
-    fn load(text: &str) -> Result<Config, PolicyError> {
-        Config::from_toml(text, Some(std::path::Path::new("/etc/zygote/config.toml")), 0)
-    }
+    use crate::Field;
 
     #[test]
     fn defaults_and_given_thresholds() {
@@ -91,7 +88,7 @@ mod tests {
 
     #[test]
     fn bad_thresholds_name_file_profile_and_field() {
-        for (text, field, message) in [
+        super::super::test_support::assert_refused(&[
             (
                 "[profiles.x.pool.pressure]\ncpu_some = 140.0\n",
                 Field::PoolPressureCpuSome,
@@ -112,16 +109,7 @@ mod tests {
                 Field::PoolMaxBirthsPerSec,
                 "/etc/zygote/config.toml: profile \"x\": pool.max_births_per_sec (0) must be >= 1",
             ),
-        ] {
-            let e = load(text).unwrap_err();
-            assert_eq!(e.to_string(), message);
-            match e {
-                PolicyError::InvalidProfile { profile, invalid, .. } => {
-                    assert_eq!((profile.as_str(), invalid.field()), ("x", field))
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        ]);
     }
 
     #[test]
