@@ -20,7 +20,8 @@
 #                         started (default 400)
 #   ZYGOTE_VM_MEM         guest memory in MiB (default 2048)
 #   ZYGOTE_VM_CPUS        guest vCPUs (default 2)
-#   ZYGOTE_VM_NUMA=1      two NUMA nodes (half the vCPUs and memory each)
+#   ZYGOTE_VM_NUMA=0      one NUMA node (default 1: two nodes, half the vCPUs
+#                         and memory each, for the placement tests)
 #   ZYGOTE_TEST_RUNTIMES  as for hack/test.sh (default runc,zygote)
 #   ZYGOTE_SKIP_BUILD=1   use target/release as it is (no cargo build)
 #   ZYGOTE_VM_BENCH=N     instead of the tests, N rounds of warm then cold
@@ -49,7 +50,7 @@ readonly CACHE_DIR="${ZYGOTE_CACHE_DIR:-/var/tmp/zygote-cache}"
 # bursts must fit the pool's 10 s demand window (under TCG they take longer);
 # the profile tests (profile_by_*), whose "locked" profile denies TCP connect
 # with Landlock ABI 4, which bookworm's 6.1 kernel lacks (6.7+).
-readonly VM_TEST_TARGETS=(basic pools bad_input wasm cgroup_files devices systemd_cgroup cgroupfs_view)
+readonly VM_TEST_TARGETS=(basic pools bad_input wasm cgroup_files devices systemd_cgroup cgroupfs_view placement)
 readonly VM_DEFAULT_TESTS=(
 	pause_resume task_metrics task_ps kill_all update_resources memory_limit_oom cgroup_placement
 	no_leftovers_after_rm leftover_detectors_see_a_live_container delete_kills_only_the_tasks_own_processes
@@ -59,6 +60,7 @@ readonly VM_DEFAULT_TESTS=(
 	warm_init_is_placed_without_a_migration
 	systemd_cgroup_path_makes_a_transient_scope
 	cgroup_mount block_io_and_hugepages_in_cgroup_files
+	spread_on_this_machine_and_tasks_see_every_cpu two_fixture_nodes_narrow_zygotes_and_claims_widen_them
 )
 
 start=${SECONDS}
@@ -120,7 +122,7 @@ EOF
 mem=${ZYGOTE_VM_MEM:-2048}
 cpus=${ZYGOTE_VM_CPUS:-2}
 numa=()
-if [[ ${ZYGOTE_VM_NUMA:-0} == 1 ]]; then
+if [[ ${ZYGOTE_VM_NUMA:-1} == 1 ]]; then
 	half=$((cpus / 2))
 	[[ ${half} -ge 1 ]] || die "ZYGOTE_VM_NUMA=1 needs ZYGOTE_VM_CPUS >= 2"
 	numa=(-object "memory-backend-ram,id=m0,size=$((mem / 2))M" -object "memory-backend-ram,id=m1,size=$((mem - mem / 2))M"
