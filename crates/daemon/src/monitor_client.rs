@@ -46,13 +46,41 @@ pub(crate) enum Incoming {
 impl MonitorClient {
     /// Wraps a connected SEQPACKET socket and starts its reader task.
     pub(crate) fn new(fd: OwnedFd, events: mpsc::UnboundedSender<Incoming>) -> std::io::Result<Self> {
+        Self::with_waiter(fd, events, None)
+    }
+
+    /// Wraps the socket of a monitor or zygote just spawned, which sends one
+    /// reply unasked (the result of creating the container, or a zygote's
+    /// pid), and returns the wait for that reply. The waiter is in place
+    /// before the reader task starts: a reply that arrives with no waiter is
+    /// dropped (so a late one cannot pass for the next request's), and when
+    /// the wait was registered only after `new`, a reader running on another
+    /// worker thread could read a fast reply first and drop it; the Create
+    /// then hung until its timeout (about one cold Create in a thousand under
+    /// load, the monitor waiting in its event loop, the init at its barrier).
+    pub(crate) fn spawned(
+        fd: OwnedFd,
+        events: mpsc::UnboundedSender<Incoming>,
+    ) -> std::io::Result<(Self, impl std::future::Future<Output = Result<Reply, WireError>>)> {
+        let (tx, rx) = oneshot::channel();
+        let client = Self::with_waiter(fd, events, Some(tx))?;
+        Ok((client, async move {
+            rx.await.map(|(r, _)| r).map_err(|_| WireError::Closed)
+        }))
+    }
+
+    fn with_waiter(
+        fd: OwnedFd,
+        events: mpsc::UnboundedSender<Incoming>,
+        waiter: Option<oneshot::Sender<Answer>>,
+    ) -> std::io::Result<Self> {
         set_nonblocking(&fd)?;
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and
         // refers to the same socket until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
         let inner = Arc::new(Inner {
             fd,
-            pending: Default::default(),
+            pending: std::sync::Mutex::new(waiter),
             pong: Default::default(),
             serial: Mutex::new(()),
         });
@@ -109,17 +137,10 @@ impl MonitorClient {
         let _ = nix::sys::socket::shutdown(self.inner.fd.get_ref().as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 
-    /// Waits for the reply a freshly spawned monitor sends unasked (the
-    /// result of creating the container).
-    pub(crate) async fn first_reply(&self) -> Result<Reply, WireError> {
-        let _g = self.inner.serial.lock().await;
-        self.await_reply(None).await.map(|(r, _)| r)
-    }
-
     /// Sends a request and waits for its reply.
     pub(crate) async fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Answer, WireError> {
         let _g = self.inner.serial.lock().await;
-        self.await_reply(Some((req, fds))).await
+        self.await_reply((req, fds)).await
     }
 
     /// Pings a waiting zygote (the pool's health probe) and waits for its
@@ -138,12 +159,10 @@ impl MonitorClient {
         }
     }
 
-    async fn await_reply(&self, req: Option<(&Request, &[RawFd])>) -> Result<Answer, WireError> {
+    async fn await_reply(&self, (req, fds): (&Request, &[RawFd])) -> Result<Answer, WireError> {
         let (tx, rx) = oneshot::channel();
         *self.inner.pending.lock().expect("pending lock") = Some(tx);
-        if let Some((req, fds)) = req {
-            self.send(req, fds).await?;
-        }
+        self.send(req, fds).await?;
         rx.await.map_err(|_| WireError::Closed)
     }
 
@@ -221,4 +240,37 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use zygote_contract::proto::{self, Message, Reply};
+
+    use super::MonitorClient;
+
+    /// A peer that answers before anyone waits (its reply is already queued
+    /// when the client is made, and the reader has run before the wait is
+    /// polled) is still heard. Regression: the reply was read and dropped,
+    /// and the Create hung until its timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reply_sent_before_the_wait_is_not_lost() {
+        let (ours, theirs) = proto::pair().unwrap();
+        let reply = Message::Reply {
+            reply: Reply::Pid { pid: 42, at_ns: 7 },
+        };
+        proto::send(theirs.as_fd(), &reply, &[]).unwrap();
+        let (tx, _events) = mpsc::unbounded_channel();
+        let (_client, first_reply) = MonitorClient::spawned(ours, tx).unwrap();
+        // Let the reader task read the queued reply first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = tokio::time::timeout(Duration::from_secs(5), first_reply)
+            .await
+            .expect("the first reply was lost");
+        assert!(matches!(got, Ok(Reply::Pid { pid: 42, .. })), "{got:?}");
+        drop(theirs);
+    }
 }

@@ -71,12 +71,12 @@ impl Spawner for ProcessSpawner {
             })?;
         let monitor = zygote_runtime::sys::pidfd_open(zygote as i32).ok();
         let (tx, events) = mpsc::unbounded_channel();
-        let client = MonitorClient::new(ours, tx).map_err(SpawnError::Socket)?;
+        let (client, first_reply) = MonitorClient::spawned(ours, tx).map_err(SpawnError::Socket)?;
         // Until it is ready, a `Warm` with no pid: dropped on any failure, it
         // hangs up and the zygote goes away.
         let mut warm = Warm::new(client.clone(), events, 0, born, monitor);
         warm.zygote_pid = zygote as i32;
-        match tokio::time::timeout(SPAWN_TIMEOUT, client.first_reply()).await {
+        match tokio::time::timeout(SPAWN_TIMEOUT, first_reply).await {
             Ok(Ok(Reply::Pid { pid, .. })) => {
                 warm.pid = pid;
                 Ok(warm)
