@@ -65,14 +65,7 @@ fn zygote_daemon_sigkill() {
 
     // A new container works.
     let c2 = Container::new("after-daemon-kill", rt);
-    let out = ctr.run_rm(rt, c2.id(), &[], &["echo", "ok"]);
-    assert_eq!(
-        (out.code(), out.stdout.as_str()),
-        (0, "ok\n"),
-        "{}\n{}",
-        out.describe(),
-        recent_logs(60)
-    );
+    echo_ok_after_a_kill(&ctr, rt, c2.id());
 
     // The old container finishes normally and its status is delivered.
     ctr.wait_status(c.id(), "STOPPED", Duration::from_secs(30));
@@ -84,6 +77,20 @@ fn zygote_daemon_sigkill() {
     assert_eq!(ctr.delete_task_exit_status(c.id()), Ok(7));
     drop(c);
     drop(c2);
+}
+
+/// `echo ok` in a new container `id` prints ok; else the failure and the
+/// last lines of containerd's and the daemons' logs (what explains a failure
+/// right after a daemon was killed does not name the task).
+fn echo_ok_after_a_kill(ctr: &Ctr, rt: Runtime, id: &str) {
+    let out = ctr.run_rm(rt, id, &[], &["echo", "ok"]);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "ok\n"),
+        "{}\n{}",
+        out.describe(),
+        recent_logs(60)
+    );
 }
 
 /// A zygote daemon killed while idle is replaced transparently. Regression
@@ -107,14 +114,7 @@ fn zygote_daemon_sigkill_idle() {
         assert!(wait_proc_gone(pid, Duration::from_secs(10)));
     }
     let c2 = Container::new("idle-kill", rt);
-    let out = ctr.run_rm(rt, c2.id(), &[], &["echo", "ok"]);
-    assert_eq!(
-        (out.code(), out.stdout.as_str()),
-        (0, "ok\n"),
-        "{}\n{}",
-        out.describe(),
-        recent_logs(60)
-    );
+    echo_ok_after_a_kill(&ctr, rt, c2.id());
     assert_no_leftovers(c2.id());
 }
 
