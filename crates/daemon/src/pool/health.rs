@@ -31,8 +31,9 @@ use tracing::{info, warn};
 use zygote_contract::proto::Reply;
 use zygote_contract::zygote::{ChildState, Generation};
 
-use super::{running, Pool, PoolSet, Warm};
+use super::{Pool, PoolSet, Warm};
 use crate::monitor_client::MonitorClient;
+use zygote_contract::daemon::process_alive as running;
 
 /// The longest the health loop sleeps (it also notices new pools then).
 const MAX_NAP: Duration = Duration::from_secs(1);
